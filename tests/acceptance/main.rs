@@ -1,0 +1,10 @@
+//! Acceptance tests: the real Terraform CLI drives the provider binary (through
+//! `dev_overrides`) against a real OpenBao dev server and the APIM emulator.
+//!
+//! Needs the tools from `scripts/setup`. Run with `cargo test --test acceptance`; one area:
+//! `cargo test --test acceptance harness`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod harness;

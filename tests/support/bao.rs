@@ -1,0 +1,242 @@
+//! An OpenBao dev server for one test.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::process::tail;
+use super::tools::Tools;
+
+const ROOT_TOKEN: &str = "root";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const ATTEMPTS: u32 = 5;
+
+/// An OpenBao dev server (in-memory storage, unsealed, root token `root`, KV v2 mounted at
+/// `secret/`) listening on a free loopback port; killed on drop.
+pub struct Bao {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Bao {
+    /// `bao server -dev` with no extra configuration.
+    pub fn start() -> Bao {
+        Bao::start_inner(None)
+    }
+
+    /// `bao server -dev -config <file>` where the file holds `extra_hcl`, e.g.
+    /// `unsafe_allow_api_audit_creation = true`.
+    pub fn start_with_config(extra_hcl: &str) -> Bao {
+        Bao::start_inner(Some(extra_hcl))
+    }
+
+    fn start_inner(extra_hcl: Option<&str>) -> Bao {
+        let dir = tempfile::Builder::new()
+            .prefix("apim-bao-")
+            .tempdir()
+            .expect("create a temporary folder for OpenBao");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build an HTTP client");
+        let config = extra_hcl.map(|hcl| {
+            let file = dir.path().join("extra.hcl");
+            std::fs::write(&file, hcl).expect("write the extra OpenBao config");
+            file
+        });
+
+        // The port is found free and released for OpenBao to bind; another process may take
+        // it in between, hence the retries.
+        let mut failures = Vec::new();
+        for attempt in 1..=ATTEMPTS {
+            match spawn_once(dir.path(), config.as_deref(), attempt, &http) {
+                Ok((child, addr, log)) => {
+                    return Bao {
+                        child,
+                        addr,
+                        log,
+                        dir,
+                        http,
+                    }
+                }
+                Err((failure, retry)) => {
+                    if !retry {
+                        panic!("OpenBao dev server did not start: {failure}");
+                    }
+                    failures.push(failure);
+                }
+            }
+        }
+        panic!(
+            "OpenBao dev server did not start after {ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// `http://127.0.0.1:<port>`, for `VAULT_ADDR` and provider configurations.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The root token.
+    pub fn token(&self) -> &str {
+        ROOT_TOKEN
+    }
+
+    /// `VAULT_ADDR` and `VAULT_TOKEN` for this server, e.g. for [`super::TestCase::env`].
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("VAULT_ADDR".to_string(), self.addr.clone()),
+            ("VAULT_TOKEN".to_string(), ROOT_TOKEN.to_string()),
+        ]
+    }
+
+    /// A folder that lives as long as the server (for audit files, certificates...).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One API call with the root token: `method` is any HTTP method or `LIST`; `path` is
+    /// relative to `/v1/` (a leading `/` or `/v1/` is accepted too). Answers the status and
+    /// the JSON body (`Null` when empty, a JSON string when the body is not JSON).
+    #[track_caller]
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let path = path.trim_start_matches('/');
+        let path = path.strip_prefix("v1/").unwrap_or(path);
+        let url = format!("{}/v1/{path}", self.addr);
+        let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .unwrap_or_else(|e| panic!("bad HTTP method {method:?}: {e}"));
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header("X-Vault-Token", ROOT_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}\nOpenBao log:\n{}", self.log_tail()));
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// [`Bao::api`] that panics (with the response) unless the status is 2xx; answers the body.
+    #[track_caller]
+    pub fn api_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.api(method, path, body);
+        if !(200..300).contains(&status) {
+            panic!("OpenBao {method} {path} answered {status}: {value}");
+        }
+        value
+    }
+
+    fn log_tail(&self) -> String {
+        tail(&self.log(), 8 * 1024)
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free loopback port")
+}
+
+/// Starts one dev server and waits for `/v1/sys/health`. On failure: the reason, and whether
+/// another port is worth a try.
+fn spawn_once(
+    dir: &Path,
+    config: Option<&Path>,
+    attempt: u32,
+    http: &reqwest::blocking::Client,
+) -> Result<(Child, String, PathBuf), (String, bool)> {
+    let tools = Tools::get();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = dir.join(format!("bao-{attempt}.log"));
+    let log_file = std::fs::File::create(&log).expect("create the OpenBao log");
+    let mut cmd = Command::new(&tools.bao);
+    cmd.args([
+        "server",
+        "-dev",
+        &format!("-dev-root-token-id={ROOT_TOKEN}"),
+        &format!("-dev-listen-address={listen}"),
+    ]);
+    if let Some(file) = config {
+        cmd.arg("-config").arg(file);
+    }
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("VAULT_") || k.starts_with("BAO_") {
+            cmd.env_remove(&key);
+        }
+    }
+    // HOME: the dev server stores its root token through the token helper (~/.vault-token).
+    cmd.env("HOME", dir)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone the log handle"))
+        .stderr(log_file);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.bao.display()));
+
+    let addr = format!("http://{listen}");
+    let health = format!("{addr}/v1/sys/health");
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let retry = text.contains("address already in use");
+            return Err((
+                format!(
+                    "`bao server -dev` on {listen} exited with {status}:\n{}",
+                    tail(&text, 8 * 1024)
+                ),
+                retry,
+            ));
+        }
+        if let Ok(response) = http.get(&health).timeout(Duration::from_secs(2)).send() {
+            if response.status().as_u16() == 200 {
+                return Ok((child, addr, log));
+            }
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err((
+                format!(
+                    "`bao server -dev` on {listen} not healthy after {} s:\n{}",
+                    START_TIMEOUT.as_secs(),
+                    tail(&text, 8 * 1024)
+                ),
+                false,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

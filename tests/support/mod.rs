@@ -1,0 +1,65 @@
+//! Acceptance-test harness: the semantics of HashiCorp's terraform-plugin-testing, driving
+//! the real Terraform CLI (through a `dev_overrides` CLI configuration) against a real
+//! OpenBao dev server.
+//!
+//! * [`Tools`]: the binaries installed by `scripts/setup` (Terraform 1.15.5, OpenBao, the
+//!   Go null provider, PostgreSQL's bin dir).
+//! * [`terraform_versions`]: the Terraform version matrix every [`TestCase`] runs against.
+//! * [`Bao`]: an OpenBao dev server on a free loopback port, stopped on drop.
+//! * [`Workdir`]: one Terraform working directory (config, state, CLI config).
+//! * [`TestCase`] / [`Step`] / [`run`]: config, import and drift steps, then destroy and
+//!   `check_destroy`.
+//!
+//! Environment knobs: `APIM_TOOLS_DIR` (tools folder, default `<repo>/.tools`),
+//! `APIM_TEST_TF_MATRIX=0` (only Terraform 1.15.5), `APIM_TEST_KEEP=1` (keep working
+//! directories), `APIM_TEST_TF_LOG=<level>` (Terraform's `TF_LOG`, written to the captured
+//! stderr), `APIM_TEST_TF_TIMEOUT=<seconds>` (per Terraform command, default 300),
+//! `APIM_TEST_TMPDIR` (where working directories go).
+#![allow(dead_code)]
+
+mod bao;
+mod process;
+mod testcase;
+mod tools;
+mod workdir;
+
+#[allow(unused_imports)]
+pub use bao::Bao;
+#[allow(unused_imports)]
+pub use testcase::{run, run_with, Step, TestCase};
+#[allow(unused_imports)]
+pub use tools::{terraform_versions, TerraformBin, Tools};
+#[allow(unused_imports)]
+pub use workdir::{TfOutput, Workdir};
+
+/// Text comparison that ignores how Terraform wrapped and framed a message: box-drawing
+/// gutters (`│`, `╷`, `╵`) are dropped and every run of whitespace becomes one space.
+pub fn normalize_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line.trim_start_matches(['│', '╷', '╵', ' ', '\t']);
+        for word in line.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Whether `haystack` contains `needle`, both compared with [`normalize_text`].
+pub fn contains_normalized(haystack: &str, needle: &str) -> bool {
+    normalize_text(haystack).contains(&normalize_text(needle))
+}
+
+/// The message of a caught panic, for tests that assert how the harness fails.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else {
+        "<non-string panic payload>".to_string()
+    }
+}
