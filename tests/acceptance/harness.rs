@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::support::{
-    contains_normalized, panic_message, run, terraform_versions, Bao, Step, TerraformBin, TestCase,
-    Tools, Workdir,
+    contains_normalized, panic_message, run, terraform_versions, Bao, Postgres, Step, TerraformBin,
+    TestCase, Tools, Workdir,
 };
 
 /// Runs `f`, which must panic; answers the panic message.
@@ -289,4 +289,71 @@ fn bao_audit_devices_need_the_unsafe_config() {
     assert!((200..300).contains(&status), "{status} {body}");
     permissive.api_ok("GET", "sys/health", None);
     assert!(permissive.dir().join("audit.log").exists());
+}
+
+#[test]
+fn postgres_behind_bao_database_engine_issues_leased_credentials() {
+    if !Postgres::available() {
+        eprintln!("skipped: no PostgreSQL server binaries (scripts/setup with APIM_SETUP_SKIP_POSTGRES=1)");
+        return;
+    }
+    let pg = Postgres::start();
+    assert_eq!(pg.psql("SELECT 1"), "1");
+    assert!(pg
+        .psql_as("postgres", "wrong password", "SELECT 1")
+        .is_err());
+
+    let bao = Bao::start();
+    bao.api_ok(
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database"})),
+    );
+    bao.api_ok(
+        "POST",
+        "database/config/pg",
+        Some(json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": pg.bao_connection_url(),
+            "username": pg.superuser(),
+            "password": pg.password(),
+            "allowed_roles": ["app"],
+        })),
+    );
+    bao.api_ok(
+        "POST",
+        "database/roles/app",
+        Some(json!({
+            "db_name": "pg",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+            ],
+            "default_ttl": "5m",
+            "max_ttl": "1h",
+        })),
+    );
+    let creds = bao.api_ok("GET", "database/creds/app", None);
+    let lease_id = creds["lease_id"].as_str().unwrap();
+    assert!(lease_id.starts_with("database/creds/app/"), "{creds}");
+    assert_eq!(creds["renewable"], true);
+    assert_eq!(creds["lease_duration"], 300);
+    let user = creds["data"]["username"].as_str().unwrap();
+    let password = creds["data"]["password"].as_str().unwrap();
+    assert_eq!(
+        pg.psql_as(user, password, "SELECT current_user").unwrap(),
+        user
+    );
+
+    let renewed = bao.api_ok(
+        "PUT",
+        "sys/leases/renew",
+        Some(json!({"lease_id": lease_id, "increment": 600})),
+    );
+    assert_eq!(renewed["lease_id"], lease_id);
+    bao.api_ok(
+        "PUT",
+        "sys/leases/revoke",
+        Some(json!({"lease_id": lease_id})),
+    );
+    assert!(pg.psql_as(user, password, "SELECT 1").is_err());
 }

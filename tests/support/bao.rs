@@ -159,7 +159,8 @@ impl Drop for Bao {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback TCP port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

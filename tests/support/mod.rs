@@ -6,6 +6,8 @@
 //!   Go null provider, PostgreSQL's bin dir).
 //! * [`terraform_versions`]: the Terraform version matrix every [`TestCase`] runs against.
 //! * [`Bao`]: an OpenBao dev server on a free loopback port, stopped on drop.
+//! * [`Postgres`]: a throw-away PostgreSQL cluster (for OpenBao's database engine and its
+//!   leases), stopped on drop.
 //! * [`Workdir`]: one Terraform working directory (config, state, CLI config).
 //! * [`TestCase`] / [`Step`] / [`run`]: config, import and drift steps, then destroy and
 //!   `check_destroy`.
@@ -18,6 +20,7 @@
 #![allow(dead_code)]
 
 mod bao;
+mod postgres;
 mod process;
 mod testcase;
 mod tools;
@@ -25,6 +28,8 @@ mod workdir;
 
 #[allow(unused_imports)]
 pub use bao::Bao;
+#[allow(unused_imports)]
+pub use postgres::Postgres;
 #[allow(unused_imports)]
 pub use testcase::{run, run_with, Step, TestCase};
 #[allow(unused_imports)]

@@ -28,6 +28,8 @@ use super::workdir::{TfOutput, Workdir};
 pub type Hook<'a> = Box<dyn Fn() + 'a>;
 /// A closure checking the working directory after a step.
 pub type Check<'a> = Box<dyn Fn(&Workdir) + 'a>;
+/// A closure computing an import ID from the previous step's working directory.
+pub type ImportIdFn<'a> = Box<dyn Fn(&Workdir) -> String + 'a>;
 
 /// A sequence of steps run against every Terraform of [`terraform_versions`].
 #[derive(Default)]
@@ -91,7 +93,7 @@ pub struct Step<'a> {
     pub import_resource: Option<&'a str>,
     /// Import ID; default: `import_id_fn`, else the resource's `id` in the previous state.
     pub import_id: Option<String>,
-    pub import_id_fn: Option<Box<dyn Fn(&Workdir) -> String + 'a>>,
+    pub import_id_fn: Option<ImportIdFn<'a>>,
     /// Attribute paths (dotted: `a`, `a.b`, `list.0.x`) not compared after import.
     pub import_verify_ignore: Vec<&'a str>,
 
