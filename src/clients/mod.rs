@@ -1,0 +1,3 @@
+//! Typed API clients. They know nothing of Terraform: no values, schemas or diagnostics.
+
+pub mod vault;

@@ -1,0 +1,14 @@
+//! The protocol-agnostic core: values, schemas, diagnostics, generic validation and planning,
+//! the resource traits, and the docs renderer. Knows nothing of tfplugin6, Vault or Azure.
+
+pub mod cancel;
+pub mod diag;
+pub mod plan;
+pub mod resource;
+pub mod schema;
+pub mod validate;
+pub mod value;
+
+pub use diag::{AttrPath, Diags};
+pub use schema::{Attribute, Block, Constraint, NestedBlock, Schema};
+pub use value::{Type, Value};

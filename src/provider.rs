@@ -1,0 +1,317 @@
+//! The `provider "apim"` block: its schema, environment fallbacks, validation, and the
+//! clients it configures. Both the `vault` and `azure` blocks are optional; a resource that
+//! needs a side that is not configured gets a diagnostic naming the missing setting.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use url::Url;
+
+use crate::clients::vault::{JwtLogin, Vault, VaultSettings};
+use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::resource::{DataSource, EphemeralResource, Provider, Resource};
+use crate::framework::schema::{Attribute, Block, Constraint, NestedBlock, Schema};
+use crate::framework::value::Value;
+use crate::resources;
+
+/// Default `vault.max_retries`.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// Azure settings from the `azure` block and the `ARM_*` environment. The ARM client that
+/// uses them comes with the Azure-side resources.
+#[derive(Debug, Clone, Default)]
+pub struct AzureSettings {
+    /// Subscription.
+    pub subscription_id: Option<String>,
+    /// Entra tenant.
+    pub tenant_id: Option<String>,
+    /// Application (client) ID.
+    pub client_id: Option<String>,
+    /// Client secret (never logged).
+    pub client_secret: Option<String>,
+    /// Workload identity / OIDC token file.
+    pub use_oidc: bool,
+    /// Managed identity.
+    pub use_msi: bool,
+    /// Azure CLI credentials.
+    pub use_cli: bool,
+    /// `public`, `usgovernment` or `china`.
+    pub environment: String,
+    /// ARM endpoint override.
+    pub resource_manager_endpoint: Option<String>,
+    /// Entra authority override.
+    pub authority_host: Option<String>,
+    /// Extra trusted CA bundle.
+    pub ca_cert_file: Option<PathBuf>,
+}
+
+/// What ConfigureProvider produces and every resource receives.
+pub struct ProviderData {
+    vault: Result<Arc<Vault>, String>,
+    /// The Azure settings, when the `azure` block or `ARM_*` variables give any.
+    pub azure: AzureSettings,
+}
+
+impl ProviderData {
+    /// The Vault client, or an error diagnostic saying which setting is missing.
+    pub fn vault(&self, d: &mut Diags) -> Option<&Vault> {
+        match &self.vault {
+            Ok(v) => Some(v),
+            Err(why) => {
+                d.error("Vault is not configured", why.clone());
+                None
+            }
+        }
+    }
+}
+
+/// The provider.
+pub struct ApimProvider {
+    resources: Vec<Box<dyn Resource<ProviderData>>>,
+    data_sources: Vec<Box<dyn DataSource<ProviderData>>>,
+    ephemeral: Vec<Box<dyn EphemeralResource<ProviderData>>>,
+}
+
+impl ApimProvider {
+    /// The provider with every type it offers.
+    pub fn new() -> ApimProvider {
+        ApimProvider {
+            resources: resources::resources(),
+            data_sources: resources::data_sources(),
+            ephemeral: resources::ephemeral_resources(),
+        }
+    }
+}
+
+impl Default for ApimProvider {
+    fn default() -> Self {
+        ApimProvider::new()
+    }
+}
+
+fn vault_block() -> Block {
+    Block::new("Where Vault (or OpenBao) is and how the provider authenticates to it.")
+        .attr(
+            Attribute::string("address")
+                .describe("Vault address, e.g. `https://vault.example.com:8200`. Environment: `VAULT_ADDR`.")
+                .env(&["VAULT_ADDR"])
+                .validate(validate_url),
+        )
+        .attr(
+            Attribute::string("token")
+                .sensitive()
+                .describe("Vault token. Environment: `VAULT_TOKEN`, then the file `~/.vault-token`. Conflicts with `auth_login_jwt`.")
+                .env(&["VAULT_TOKEN"]),
+        )
+        .attr(
+            Attribute::string("namespace")
+                .describe("Vault Enterprise namespace, sent as `X-Vault-Namespace`. Environment: `VAULT_NAMESPACE`.")
+                .env(&["VAULT_NAMESPACE"]),
+        )
+        .attr(
+            Attribute::string("ca_cert_file")
+                .describe("PEM file of CA certificates to trust for Vault's TLS certificate. Environment: `VAULT_CACERT`.")
+                .env(&["VAULT_CACERT"]),
+        )
+        .attr(
+            Attribute::bool("skip_tls_verify")
+                .describe("Accept any TLS certificate from Vault. For tests only: the provider warns when it is set. Environment: `VAULT_SKIP_VERIFY`. Default `false`.")
+                .env(&["VAULT_SKIP_VERIFY"]),
+        )
+        .attr(
+            Attribute::number("max_retries")
+                .describe("Retries after a 5xx, 429 or connection error, with exponential backoff. Default `3`.")
+                .validate(crate::framework::schema::validators::non_negative_int),
+        )
+        .block(
+            NestedBlock::single(
+                "auth_login_jwt",
+                Block::new("Log in with a JWT (for example a CI OIDC token) instead of using a static token. The token obtained is renewed, or obtained again, before it expires.")
+                    .attr(Attribute::string("mount").describe("Path of the JWT auth mount. Default `jwt`."))
+                    .attr(Attribute::string("role").required().describe("Role to log in with."))
+                    .attr(
+                        Attribute::string("jwt")
+                            .sensitive()
+                            .describe("The JWT. Environment: `APIM_VAULT_AUTH_JWT`.")
+                            .env(&["APIM_VAULT_AUTH_JWT"]),
+                    ),
+            ),
+        )
+        .constraint(Constraint::ConflictsWith(&["token", "auth_login_jwt"]))
+}
+
+fn azure_block() -> Block {
+    Block::new("How the provider reaches Azure Resource Manager and Entra ID.")
+        .attr(Attribute::string("subscription_id").describe("Subscription ID. Environment: `ARM_SUBSCRIPTION_ID`.").env(&["ARM_SUBSCRIPTION_ID"]))
+        .attr(Attribute::string("tenant_id").describe("Entra tenant ID. Environment: `ARM_TENANT_ID`.").env(&["ARM_TENANT_ID"]))
+        .attr(Attribute::string("client_id").describe("Application (client) ID. Environment: `ARM_CLIENT_ID`.").env(&["ARM_CLIENT_ID"]))
+        .attr(Attribute::string("client_secret").sensitive().describe("Client secret. Environment: `ARM_CLIENT_SECRET`.").env(&["ARM_CLIENT_SECRET"]))
+        .attr(Attribute::bool("use_oidc").describe("Use a federated (workload identity) token from `ARM_OIDC_TOKEN_FILE_PATH` or `AZURE_FEDERATED_TOKEN_FILE`. Environment: `ARM_USE_OIDC`.").env(&["ARM_USE_OIDC"]))
+        .attr(Attribute::bool("use_msi").describe("Use the managed identity of the machine running Terraform. Environment: `ARM_USE_MSI`.").env(&["ARM_USE_MSI"]))
+        .attr(Attribute::bool("use_cli").describe("Use the Azure CLI's login. Environment: `ARM_USE_CLI`. Default `true` when no other credential is given.").env(&["ARM_USE_CLI"]))
+        .attr(
+            Attribute::string("environment")
+                .describe("Azure cloud: `public`, `usgovernment` or `china`. Environment: `ARM_ENVIRONMENT`. Default `public`.")
+                .env(&["ARM_ENVIRONMENT"])
+                .one_of(&["public", "usgovernment", "china"]),
+        )
+        .attr(Attribute::string("resource_manager_endpoint").describe("Override of the ARM endpoint. Environment: `ARM_RESOURCE_MANAGER_ENDPOINT`.").env(&["ARM_RESOURCE_MANAGER_ENDPOINT"]).validate(validate_url))
+        .attr(Attribute::string("authority_host").describe("Override of the Entra authority host. Environment: `AZURE_AUTHORITY_HOST`.").env(&["AZURE_AUTHORITY_HOST"]).validate(validate_url))
+        .attr(Attribute::string("ca_cert_file").describe("Extra trusted CA bundle (PEM), for TLS-inspecting proxies or the APIM emulator. Environment: `ARM_CA_CERT_FILE`.").env(&["ARM_CA_CERT_FILE"]))
+}
+
+fn validate_url(v: &Value, p: &AttrPath, d: &mut Diags) {
+    if let Some(s) = v.as_str() {
+        if let Err(why) = parse_http_url(s) {
+            d.attr_error(p.clone(), "Invalid URL", format!("`{p}` {why}."));
+        }
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<Url, String> {
+    match Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        Ok(_) => Err(format!("is {s:?}; it must be an http:// or https:// URL with a host")),
+        Err(e) => Err(format!("is {s:?}, which is not a URL ({e})")),
+    }
+}
+
+/// The provider schema, built once.
+pub fn provider_schema() -> &'static Schema {
+    static S: OnceLock<Schema> = OnceLock::new();
+    S.get_or_init(|| {
+        Schema::new(
+            Block::new("The apim provider binds Azure API Management to HashiCorp Vault (or OpenBao): APIM fetches credentials from Vault at request time with its managed identity.")
+                .block(NestedBlock::single("vault", vault_block()))
+                .block(NestedBlock::single("azure", azure_block())),
+        )
+    })
+}
+
+/// A setting from configuration, else from the first environment variable that is set.
+fn setting(block: &Value, name: &str, env: &[&str]) -> Option<String> {
+    block
+        .get(name)
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| {
+            env.iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        })
+}
+
+fn flag(block: &Value, name: &str, env: &str) -> bool {
+    block.get(name).as_bool().unwrap_or_else(|| {
+        std::env::var(env)
+            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+            .unwrap_or(false)
+    })
+}
+
+fn vault_settings(v: &Value, d: &mut Diags) -> Result<VaultSettings, String> {
+    if !v.get("address").is_null() && v.get("address").is_unknown() {
+        return Err("The Vault address is not known until apply; resources that need Vault during plan cannot be checked yet.".into());
+    }
+    let address = setting(v, "address", &["VAULT_ADDR"]).ok_or(
+        "No Vault address: set `address` in the `vault` block of the provider, or the VAULT_ADDR environment variable.",
+    )?;
+    let address = parse_http_url(&address).map_err(|why| format!("The Vault address {why}."))?;
+    let token = setting(v, "token", &["VAULT_TOKEN"]).or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        std::fs::read_to_string(PathBuf::from(home).join(".vault-token"))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    });
+    let skip_tls_verify = flag(v, "skip_tls_verify", "VAULT_SKIP_VERIFY");
+    if skip_tls_verify {
+        d.attr_warning(
+            AttrPath::root("vault").attr("skip_tls_verify"),
+            "TLS verification of Vault is off",
+            "The provider accepts any certificate from Vault, so a machine in the middle could read the Vault token. Use `ca_cert_file` to trust a private CA instead.",
+        );
+    }
+    let login = v.get("auth_login_jwt");
+    let login = if login.is_null() {
+        None
+    } else {
+        Some(JwtLogin {
+            mount: login.get("mount").as_str().unwrap_or("jwt").to_string(),
+            role: login.get("role").as_str().unwrap_or_default().to_string(),
+            jwt: setting(login, "jwt", &["APIM_VAULT_AUTH_JWT"]).ok_or(
+                "`vault.auth_login_jwt` has no JWT: set `jwt` or the APIM_VAULT_AUTH_JWT environment variable.",
+            )?,
+        })
+    };
+    Ok(VaultSettings {
+        address,
+        token,
+        namespace: setting(v, "namespace", &["VAULT_NAMESPACE"]),
+        ca_cert_file: setting(v, "ca_cert_file", &["VAULT_CACERT"]).map(PathBuf::from),
+        skip_tls_verify,
+        max_retries: v
+            .get("max_retries")
+            .as_i64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_MAX_RETRIES),
+        login,
+    })
+}
+
+fn azure_settings(a: &Value) -> AzureSettings {
+    AzureSettings {
+        subscription_id: setting(a, "subscription_id", &["ARM_SUBSCRIPTION_ID"]),
+        tenant_id: setting(a, "tenant_id", &["ARM_TENANT_ID"]),
+        client_id: setting(a, "client_id", &["ARM_CLIENT_ID"]),
+        client_secret: setting(a, "client_secret", &["ARM_CLIENT_SECRET"]),
+        use_oidc: flag(a, "use_oidc", "ARM_USE_OIDC"),
+        use_msi: flag(a, "use_msi", "ARM_USE_MSI"),
+        use_cli: flag(a, "use_cli", "ARM_USE_CLI"),
+        environment: setting(a, "environment", &["ARM_ENVIRONMENT"])
+            .unwrap_or_else(|| "public".into()),
+        resource_manager_endpoint: setting(
+            a,
+            "resource_manager_endpoint",
+            &["ARM_RESOURCE_MANAGER_ENDPOINT"],
+        ),
+        authority_host: setting(a, "authority_host", &["AZURE_AUTHORITY_HOST"]),
+        ca_cert_file: setting(a, "ca_cert_file", &["ARM_CA_CERT_FILE"]).map(PathBuf::from),
+    }
+}
+
+#[async_trait]
+impl Provider for ApimProvider {
+    type Data = ProviderData;
+
+    fn schema(&self) -> &Schema {
+        provider_schema()
+    }
+
+    async fn configure(
+        &self,
+        config: &Value,
+        _terraform_version: &str,
+        d: &mut Diags,
+    ) -> Option<ProviderData> {
+        let vault = vault_settings(config.get("vault"), d).and_then(|s| {
+            Vault::new(s)
+                .map(Arc::new)
+                .map_err(|e| format!("The Vault client could not be set up: {e}"))
+        });
+        Some(ProviderData {
+            vault,
+            azure: azure_settings(config.get("azure")),
+        })
+    }
+
+    fn resources(&self) -> &[Box<dyn Resource<ProviderData>>] {
+        &self.resources
+    }
+    fn data_sources(&self) -> &[Box<dyn DataSource<ProviderData>>] {
+        &self.data_sources
+    }
+    fn ephemeral_resources(&self) -> &[Box<dyn EphemeralResource<ProviderData>>] {
+        &self.ephemeral
+    }
+}

@@ -1,0 +1,39 @@
+//! One file per Terraform type, plus this registry. Resources use the framework and the
+//! typed clients; they never see the protocol.
+
+mod rules;
+pub mod vault_policy;
+pub mod vault_policy_document;
+
+use crate::framework::resource::{DataSource, EphemeralResource, Resource};
+use crate::provider::ProviderData;
+
+/// Every managed resource type.
+pub fn resources() -> Vec<Box<dyn Resource<ProviderData>>> {
+    vec![Box::new(vault_policy::VaultPolicy)]
+}
+
+/// Every data source type.
+pub fn data_sources() -> Vec<Box<dyn DataSource<ProviderData>>> {
+    vec![Box::new(vault_policy_document::VaultPolicyDocument)]
+}
+
+/// Every ephemeral resource type.
+pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralResource<ProviderData>>> {
+    Vec::new()
+}
+
+/// The uniform diagnostic for a failed API call: "Unable to <action> <type>", with the
+/// object and the upstream error in the detail.
+pub(crate) fn api_error(
+    d: &mut crate::framework::Diags,
+    action: &str,
+    type_name: &str,
+    object: &str,
+    err: &dyn std::fmt::Display,
+) {
+    d.error(
+        format!("Unable to {action} {type_name}"),
+        format!("{type_name} {object}: {err}"),
+    );
+}

@@ -1,0 +1,12 @@
+//! The only code that knows tfplugin6, msgpack, go-plugin and tonic: the handshake, the
+//! transport, and the RPCs that translate between the protocol and the framework.
+
+pub mod codec;
+pub mod convert;
+pub mod handshake;
+pub mod plugin;
+pub mod rpc;
+pub mod service;
+pub mod tls;
+
+pub use handshake::{serve, ServeMode};

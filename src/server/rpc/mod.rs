@@ -1,0 +1,9 @@
+//! The RPC handlers, grouped by what they serve.
+
+pub mod configure;
+pub mod data;
+pub mod ephemeral;
+pub mod resource;
+pub mod schema;
+pub mod unsupported;
+pub mod validate;
