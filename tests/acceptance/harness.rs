@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::support::{
-    contains_normalized, panic_message, run, terraform_versions, Bao, Postgres, Step, TerraformBin,
-    TestCase, Tools, Workdir,
+    contains_normalized, panic_message, run, terraform_versions, Bao, Emulator, Postgres, Step,
+    TerraformBin, TestCase, Tools, Workdir,
 };
 
 /// Runs `f`, which must panic; answers the panic message.
@@ -356,4 +356,31 @@ fn postgres_behind_bao_database_engine_issues_leased_credentials() {
         Some(json!({"lease_id": lease_id})),
     );
     assert!(pg.psql_as(user, password, "SELECT 1").is_err());
+}
+
+#[test]
+fn emulator_starts_and_describes_its_seed() {
+    if Emulator::binary().is_none() {
+        eprintln!("skipped: apim-emulator is not built (cargo build --workspace --bins)");
+        return;
+    }
+    let emulator = Emulator::start();
+    assert!(
+        emulator.url().starts_with("https://127.0.0.1:"),
+        "{}",
+        emulator.info
+    );
+    assert!(emulator.ca_file().exists());
+    assert!(emulator
+        .api_management_id()
+        .contains("/providers/Microsoft.ApiManagement/service/"));
+    let inventory = emulator.inventory().to_string().to_lowercase();
+    assert!(
+        inventory.contains(&emulator.api_management_id().to_lowercase()),
+        "the seeded instance is in the inventory: {inventory}"
+    );
+    let env = emulator.env();
+    assert!(env
+        .iter()
+        .any(|(k, v)| k == "ARM_TENANT_ID" && v == emulator.tenant_id()));
 }

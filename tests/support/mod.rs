@@ -6,6 +6,7 @@
 //!   Go null provider, PostgreSQL's bin dir).
 //! * [`terraform_versions`]: the Terraform version matrix every [`TestCase`] runs against.
 //! * [`Bao`]: an OpenBao dev server on a free loopback port, stopped on drop.
+//! * [`Emulator`]: the project's `apim-emulator` (ARM + Entra over HTTPS), stopped on drop.
 //! * [`Postgres`]: a throw-away PostgreSQL cluster (for OpenBao's database engine and its
 //!   leases), stopped on drop.
 //! * [`Workdir`]: one Terraform working directory (config, state, CLI config).
@@ -20,6 +21,7 @@
 #![allow(dead_code)]
 
 mod bao;
+mod emulator;
 mod postgres;
 mod process;
 mod testcase;
@@ -29,13 +31,15 @@ mod workdir;
 #[allow(unused_imports)]
 pub use bao::Bao;
 #[allow(unused_imports)]
+pub use emulator::Emulator;
+#[allow(unused_imports)]
 pub use postgres::Postgres;
 #[allow(unused_imports)]
 pub use testcase::{run, run_with, Step, TestCase};
 #[allow(unused_imports)]
 pub use tools::{terraform_versions, TerraformBin, Tools};
 #[allow(unused_imports)]
-pub use workdir::{TfOutput, Workdir};
+pub use workdir::{provider_dir, TfOutput, Workdir, PROVIDER_SOURCE, REQUIRED_PROVIDERS};
 
 /// Text comparison that ignores how Terraform wrapped and framed a message: box-drawing
 /// gutters (`│`, `╷`, `╵`) are dropped and every run of whitespace becomes one space.
