@@ -151,21 +151,23 @@ impl Number {
     }
 }
 
-/// Canonical decimal form, so that `1`, `1.0` and `1e0` compare equal.
+/// Canonical decimal form, so that `1`, `1.0` and `1e0` compare equal. Decimals with more
+/// significant digits than an `f64` holds keep their spelling, so no precision is lost.
 fn canonical(s: &str) -> String {
     if let Ok(i) = s.parse::<i64>() {
         return i.to_string();
     }
+    let significant = s
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip_while(|c| *c == '0')
+        .count();
     match s.parse::<f64>() {
+        Ok(_) if significant > 17 => s.to_string(),
         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
-        Ok(f) if (f.to_string().parse::<f64>().ok() == Some(f)) && !s.contains(['e', 'E']) => {
-            // Keep long decimals as written: f64 would round them.
-            if s.len() > 17 {
-                s.to_string()
-            } else {
-                f.to_string()
-            }
-        }
         Ok(f) => f.to_string(),
         Err(_) => s.to_string(),
     }

@@ -199,10 +199,17 @@ impl Resource<ProviderData> for VaultPolicy {
         // Changed out of band (or just imported): take Vault's version, keeping the form
         // the configuration uses where it can represent the text.
         let mut s = state_from_text(&name, &text);
-        let uses_policy = !state.get("policy").is_null();
-        if uses_policy && s.get("policy").is_null() {
-            s.set("policy", Value::from(text.as_str()));
-            s.set("rule", Value::List(Vec::new()));
+        let parsed = acl::parse(&text).ok().filter(|r| !r.is_empty());
+        match (state.get("policy").is_null(), parsed) {
+            (true, Some(r)) => {
+                s.set("rule", rules::to_values(&r));
+                s.set("policy", Value::Null);
+            }
+            (true, None) => {}
+            (false, _) => {
+                s.set("policy", Value::from(text.as_str()));
+                s.set("rule", Value::List(Vec::new()));
+            }
         }
         Some(s)
     }

@@ -190,7 +190,32 @@ pub fn parse(text: &str) -> Result<Vec<PathRule>, String> {
         }
         rules.push(r);
     }
+    let comments = leading_comments(text);
+    if comments.len() == rules.len() {
+        for (r, c) in rules.iter_mut().zip(comments) {
+            r.description = c;
+        }
+    }
     Ok(rules)
+}
+
+/// For each line that opens a `path` block, the `#` comment lines right above it (as
+/// [`render`] writes descriptions), in document order.
+fn leading_comments(text: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    let mut pending: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(c) = t.strip_prefix('#') {
+            pending.push(c.strip_prefix(' ').unwrap_or(c));
+        } else if t.starts_with("path ") || t.starts_with("path\"") {
+            out.push((!pending.is_empty()).then(|| pending.join("\n")));
+            pending.clear();
+        } else {
+            pending.clear();
+        }
+    }
+    out
 }
 
 /// The capabilities of `rules` that are not Vault capabilities.
@@ -283,6 +308,7 @@ mod tests {
         let text = render(&rules);
         let back = parse(&text).expect("parses");
         assert!(same_rules(&rules, &back), "{text}");
+        assert_eq!(back, rules, "descriptions come back from their comments");
         assert_eq!(back[0].allowed_parameters["ttl"], vec!["1h", "2h"]);
     }
 
