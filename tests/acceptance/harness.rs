@@ -1,6 +1,7 @@
-//! Self-tests of the acceptance harness. They use only Terraform's built-in `terraform_data`
-//! resource, HashiCorp's null provider and OpenBao, so they hold independently of the
-//! provider under test.
+//! Self-tests of the acceptance harness. Apart from one check that the provider binary
+//! answers through `dev_overrides`, they use only Terraform's built-in `terraform_data`
+//! resource, HashiCorp's null provider, OpenBao, PostgreSQL and the emulator, so they hold
+//! independently of what the provider implements.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -10,7 +11,7 @@ use serde_json::json;
 
 use crate::support::{
     contains_normalized, panic_message, run, terraform_versions, Bao, Emulator, Postgres, Step,
-    TerraformBin, TestCase, Tools, Workdir,
+    TerraformBin, TestCase, Tools, Workdir, PROVIDER_SOURCE, REQUIRED_PROVIDERS,
 };
 
 /// Runs `f`, which must panic; answers the panic message.
@@ -383,4 +384,22 @@ fn emulator_starts_and_describes_its_seed() {
     assert!(env
         .iter()
         .any(|(k, v)| k == "ARM_TENANT_ID" && v == emulator.tenant_id()));
+}
+
+#[test]
+fn provider_binary_answers_through_dev_overrides() {
+    for tf in terraform_versions() {
+        let wd = Workdir::new(tf);
+        wd.write_config(REQUIRED_PROVIDERS);
+        let out = wd.run_ok(&["providers", "schema", "-json"]);
+        let schema: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON schema ({e}):\n{out}"));
+        let ours = &schema["provider_schemas"][PROVIDER_SOURCE];
+        assert!(ours.is_object(), "no schema for {PROVIDER_SOURCE}:\n{out}");
+        let out = wd.run_ok(&["validate"]);
+        assert!(
+            contains_normalized(&out.stdout, "Provider development overrides are in effect"),
+            "{out}"
+        );
+    }
 }
