@@ -13,7 +13,10 @@ fn main() {
             return;
         }
         Some(other) => {
-            eprintln!("terraform-provider-apim: unknown argument {other:?}\n\n{}", apim_provider::server::handshake::NOT_A_PROGRAM);
+            eprintln!(
+                "terraform-provider-apim: unknown argument {other:?}\n\n{}",
+                apim_provider::server::handshake::NOT_A_PROGRAM
+            );
             std::process::exit(2);
         }
     };

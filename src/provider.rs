@@ -172,8 +172,12 @@ fn validate_url(v: &Value, p: &AttrPath, d: &mut Diags) {
 fn parse_http_url(s: &str) -> Result<Url, String> {
     match Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
-        Ok(_) => Err(format!("is {s:?}; it must be an http:// or https:// URL with a host")),
-        Err(e) => Err(format!("is {s:?}, which is not a URL ({e})")),
+        Ok(_) => Err(format!(
+            "is {s:?}, which is not an http:// or https:// URL with a host; write it like \"https://vault.example.com:8200\""
+        )),
+        Err(e) => Err(format!(
+            "is {s:?}, which is not an http:// or https:// URL ({e}); write it like \"https://vault.example.com:8200\""
+        )),
     }
 }
 
@@ -191,14 +195,10 @@ pub fn provider_schema() -> &'static Schema {
 
 /// A setting from configuration, else from the first environment variable that is set.
 fn setting(block: &Value, name: &str, env: &[&str]) -> Option<String> {
-    block
-        .get(name)
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| {
-            env.iter()
-                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        })
+    block.get(name).as_str().map(str::to_string).or_else(|| {
+        env.iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    })
 }
 
 fn flag(block: &Value, name: &str, env: &str) -> bool {

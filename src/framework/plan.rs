@@ -129,11 +129,7 @@ fn mark_computed_unknown(block: &Block, state: &mut Value, config: &Value) {
 }
 
 fn keep_state_for_unknown(block: &Block, state: &mut Value, prior: &Value) {
-    for a in block
-        .attributes
-        .iter()
-        .filter(|a| a.use_state_for_unknown)
-    {
+    for a in block.attributes.iter().filter(|a| a.use_state_for_unknown) {
         if state.get(a.name).is_unknown() {
             state.set(a.name, prior.get(a.name).clone());
         }

@@ -57,7 +57,10 @@ fn validate_block(block: &Block, v: &Value, path: &AttrPath, d: &mut Diags) {
                         d.attr_error(
                             bp.clone(),
                             "Too few blocks",
-                            format!("At least {} `{}` block(s) are required.", b.min_items, b.name),
+                            format!(
+                                "At least {} `{}` block(s) are required.",
+                                b.min_items, b.name
+                            ),
                         );
                     }
                     if b.max_items > 0 && n > b.max_items {
@@ -69,7 +72,11 @@ fn validate_block(block: &Block, v: &Value, path: &AttrPath, d: &mut Diags) {
                     }
                 }
                 for (i, item) in items.iter().enumerate() {
-                    let ip = if b.nesting == Nesting::List { bp.index(i) } else { bp.clone() };
+                    let ip = if b.nesting == Nesting::List {
+                        bp.index(i)
+                    } else {
+                        bp.clone()
+                    };
                     validate_block(&b.block, item, &ip, d);
                 }
             }
@@ -103,7 +110,11 @@ fn check_constraint(c: &Constraint, v: &Value, path: &AttrPath, d: &mut Diags) {
                 );
             } else if set.is_empty() && !any_unknown(names) {
                 d.attr_error(
-                    if path.0.is_empty() { AttrPath::root(names[0]) } else { path.clone() },
+                    if path.0.is_empty() {
+                        AttrPath::root(names[0])
+                    } else {
+                        path.clone()
+                    },
                     "Missing required argument",
                     format!("Exactly one of {} must be set.", listed(names)),
                 );
@@ -115,7 +126,10 @@ fn check_constraint(c: &Constraint, v: &Value, path: &AttrPath, d: &mut Diags) {
                 d.attr_error(
                     path.attr(set[1]),
                     "Conflicting attributes",
-                    format!("At most one of {} may be set; remove all but one.", listed(names)),
+                    format!(
+                        "At most one of {} may be set; remove all but one.",
+                        listed(names)
+                    ),
                 );
             }
         }
@@ -176,7 +190,10 @@ mod tests {
     fn exactly_one_of_reports_both_and_neither() {
         let d = validate(&schema(), &obj("p".into(), 1, Value::Null));
         assert!(d.has_errors(), "both set must fail");
-        assert_eq!(d.0[0].attribute.as_ref().map(|p| p.to_string()).as_deref(), Some("policy"));
+        assert_eq!(
+            d.0[0].attribute.as_ref().map(|p| p.to_string()).as_deref(),
+            Some("policy")
+        );
         let d = validate(&schema(), &obj(Value::Null, 0, Value::Null));
         assert!(d.has_errors(), "neither set must fail");
         assert!(!validate(&schema(), &obj(Value::Null, 1, Value::Null)).has_errors());

@@ -96,7 +96,10 @@ impl Type {
                     "tuple" => {
                         let items = a[1].as_array().ok_or("tuple type needs a list")?;
                         Ok(Type::Tuple(
-                            items.iter().map(Type::from_json).collect::<Result<_, _>>()?,
+                            items
+                                .iter()
+                                .map(Type::from_json)
+                                .collect::<Result<_, _>>()?,
                         ))
                     }
                     other => Err(format!("unsupported type kind {other:?}")),
@@ -336,11 +339,7 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.equal_as(y, et))
             }
             (Value::List(a), Value::List(b), Type::Tuple(ts)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .zip(ts)
-                        .all(|((x, y), t)| x.equal_as(y, t))
+                a.len() == b.len() && a.iter().zip(b).zip(ts).all(|((x, y), t)| x.equal_as(y, t))
             }
             (Value::Map(a), Value::Map(b), Type::Map(et)) => {
                 a.len() == b.len()

@@ -60,7 +60,12 @@ pub fn rule_block() -> NestedBlock {
 fn params(v: &Value) -> BTreeMap<String, Vec<String>> {
     v.as_list()
         .iter()
-        .filter_map(|p| Some((p.get("key").as_str()?.to_string(), p.get("value").string_list())))
+        .filter_map(|p| {
+            Some((
+                p.get("key").as_str()?.to_string(),
+                p.get("value").string_list(),
+            ))
+        })
         .collect()
 }
 
@@ -103,7 +108,10 @@ pub fn to_values(rules: &[PathRule]) -> Value {
             .map(|r| {
                 Value::object([
                     ("path", Value::from(r.path.as_str())),
-                    ("capabilities", Value::strings(r.capabilities.iter().cloned())),
+                    (
+                        "capabilities",
+                        Value::strings(r.capabilities.iter().cloned()),
+                    ),
                     ("description", Value::opt_string(r.description.clone())),
                     (
                         "required_parameters",
@@ -115,8 +123,14 @@ pub fn to_values(rules: &[PathRule]) -> Value {
                     ),
                     ("allowed_parameter", param_values(&r.allowed_parameters)),
                     ("denied_parameter", param_values(&r.denied_parameters)),
-                    ("min_wrapping_ttl", Value::opt_string(r.min_wrapping_ttl.clone())),
-                    ("max_wrapping_ttl", Value::opt_string(r.max_wrapping_ttl.clone())),
+                    (
+                        "min_wrapping_ttl",
+                        Value::opt_string(r.min_wrapping_ttl.clone()),
+                    ),
+                    (
+                        "max_wrapping_ttl",
+                        Value::opt_string(r.max_wrapping_ttl.clone()),
+                    ),
                 ])
             })
             .collect(),

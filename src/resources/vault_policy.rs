@@ -26,7 +26,9 @@ fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
         d.attr_error(
             p.clone(),
             "Invalid policy name",
-            format!("`name` is {name:?}: a Vault policy name must be non-empty, without spaces or `/`."),
+            format!(
+                "`name` is {name:?}: a Vault policy name must be non-empty, without spaces or `/`."
+            ),
         );
     } else if name != name.to_lowercase() {
         d.attr_error(

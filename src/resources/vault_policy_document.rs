@@ -34,9 +34,17 @@ impl DataSource<ProviderData> for VaultPolicyDocument {
         })
     }
 
-    async fn read(&self, _ctx: &Ctx<ProviderData>, config: &Value, _d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        _ctx: &Ctx<ProviderData>,
+        config: &Value,
+        _d: &mut Diags,
+    ) -> Option<Value> {
         let mut state = config.clone();
-        state.set("hcl", Value::String(acl::render(&rules::from_values(config.get("rule")))));
+        state.set(
+            "hcl",
+            Value::String(acl::render(&rules::from_values(config.get("rule")))),
+        );
         Some(state)
     }
 }

@@ -30,7 +30,10 @@ pub fn from_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
     let mp = rmpv::decode::read_value(&mut rd)
         .map_err(|e| DecodeError(format!("malformed msgpack: {e}")))?;
     if !rd.is_empty() {
-        return err(format!("{} trailing bytes after the msgpack value", rd.len()));
+        return err(format!(
+            "{} trailing bytes after the msgpack value",
+            rd.len()
+        ));
     }
     from_mp(&mp, ty, 0)
 }
@@ -42,7 +45,11 @@ fn from_mp(mp: &Mp, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
         return err("value nested too deeply");
     }
     if let Mp::Ext(code, data) = mp {
-        let refinement = if *code == EXT_REFINED_UNKNOWN { data.clone() } else { Vec::new() };
+        let refinement = if *code == EXT_REFINED_UNKNOWN {
+            data.clone()
+        } else {
+            Vec::new()
+        };
         return Ok(Value::Unknown { refinement });
     }
     if mp.is_nil() {
@@ -93,7 +100,11 @@ fn from_mp(mp: &Mp, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
                 .map(|(i, t)| from_mp(i, t, depth + 1))
                 .collect::<Result<_, _>>()
                 .map(Value::List),
-            other => err(format!("expected a tuple of {}, found {}", ts.len(), kind(other))),
+            other => err(format!(
+                "expected a tuple of {}, found {}",
+                ts.len(),
+                kind(other)
+            )),
         },
         Type::Map(et) => match mp {
             Mp::Map(entries) => {
@@ -249,7 +260,9 @@ fn from_j(j: &serde_json::Value, ty: &Type, depth: usize) -> Result<Value, Decod
         (J::Object(o), Type::Object(fields)) => {
             let mut m = BTreeMap::new();
             for (k, ft) in fields {
-                let fv = o.get(k).map_or(Ok(Value::Null), |v| from_j(v, ft, depth + 1))?;
+                let fv = o
+                    .get(k)
+                    .map_or(Ok(Value::Null), |v| from_j(v, ft, depth + 1))?;
                 m.insert(k.clone(), fv);
             }
             // Attributes no longer in the schema are dropped, as Terraform does on upgrade.
@@ -358,8 +371,10 @@ mod tests {
                     .boxed()
             }
             Type::Tuple(ts) => {
-                let strategies: Vec<_> =
-                    ts.into_iter().map(|t| arb_value(t, allow_unknown)).collect();
+                let strategies: Vec<_> = ts
+                    .into_iter()
+                    .map(|t| arb_value(t, allow_unknown))
+                    .collect();
                 strategies.prop_map(Value::List).boxed()
             }
         };
@@ -398,7 +413,9 @@ mod tests {
             vec![0xd4, 0, 0]
         );
         // Any extension code decodes as unknown.
-        assert!(from_msgpack(&[0xd4, 5, 0], &Type::Number).unwrap().is_unknown());
+        assert!(from_msgpack(&[0xd4, 5, 0], &Type::Number)
+            .unwrap()
+            .is_unknown());
     }
 
     #[test]

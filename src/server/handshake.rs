@@ -52,7 +52,8 @@ pub enum ServeMode {
 }
 
 /// A hint for people who run the binary by hand.
-pub const NOT_A_PROGRAM: &str = "This binary is a plugin. These are not meant to be executed directly.\n\
+pub const NOT_A_PROGRAM: &str =
+    "This binary is a plugin. These are not meant to be executed directly.\n\
 Please execute the program that consumes these plugins, which will\n\
 load any plugins automatically (for this provider: terraform).\n\
 To debug the provider, run it with --debug and set TF_REATTACH_PROVIDERS as it tells you.";
@@ -106,8 +107,8 @@ impl Drop for SocketFile {
 
 async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
     let path = socket_path();
-    let listener =
-        UnixListener::bind(&path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     let socket = SocketFile(path.clone());
     let client_cert = match mode {
         ServeMode::Managed => std::env::var("PLUGIN_CLIENT_CERT")
@@ -220,9 +221,7 @@ fn reattach_line(path: &Path) -> String {
 /// Ctrl-C reaches the whole process group; Terraform answers it with StopProvider, so the
 /// signal itself is swallowed here (as go-plugin does).
 fn ignore_interrupts() {
-    if let Ok(mut sig) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    {
+    if let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
         tokio::spawn(async move {
             while sig.recv().await.is_some() {
                 log::debug("interrupt ignored; waiting for StopProvider", &[]);
@@ -255,10 +254,7 @@ fn tls_incoming(
                     Ok(s) => {
                         let _ = tx.send(Ok(TlsConn(s))).await;
                     }
-                    Err(e) => log::warn(
-                        "TLS handshake refused",
-                        &[("error", &e.to_string())],
-                    ),
+                    Err(e) => log::warn("TLS handshake refused", &[("error", &e.to_string())]),
                 }
             });
         }
@@ -295,10 +291,7 @@ impl AsyncWrite for TlsConn {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_flush(cx)
     }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
     fn poll_write_vectored(

@@ -112,10 +112,7 @@ impl<P: Provider> Rpc for ProviderService<P> {
         let r = r.into_inner();
         ok(pb::upgrade_resource_identity::Response {
             upgraded_identity: None,
-            diagnostics: rpc::unsupported::diag(&format!(
-                "Resource identity for {}",
-                r.type_name
-            )),
+            diagnostics: rpc::unsupported::diag(&format!("Resource identity for {}", r.type_name)),
         })
     }
 
@@ -216,10 +213,7 @@ impl<P: Provider> Rpc for ProviderService<P> {
         r: Request<pb::list_resource::Request>,
     ) -> Result<Response<Self::ListResourceStream>, Status> {
         let event = pb::list_resource::Event {
-            diagnostic: rpc::unsupported::diag(&format!(
-                "Listing {}",
-                r.into_inner().type_name
-            )),
+            diagnostic: rpc::unsupported::diag(&format!("Listing {}", r.into_inner().type_name)),
             ..Default::default()
         };
         ok(Box::pin(tokio_stream::once(Ok(event))))
@@ -230,10 +224,7 @@ impl<P: Provider> Rpc for ProviderService<P> {
         r: Request<pb::validate_list_resource_config::Request>,
     ) -> Result<Response<pb::validate_list_resource_config::Response>, Status> {
         ok(pb::validate_list_resource_config::Response {
-            diagnostics: rpc::unsupported::diag(&format!(
-                "Listing {}",
-                r.into_inner().type_name
-            )),
+            diagnostics: rpc::unsupported::diag(&format!("Listing {}", r.into_inner().type_name)),
         })
     }
 

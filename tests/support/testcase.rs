@@ -213,6 +213,7 @@ pub fn run_with(tf: &TerraformBin, case: &TestCase<'_>) {
         case,
         wd: &wd,
         config: None,
+        applied: std::cell::RefCell::new(None),
     };
 
     let mut failed_at = None;
@@ -230,6 +231,12 @@ pub fn run_with(tf: &TerraformBin, case: &TestCase<'_>) {
         failed_at = None;
     }));
 
+    let applied = runner.applied.borrow().clone();
+    match &applied {
+        Some(config) => wd.write_config(config),
+        // Nothing was ever applied (every step expected an error): nothing to destroy.
+        None => wd.write_config(""),
+    }
     if let Err(payload) = steps {
         let (n, kind) = failed_at.unwrap_or((0, "?"));
         eprintln!(
@@ -263,6 +270,9 @@ struct Runner<'r, 'a> {
     wd: &'r Workdir,
     /// The config of the latest step that had one.
     config: Option<String>,
+    /// The config of the latest step that applied successfully: destroy runs with it, since
+    /// an `expect_error` step may leave an invalid config behind.
+    applied: std::cell::RefCell<Option<String>>,
 }
 
 impl Runner<'_, '_> {
@@ -329,6 +339,7 @@ impl Runner<'_, '_> {
         if !apply.success() {
             fail(format!("apply failed:\n{apply}"));
         }
+        *self.applied.borrow_mut() = self.config.clone();
 
         let no_refresh = wd.plan_output(false);
         if let Some(e) = plan_error(&no_refresh) {

@@ -48,7 +48,11 @@ fn quote(s: &str) -> String {
 fn list(items: &[String]) -> String {
     format!(
         "[{}]",
-        items.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .map(|s| quote(s))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -175,12 +179,10 @@ pub fn parse(text: &str) -> Result<Vec<PathRule>, String> {
             let e = a.expr();
             match a.key() {
                 "capabilities" => r.capabilities.extend(strings(e, "capabilities")?),
-                "policy" => r.capabilities.extend(legacy_policy(
-                    &scalar(e).ok_or("policy must be a string")?,
-                )?),
-                "required_parameters" => {
-                    r.required_parameters = strings(e, "required_parameters")?
-                }
+                "policy" => r
+                    .capabilities
+                    .extend(legacy_policy(&scalar(e).ok_or("policy must be a string")?)?),
+                "required_parameters" => r.required_parameters = strings(e, "required_parameters")?,
                 "allowed_parameters" => r.allowed_parameters = params(e, "allowed_parameters")?,
                 "denied_parameters" => r.denied_parameters = params(e, "denied_parameters")?,
                 "min_wrapping_ttl" => r.min_wrapping_ttl = scalar(e),

@@ -217,8 +217,13 @@ impl Vault {
             .retry(
                 &path,
                 |c| async move {
-                    vaultrs::auth::oidc::login(&c, &login.mount, &login.jwt, Some(login.role.clone()))
-                        .await
+                    vaultrs::auth::oidc::login(
+                        &c,
+                        &login.mount,
+                        &login.jwt,
+                        Some(login.role.clone()),
+                    )
+                    .await
                 },
                 "",
             )

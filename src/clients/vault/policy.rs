@@ -8,7 +8,9 @@ impl Vault {
     pub async fn read_policy(&self, name: &str) -> Result<Option<String>, VaultError> {
         let path = format!("sys/policy/{name}");
         match self
-            .call(&path, |c| async move { vaultrs::sys::policy::read(&c, name).await })
+            .call(&path, |c| async move {
+                vaultrs::sys::policy::read(&c, name).await
+            })
             .await
         {
             Ok(p) => Ok(Some(p.rules)),
@@ -30,7 +32,9 @@ impl Vault {
     pub async fn delete_policy(&self, name: &str) -> Result<(), VaultError> {
         let path = format!("sys/policy/{name}");
         match self
-            .call(&path, |c| async move { vaultrs::sys::policy::delete(&c, name).await })
+            .call(&path, |c| async move {
+                vaultrs::sys::policy::delete(&c, name).await
+            })
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),

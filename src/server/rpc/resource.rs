@@ -60,7 +60,10 @@ pub fn upgrade<P: Provider>(
             Err(e) => {
                 d.error(
                     "Unreadable state",
-                    format!("The stored state of this {} could not be read: {e}.", r.type_name),
+                    format!(
+                        "The stored state of this {} could not be read: {e}.",
+                        r.type_name
+                    ),
                 );
                 None
             }
@@ -87,8 +90,8 @@ pub async fn read<P: Provider>(
             match res.read(&ctx, &current, &mut d).await {
                 Some(mut v) if !d.has_errors() => {
                     null_write_only(&res.schema().block, &mut v);
-                    new_state = known_state(&v, &ty, res.type_name(), &mut d)
-                        .or(r.current_state.clone());
+                    new_state =
+                        known_state(&v, &ty, res.type_name(), &mut d).or(r.current_state.clone());
                 }
                 // On error the state stays as it was: nothing is lost.
                 Some(_) => {}

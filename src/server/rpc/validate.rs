@@ -34,9 +34,12 @@ pub fn provider<P: Provider>(
     r: pb::validate_provider_config::Request,
 ) -> pb::validate_provider_config::Response {
     let p = &s.provider;
-    let (_, d) = check(p.schema(), r.config.as_ref(), "provider configuration", |v, d| {
-        p.validate(v, d)
-    });
+    let (_, d) = check(
+        p.schema(),
+        r.config.as_ref(),
+        "provider configuration",
+        |v, d| p.validate(v, d),
+    );
     pb::validate_provider_config::Response {
         diagnostics: convert::diags(&d),
     }
@@ -61,11 +64,21 @@ pub fn resource<P: Provider>(
         .client_capabilities
         .as_ref()
         .is_some_and(|c| c.write_only_attributes_allowed);
-    let (_, d) = check(res.schema(), r.config.as_ref(), "resource configuration", |v, d| {
-        if !write_only_ok {
-            for a in res.schema().block.attributes.iter().filter(|a| a.write_only) {
-                if !v.get(a.name).is_null() {
-                    d.attr_error(
+    let (_, d) = check(
+        res.schema(),
+        r.config.as_ref(),
+        "resource configuration",
+        |v, d| {
+            if !write_only_ok {
+                for a in res
+                    .schema()
+                    .block
+                    .attributes
+                    .iter()
+                    .filter(|a| a.write_only)
+                {
+                    if !v.get(a.name).is_null() {
+                        d.attr_error(
                         AttrPath::root(a.name),
                         "Write-only attribute not supported by this Terraform",
                         format!(
@@ -73,11 +86,12 @@ pub fn resource<P: Provider>(
                             a.name, res.type_name(), a.name
                         ),
                     );
+                    }
                 }
             }
-        }
-        res.validate(v, d)
-    });
+            res.validate(v, d)
+        },
+    );
     pb::validate_resource_config::Response {
         diagnostics: convert::diags(&d),
     }
@@ -95,9 +109,12 @@ pub fn data_source<P: Provider>(
         .find(|x| x.type_name() == r.type_name)
     {
         Some(ds) => {
-            check(ds.schema(), r.config.as_ref(), "data source configuration", |v, d| {
-                ds.validate(v, d)
-            })
+            check(
+                ds.schema(),
+                r.config.as_ref(),
+                "data source configuration",
+                |v, d| ds.validate(v, d),
+            )
             .1
         }
         None => unknown_type("data source", &r.type_name),
@@ -119,9 +136,12 @@ pub fn ephemeral<P: Provider>(
         .find(|x| x.type_name() == r.type_name)
     {
         Some(e) => {
-            check(e.schema(), r.config.as_ref(), "ephemeral resource configuration", |v, d| {
-                e.validate(v, d)
-            })
+            check(
+                e.schema(),
+                r.config.as_ref(),
+                "ephemeral resource configuration",
+                |v, d| e.validate(v, d),
+            )
             .1
         }
         None => unknown_type("ephemeral resource", &r.type_name),
