@@ -1,0 +1,115 @@
+//! Policies: the service policy `{service}/policies/policy` (apimpolicies.json) and API policies
+//! `{service}/apis/{apiId}/policies/policy`. PUT is synchronous (201/200). Documents are stored
+//! re-serialised in APIM's layout; see `crate::xml`.
+
+use super::policy_fragment::query_format;
+use super::{properties, req_str, ArmError, Kind, Render, Scope};
+use crate::server::Req;
+use crate::store::{Entity, State};
+use crate::xml::{self, Format};
+use serde_json::{json, Value};
+
+/// ARM type of the service policy.
+pub const SERVICE_TYPE: &str = "Microsoft.ApiManagement/service/policies";
+/// ARM type of an API policy.
+pub const API_TYPE: &str = "Microsoft.ApiManagement/service/apis/policies";
+
+/// The policy kind at one scope.
+pub struct Policies {
+    type_name: &'static str,
+}
+
+impl Policies {
+    /// `{service}/policies/policy`.
+    pub const SERVICE: Policies = Policies {
+        type_name: SERVICE_TYPE,
+    };
+    /// `{service}/apis/{apiId}/policies/policy`.
+    pub const API: Policies = Policies {
+        type_name: API_TYPE,
+    };
+}
+
+impl Kind for Policies {
+    fn segment(&self) -> &'static str {
+        "policies"
+    }
+    fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+    fn noun(&self) -> &'static str {
+        "Policy"
+    }
+    fn validate_name(&self, name: &str) -> Result<(), ArmError> {
+        if name == "policy" {
+            Ok(())
+        } else {
+            Err(ArmError::validation(
+                "policyId",
+                format!("The policy id '{name}' is invalid: the only policy id is 'policy'."),
+            ))
+        }
+    }
+    fn create(
+        &self,
+        st: &State,
+        scope: &Scope,
+        _req: &Req,
+        body: &Value,
+    ) -> Result<Value, ArmError> {
+        let p = properties(body)?;
+        let value = req_str(&p, "value", 1, usize::MAX)?;
+        let format = match p.get("format") {
+            None | Some(Value::Null) => Format::Xml,
+            Some(Value::String(f)) if f == "xml-link" || f == "rawxml-link" => {
+                return Err(ArmError::validation("format", format!("The format '{f}' (a policy fetched from a URL) is not supported by the emulator.")))
+            }
+            Some(Value::String(f)) => Format::parse(f).ok_or_else(|| ArmError::validation("format", format!("The format '{f}' is not supported.")))?,
+            Some(_) => return Err(ArmError::validation("format", "'format' must be a string.")),
+        };
+        let stored =
+            xml::to_stored(&value, format).map_err(|m| ArmError::validation("value", m))?;
+        let root = xml::parse(&stored).map_err(|m| ArmError::validation("value", m))?;
+        if root.name != "policies" {
+            return Err(ArmError::validation(
+                "value",
+                format!(
+                    "The root element of a policy must be 'policies', not '{}'.",
+                    root.name
+                ),
+            ));
+        }
+        super::check_fragment_refs(st, scope, &root)?;
+        let pretty = xml::pretty(&root);
+        super::check_named_value_refs(st, scope, &pretty)?;
+        Ok(json!({"value": pretty}))
+    }
+    fn render(&self, e: &Entity, req: &Req, mode: Render) -> Result<Value, ArmError> {
+        let stored = e
+            .properties
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Ok(match mode {
+            // The PUT response carries the value (in the format written) without `format`, as in
+            // the spec examples.
+            Render::Write => {
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let f = body
+                    .pointer("/properties/format")
+                    .and_then(Value::as_str)
+                    .and_then(Format::parse)
+                    .unwrap_or(Format::Xml);
+                json!({"value": xml::render(stored, f)})
+            }
+            Render::Get => {
+                let f = query_format(req)?;
+                json!({"format": f.as_str(), "value": xml::render(stored, f)})
+            }
+            Render::List => json!({"format": "xml", "value": stored}),
+        })
+    }
+    fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
+        (field == "name").then(|| vec![e.name.clone()])
+    }
+}

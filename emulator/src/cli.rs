@@ -1,0 +1,134 @@
+//! Command line: `apim-emulator [--listen 127.0.0.1:0] [--tls-dir DIR] [--state-file FILE]
+//! [--seed FILE] [--lro-polls N]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The `--help` text.
+pub const HELP: &str = "\
+apim-emulator: a local HTTPS emulator of Azure Resource Manager (Microsoft.ApiManagement,
+api-version 2024-05-01), Entra ID and the managed-identity token endpoint.
+
+USAGE:
+    apim-emulator [--listen 127.0.0.1:0] [--tls-dir DIR] [--state-file FILE] [--seed FILE] [--lro-polls N]
+
+OPTIONS:
+    --listen ADDR        address to listen on (default 127.0.0.1:0: a free loopback port)
+    --tls-dir DIR        where to write ca.pem (default: a new temporary directory)
+    --state-file FILE    persist every object to FILE (JSON) and reload it on start
+    --seed FILE          JSON seed: subscriptions, resource groups, APIM instances, clients
+                         (ignored when --state-file already exists)
+    --lro-polls N        polls a long-running operation answers InProgress (default 1; 0 = synchronous)
+    -h, --help           print this help
+    -V, --version        print the version
+
+The first stdout line is a JSON object: url, ca_file, tenant_id, subscription_id, resource_group,
+api_management_id, principal_id, client_id, client_secret. Logs go to stderr. The emulator serves
+until SIGTERM or SIGINT. See README.md for the control plane under /_emulator/.
+";
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Where `ca.pem` goes.
+    pub tls_dir: Option<PathBuf>,
+    /// State file.
+    pub state_file: Option<PathBuf>,
+    /// Seed file.
+    pub seed: Option<PathBuf>,
+    /// Initial LRO poll count (None: the seed's or 1).
+    pub lro_polls: Option<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_dir: None,
+            state_file: None,
+            seed: None,
+            lro_polls: None,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Serve.
+    Run(Config),
+    /// Print help.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// Parses the arguments (without the program name). Accepts `--flag value` and `--flag=value`.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut cfg = Config::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--listen" => {
+                let v = value("--listen")?;
+                cfg.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen: '{v}' is not an address like 127.0.0.1:0"))?;
+            }
+            "--tls-dir" => cfg.tls_dir = Some(PathBuf::from(value("--tls-dir")?)),
+            "--state-file" => cfg.state_file = Some(PathBuf::from(value("--state-file")?)),
+            "--seed" => cfg.seed = Some(PathBuf::from(value("--seed")?)),
+            "--lro-polls" => {
+                let v = value("--lro-polls")?;
+                cfg.lro_polls =
+                    Some(v.parse().map_err(|_| {
+                        format!("--lro-polls: '{v}' is not a non-negative integer")
+                    })?);
+            }
+            other => return Err(format!("unknown argument '{other}' (see --help)")),
+        }
+    }
+    Ok(Command::Run(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().map(|s| (*s).to_string()))
+    }
+
+    #[test]
+    fn parses_flags() {
+        let Ok(Command::Run(c)) = p(&[
+            "--listen",
+            "127.0.0.1:8443",
+            "--tls-dir=/tmp/x",
+            "--lro-polls",
+            "0",
+        ]) else {
+            panic!("expected run");
+        };
+        assert_eq!(c.listen.port(), 8443);
+        assert_eq!(c.tls_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(c.lro_polls, Some(0));
+        assert_eq!(p(&["--help"]), Ok(Command::Help));
+        assert!(p(&["--bogus"]).is_err());
+        assert!(p(&["--listen"]).is_err());
+    }
+}
