@@ -1,0 +1,502 @@
+//! The provider binary as a go-plugin server, driven by a gRPC client of our own over the
+//! same transport Terraform uses: the handshake line, the cookie check, AutoMTLS with a
+//! pinned client certificate, Shutdown, and RPC answers to unknown and malformed values.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apim_provider::framework::{Type, Value};
+use apim_provider::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use apim_provider::proto::tfplugin6 as pb;
+use apim_provider::server::codec;
+use base64::Engine;
+use hyper_util::rt::TokioIo;
+use pb::provider_client::ProviderClient;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tonic::transport::{Channel, Endpoint};
+
+const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+
+/// A client certificate and key, like the one Terraform generates per run.
+struct ClientCert {
+    pem: String,
+    der: Vec<u8>,
+    key: Vec<u8>,
+}
+
+fn client_cert() -> ClientCert {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    ClientCert {
+        pem: cert.pem(),
+        der: cert.der().to_vec(),
+        key: key.serialize_der(),
+    }
+}
+
+/// A provider process started the way Terraform starts it.
+struct Plugin {
+    child: Child,
+    line: String,
+    handshake: Duration,
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-apim"))
+}
+
+fn start(client_pem: Option<&str>) -> Plugin {
+    let mut cmd = Command::new(binary());
+    cmd.env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .env_remove("PLUGIN_CLIENT_CERT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(pem) = client_pem {
+        cmd.env("PLUGIN_CLIENT_CERT", pem);
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("provider starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let handshake = started.elapsed();
+    Plugin {
+        child,
+        line: line.trim_end().to_string(),
+        handshake,
+    }
+}
+
+impl Plugin {
+    fn fields(&self) -> Vec<&str> {
+        self.line.split('|').collect()
+    }
+    fn socket(&self) -> String {
+        self.fields()[3].to_string()
+    }
+    fn server_cert(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(self.fields()[5])
+            .expect("certificate is unpadded standard base64")
+    }
+}
+
+/// Trusts exactly the certificate the plugin announced, as go-plugin's client does.
+#[derive(Debug)]
+struct Announced(Vec<u8>);
+
+impl ServerCertVerifier for Announced {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.0.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "not the announced certificate".into(),
+            ))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A gRPC channel over the plugin's unix socket: mTLS with `cert` when given, else h2c.
+async fn channel(
+    p: &Plugin,
+    cert: Option<&ClientCert>,
+) -> Result<Channel, tonic::transport::Error> {
+    let socket = p.socket();
+    let tls = cert.map(|c| {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Announced(p.server_cert())))
+            .with_client_auth_cert(
+                vec![CertificateDer::from(c.der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(c.key.clone())),
+            )
+            .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    });
+    Endpoint::try_from("http://localhost")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            let tls = tls.clone();
+            async move {
+                let unix = tokio::net::UnixStream::connect(socket).await?;
+                let io: Box<dyn IoStream> = match tls {
+                    Some(tls) => Box::new(
+                        tls.connect(ServerName::try_from("localhost").unwrap(), unix)
+                            .await?,
+                    ),
+                    None => Box::new(unix),
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(io))
+            }
+        }))
+        .await
+}
+
+trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream for T {}
+
+fn policy_type() -> Type {
+    use apim_provider::framework::resource::Resource;
+    apim_provider::resources::vault_policy::VaultPolicy
+        .schema()
+        .block
+        .object_type()
+}
+
+fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
+    Some(pb::DynamicValue {
+        msgpack: codec::to_msgpack(v, ty).unwrap(),
+        json: Vec::new(),
+    })
+}
+
+#[tokio::test]
+async fn handshake_line_mtls_and_schema() {
+    let cert = client_cert();
+    let p = start(Some(&cert.pem));
+    let f = p.fields();
+    assert_eq!(f.len(), 6, "handshake line: {}", p.line);
+    assert_eq!(&f[..3], ["1", "6", "unix"]);
+    assert_eq!(f[4], "grpc");
+    assert!(
+        std::path::Path::new(f[3]).exists(),
+        "socket {} exists",
+        f[3]
+    );
+    assert!(
+        f[5].len() > 50 && !f[5].ends_with('='),
+        "unpadded DER: {}",
+        f[5]
+    );
+    eprintln!("protocol: start-to-handshake {:?}", p.handshake);
+
+    let ch = channel(&p, Some(&cert)).await.expect("mTLS connection");
+    let mut client = ProviderClient::new(ch.clone());
+    let schema = client
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let caps = schema.server_capabilities.unwrap();
+    assert!(caps.get_provider_schema_optional && caps.plan_destroy);
+    assert!(schema.resource_schemas.contains_key("apim_vault_policy"));
+    assert!(schema
+        .data_source_schemas
+        .contains_key("apim_vault_policy_document"));
+    let provider = schema.provider.unwrap().block.unwrap();
+    let names: Vec<_> = provider
+        .block_types
+        .iter()
+        .map(|b| b.type_name.as_str())
+        .collect();
+    assert_eq!(names, ["vault", "azure"]);
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "plugin".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_other_than_the_announced_one_is_refused() {
+    let announced = client_cert();
+    let intruder = client_cert();
+    let p = start(Some(&announced.pem));
+    let refused = match channel(&p, Some(&intruder)).await {
+        Err(_) => true,
+        Ok(ch) => ProviderClient::new(ch)
+            .get_provider_schema(pb::get_provider_schema::Request {})
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a wrong client certificate must not get an answer");
+    // Without a certificate at all: refused too.
+    let plain = match channel(&p, None).await {
+        Err(_) => true,
+        Ok(ch) => ProviderClient::new(ch)
+            .get_metadata(pb::get_metadata::Request {})
+            .await
+            .is_err(),
+    };
+    assert!(
+        plain,
+        "a plaintext client must not get an answer from an mTLS server"
+    );
+    // The announced certificate still works afterwards.
+    let ch = channel(&p, Some(&announced)).await.unwrap();
+    ProviderClient::new(ch)
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .expect("the announced certificate is accepted");
+}
+
+#[test]
+fn run_by_hand_it_explains_itself_and_exits_1() {
+    let out = Command::new(binary())
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("This binary is a plugin"), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_exits_promptly() {
+    let p = start(None);
+    assert!(
+        p.line.ends_with("|grpc|"),
+        "plaintext handshake: {}",
+        p.line
+    );
+    let socket = p.socket();
+    let mut p = p;
+    let ch = channel(&p, None).await.unwrap();
+    let started = Instant::now();
+    GrpcControllerClient::new(ch)
+        .shutdown(apim_provider::proto::plugin::Empty {})
+        .await
+        .expect("Shutdown answers");
+    // go-plugin kills a plugin that has not exited 2 s after Shutdown.
+    let status = loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still running 2 s after Shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    eprintln!("protocol: Shutdown to exit {:?}", started.elapsed());
+    assert!(status.success());
+    assert!(!std::path::Path::new(&socket).exists(), "socket removed");
+}
+
+#[tokio::test]
+async fn unknown_values_plan_as_unknown() {
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let ty = policy_type();
+    let mut config = Value::object([("name", Value::from("p")), ("policy", Value::UNKNOWN)]);
+    config.set("rule", Value::List(vec![]));
+    let resp = c
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "apim_vault_policy".into(),
+            prior_state: dv(&Value::Null, &ty),
+            proposed_new_state: dv(&config, &ty),
+            config: dv(&config, &ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+    let planned = codec::from_msgpack(&resp.planned_state.unwrap().msgpack, &ty).unwrap();
+    assert!(planned.get("hcl").is_unknown(), "hcl unknown: {planned:?}");
+    assert!(planned.get("id").is_unknown());
+    assert!(planned.get("policy").is_unknown());
+    assert_eq!(planned.get("name"), &Value::from("p"));
+
+    // Known rules: the rendered document is known at plan time.
+    let rule = Value::object([
+        ("path", Value::from("a/*")),
+        ("capabilities", Value::strings(["read"])),
+    ]);
+    let mut config = Value::object([("name", Value::from("p"))]);
+    config.set("rule", Value::List(vec![rule]));
+    let resp = c
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "apim_vault_policy".into(),
+            prior_state: dv(&Value::Null, &ty),
+            proposed_new_state: dv(&config, &ty),
+            config: dv(&config, &ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let planned = codec::from_msgpack(&resp.planned_state.unwrap().msgpack, &ty).unwrap();
+    assert_eq!(
+        planned.get("hcl").as_str(),
+        Some("path \"a/*\" {\n  capabilities = [\"read\"]\n}\n")
+    );
+}
+
+#[tokio::test]
+async fn malformed_values_and_unsupported_rpcs_get_diagnostics_not_crashes() {
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let garbage = Some(pb::DynamicValue {
+        msgpack: vec![0x81, 0xa4, b'n', 0xff, 0x00],
+        json: Vec::new(),
+    });
+    let resp = c
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "apim_vault_policy".into(),
+            prior_state: garbage.clone(),
+            proposed_new_state: garbage.clone(),
+            config: garbage.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("a diagnostic, not a transport error")
+        .into_inner();
+    assert!(
+        resp.diagnostics
+            .iter()
+            .any(|d| d.summary == "Malformed value from Terraform"),
+        "{:?}",
+        resp.diagnostics
+    );
+    let resp = c
+        .validate_resource_config(pb::validate_resource_config::Request {
+            type_name: "apim_no_such_thing".into(),
+            config: garbage.clone(),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.diagnostics[0]
+        .summary
+        .contains("Unknown resource type"));
+    let resp = c
+        .upgrade_resource_state(pb::upgrade_resource_state::Request {
+            type_name: "apim_vault_policy".into(),
+            version: 0,
+            raw_state: Some(pb::RawState {
+                json: b"{\"name\": [1, 2]".to_vec(),
+                flatmap: Default::default(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!resp.diagnostics.is_empty());
+    let resp = c
+        .call_function(pb::call_function::Request {
+            name: "nope".into(),
+            arguments: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_some());
+    let resp = c
+        .move_resource_state(pb::move_resource_state::Request::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!resp.diagnostics.is_empty());
+    c.stop_provider(pb::stop_provider::Request {})
+        .await
+        .unwrap();
+    // Still serving after all of that.
+    c.get_metadata(pb::get_metadata::Request {})
+        .await
+        .expect("the server survived");
+}
+
+#[test]
+fn debug_mode_prints_reattach_config() {
+    let mut child = Command::new(binary())
+        .arg("--debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("TF_REATTACH_PROVIDERS=") {
+        if out.read_line(&mut text).unwrap() == 0 {
+            break;
+        }
+    }
+    let mut line = String::new();
+    let _ = out.read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    let json = text
+        .split("TF_REATTACH_PROVIDERS='")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no reattach line in: {text}"));
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let cfg = &v["registry.terraform.io/apimvault/apim"];
+    assert_eq!(cfg["ProtocolVersion"], 6);
+    assert_eq!(cfg["Test"], true);
+    assert_eq!(cfg["Addr"]["Network"], "unix");
+}
