@@ -10,3 +10,4 @@ mod support;
 mod harness;
 mod policy;
 mod protocol;
+mod schema;

@@ -1,0 +1,43 @@
+//! `terraform providers schema -json` through the real CLI: what users and tools see.
+
+use crate::support::{terraform_versions, Workdir};
+
+#[test]
+fn providers_schema_lists_config_and_types_with_descriptions() {
+    for tf in terraform_versions() {
+        let wd = Workdir::new(tf);
+        wd.write_config(
+            "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\n",
+        );
+        let out = wd.run_ok(&["providers", "schema", "-json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.stdout));
+        let p = &v["provider_schemas"]["registry.terraform.io/apimvault/apim"];
+        let provider = &p["provider"]["block"];
+        assert!(!provider["description"].as_str().unwrap_or("").is_empty());
+        let vault = &provider["block_types"]["vault"]["block"];
+        assert_eq!(vault["attributes"]["token"]["sensitive"], true);
+        assert!(vault["attributes"]["address"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("VAULT_ADDR"));
+        assert!(provider["block_types"]["azure"]["block"]["attributes"]["client_secret"]["sensitive"]
+            .as_bool()
+            .unwrap());
+        let policy = &p["resource_schemas"]["apim_vault_policy"]["block"];
+        assert!(!policy["description"].as_str().unwrap_or("").is_empty());
+        assert_eq!(policy["attributes"]["name"]["required"], true);
+        assert_eq!(policy["attributes"]["hcl"]["computed"], true);
+        assert_eq!(policy["block_types"]["rule"]["nesting_mode"], "list");
+        let doc = &p["data_source_schemas"]["apim_vault_policy_document"]["block"];
+        assert!(!doc["description"].as_str().unwrap_or("").is_empty());
+        assert_eq!(doc["block_types"]["rule"]["min_items"], 1);
+        for (name, attr) in policy["attributes"].as_object().unwrap() {
+            assert!(
+                !attr["description"].as_str().unwrap_or("").is_empty(),
+                "apim_vault_policy.{name} has no description (Terraform {})",
+                tf.version
+            );
+        }
+    }
+}
