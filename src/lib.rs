@@ -6,6 +6,7 @@
 //! users write), `clients` (typed Vault and Azure APIs; no Terraform).
 
 pub mod clients;
+pub mod docs;
 pub mod framework;
 pub mod log;
 pub mod provider;

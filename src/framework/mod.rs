@@ -3,6 +3,7 @@
 
 pub mod cancel;
 pub mod diag;
+pub mod docs;
 pub mod plan;
 pub mod resource;
 pub mod schema;

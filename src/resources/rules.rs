@@ -35,7 +35,7 @@ pub fn rule_block() -> NestedBlock {
                 Attribute::of("capabilities", Type::set_of(Type::String))
                     .required()
                     .each_one_of(CAPABILITIES)
-                    .describe("Capabilities granted on the path: any of `create`, `read`, `update`, `patch`, `delete`, `list`, `sudo`, `deny`, `subscribe`."),
+                    .describe("Capabilities granted on the path."),
             )
             .attr(Attribute::string("description").describe(
                 "A description, rendered as a comment above the rule. Vault keeps it only as text, so a change of it alone rewrites the policy.",

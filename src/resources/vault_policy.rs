@@ -85,7 +85,7 @@ impl Resource<ProviderData> for VaultPolicy {
                             .required()
                             .requires_replace()
                             .validate(validate_name)
-                            .describe("Policy name (lowercase: Vault lowercases names). Changing it replaces the policy."),
+                            .describe("Policy name, in lowercase (Vault lowercases names)."),
                     )
                     .block(rules::rule_block())
                     .attr(Attribute::string("policy").describe(

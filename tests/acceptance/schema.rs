@@ -21,9 +21,11 @@ fn providers_schema_lists_config_and_types_with_descriptions() {
             .as_str()
             .unwrap()
             .contains("VAULT_ADDR"));
-        assert!(provider["block_types"]["azure"]["block"]["attributes"]["client_secret"]["sensitive"]
-            .as_bool()
-            .unwrap());
+        assert!(
+            provider["block_types"]["azure"]["block"]["attributes"]["client_secret"]["sensitive"]
+                .as_bool()
+                .unwrap()
+        );
         let policy = &p["resource_schemas"]["apim_vault_policy"]["block"];
         assert!(!policy["description"].as_str().unwrap_or("").is_empty());
         assert_eq!(policy["attributes"]["name"]["required"], true);

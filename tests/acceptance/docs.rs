@@ -1,0 +1,41 @@
+//! The committed docs/ match the schema declarations and examples, and every example under
+//! examples/resources and examples/data-sources applies against a real OpenBao.
+
+use std::path::Path;
+
+use crate::support::{run, Bao, Step, TestCase};
+
+#[test]
+fn docs_are_generated_from_the_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let update = std::env::var("APIM_UPDATE_DOCS").as_deref() == Ok("1");
+    let mut stale = Vec::new();
+    for (rel, content) in apim_provider::docs::pages(root) {
+        let path = root.join(&rel);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &content).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(content.as_str()) {
+            stale.push(rel.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "docs out of date: {stale:?}. Regenerate with `APIM_UPDATE_DOCS=1 cargo test --test acceptance docs` and commit."
+    );
+}
+
+const HEADER: &str = "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\nprovider \"apim\" {}\n";
+
+#[test]
+fn vault_examples_apply() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for example in [
+        "examples/resources/apim_vault_policy/resource.tf",
+        "examples/data-sources/apim_vault_policy_document/data-source.tf",
+    ] {
+        let bao = Bao::start();
+        let body = std::fs::read_to_string(root.join(example)).unwrap();
+        run(TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))]).envs(bao.env()));
+    }
+}
