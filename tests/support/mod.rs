@@ -13,6 +13,24 @@
 //! * [`TestCase`] / [`Step`] / [`run`]: config, import and drift steps, then destroy and
 //!   `check_destroy`.
 //!
+//! ```ignore
+//! let bao = Bao::start();
+//! let config = |path: &str| format!(
+//!     "{REQUIRED_PROVIDERS}\nresource \"apim_vault_policy\" \"p\" {{\n  name = \"app\"\n  policy = <<-EOT\n    path \"{path}\" {{ capabilities = [\"read\"] }}\n  EOT\n}}\n");
+//! run(TestCase::new(vec![
+//!     Step::config(config("secret/data/a"))
+//!         .check(|wd| assert_eq!(wd.resource("apim_vault_policy.p")["name"], "app")),
+//!     Step::import("apim_vault_policy.p").verify_ignore(&["policy", "rule"]),
+//!     Step::drift(|| {
+//!         bao.api_ok("PUT", "sys/policies/acl/app", Some(json!({"policy": "path \"x\" { capabilities = [\"list\"] }"})));
+//!     })
+//!     .plan_contains("apim_vault_policy.p will be updated in-place"),
+//!     Step::config(config("secret/data/a")), // apply repairs the drift
+//! ])
+//! .envs(bao.env())
+//! .check_destroy(|| assert_eq!(bao.api("GET", "sys/policies/acl/app", None).0, 404)));
+//! ```
+//!
 //! Environment knobs: `APIM_TOOLS_DIR` (tools folder, default `<repo>/.tools`),
 //! `APIM_TEST_TF_MATRIX=0` (only Terraform 1.15.5), `APIM_TEST_KEEP=1` (keep working
 //! directories), `APIM_TEST_TF_LOG=<level>` (Terraform's `TF_LOG`, written to the captured
