@@ -108,7 +108,7 @@ struct Example {
     doc: Value,
 }
 
-fn load_examples(dir: &PathBuf) -> Vec<Example> {
+fn load_examples(dir: &std::path::Path) -> Vec<Example> {
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
     let files: Vec<String> = manifest
         .lines()
