@@ -2,6 +2,8 @@
 //! (api-version 2024-05-01), Entra ID token and discovery endpoints, and the managed-identity
 //! token endpoint, for acceptance tests, demos and offline CI. See README.md for the interface.
 
+#![warn(missing_docs)]
+
 pub mod arm;
 pub mod cli;
 pub mod control;
@@ -116,6 +118,7 @@ pub async fn start(cfg: &cli::Config) -> Result<Running, String> {
         faults: Faults::default(),
         log: Mutex::new(VecDeque::new()),
         ratelimit: AtomicU64::new(0),
+        log_requests: std::env::var("APIM_EMULATOR_LOG_REQUESTS").is_ok_and(|v| v == "1"),
     });
     {
         let st = faults::lock(&app.state);

@@ -41,6 +41,8 @@ pub struct App {
     pub log: Mutex<VecDeque<RequestRecord>>,
     /// Counts down the `x-ms-ratelimit-remaining-*` headers.
     pub ratelimit: AtomicU64,
+    /// Whether each request is logged to stderr (`APIM_EMULATOR_LOG_REQUESTS=1`).
+    pub log_requests: bool,
 }
 
 impl App {

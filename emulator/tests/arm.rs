@@ -694,3 +694,64 @@ fn service_identity_changes_and_managed_identity_tokens() {
     let (s, _, _) = emu.arm(Method::GET, &format!("{new_id}?{V}"), None, &[]);
     assert_eq!(s, 404);
 }
+
+#[test]
+fn odd_requests_get_answers_not_panics() {
+    let emu = Emu::start();
+    let id = emu.apim();
+    let sub = emu.s("subscription_id");
+    let paths = [
+        format!("/subscriptions?{V}"),
+        format!("/subscriptions/{sub}?{V}"),
+        format!("/subscriptions/{sub}/resourceGroups?{V}"),
+        format!("/subscriptions/{sub}/resourceGroups/rg-apim-emulator/providers?{V}"),
+        format!("/subscriptions/{sub}/resourceGroups/rg-apim-emulator/providers/Microsoft.ApiManagement/service?{V}"),
+        format!("{id}/namedValues/%C3%A9t%C3%A9?{V}"),
+        format!("{id}/namedValues/a/b/c/d?{V}"),
+        format!("{id}/apis/x/policies/policy/extra?{V}"),
+        format!("{id}/tenant/operationResults/nope?{V}"),
+        format!("{id}/unknown?{V}"),
+        format!("{id}/namedValues?{V}&$top=abc"),
+        format!("{id}/namedValues?{V}&$filter=(((("),
+        format!("{id}/policyFragments/x?{V}&format=bogus"),
+        "/nothing/here".to_string(),
+        "/_emulator/nope".to_string(),
+        "/metadata/identity/oauth2/token".to_string(),
+    ];
+    let bodies = [
+        None,
+        Some(json!("string")),
+        Some(json!({"properties": 5})),
+        Some(json!({"properties": {"value": "<\u{e9}<"}})),
+    ];
+    for p in &paths {
+        for m in [
+            Method::GET,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::POST,
+        ] {
+            for b in &bodies {
+                let r = emu.arm_req(m.clone(), p, b.as_ref(), &[("If-Match", "*")]);
+                assert!(r.status().as_u16() < 500, "{m} {p}: {}", r.status());
+            }
+        }
+    }
+    let (s, _, _) = emu.arm(
+        Method::PUT,
+        &format!("{id}/policyFragments/f?{V}"),
+        Some(
+            &json!({"properties": {"format": "rawxml", "value": "<fragment><a b=\"@(\u{e9}\"/>"}}),
+        ),
+        &[],
+    );
+    assert_eq!(s, 400);
+    let (s, _, _) = emu.arm(
+        Method::PUT,
+        &format!("{id}/policies/policy?{V}"),
+        Some(&json!({"properties": {"value": "<policies>\u{e9}<a></policies>"}})),
+        &[],
+    );
+    assert_eq!(s, 400);
+}

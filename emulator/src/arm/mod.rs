@@ -349,7 +349,9 @@ fn route(app: &App, req: &Req) -> ArmResult {
         && eq(5, "Microsoft.ApiManagement")
         && eq(6, "service");
     check_api_version(req, is_rp)?;
-    let sub = &s[1];
+    let Some(sub) = s.get(1) else {
+        return Err(unknown_route(req));
+    };
     {
         let st = lock(&app.state);
         if !st.subscriptions.contains_key(&sub.to_ascii_lowercase()) {
