@@ -674,6 +674,26 @@ fn service_identity_changes_and_managed_identity_tokens() {
     let t = emu.mi_token("api://vault", &format!("object_id={upid}"));
     assert_eq!(common::jwt_claims(&t)["oid"], upid);
 
+    // Listing by resource group and by subscription.
+    let sub = emu.s("subscription_id");
+    let (s, _, v) = emu.arm(
+        Method::GET,
+        &format!("/subscriptions/{sub}/providers/Microsoft.ApiManagement/service?{V}"),
+        None,
+        &[],
+    );
+    assert_eq!((s, v["value"][0]["id"].as_str()), (200, Some(id.as_str())));
+    let (s, _, v) = emu.arm(
+        Method::GET,
+        &format!(
+            "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.ApiManagement/service?{V}",
+            emu.s("resource_group")
+        ),
+        None,
+        &[],
+    );
+    assert_eq!((s, v["value"].as_array().map(Vec::len)), (200, Some(1)));
+
     // Inventory lists every object by id.
     let inv = emu.ctl(Method::GET, "inventory", None);
     assert_eq!(inv[&id]["type"], "Microsoft.ApiManagement/service");

@@ -343,11 +343,14 @@ pub struct Scope {
 fn route(app: &App, req: &Req) -> ArmResult {
     let s = &req.segs;
     let eq = |i: usize, lit: &str| s.get(i).is_some_and(|x| x.eq_ignore_ascii_case(lit));
-    let is_rp = s.len() >= 7
-        && eq(2, "resourceGroups")
-        && eq(4, "providers")
-        && eq(5, "Microsoft.ApiManagement")
-        && eq(6, "service");
+    let by_subscription =
+        s.len() == 5 && eq(2, "providers") && eq(3, "Microsoft.ApiManagement") && eq(4, "service");
+    let is_rp = by_subscription
+        || (s.len() >= 7
+            && eq(2, "resourceGroups")
+            && eq(4, "providers")
+            && eq(5, "Microsoft.ApiManagement")
+            && eq(6, "service"));
     check_api_version(req, is_rp)?;
     let Some(sub) = s.get(1) else {
         return Err(unknown_route(req));
@@ -364,6 +367,9 @@ fn route(app: &App, req: &Req) -> ArmResult {
     }
     if s.len() == 2 {
         return subscription(app, req, sub);
+    }
+    if by_subscription {
+        return service::list_subscription(app, req, sub);
     }
     if !eq(2, "resourceGroups") || s.len() < 4 {
         return Err(unknown_route(req));

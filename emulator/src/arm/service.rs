@@ -143,6 +143,22 @@ pub fn list(app: &App, req: &Req, sub: &str, rg: &str) -> ArmResult {
     Ok(json_response(200, &json!({"value": items})))
 }
 
+/// GET of the instances in a subscription.
+pub fn list_subscription(app: &App, req: &Req, sub: &str) -> ArmResult {
+    if req.method != Method::GET {
+        return Err(method_not_allowed(req));
+    }
+    let st = lock(&app.state);
+    let prefix = format!("/subscriptions/{}/", sub.to_ascii_lowercase());
+    let items: Vec<Value> = st
+        .services
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, s)| render(&st, s))
+        .collect();
+    Ok(json_response(200, &json!({"value": items})))
+}
+
 /// GET/HEAD/PUT/PATCH/DELETE of one instance.
 pub fn handle(app: &App, req: &Req, sub: &str, rg: &str, name: &str) -> ArmResult {
     let key = service_id(sub, rg, name).to_ascii_lowercase();
