@@ -242,6 +242,13 @@ impl Emu {
 impl Drop for Emu {
     fn drop(&mut self) {
         self.stop();
+        if self
+            .dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("apim-emu-test-"))
+        {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
