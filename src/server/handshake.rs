@@ -116,7 +116,12 @@ async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
             .filter(|c| !c.trim().is_empty()),
         ServeMode::Debug => None,
     };
+    let started = std::time::Instant::now();
     let server_tls = client_cert.as_deref().map(tls::server_tls).transpose()?;
+    log::debug(
+        "TLS configuration ready",
+        &[("elapsed_us", &started.elapsed().as_micros().to_string())],
+    );
 
     let shutdown = Arc::new(Notify::new());
     let (health, health_svc) = tonic_health::server::health_reporter();
