@@ -12,3 +12,4 @@ mod harness;
 mod policy;
 mod protocol;
 mod schema;
+mod tidy;
