@@ -2,6 +2,7 @@
 //! typed clients; they never see the protocol.
 
 mod rules;
+pub mod vault_audit;
 pub mod vault_policy;
 pub mod vault_policy_document;
 
@@ -10,7 +11,10 @@ use crate::provider::ProviderData;
 
 /// Every managed resource type.
 pub fn resources() -> Vec<Box<dyn Resource<ProviderData>>> {
-    vec![Box::new(vault_policy::VaultPolicy)]
+    vec![
+        Box::new(vault_policy::VaultPolicy),
+        Box::new(vault_audit::VaultAudit),
+    ]
 }
 
 /// Every data source type.

@@ -6,6 +6,7 @@
 //! endpoints it does not cover go through the same `reqwest` client in [`Vault::send`].
 
 pub mod acl;
+pub mod audit;
 pub mod policy;
 
 use std::future::Future;

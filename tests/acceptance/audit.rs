@@ -1,0 +1,529 @@
+//! `apim_vault_audit` against a real OpenBao and a real collector: a TCP listener run by
+//! the test receives the audit entries of a binding's runtime flow (the APIM identity's JWT
+//! login with an emulator-minted managed-identity token, then its read of the bound secret),
+//! with secrets and tokens only as HMAC-SHA256 values.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{run, Bao, Emulator, Step, TestCase};
+
+const HEADER: &str = r#"
+terraform {
+  required_providers {
+    apim = { source = "apimvault/apim" }
+  }
+}
+"#;
+
+/// OpenBao accepts API-created audit devices only with this switch (test servers only).
+const ALLOW_API_AUDIT: &str = "unsafe_allow_api_audit_creation = true";
+
+const AUDIENCE: &str = "api://vault-apim";
+const JWT_MOUNT: &str = "apim-jwt";
+const ROLE: &str = "orders-api";
+const SECRET_PATH: &str = "secret/data/orders/backend-key";
+
+fn provider(bao: &Bao) -> String {
+    format!(
+        "{HEADER}\nprovider \"apim\" {{\n  vault {{\n    address = \"{}\"\n    token   = \"{}\"\n  }}\n}}\n",
+        bao.addr(),
+        bao.token()
+    )
+}
+
+/// A SIEM collector: a TCP listener on a free loopback port that keeps every line it
+/// receives, from any number of connections.
+struct Collector {
+    addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
+        let addr = listener
+            .local_addr()
+            .expect("collector address")
+            .to_string();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let sink = Arc::clone(&sink);
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines() {
+                        match line {
+                            Ok(l) => sink.lock().unwrap().push(l),
+                            Err(_) => break,
+                        }
+                    }
+                });
+            }
+        });
+        Collector { addr, lines }
+    }
+
+    fn count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The lines received after the first `from`, once `done` holds for them (or panics
+    /// after 15 s).
+    fn wait_since(&self, from: usize, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let got: Vec<String> = self.lines.lock().unwrap()[from..].to_vec();
+            if done(&got) {
+                return got;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!(
+                    "the collector did not receive the expected entries; got:\n{}",
+                    got.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The Vault side of a binding, as the quickstart sets it up: a JWT auth mount trusting the
+/// emulator's Entra discovery, a role bound to the APIM instance's managed identity, and a
+/// KV v2 secret. The policy granting the read is managed by Terraform (in the config).
+fn setup_binding(bao: &Bao, emu: &Emulator, secret_value: &str) {
+    let issuer = format!("{}/{}/", emu.url(), emu.tenant_id());
+    let ca = std::fs::read_to_string(emu.ca_file()).expect("read the emulator CA");
+    bao.api_ok(
+        "POST",
+        &format!("sys/auth/{JWT_MOUNT}"),
+        Some(json!({"type": "jwt"})),
+    );
+    bao.api_ok(
+        "POST",
+        &format!("auth/{JWT_MOUNT}/config"),
+        Some(json!({
+            "oidc_discovery_url": issuer,
+            "oidc_discovery_ca_pem": ca,
+            "bound_issuer": issuer,
+        })),
+    );
+    bao.api_ok(
+        "POST",
+        &format!("auth/{JWT_MOUNT}/role/{ROLE}"),
+        Some(json!({
+            "role_type": "jwt",
+            "bound_audiences": [AUDIENCE],
+            "user_claim": "oid",
+            "bound_claims": {"oid": emu.principal_id(), "tid": emu.tenant_id()},
+            "token_policies": ["orders-reader"],
+            "token_ttl": "15m",
+        })),
+    );
+    bao.api_ok(
+        "POST",
+        SECRET_PATH,
+        Some(json!({"data": {"api_key": secret_value}})),
+    );
+}
+
+/// The policy the role's tokens get, managed by Terraform next to the audit device.
+const POLICY: &str = r#"
+resource "apim_vault_policy" "orders" {
+  name = "orders-reader"
+  rule {
+    path         = "secret/data/orders/*"
+    capabilities = ["read"]
+  }
+}
+"#;
+
+/// What the APIM gateway does at request time: a managed-identity token from the instance
+/// metadata endpoint, a JWT login, a read of the bound secret. Answers (jwt, client token).
+fn binding_flow(bao: &Bao, emu: &Emulator, secret_value: &str) -> (String, String) {
+    let url = url::Url::parse_with_params(
+        &format!("{}/metadata/identity/oauth2/token", emu.url()),
+        [
+            ("api-version", "2018-02-01"),
+            ("resource", AUDIENCE),
+            ("msi_res_id", emu.api_management_id()),
+        ],
+    )
+    .expect("metadata URL");
+    let mi: Value = emu
+        .http()
+        .get(url)
+        .header("Metadata", "true")
+        .send()
+        .expect("managed-identity token request")
+        .json()
+        .expect("managed-identity token answer");
+    let jwt = mi["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access_token: {mi}"))
+        .to_string();
+
+    // The gateway has no Vault token: a plain client, not the root-token helper.
+    let http = reqwest::blocking::Client::new();
+    let login: Value = http
+        .post(format!("{}/v1/auth/{JWT_MOUNT}/login", bao.addr()))
+        .json(&json!({"role": ROLE, "jwt": jwt}))
+        .send()
+        .expect("JWT login")
+        .json()
+        .expect("JWT login answer");
+    let token = login["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login refused: {login}"))
+        .to_string();
+    let read: Value = http
+        .get(format!("{}/v1/{SECRET_PATH}", bao.addr()))
+        .header("X-Vault-Token", &token)
+        .send()
+        .expect("secret read")
+        .json()
+        .expect("secret read answer");
+    assert_eq!(read["data"]["data"]["api_key"], secret_value, "{read}");
+    (jwt, token)
+}
+
+/// `hmac-sha256:<hex>` of `input` with the salt of the device at `path` (`sys/audit-hash`).
+fn audit_hash(bao: &Bao, path: &str, input: &str) -> String {
+    let v = bao.api_ok(
+        "PUT",
+        &format!("sys/audit-hash/{path}"),
+        Some(json!({ "input": input })),
+    );
+    v["data"]["hash"]
+        .as_str()
+        .or(v["hash"].as_str())
+        .unwrap_or_else(|| panic!("no hash: {v}"))
+        .to_string()
+}
+
+fn parse(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn find<'v>(entries: &'v [Value], kind: &str, path: &str) -> Option<&'v Value> {
+    entries
+        .iter()
+        .find(|e| e["type"] == kind && e["request"]["path"] == path)
+}
+
+fn has_flow(lines: &[String]) -> bool {
+    let entries: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    find(&entries, "response", &format!("auth/{JWT_MOUNT}/login")).is_some()
+        && find(&entries, "response", SECRET_PATH).is_some()
+}
+
+/// The entries of the flow are there, with the token, the JWT and the secret only as the
+/// device's HMAC values.
+fn assert_flow_audited(
+    bao: &Bao,
+    device: &str,
+    lines: &[String],
+    jwt: &str,
+    token: &str,
+    secret: &str,
+) {
+    let text = lines.join("\n");
+    for (what, clear) in [
+        ("secret value", secret),
+        ("client token", token),
+        ("JWT", jwt),
+    ] {
+        assert!(
+            !text.contains(clear),
+            "the {what} appears in clear in the audit entries:\n{text}"
+        );
+    }
+    let entries = parse(lines);
+    let login_path = format!("auth/{JWT_MOUNT}/login");
+    let login = find(&entries, "response", &login_path).expect("login response entry");
+    assert_eq!(login["request"]["operation"], "update", "{login}");
+    assert_eq!(
+        login["auth"]["client_token"],
+        audit_hash(bao, device, token),
+        "{login}"
+    );
+    assert_eq!(
+        login["auth"]["metadata"]["role"], ROLE,
+        "the role is logged in clear: {login}"
+    );
+    assert!(
+        login["auth"]["policies"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == "orders-reader")),
+        "{login}"
+    );
+    let login_req = find(&entries, "request", &login_path).expect("login request entry");
+    assert_eq!(
+        login_req["request"]["data"]["jwt"],
+        audit_hash(bao, device, jwt)
+    );
+
+    let read = find(&entries, "response", SECRET_PATH).expect("read response entry");
+    assert_eq!(read["request"]["operation"], "read", "{read}");
+    assert_eq!(
+        read["request"]["client_token"],
+        audit_hash(bao, device, token),
+        "{read}"
+    );
+    assert_eq!(
+        read["response"]["data"]["data"]["api_key"],
+        audit_hash(bao, device, secret),
+        "{read}"
+    );
+    assert!(
+        read["auth"]["policies"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == "orders-reader")),
+        "{read}"
+    );
+    if std::env::var("APIM_TEST_SHOW_AUDIT").as_deref() == Ok("1") {
+        for e in [login_req, login, read] {
+            eprintln!("audit entry: {e}");
+        }
+    }
+}
+
+/// The device at `path` as OpenBao lists it, or `None`.
+fn device(bao: &Bao, path: &str) -> Option<Value> {
+    let list = bao.api_ok("GET", "sys/audit", None);
+    list["data"].get(format!("{path}/")).cloned()
+}
+
+fn socket_config(bao: &Bao, collector: &str) -> String {
+    format!(
+        r#"{}
+{POLICY}
+resource "apim_vault_audit" "siem" {{
+  type        = "socket"
+  path        = "to-siem"
+  description = "Vault events to the SIEM collector"
+  options = {{
+    address     = "{collector}"
+    socket_type = "tcp"
+    format      = "json"
+  }}
+}}
+"#,
+        provider(bao)
+    )
+}
+
+#[test]
+fn vault_audit_socket_collector() {
+    let bao = Bao::start_with_config(ALLOW_API_AUDIT);
+    let emu = Emulator::start();
+    let collector = Collector::start();
+    let other = Collector::start();
+    let secret = format!("orders-backend-key-{}", std::process::id());
+    setup_binding(&bao, &emu, &secret);
+    let config = socket_config(&bao, &collector.addr);
+    run(TestCase::new(vec![
+        Step::config(config.clone()).check(|wd| {
+            let state = wd.resource("apim_vault_audit.siem");
+            assert_eq!(state["id"], "to-siem");
+            assert_eq!(state["local"], false);
+            assert_eq!(state["allow_raw_secrets"], false);
+            let dev = device(&bao, "to-siem").expect("device enabled");
+            assert_eq!(dev["type"], "socket");
+            assert_eq!(dev["options"]["address"], collector.addr.as_str());
+            let from = collector.count();
+            let (jwt, token) = binding_flow(&bao, &emu, &secret);
+            let lines = collector.wait_since(from, has_flow);
+            assert_flow_audited(&bao, "to-siem", &lines, &jwt, &token, &secret);
+        }),
+        Step::import("apim_vault_audit.siem"),
+        // Disabled out of band: the next apply enables it again.
+        Step::drift(|| {
+            bao.api_ok("DELETE", "sys/audit/to-siem", None);
+        })
+        .plan_contains("apim_vault_audit.siem will be created"),
+        Step::config(config.clone()).check(|_| {
+            assert!(device(&bao, "to-siem").is_some());
+        }),
+        // Enabled again out of band with another collector: a replacement.
+        Step::drift(|| {
+            bao.api_ok("DELETE", "sys/audit/to-siem", None);
+            bao.api_ok(
+                "PUT",
+                "sys/audit/to-siem",
+                Some(json!({"type": "socket", "description": "Vault events to the SIEM collector",
+                    "options": {"address": other.addr, "socket_type": "tcp", "format": "json"}})),
+            );
+        })
+        .plan_contains("apim_vault_audit.siem must be replaced")
+        .plan_contains("# forces replacement"),
+        Step::config(config.clone()).check(|_| {
+            let dev = device(&bao, "to-siem").expect("device enabled");
+            assert_eq!(dev["options"]["address"], collector.addr.as_str());
+        }),
+        // Options the configuration does not set are the server's business: no diff, and
+        // so no replacement (the device keeps its extra option).
+        Step::config(config.clone())
+            .pre_config(|| {
+                bao.api_ok("DELETE", "sys/audit/to-siem", None);
+                bao.api_ok(
+                    "PUT",
+                    "sys/audit/to-siem",
+                    Some(json!({"type": "socket", "description": "Vault events to the SIEM collector",
+                        "options": {"address": collector.addr, "socket_type": "tcp", "format": "json",
+                            "elide_list_responses": "false"}})),
+                );
+            })
+            .check(|_| {
+                let dev = device(&bao, "to-siem").expect("device enabled");
+                assert_eq!(dev["options"]["elide_list_responses"], "false");
+            }),
+    ])
+    .check_destroy(|| assert_eq!(device(&bao, "to-siem"), None)));
+}
+
+#[test]
+fn vault_audit_file() {
+    let bao = Bao::start_with_config(ALLOW_API_AUDIT);
+    let emu = Emulator::start();
+    let secret = format!("orders-file-key-{}", std::process::id());
+    setup_binding(&bao, &emu, &secret);
+    let log = bao.dir().join("audit.log");
+    let config = format!(
+        r#"{}
+{POLICY}
+resource "apim_vault_audit" "file" {{
+  type = "file"
+  options = {{
+    file_path     = "{}"
+    hmac_accessor = "true"
+  }}
+}}
+"#,
+        provider(&bao),
+        log.display()
+    );
+    run(TestCase::new(vec![
+        Step::config(config).check(|wd| {
+            let state = wd.resource("apim_vault_audit.file");
+            // `path` defaults to the type.
+            assert_eq!(state["path"], "file");
+            assert_eq!(state["id"], "file");
+            assert!(state["description"].is_null(), "{state}");
+            assert!(device(&bao, "file").is_some());
+            let before = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .count();
+            let (jwt, token) = binding_flow(&bao, &emu, &secret);
+            let start = Instant::now();
+            let lines = loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<String> = text.lines().skip(before).map(str::to_string).collect();
+                if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
+                    break lines;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            assert_flow_audited(&bao, "file", &lines, &jwt, &token, &secret);
+        }),
+        Step::import("apim_vault_audit.file").import_id("file"),
+    ])
+    .check_destroy(|| assert_eq!(device(&bao, "file"), None)));
+}
+
+#[test]
+fn vault_audit_refused_by_server_names_declarative_alternative() {
+    // OpenBao's default: no API-created audit devices.
+    let bao = Bao::start();
+    let config = format!(
+        r#"{}
+resource "apim_vault_audit" "siem" {{
+  type        = "file"
+  path        = "to-siem"
+  description = "SIEM"
+  options = {{
+    file_path = "/var/log/openbao/audit.log"
+  }}
+}}
+"#,
+        provider(&bao)
+    );
+    run(TestCase::new(vec![
+        Step::config(config.clone()).expect_error(
+            "audit \"file\" \"to-siem\" { description = \"SIEM\" options { file_path = \"/var/log/openbao/audit.log\" } }",
+        ),
+        Step::config(config).expect_error("`unsafe_allow_api_audit_creation = true` in the server configuration"),
+    ]));
+    assert_eq!(device(&bao, "to-siem"), None);
+}
+
+#[test]
+fn vault_audit_bad_input() {
+    let bao = Bao::start_with_config(ALLOW_API_AUDIT);
+    let resource = |body: &str| {
+        format!(
+            "{}\nresource \"apim_vault_audit\" \"a\" {{\n{body}\n}}\n",
+            provider(&bao)
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            resource("  type = \"file\"\n  options = {\n    file_path = \"/tmp/x.log\"\n    log_raw = \"true\"\n  }"),
+            "`log_raw = \"true\"` makes Vault write every secret value, token and password in clear to this audit device, and so to the SIEM",
+        ),
+        (
+            resource("  type = \"file\"\n  options = {\n    file_path = \"/tmp/x.log\"\n    log_raw = \"1\"\n  }"),
+            "set `allow_raw_secrets = true` to acknowledge this",
+        ),
+        (
+            resource("  type = \"kafka\"\n  options = {\n    address = \"a:1\"\n  }"),
+            "`type` is \"kafka\", which is not one of: \"file\", \"socket\", \"syslog\"",
+        ),
+        (
+            resource("  type = \"file\"\n  options = {\n    hmac_accessor = \"yes\"\n  }"),
+            "Vault reads it as a boolean",
+        ),
+        (
+            resource("  type = \"socket\"\n  path = \"/siem/\""),
+            "write it without leading or trailing `/`",
+        ),
+        (
+            resource("  type = \"socket\"\n  path = \"siem\""),
+            "A `socket` audit device needs `options.address`",
+        ),
+    ];
+    for (config, expected) in &cases {
+        run(TestCase::new(vec![
+            Step::config(config.clone()).expect_error(expected)
+        ]));
+    }
+    // A device that exists already is not adopted: the error says to import it.
+    let taken = bao.dir().join("taken.log");
+    bao.api_ok(
+        "PUT",
+        "sys/audit/taken",
+        Some(json!({"type": "file", "options": {"file_path": taken.display().to_string()}})),
+    );
+    run(TestCase::new(vec![Step::config(resource(&format!(
+        "  type = \"file\"\n  path = \"taken\"\n  options = {{\n    file_path = \"{}\"\n  }}",
+        bao.dir().join("other.log").display()
+    )))
+    .expect_error(
+        "terraform import apim_vault_audit.<name> taken",
+    )]));
+    assert_eq!(
+        device(&bao, "taken").expect("still there")["options"]["file_path"],
+        taken.display().to_string()
+    );
+}
