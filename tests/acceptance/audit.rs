@@ -38,13 +38,13 @@ fn provider(bao: &Bao) -> String {
 
 /// A SIEM collector: a TCP listener on a free loopback port that keeps every line it
 /// receives, from any number of connections.
-struct Collector {
-    addr: String,
+pub(crate) struct Collector {
+    pub(crate) addr: String,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Collector {
-    fn start() -> Collector {
+    pub(crate) fn start() -> Collector {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
         let addr = listener
             .local_addr()
@@ -142,14 +142,14 @@ resource "apim_vault_policy" "orders" {
 }
 "#;
 
-/// What the APIM gateway does at request time: a managed-identity token from the instance
-/// metadata endpoint, a JWT login, a read of the bound secret. Answers (jwt, client token).
-fn binding_flow(bao: &Bao, emu: &Emulator, secret_value: &str) -> (String, String) {
+/// A managed-identity token for the APIM instance, from the emulator's instance metadata
+/// endpoint, as the gateway gets it.
+fn mi_token(emu: &Emulator, audience: &str) -> String {
     let url = url::Url::parse_with_params(
         &format!("{}/metadata/identity/oauth2/token", emu.url()),
         [
             ("api-version", "2018-02-01"),
-            ("resource", AUDIENCE),
+            ("resource", audience),
             ("msi_res_id", emu.api_management_id()),
         ],
     )
@@ -162,10 +162,16 @@ fn binding_flow(bao: &Bao, emu: &Emulator, secret_value: &str) -> (String, Strin
         .expect("managed-identity token request")
         .json()
         .expect("managed-identity token answer");
-    let jwt = mi["access_token"]
+    mi["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no access_token: {mi}"))
-        .to_string();
+        .to_string()
+}
+
+/// What the APIM gateway does at request time: a managed-identity token from the instance
+/// metadata endpoint, a JWT login, a read of the bound secret. Answers (jwt, client token).
+fn binding_flow(bao: &Bao, emu: &Emulator, secret_value: &str) -> (String, String) {
+    let jwt = mi_token(emu, AUDIENCE);
 
     // The gateway has no Vault token: a plain client, not the root-token helper.
     let http = reqwest::blocking::Client::new();
@@ -345,6 +351,56 @@ fn vault_audit_socket_collector() {
             let (jwt, token) = binding_flow(&bao, &emu, &secret);
             let lines = collector.wait_since(from, has_flow);
             assert_flow_audited(&bao, "to-siem", &lines, &jwt, &token, &secret);
+
+            // A refused login (a token for another audience) and a denied read reach the
+            // SIEM too. The login's reason is response data, so it is hashed; the ACL
+            // denial is the entry's own `error`, in clear.
+            let from = collector.count();
+            let wrong = mi_token(&emu, "api://another-app");
+            let http = reqwest::blocking::Client::new();
+            let status = http
+                .post(format!("{}/v1/auth/{JWT_MOUNT}/login", bao.addr()))
+                .json(&json!({"role": ROLE, "jwt": wrong}))
+                .send()
+                .expect("JWT login")
+                .status();
+            assert_eq!(status.as_u16(), 400);
+            let status = http
+                .get(format!("{}/v1/secret/data/payments/db", bao.addr()))
+                .header("X-Vault-Token", &token)
+                .send()
+                .expect("secret read")
+                .status();
+            assert_eq!(status.as_u16(), 403);
+            let login_path = format!("auth/{JWT_MOUNT}/login");
+            let denied_path = "secret/data/payments/db";
+            let lines = collector.wait_since(from, |l| {
+                let e = parse(l);
+                find(&e, "response", &login_path).is_some()
+                    && find(&e, "response", denied_path).is_some()
+            });
+            let entries = parse(&lines);
+            let refused = find(&entries, "response", &login_path).unwrap();
+            assert!(refused["auth"]["client_token"].is_null(), "{refused}");
+            assert!(
+                refused["response"]["data"]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("hmac-sha256:")),
+                "{refused}"
+            );
+            let denied = find(&entries, "response", denied_path).unwrap();
+            assert!(
+                denied["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("permission denied")),
+                "{denied}"
+            );
+            assert!(!lines.join("\n").contains(&wrong), "the refused JWT appears in clear");
+            assert!(!lines.join("\n").contains(&token), "the token appears in clear");
+            if std::env::var("APIM_TEST_SHOW_AUDIT").as_deref() == Ok("1") {
+                eprintln!("audit entry: {refused}");
+                eprintln!("audit entry: {denied}");
+            }
         }),
         Step::import("apim_vault_audit.siem"),
         // Disabled out of band: the next apply enables it again.

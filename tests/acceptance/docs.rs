@@ -38,4 +38,19 @@ fn vault_examples_apply() {
         let body = std::fs::read_to_string(root.join(example)).unwrap();
         run(TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))]).envs(bao.env()));
     }
+    // Audit devices need a server that accepts API-created ones, and a collector listening.
+    let bao = Bao::start_with_config("unsafe_allow_api_audit_creation = true");
+    let collector = crate::audit::Collector::start();
+    let body =
+        std::fs::read_to_string(root.join("examples/resources/apim_vault_audit/resource.tf"))
+            .unwrap();
+    run(
+        TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
+            .envs(bao.env())
+            .env("TF_VAR_siem_collector_address", collector.addr.clone())
+            .env(
+                "TF_VAR_audit_log_file",
+                bao.dir().join("audit.log").display().to_string(),
+            ),
+    );
 }
