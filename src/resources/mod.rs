@@ -3,6 +3,7 @@
 
 mod rules;
 pub mod vault_audit;
+pub mod vault_auth_backend;
 pub mod vault_policy;
 pub mod vault_policy_document;
 
@@ -13,6 +14,7 @@ use crate::provider::ProviderData;
 pub fn resources() -> Vec<Box<dyn Resource<ProviderData>>> {
     vec![
         Box::new(vault_policy::VaultPolicy),
+        Box::new(vault_auth_backend::VaultAuthBackend),
         Box::new(vault_audit::VaultAudit),
     ]
 }

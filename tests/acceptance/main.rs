@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod auth_backend;
 mod docs;
 mod harness;
 mod policy;

@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod audit;
+pub mod auth;
 pub mod policy;
 
 use std::future::Future;

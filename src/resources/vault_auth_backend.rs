@@ -1,0 +1,549 @@
+//! `apim_vault_auth_backend`: the Vault JWT auth mount that trusts Entra ID tokens.
+//!
+//! With `tenant_id` and `token_version`, the discovery URL and the issuer are derived for the
+//! provider's Azure environment (or its custom authority host, e.g. the emulator), because a
+//! token-version/issuer mismatch is the classic cause of "invalid issuer" login failures.
+
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+
+use crate::clients::vault::auth::{AuthMount, EnableAuth, JwtConfig, TuneMount};
+use crate::clients::vault::Vault;
+use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::plan::Planned;
+use crate::framework::resource::{Ctx, PlanRequest, Resource};
+use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
+use crate::framework::value::{Type, Value};
+use crate::provider::ProviderData;
+
+use super::api_error;
+
+const TYPE: &str = "apim_vault_auth_backend";
+
+/// The resource.
+pub struct VaultAuthBackend;
+
+/// The discovery URL and issuer of Entra tokens of `version` (1 or 2) for `tenant`, in the
+/// Azure `environment` or under a custom `authority_host`.
+pub fn entra_issuer(
+    environment: &str,
+    authority_host: Option<&str>,
+    tenant: &str,
+    version: i64,
+) -> String {
+    if let Some(host) = authority_host {
+        let host = host.trim_end_matches('/');
+        return if version == 2 {
+            format!("{host}/{tenant}/v2.0")
+        } else {
+            format!("{host}/{tenant}/")
+        };
+    }
+    match (environment, version) {
+        ("china", 2) => format!("https://login.partner.microsoftonline.cn/{tenant}/v2.0"),
+        ("china", _) => format!("https://sts.chinacloudapi.cn/{tenant}/"),
+        ("usgovernment", 2) => format!("https://login.microsoftonline.us/{tenant}/v2.0"),
+        (_, 2) => format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+        // Version 1 tokens of the public and US Government clouds share this issuer.
+        _ => format!("https://sts.windows.net/{tenant}/"),
+    }
+}
+
+fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
+    if let Some(s) = v.as_str() {
+        if s.is_empty() || s.starts_with('/') || s.ends_with('/') || s.contains("//") {
+            d.attr_error(
+                p.clone(),
+                "Invalid mount path",
+                format!("`path` is {s:?}: write the mount path without leading or trailing `/`, e.g. \"jwt\" or \"apim/jwt\"."),
+            );
+        }
+    }
+}
+
+fn validate_tenant(v: &Value, p: &AttrPath, d: &mut Diags) {
+    if let Some(s) = v.as_str() {
+        if !is_guid(s) {
+            d.attr_error(
+                p.clone(),
+                "Invalid tenant ID",
+                format!("`tenant_id` is {s:?}: use the tenant's GUID (Entra ID → Overview → Tenant ID). Token issuers carry the GUID, not the domain name."),
+            );
+        }
+    }
+}
+
+/// True for `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex).
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn validate_version(v: &Value, p: &AttrPath, d: &mut Diags) {
+    if !matches!(v.as_i64(), Some(1 | 2)) {
+        d.attr_error(
+            p.clone(),
+            "Invalid token version",
+            "`token_version` must be 1 (managed-identity tokens, issuer https://sts.windows.net/<tenant>/) or 2 (issuer <authority>/<tenant>/v2.0).",
+        );
+    }
+}
+
+fn validate_discovery(v: &Value, p: &AttrPath, d: &mut Diags) {
+    if let Some(s) = v.as_str() {
+        if s.contains(".well-known") {
+            d.attr_error(
+                p.clone(),
+                "Invalid discovery URL",
+                format!("`oidc_discovery_url` is {s:?}: give the issuer's base URL; Vault appends `/.well-known/openid-configuration` itself."),
+            );
+        } else if !(s.starts_with("https://") || s.starts_with("http://")) {
+            d.attr_error(
+                p.clone(),
+                "Invalid discovery URL",
+                format!("`oidc_discovery_url` is {s:?}: it must be an https:// URL."),
+            );
+        }
+    }
+}
+
+/// A string attribute as the state should hold it: Vault's "" is null when the
+/// configuration (prior state) left it unset.
+fn text(prior: &Value, server: &str) -> Value {
+    if server.is_empty() && prior.is_null() {
+        Value::Null
+    } else if prior.as_str().is_some_and(|p| p.trim() == server.trim()) {
+        // PEM blocks may come back with other trailing whitespace.
+        prior.clone()
+    } else {
+        Value::from(server)
+    }
+}
+
+fn desired_config(v: &Value) -> JwtConfig {
+    let s = |k: &str| v.get(k).as_str().unwrap_or_default().to_string();
+    JwtConfig {
+        oidc_discovery_url: s("oidc_discovery_url"),
+        oidc_discovery_ca_pem: s("oidc_discovery_ca_pem"),
+        jwks_url: s("jwks_url"),
+        jwks_ca_pem: s("jwks_ca_pem"),
+        jwt_validation_pubkeys: v.get("jwt_validation_pubkeys").string_list(),
+        bound_issuer: s("bound_issuer"),
+    }
+}
+
+fn tune(v: &Value) -> TuneMount {
+    TuneMount {
+        default_lease_ttl: v.get("default_lease_ttl").as_i64(),
+        max_lease_ttl: v.get("max_lease_ttl").as_i64(),
+        description: Some(
+            v.get("description")
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    }
+}
+
+impl VaultAuthBackend {
+    /// The state of the mount at `path` as Vault reports it, given the prior state.
+    async fn read_state(
+        &self,
+        vault: &Vault,
+        data: &ProviderData,
+        path: &str,
+        prior: &Value,
+        d: &mut Diags,
+    ) -> Option<Value> {
+        let mount = match vault.read_auth_mount(path).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(e) => {
+                api_error(d, "read", TYPE, &format!("auth mount {path:?}"), &e);
+                return Some(prior.clone());
+            }
+        };
+        if !is_jwt(&mount) {
+            d.error(
+                format!("Unable to read {TYPE}"),
+                format!("The auth mount {path:?} is of type {:?}, not a JWT/OIDC mount. Choose another `path`, or remove the other mount first.", mount.kind),
+            );
+            return Some(prior.clone());
+        }
+        let cfg = match vault.read_jwt_config(path).await {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => {
+                api_error(
+                    d,
+                    "read",
+                    TYPE,
+                    &format!("JWT configuration of {path:?}"),
+                    &e,
+                );
+                return Some(prior.clone());
+            }
+        };
+        let mut s = self.schema().block.empty_value();
+        s.set("id", Value::from(path));
+        s.set("path", Value::from(path));
+        s.set(
+            "description",
+            text(prior.get("description"), &mount.description),
+        );
+        s.set("accessor", Value::from(mount.accessor.as_str()));
+        s.set(
+            "default_lease_ttl",
+            Value::int(mount.config.default_lease_ttl),
+        );
+        s.set("max_lease_ttl", Value::int(mount.config.max_lease_ttl));
+        s.set(
+            "oidc_discovery_url",
+            Value::from(cfg.oidc_discovery_url.as_str()),
+        );
+        s.set(
+            "oidc_discovery_ca_pem",
+            text(
+                prior.get("oidc_discovery_ca_pem"),
+                &cfg.oidc_discovery_ca_pem,
+            ),
+        );
+        s.set("jwks_url", text(prior.get("jwks_url"), &cfg.jwks_url));
+        s.set(
+            "jwks_ca_pem",
+            text(prior.get("jwks_ca_pem"), &cfg.jwks_ca_pem),
+        );
+        s.set(
+            "jwt_validation_pubkeys",
+            if cfg.jwt_validation_pubkeys.is_empty()
+                && prior.get("jwt_validation_pubkeys").is_null()
+            {
+                Value::Null
+            } else {
+                Value::strings(cfg.jwt_validation_pubkeys.iter().cloned())
+            },
+        );
+        s.set("bound_issuer", Value::from(cfg.bound_issuer.as_str()));
+        // Vault does not store the tenant: keep it, or (after import) recognise the URL this
+        // provider would have derived for one.
+        let tenant = prior.get("tenant_id").clone();
+        let version = prior.get("token_version").clone();
+        if !tenant.is_null() {
+            s.set("tenant_id", tenant);
+            s.set("token_version", version);
+        } else if let Some((t, v)) = infer_tenant(data, &cfg) {
+            s.set("tenant_id", Value::from(t.as_str()));
+            s.set("token_version", Value::int(v));
+        } else {
+            s.set(
+                "token_version",
+                if version.is_null() {
+                    Value::int(1)
+                } else {
+                    version
+                },
+            );
+        }
+        if !s.get("tenant_id").is_null() {
+            s.set(
+                "oidc_discovery_url",
+                Value::from(cfg.oidc_discovery_url.as_str()),
+            );
+        } else if cfg.oidc_discovery_url.is_empty() {
+            s.set("oidc_discovery_url", Value::Null);
+        }
+        Some(s)
+    }
+}
+
+fn is_jwt(m: &AuthMount) -> bool {
+    matches!(m.kind.as_str(), "jwt" | "oidc")
+}
+
+/// The tenant and version whose derived discovery URL is `cfg`'s, if any.
+fn infer_tenant(data: &ProviderData, cfg: &JwtConfig) -> Option<(String, i64)> {
+    let url = &cfg.oidc_discovery_url;
+    let (env, host) = authority(data);
+    let trimmed = url.trim_end_matches('/');
+    let (rest, version) = match trimmed.strip_suffix("/v2.0") {
+        Some(r) => (r, 2),
+        None => (trimmed, 1),
+    };
+    let tenant = rest.rsplit('/').next()?;
+    (is_guid(tenant)
+        && entra_issuer(&env, host.as_deref(), tenant, version) == *url
+        && cfg.bound_issuer == *url)
+        .then(|| (tenant.to_string(), version))
+}
+
+fn authority(data: &ProviderData) -> (String, Option<String>) {
+    (
+        data.azure.environment.clone(),
+        data.azure.authority_host.clone(),
+    )
+}
+
+#[async_trait]
+impl Resource<ProviderData> for VaultAuthBackend {
+    fn type_name(&self) -> &'static str {
+        TYPE
+    }
+
+    fn schema(&self) -> &Schema {
+        static S: OnceLock<Schema> = OnceLock::new();
+        S.get_or_init(|| {
+            Schema::new(
+                Block::new("A Vault JWT auth mount that trusts Entra ID tokens, such as the managed-identity tokens of API Management. Give `tenant_id` (and `token_version`) to have the discovery URL and issuer derived for the provider's Azure environment, or one explicit source of signing keys: `oidc_discovery_url`, `jwks_url` or `jwt_validation_pubkeys`.")
+                    .attr(Attribute::string("id").computed().use_state_for_unknown().describe("The mount path."))
+                    .attr(Attribute::string("path").default("jwt").requires_replace().validate(validate_path).describe("Mount path of the auth method."))
+                    .attr(Attribute::string("description").describe("Description of the mount."))
+                    .attr(Attribute::string("tenant_id").validate(validate_tenant).describe("Entra tenant (GUID) whose tokens are trusted. Derives `oidc_discovery_url` and `bound_issuer` for the provider's Azure environment (`azure.environment`, or `azure.authority_host` when set)."))
+                    .attr(Attribute::number("token_version").default(1).validate(validate_version).describe("Version of the tokens to trust with `tenant_id`: `1` (managed-identity tokens: issuer `https://sts.windows.net/<tenant>/`) or `2` (issuer `<authority>/<tenant>/v2.0`)."))
+                    .attr(Attribute::string("oidc_discovery_url").optional_computed().validate(validate_discovery).describe("OIDC discovery base URL (without `/.well-known/...`). Derived when `tenant_id` is set."))
+                    .attr(Attribute::string("oidc_discovery_ca_pem").describe("CA certificate (PEM) to trust for the discovery URL, for a private CA."))
+                    .attr(Attribute::string("jwks_url").describe("JWKS URL, as an alternative source of signing keys."))
+                    .attr(Attribute::string("jwks_ca_pem").describe("CA certificate (PEM) to trust for `jwks_url`."))
+                    .attr(Attribute::of("jwt_validation_pubkeys", Type::list_of(Type::String)).describe("Static PEM public keys, as an alternative source of signing keys."))
+                    .attr(Attribute::string("bound_issuer").optional_computed().describe("The `iss` every token must carry. Derived when `tenant_id` is set; set it with the other key sources, since Vault checks the issuer only through it."))
+                    .attr(Attribute::number("default_lease_ttl").optional_computed().validate(validators::non_negative_int).describe("Default TTL (seconds) of tokens issued by this mount; 0 means the system default."))
+                    .attr(Attribute::number("max_lease_ttl").optional_computed().validate(validators::non_negative_int).describe("Maximum TTL (seconds) of tokens issued by this mount; 0 means the system default."))
+                    .attr(Attribute::string("accessor").computed().use_state_for_unknown().describe("The mount's accessor."))
+                    .constraint(Constraint::ExactlyOneOf(&["tenant_id", "oidc_discovery_url", "jwks_url", "jwt_validation_pubkeys"])),
+            )
+        })
+    }
+
+    fn validate(&self, config: &Value, d: &mut Diags) {
+        let explicit = !config.get("oidc_discovery_url").is_null()
+            || !config.get("jwks_url").is_null()
+            || !config.get("jwt_validation_pubkeys").is_null();
+        if explicit && config.get("bound_issuer").is_null() {
+            d.attr_warning(
+                AttrPath::root("bound_issuer"),
+                "No bound issuer",
+                "Without `bound_issuer`, Vault accepts tokens of any issuer whose keys it trusts. Set it to the issuer of the tokens you expect (for Entra managed identities: https://sts.windows.net/<tenant>/), or use `tenant_id` to have it derived.",
+            );
+        }
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        req: PlanRequest<'_>,
+        planned: &mut Planned,
+        d: &mut Diags,
+    ) {
+        let cfg = req.config;
+        if let (Some(tenant), Some(version)) = (
+            cfg.get("tenant_id").as_str(),
+            planned.state.get("token_version").as_i64(),
+        ) {
+            let Some(data) = ctx.data(d) else { return };
+            let (env, host) = authority(data);
+            let issuer = entra_issuer(&env, host.as_deref(), tenant, version);
+            // Derived values are planned from the configuration, so a drift of Vault's copy
+            // shows as an update.
+            planned
+                .state
+                .set("oidc_discovery_url", Value::from(issuer.as_str()));
+            if cfg.get("bound_issuer").is_null() {
+                planned
+                    .state
+                    .set("bound_issuer", Value::from(issuer.as_str()));
+            }
+        } else if req.prior.is_null()
+            && cfg.get("bound_issuer").is_null()
+            && !cfg.get("tenant_id").is_unknown()
+        {
+            planned.state.set("bound_issuer", Value::from(""));
+        }
+        if req.prior.is_null()
+            && cfg.get("oidc_discovery_url").is_null()
+            && cfg.get("tenant_id").is_null()
+        {
+            planned.state.set("oidc_discovery_url", Value::Null);
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        planned: &Value,
+        _config: &Value,
+        d: &mut Diags,
+    ) -> Option<Value> {
+        let data = ctx.data(d)?;
+        let vault = data.vault(d)?;
+        let path = planned.get("path").as_str()?.to_string();
+        let object = format!("auth mount {path:?}");
+        match ctx.cancel.run(vault.read_auth_mount(&path)).await {
+            Ok(Ok(Some(m))) => {
+                d.error(
+                    format!("Unable to create {TYPE}"),
+                    format!("An auth method of type {:?} is already mounted at {path:?}. To manage it with Terraform, import it: `terraform import {TYPE}.<name> {path}`; or choose another `path`.", m.kind),
+                );
+                return None;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                api_error(d, "create", TYPE, &object, &e);
+                return None;
+            }
+            Err(_) => {
+                d.error(
+                    format!("Unable to create {TYPE}"),
+                    "Cancelled: Terraform asked the provider to stop.",
+                );
+                return None;
+            }
+        }
+        let t = tune(planned);
+        let enable = EnableAuth {
+            kind: "jwt",
+            description: planned.get("description").as_str().unwrap_or_default(),
+            config: TuneMount {
+                description: None,
+                ..t
+            },
+        };
+        if let Err(e) = vault.enable_auth(&path, &enable).await {
+            api_error(d, "create", TYPE, &object, &e);
+            return None;
+        }
+        if let Err(e) = vault
+            .write_jwt_config(&path, &desired_config(planned))
+            .await
+        {
+            // Leave nothing behind: the mount without its configuration is removed again.
+            let cleanup = vault.disable_auth(&path).await;
+            api_error(d, "create", TYPE, &object, &e);
+            if let Err(c) = cleanup {
+                d.error(
+                    format!("Unable to clean up {TYPE}"),
+                    format!("The mount {path:?} was enabled but could not be configured, nor removed again ({c}). Remove it with `bao auth disable {path}` (or `vault auth disable {path}`)."),
+                );
+                return self
+                    .read_state(vault, data, &path, planned, &mut Diags::new())
+                    .await;
+            }
+            return None;
+        }
+        self.read_state(vault, data, &path, planned, d).await
+    }
+
+    async fn read(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) -> Option<Value> {
+        let data = ctx.data(d)?;
+        let vault = data.vault(d)?;
+        let path = state.get("path").as_str()?.to_string();
+        self.read_state(vault, data, &path, state, d).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        d: &mut Diags,
+    ) -> Option<Value> {
+        let data = ctx.data(d)?;
+        let vault = data.vault(d)?;
+        let path = planned.get("path").as_str()?.to_string();
+        let object = format!("auth mount {path:?}");
+        let tuned = ["description", "default_lease_ttl", "max_lease_ttl"]
+            .iter()
+            .any(|k| prior.get(k) != planned.get(k));
+        if tuned {
+            if let Err(e) = vault.tune_auth(&path, &tune(planned)).await {
+                api_error(d, "update", TYPE, &object, &e);
+                return None;
+            }
+        }
+        if desired_config(prior) != desired_config(planned) {
+            if let Err(e) = vault
+                .write_jwt_config(&path, &desired_config(planned))
+                .await
+            {
+                api_error(d, "update", TYPE, &object, &e);
+                return self
+                    .read_state(vault, data, &path, prior, &mut Diags::new())
+                    .await;
+            }
+        }
+        self.read_state(vault, data, &path, planned, d).await
+    }
+
+    async fn delete(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) {
+        let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
+            return;
+        };
+        let Some(path) = state.get("path").as_str() else {
+            return;
+        };
+        if let Err(e) = vault.disable_auth(path).await {
+            api_error(d, "delete", TYPE, &format!("auth mount {path:?}"), &e);
+        }
+    }
+
+    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<Value> {
+        let data = ctx.data(d)?;
+        let vault = data.vault(d)?;
+        let path = id.trim_matches('/');
+        let mut prior = self.schema().block.empty_value();
+        prior.set("path", Value::from(path));
+        match self.read_state(vault, data, path, &prior, d).await {
+            Some(s) => Some(s),
+            None => {
+                d.error(
+                    format!("Unable to import {TYPE}"),
+                    format!("Nothing is mounted at auth path {path:?}. The import ID is the mount path, e.g. `jwt`."),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_follow_cloud_and_version() {
+        let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(
+            entra_issuer("public", None, t, 1),
+            format!("https://sts.windows.net/{t}/")
+        );
+        assert_eq!(
+            entra_issuer("public", None, t, 2),
+            format!("https://login.microsoftonline.com/{t}/v2.0")
+        );
+        assert_eq!(
+            entra_issuer("usgovernment", None, t, 2),
+            format!("https://login.microsoftonline.us/{t}/v2.0")
+        );
+        assert_eq!(
+            entra_issuer("china", None, t, 1),
+            format!("https://sts.chinacloudapi.cn/{t}/")
+        );
+        assert_eq!(
+            entra_issuer("public", Some("https://127.0.0.1:8443/"), t, 1),
+            format!("https://127.0.0.1:8443/{t}/")
+        );
+        assert_eq!(
+            entra_issuer("public", Some("https://127.0.0.1:8443"), t, 2),
+            format!("https://127.0.0.1:8443/{t}/v2.0")
+        );
+    }
+
+    #[test]
+    fn guids() {
+        assert!(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(!is_guid("contoso.onmicrosoft.com"));
+        assert!(!is_guid("72f988bf-86f1-41af-91ab-2d7cd011db4"));
+    }
+}
