@@ -54,3 +54,34 @@ fn vault_examples_apply() {
             ),
     );
 }
+
+#[test]
+fn auth_backend_example_applies_against_the_emulator() {
+    use crate::support::Emulator;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let body = std::fs::read_to_string(
+        root.join("examples/resources/apim_vault_auth_backend/resource.tf"),
+    )
+    .unwrap();
+    // The example's tenant becomes the emulator's, whose discovery is served under a private CA.
+    let tenant_line = "  tenant_id   = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n";
+    assert!(
+        body.contains(tenant_line),
+        "the example changed: update this test"
+    );
+    let body = body.replace(
+        tenant_line,
+        &format!(
+            "  tenant_id   = \"{}\"\n  oidc_discovery_ca_pem = file({})\n",
+            emu.tenant_id(),
+            serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap()
+        ),
+    );
+    run(
+        TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
+            .envs(bao.env())
+            .envs(emu.env()),
+    );
+}
