@@ -15,3 +15,4 @@ mod policy;
 mod protocol;
 mod schema;
 mod tidy;
+mod acl;

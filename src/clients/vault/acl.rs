@@ -284,6 +284,88 @@ fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The capabilities a token with the given policies has on the API `path`, as Vault decides
+/// them: the rules of all policies merged by pattern (capabilities added up), then the exact
+/// pattern if there is one, else the highest-priority matching pattern (`*` prefix globs and
+/// `+` segment wildcards, by Vault's priority rules); `deny` on that pattern denies everything.
+/// Reference: <https://developer.hashicorp.com/vault/docs/concepts/policies#priority-matching>.
+pub fn capabilities_on(policies: &[Vec<PathRule>], path: &str) -> BTreeSet<String> {
+    let mut merged: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for rule in policies.iter().flatten() {
+        let caps = merged.entry(rule.path.as_str()).or_default();
+        caps.extend(rule.capabilities.iter().map(String::as_str));
+    }
+    let path = path.trim_start_matches('/');
+    let chosen = merged
+        .get_key_value(path)
+        .filter(|(p, _)| !is_pattern(p))
+        .or_else(|| {
+            merged
+                .iter()
+                .filter(|(p, _)| is_pattern(p) && pattern_matches(p, path))
+                .max_by(|(a, _), (b, _)| priority(a, b))
+        });
+    match chosen {
+        Some((_, caps)) if !caps.contains("deny") => caps.iter().map(|c| c.to_string()).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn is_pattern(p: &str) -> bool {
+    p.ends_with('*') || p.split('/').any(|s| s == "+")
+}
+
+/// Whether `pattern` (with `+` segments and/or a trailing `*`) matches `path`.
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let (body, glob) = match pattern.strip_suffix('*') {
+        Some(b) => (b, true),
+        None => (pattern, false),
+    };
+    let pat: Vec<&str> = body.split('/').collect();
+    let segs: Vec<&str> = path.split('/').collect();
+    for (i, p) in pat.iter().enumerate() {
+        let last = i == pat.len() - 1;
+        let Some(s) = segs.get(i) else {
+            // The path ran out before the pattern: `a/*` does not match `a`.
+            return false;
+        };
+        match (*p, last && glob) {
+            ("+", false) => {}
+            // `+*`: any segment, then anything.
+            ("+", true) => return true,
+            (p, true) => return s.starts_with(p),
+            (p, false) => {
+                if p != *s {
+                    return false;
+                }
+            }
+        }
+    }
+    // Every pattern segment matched; without a glob the path must end here.
+    glob || segs.len() == pat.len()
+}
+
+/// Vault's ordering of two matching patterns (greater = wins).
+fn priority(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let first_wild = |p: &str| p.find(['+', '*']).unwrap_or(p.len());
+    let pluses = |p: &str| p.split('/').filter(|s| *s == "+").count();
+    // An earlier first wildcard loses.
+    first_wild(a)
+        .cmp(&first_wild(b))
+        // Ending in a glob loses against not ending in one.
+        .then_with(|| match (a.ends_with('*'), b.ends_with('*')) {
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            _ => Ordering::Equal,
+        })
+        // More `+` segments lose.
+        .then_with(|| pluses(b).cmp(&pluses(a)))
+        // Shorter loses; then lexicographically smaller loses.
+        .then_with(|| a.len().cmp(&b.len()))
+        .then_with(|| a.cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +413,83 @@ mod tests {
         assert!(parse("path \"x\" { colour = \"red\" }").is_err());
         let r = parse("path \"x\" { capabilities = [\"reed\"] }").unwrap();
         assert_eq!(unknown_capabilities(&r), vec!["reed"]);
+    }
+
+    fn caps(policies: &[&str], path: &str) -> Vec<String> {
+        let parsed: Vec<Vec<PathRule>> = policies.iter().map(|p| parse(p).unwrap()).collect();
+        capabilities_on(&parsed, path).into_iter().collect()
+    }
+
+    #[test]
+    fn exact_glob_segment_and_deny() {
+        let p = r#"
+            path "kv/data/app/db" { capabilities = ["read"] }
+            path "kv/data/app/*" { capabilities = ["list"] }
+            path "kv/data/+/shared" { capabilities = ["update"] }
+            path "kv/data/app/secret*" { capabilities = ["deny"] }
+        "#;
+        assert_eq!(caps(&[p], "kv/data/app/db"), ["read"]);
+        assert_eq!(caps(&[p], "kv/data/app/other"), ["list"]);
+        assert_eq!(caps(&[p], "kv/data/team/shared"), ["update"]);
+        assert!(
+            caps(&[p], "kv/data/app/secret-x").is_empty(),
+            "deny wins on its pattern"
+        );
+        assert!(caps(&[p], "kv/metadata/app/db").is_empty());
+        assert!(
+            caps(&[p], "kv/data/team/shared/x").is_empty(),
+            "+ is one segment"
+        );
+    }
+
+    #[test]
+    fn policies_add_up_per_pattern_and_deny_overrides() {
+        let a = r#"path "kv/data/x" { capabilities = ["read"] }"#;
+        let b = r#"path "kv/data/x" { capabilities = ["update"] }"#;
+        let c = r#"path "kv/data/x" { capabilities = ["deny"] }"#;
+        assert_eq!(caps(&[a, b], "kv/data/x"), ["read", "update"]);
+        assert!(caps(&[a, b, c], "kv/data/x").is_empty());
+    }
+
+    #[test]
+    fn priority_follows_vaults_rules() {
+        // The later first wildcard wins.
+        let p = r#"
+            path "secret/*" { capabilities = ["read"] }
+            path "secret/foo/*" { capabilities = ["list"] }
+        "#;
+        assert_eq!(caps(&[p], "secret/foo/bar"), ["list"]);
+        // Not ending in a glob beats ending in one (same first wildcard position).
+        let p = r#"
+            path "secret/+/bar" { capabilities = ["update"] }
+            path "secret/*" { capabilities = ["read"] }
+        "#;
+        assert_eq!(caps(&[p], "secret/foo/bar"), ["update"]);
+        // Fewer + segments win.
+        let p = r#"
+            path "secret/+/+/baz" { capabilities = ["read"] }
+            path "secret/+/bar/baz" { capabilities = ["list"] }
+        "#;
+        assert_eq!(caps(&[p], "secret/foo/bar/baz"), ["list"]);
+    }
+
+    #[test]
+    fn arbitrary_paths_never_panic() {
+        let p = parse("path \"+\" { capabilities = [\"read\"] }\npath \"*\" { capabilities = [\"list\"] }\npath \"a/+/*\" { capabilities = [\"update\"] }").unwrap();
+        for path in [
+            "",
+            "/",
+            "+",
+            "*",
+            "a",
+            "a/",
+            "a//b",
+            "//",
+            "a/b/c/d",
+            "\u{1F600}/x",
+        ] {
+            let _ = capabilities_on(std::slice::from_ref(&p), path);
+        }
     }
 
     #[test]
