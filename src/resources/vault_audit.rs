@@ -353,7 +353,7 @@ impl Resource<ProviderData> for VaultAudit {
                 d.error(
                     format!("Unable to create {TYPE}"),
                     format!(
-                        "{TYPE} {object}: {e}\n\nThis server does not let the API create audit devices (OpenBao's default since 2.3, because a file or socket device can write anywhere the server can). Declare the device in the server's configuration file instead, then restart the server or send it SIGHUP:\n\n{}\n\nand remove this resource from the Terraform configuration (the server manages the device). On test and development servers only, `unsafe_allow_api_audit_creation = true` in the server configuration allows API-created devices.",
+                        "{TYPE} {object}: {e}\n\nThis server does not let the API create audit devices (OpenBao's default, because a file or socket device can write anywhere the server can). Declare the device in the server's configuration file instead, then restart the server or send it SIGHUP:\n\n{}\n\nand remove this resource from the Terraform configuration (the server manages the device). On test and development servers only, `unsafe_allow_api_audit_creation = true` in the server configuration allows API-created devices.",
                         declarative_snippet(&kind, &path, &description, local, &options)
                     ),
                 );

@@ -237,6 +237,7 @@ fn has_flow(lines: &[String]) -> bool {
 /// device's HMAC values.
 fn assert_flow_audited(
     bao: &Bao,
+    principal: &str,
     device: &str,
     lines: &[String],
     jwt: &str,
@@ -266,6 +267,12 @@ fn assert_flow_audited(
     assert_eq!(
         login["auth"]["metadata"]["role"], ROLE,
         "the role is logged in clear: {login}"
+    );
+    // `user_claim = "oid"`: the APIM identity's principal, in clear, names the login.
+    assert_eq!(
+        login["auth"]["display_name"],
+        format!("{JWT_MOUNT}-{principal}"),
+        "{login}"
     );
     assert!(
         login["auth"]["policies"]
@@ -350,7 +357,7 @@ fn vault_audit_socket_collector() {
             let from = collector.count();
             let (jwt, token) = binding_flow(&bao, &emu, &secret);
             let lines = collector.wait_since(from, has_flow);
-            assert_flow_audited(&bao, "to-siem", &lines, &jwt, &token, &secret);
+            assert_flow_audited(&bao, emu.principal_id(), "to-siem", &lines, &jwt, &token, &secret);
 
             // A refused login (a token for another audience) and a denied read reach the
             // SIEM too. The login's reason is response data, so it is hashed; the ACL
@@ -491,7 +498,15 @@ resource "apim_vault_audit" "file" {{
                 }
                 std::thread::sleep(Duration::from_millis(50));
             };
-            assert_flow_audited(&bao, "file", &lines, &jwt, &token, &secret);
+            assert_flow_audited(
+                &bao,
+                emu.principal_id(),
+                "file",
+                &lines,
+                &jwt,
+                &token,
+                &secret,
+            );
         }),
         Step::import("apim_vault_audit.file").import_id("file"),
     ])
