@@ -1,6 +1,8 @@
 //! One file per Terraform type, plus this registry. Resources use the framework and the
 //! typed clients; they never see the protocol.
 
+pub mod binding_fragment;
+pub mod policy_xml;
 mod rules;
 pub mod vault_audit;
 pub mod vault_auth_backend;
