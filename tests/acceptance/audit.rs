@@ -462,8 +462,9 @@ fn vault_audit_file() {
     let secret = format!("orders-file-key-{}", std::process::id());
     setup_binding(&bao, &emu, &secret);
     let log = bao.dir().join("audit.log");
-    let config = format!(
-        r#"{}
+    let config = |allow_raw: bool| {
+        format!(
+            r#"{}
 {POLICY}
 resource "apim_vault_audit" "file" {{
   type = "file"
@@ -471,13 +472,18 @@ resource "apim_vault_audit" "file" {{
     file_path     = "{}"
     hmac_accessor = "true"
   }}
+  allow_raw_secrets = {allow_raw}
 }}
 "#,
-        provider(&bao),
-        log.display()
-    );
+            provider(&bao),
+            log.display()
+        )
+    };
+    // The device's salt: the same hash of a fixed input means the same device.
+    let salt_probe = std::cell::RefCell::new(String::new());
     run(TestCase::new(vec![
-        Step::config(config).check(|wd| {
+        Step::config(config(false)).check(|wd| {
+            *salt_probe.borrow_mut() = audit_hash(&bao, "file", "probe");
             let state = wd.resource("apim_vault_audit.file");
             // `path` defaults to the type.
             assert_eq!(state["path"], "file");
@@ -509,6 +515,15 @@ resource "apim_vault_audit" "file" {{
             );
         }),
         Step::import("apim_vault_audit.file").import_id("file"),
+        // `allow_raw_secrets` is the provider's own check: it changes in place, and the
+        // device (and so its salt) stays.
+        Step::config(config(true)).check(|wd| {
+            assert_eq!(
+                wd.resource("apim_vault_audit.file")["allow_raw_secrets"],
+                true
+            );
+            assert_eq!(audit_hash(&bao, "file", "probe"), *salt_probe.borrow());
+        }),
     ])
     .check_destroy(|| assert_eq!(device(&bao, "file"), None)));
 }
