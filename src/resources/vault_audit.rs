@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 
 use crate::clients::vault::audit::{is_api_creation_forbidden, AuditDevice, EnableAuditRequest};
+use crate::clients::vault::VaultError;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::plan::Planned;
 use crate::framework::resource::{Ctx, PlanRequest, Resource};
@@ -143,6 +144,16 @@ fn state_from_device(path: &str, dev: &AuditDevice, prior: &Value) -> Value {
     };
     s.set("allow_raw_secrets", Value::Bool(allow));
     s
+}
+
+/// The uniform API error; a refusal for lack of `sudo` says which capabilities are needed.
+fn fail(d: &mut Diags, action: &str, object: &str, e: &VaultError) {
+    if e.status() == Some(403) {
+        let hint = format!("{e}\n\nAudit devices need a token with `sudo`: `read` and `sudo` on `sys/audit`, `create`, `update`, `delete` and `sudo` on `sys/audit/*`.");
+        api_error(d, action, TYPE, object, &hint);
+    } else {
+        api_error(d, action, TYPE, object, e);
+    }
 }
 
 /// The server-configuration stanza that declares the planned device, for servers that
@@ -338,7 +349,7 @@ impl Resource<ProviderData> for VaultAudit {
             }
             Ok(None) => {}
             Err(e) => {
-                api_error(d, "create", TYPE, &object, &e);
+                fail(d, "create", &object, &e);
                 return None;
             }
         }
@@ -358,7 +369,7 @@ impl Resource<ProviderData> for VaultAudit {
                     ),
                 );
             } else {
-                api_error(d, "create", TYPE, &object, &e);
+                fail(d, "create", &object, &e);
             }
             return None;
         }
@@ -374,7 +385,7 @@ impl Resource<ProviderData> for VaultAudit {
             Ok(Some(dev)) => Some(state_from_device(&path, &dev, state)),
             Ok(None) => None,
             Err(e) => {
-                api_error(d, "read", TYPE, &format!("audit device {path:?}"), &e);
+                fail(d, "read", &format!("audit device {path:?}"), &e);
                 Some(state.clone())
             }
         }
@@ -401,7 +412,7 @@ impl Resource<ProviderData> for VaultAudit {
             return;
         };
         if let Err(e) = vault.disable_audit_device(path).await {
-            api_error(d, "delete", TYPE, &format!("audit device {path:?}"), &e);
+            fail(d, "delete", &format!("audit device {path:?}"), &e);
         }
     }
 
@@ -435,7 +446,7 @@ impl Resource<ProviderData> for VaultAudit {
                 }
             },
             Err(e) => {
-                api_error(d, "import", TYPE, &format!("audit device {path:?}"), &e);
+                fail(d, "import", &format!("audit device {path:?}"), &e);
                 None
             }
         }

@@ -594,6 +594,27 @@ fn vault_audit_bad_input() {
             Step::config(config.clone()).expect_error(expected)
         ]));
     }
+    // A token without `sudo` is told which capabilities audit devices need.
+    bao.api_ok(
+        "PUT",
+        "sys/policies/acl/no-sudo",
+        Some(json!({"policy": "path \"sys/audit\" { capabilities = [\"read\"] }\npath \"sys/audit/*\" { capabilities = [\"create\", \"update\", \"delete\"] }"})),
+    );
+    let weak = bao.api_ok(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["no-sudo"]})),
+    )["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run(TestCase::new(vec![Step::config(format!(
+        "{HEADER}\nprovider \"apim\" {{\n  vault {{\n    address = \"{}\"\n    token   = \"{weak}\"\n  }}\n}}\nresource \"apim_vault_audit\" \"a\" {{\n  type = \"file\"\n  options = {{\n    file_path = \"{}\"\n  }}\n}}\n",
+        bao.addr(),
+        bao.dir().join("weak.log").display()
+    ))
+    .expect_error("Audit devices need a token with `sudo`")]));
+
     // A device that exists already is not adopted: the error says to import it.
     let taken = bao.dir().join("taken.log");
     bao.api_ok(
