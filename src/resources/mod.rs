@@ -6,8 +6,10 @@ pub mod policy_xml;
 mod rules;
 pub mod vault_audit;
 pub mod vault_auth_backend;
+pub mod vault_lease;
 pub mod vault_policy;
 pub mod vault_policy_document;
+pub mod vault_secret;
 
 use crate::framework::resource::{DataSource, EphemeralResource, Resource};
 use crate::provider::ProviderData;
@@ -23,12 +25,15 @@ pub fn resources() -> Vec<Box<dyn Resource<ProviderData>>> {
 
 /// Every data source type.
 pub fn data_sources() -> Vec<Box<dyn DataSource<ProviderData>>> {
-    vec![Box::new(vault_policy_document::VaultPolicyDocument)]
+    vec![
+        Box::new(vault_policy_document::VaultPolicyDocument),
+        Box::new(vault_lease::VaultLease),
+    ]
 }
 
 /// Every ephemeral resource type.
 pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralResource<ProviderData>>> {
-    Vec::new()
+    vec![Box::new(vault_secret::VaultSecret)]
 }
 
 /// The uniform diagnostic for a failed API call: "Unable to <action> <type>", with the

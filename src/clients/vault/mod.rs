@@ -2,20 +2,23 @@
 //! (static, or obtained by JWT login and renewed), namespaces, retries with backoff on
 //! 5xx/429/connection errors, and one function per endpoint in the submodules.
 //!
-//! `vaultrs` serves the endpoints it covers (policies, JWT login, token lookup/renewal);
-//! endpoints it does not cover go through the same `reqwest` client in [`Vault::send`].
+//! `vaultrs` serves the endpoints it covers (policies); endpoints it does not cover go through
+//! the same `reqwest` client in [`Vault::send`]. The provider's token (JWT login, lookup-self,
+//! renew-self) is kept in `token.rs`.
 
 pub mod acl;
 pub mod audit;
 pub mod auth;
+pub mod lease;
 pub mod policy;
+mod token;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tokio::sync::Mutex;
 use url::Url;
 use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{Client, VaultClientSettings, VaultClientSettingsBuilder};
@@ -106,18 +109,12 @@ impl VaultError {
     }
 }
 
-struct TokenState {
-    token: String,
-    /// When a login token should be renewed or replaced; `None` for a static token.
-    refresh_at: Option<Instant>,
-}
-
 /// A Vault client shared by every resource of one provider process.
 pub struct Vault {
     settings: VaultSettings,
     http: rustify::clients::reqwest::Client,
     lib_settings: VaultClientSettings,
-    token: Mutex<Option<TokenState>>,
+    keeper: Arc<token::TokenKeeper>,
 }
 
 /// A per-call view that lets `vaultrs` use the shared HTTP client with the current token.
@@ -174,10 +171,23 @@ impl Vault {
             .ca_certs(Vec::new())
             .build()
             .map_err(|e| VaultError::Config(format!("invalid Vault settings: {e}")))?;
+        let source = match (&settings.login, &settings.token) {
+            (Some(login), _) => token::Source::Login(login.clone()),
+            (None, Some(t)) => token::Source::Static(t.clone()),
+            (None, None) => token::Source::Missing,
+        };
+        let keeper = token::TokenKeeper::new(
+            http.clone(),
+            base.clone(),
+            settings.address.to_string(),
+            settings.namespace.clone(),
+            settings.max_retries,
+            source,
+        );
         Ok(Vault {
             http: rustify::clients::reqwest::Client { http, base },
             lib_settings,
-            token: Mutex::new(None),
+            keeper,
             settings,
         })
     }
@@ -187,56 +197,11 @@ impl Vault {
         &self.settings.address
     }
 
-    /// The current token: the static one, or one obtained by login and renewed before it
-    /// expires. Acquired once and shared by every call.
+    /// The current token: the configured one (renewed before it expires when it is
+    /// renewable), or one obtained by JWT login and renewed or obtained again before it
+    /// expires. Acquired once and shared by every call; see `token.rs`.
     pub async fn token(&self) -> Result<String, VaultError> {
-        let mut slot = self.token.lock().await;
-        if let Some(t) = slot.as_ref() {
-            if t.refresh_at.is_none_or(|at| Instant::now() < at) {
-                return Ok(t.token.clone());
-            }
-        }
-        let fresh = match (&self.settings.login, &self.settings.token) {
-            (Some(login), _) => self.login(login).await?,
-            (None, Some(token)) => TokenState {
-                token: token.clone(),
-                refresh_at: None,
-            },
-            (None, None) => {
-                return Err(VaultError::Config(
-                    "no Vault token: set `vault { token }` in the provider block, VAULT_TOKEN, or ~/.vault-token; or configure `vault { auth_login_jwt { ... } }`".into(),
-                ))
-            }
-        };
-        let token = fresh.token.clone();
-        *slot = Some(fresh);
-        Ok(token)
-    }
-
-    async fn login(&self, login: &JwtLogin) -> Result<TokenState, VaultError> {
-        let path = format!("auth/{}/login", login.mount);
-        let auth = self
-            .retry(
-                &path,
-                |c| async move {
-                    vaultrs::auth::oidc::login(
-                        &c,
-                        &login.mount,
-                        &login.jwt,
-                        Some(login.role.clone()),
-                    )
-                    .await
-                },
-                "",
-            )
-            .await?;
-        // Renew (by logging in again) once two thirds of the lease have passed.
-        let refresh_at = (auth.lease_duration > 0)
-            .then(|| Instant::now() + Duration::from_secs(auth.lease_duration * 2 / 3));
-        Ok(TokenState {
-            token: auth.client_token,
-            refresh_at,
-        })
+        self.keeper.current().await
     }
 
     fn conn(&self, token: &str) -> Conn<'_> {

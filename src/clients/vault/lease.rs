@@ -1,0 +1,266 @@
+//! Leases and leased reads: `sys/leases/lookup` (PUT, and LIST under a prefix),
+//! `sys/leases/renew`, `sys/leases/revoke`, reads of secrets (KV v2 or any engine that leases
+//! what it returns, e.g. `database/creds/<role>`), and the mount of a path
+//! (`sys/internal/ui/mounts/<path>`, to recognise KV v2).
+//!
+//! API reference: <https://developer.hashicorp.com/vault/api-docs/system/leases>
+//! (OpenBao: <https://openbao.org/api-docs/system/leases/>). `vaultrs` has no lease API, so
+//! these go through [`Vault::send`].
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::{Vault, VaultError};
+
+/// One lease, as `sys/leases/lookup` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Lease {
+    /// The lease ID, e.g. `database/creds/app/AbC...`.
+    pub id: String,
+    /// When the lease was created (RFC 3339).
+    #[serde(default)]
+    pub issue_time: Option<String>,
+    /// When it expires (RFC 3339); `None` for a lease that does not expire.
+    #[serde(default)]
+    pub expire_time: Option<String>,
+    /// When it was last renewed (RFC 3339); `None` when never.
+    #[serde(default)]
+    pub last_renewal: Option<String>,
+    /// Seconds left.
+    #[serde(default)]
+    pub ttl: i64,
+    /// Whether it can be renewed.
+    #[serde(default)]
+    pub renewable: bool,
+}
+
+#[derive(Deserialize)]
+struct DataEnvelope<T> {
+    data: Option<T>,
+}
+
+#[derive(Deserialize, Default)]
+struct Keys {
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+/// The answer of `sys/leases/renew`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Renewed {
+    /// The lease ID.
+    #[serde(default)]
+    pub lease_id: String,
+    /// Seconds granted from now.
+    #[serde(default)]
+    pub lease_duration: u64,
+    /// Whether it can be renewed again.
+    #[serde(default)]
+    pub renewable: bool,
+}
+
+/// What a read of a secret answers: its data and, for a leased secret, the lease.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretRead {
+    /// Empty when the secret has no lease (KV).
+    #[serde(default)]
+    pub lease_id: String,
+    /// Seconds.
+    #[serde(default)]
+    pub lease_duration: u64,
+    /// Whether the lease can be renewed.
+    #[serde(default)]
+    pub renewable: bool,
+    /// The secret (for KV v2: `{"data": {...}, "metadata": {...}}`).
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// The mount a path belongs to, from `sys/internal/ui/mounts/<path>`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MountInfo {
+    /// Mount path with a trailing `/`, e.g. `secret/`.
+    pub path: String,
+    /// Engine type, e.g. `kv`, `database`, `pki`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Mount options (`version` = `2` for KV v2).
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+impl MountInfo {
+    /// True for a KV version 2 mount.
+    pub fn is_kv_v2(&self) -> bool {
+        self.kind == "kv"
+            && self
+                .options
+                .as_ref()
+                .and_then(|o| o.get("version"))
+                .is_some_and(|v| v == "2")
+    }
+}
+
+/// True when Vault's answer means "no such lease".
+fn lease_gone(e: &VaultError) -> bool {
+    match e {
+        VaultError::Api { status, errors, .. } => {
+            (*status == 400 || *status == 404)
+                && errors.iter().any(|m| {
+                    let m = m.to_ascii_lowercase();
+                    m.contains("invalid lease") || m.contains("lease not found")
+                })
+        }
+        _ => false,
+    }
+}
+
+impl Vault {
+    /// `PUT sys/leases/lookup`: the lease, or `None` when Vault knows no such lease
+    /// ("invalid lease"). Read-only: it neither renews nor revokes.
+    pub async fn lookup_lease(&self, lease_id: &str) -> Result<Option<Lease>, VaultError> {
+        let body = serde_json::json!({ "lease_id": lease_id });
+        match self
+            .send::<DataEnvelope<Lease>>(Method::PUT, "sys/leases/lookup", Some(&body))
+            .await
+        {
+            Ok(DataEnvelope { data: Some(l) }) => Ok(Some(l)),
+            Ok(DataEnvelope { data: None }) => Err(VaultError::Decode {
+                path: "sys/leases/lookup".into(),
+                message: "no `data` in the answer".into(),
+            }),
+            Err(e) if lease_gone(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `LIST sys/leases/lookup/<prefix>/` (needs `list` and `sudo`): the keys directly under
+    /// the prefix, sub-prefixes ending in `/`. Empty when there is nothing under it.
+    pub async fn list_leases(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+        let prefix = prefix.trim_matches('/');
+        let path = if prefix.is_empty() {
+            "sys/leases/lookup/".to_string()
+        } else {
+            format!("sys/leases/lookup/{prefix}/")
+        };
+        let list = Method::from_bytes(b"LIST").expect("LIST is a valid method");
+        match self
+            .send::<Option<DataEnvelope<Keys>>>(list, &path, None)
+            .await
+        {
+            Ok(resp) => Ok(resp.and_then(|r| r.data).unwrap_or_default().keys),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT sys/leases/renew`: extends the lease by `increment` seconds (Vault's choice when
+    /// `None`), within the mount's and the lease's maximum TTL.
+    pub async fn renew_lease(
+        &self,
+        lease_id: &str,
+        increment: Option<u64>,
+    ) -> Result<Renewed, VaultError> {
+        let mut body = serde_json::json!({ "lease_id": lease_id });
+        if let Some(i) = increment {
+            body["increment"] = serde_json::json!(i);
+        }
+        self.send(Method::PUT, "sys/leases/renew", Some(&body))
+            .await
+    }
+
+    /// `PUT sys/leases/revoke`: revokes the lease (and what it grants, e.g. drops the
+    /// database user). Success when the lease is already gone.
+    pub async fn revoke_lease(&self, lease_id: &str) -> Result<(), VaultError> {
+        let body = serde_json::json!({ "lease_id": lease_id });
+        match self
+            .send::<serde_json::Value>(Method::PUT, "sys/leases/revoke", Some(&body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if lease_gone(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET <path>` (with `?version=<n>` when given): the secret and its lease, or `None`
+    /// when there is nothing at that path.
+    pub async fn read_secret(
+        &self,
+        path: &str,
+        version: Option<i64>,
+    ) -> Result<Option<SecretRead>, VaultError> {
+        let path = path.trim_matches('/');
+        let full = match version {
+            Some(v) => format!("{path}?version={v}"),
+            None => path.to_string(),
+        };
+        match self
+            .send::<Option<SecretRead>>(Method::GET, &full, None)
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET sys/internal/ui/mounts/<path>`: the mount `path` belongs to. `None` when Vault
+    /// does not say (no mount there, or the token may not ask).
+    pub async fn mount_of(&self, path: &str) -> Result<Option<MountInfo>, VaultError> {
+        let path = format!("sys/internal/ui/mounts/{}", path.trim_matches('/'));
+        match self
+            .send::<DataEnvelope<MountInfo>>(Method::GET, &path, None)
+            .await
+        {
+            Ok(r) => Ok(r.data),
+            Err(VaultError::Api { status, .. }) if matches!(status, 400 | 403 | 404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_answers_decode() {
+        let body = r#"{"data":{"expire_time":"2026-11-30T01:07:44.000212765Z","id":"pki/issue/web/OSOf","issue_time":"2026-11-30T00:07:44.605917496Z","last_renewal":null,"path":"pki/issue/web","renewable":false,"ttl":3597}}"#;
+        let l: DataEnvelope<Lease> = serde_json::from_str(body).unwrap();
+        let l = l.data.unwrap();
+        assert_eq!(l.id, "pki/issue/web/OSOf");
+        assert_eq!(l.last_renewal, None);
+        assert_eq!(l.ttl, 3597);
+        assert!(!l.renewable);
+    }
+
+    #[test]
+    fn gone_leases_are_recognised() {
+        let e = VaultError::Api {
+            status: 400,
+            errors: vec!["invalid lease".into()],
+            path: "sys/leases/lookup".into(),
+        };
+        assert!(lease_gone(&e));
+        let e = VaultError::Api {
+            status: 403,
+            errors: vec!["permission denied".into()],
+            path: "sys/leases/lookup".into(),
+        };
+        assert!(!lease_gone(&e));
+    }
+
+    #[test]
+    fn kv_v2_mounts_are_recognised() {
+        let m: MountInfo =
+            serde_json::from_str(r#"{"path":"secret/","type":"kv","options":{"version":"2"}}"#)
+                .unwrap();
+        assert!(m.is_kv_v2());
+        let m: MountInfo =
+            serde_json::from_str(r#"{"path":"pki/","type":"pki","options":null}"#).unwrap();
+        assert!(!m.is_kv_v2());
+    }
+}

@@ -1,0 +1,393 @@
+//! The provider's own Vault token and its lifetime.
+//!
+//! * A configured token is looked up once (`auth/token/lookup-self`). When it expires and is
+//!   renewable, it is renewed (`auth/token/renew-self`) once two thirds of its TTL have
+//!   passed, for as long as Vault extends it. A token without a TTL (a root token) is used
+//!   as is.
+//! * A token from `auth_login_jwt` is renewed the same way while it is renewable and its
+//!   maximum TTL leaves room; once Vault stops extending it by its full TTL (or refuses to
+//!   renew it), the provider logs in again.
+//!
+//! Renewal runs in a background task as well as on demand, so that a token outlives the idle
+//! periods of a long apply (a slow resource of another provider, a provisioner) during which
+//! the provider makes no call. Nothing here logs a token: only TTLs and outcomes.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::{backoff, without_url, JwtLogin, VaultError};
+use crate::log;
+
+/// Where the token comes from.
+#[derive(Clone)]
+pub(super) enum Source {
+    /// `vault { token }`, `VAULT_TOKEN` or `~/.vault-token`.
+    Static(String),
+    /// `vault { auth_login_jwt { ... } }`.
+    Login(JwtLogin),
+    /// Neither: every call fails with a configuration error.
+    Missing,
+}
+
+/// The token in use and what is known of its lifetime.
+struct Held {
+    token: String,
+    /// When to renew or replace it; `None` when it never needs it.
+    refresh_at: Option<Instant>,
+    /// When it stops working; `None` when it does not expire (or the lifetime is unknown).
+    expires_at: Option<Instant>,
+    /// Vault would extend it (`renew-self`).
+    renewable: bool,
+    /// The TTL asked for on renewal (the token's own TTL).
+    ttl: Duration,
+}
+
+/// Requests and state shared by the client and the background renewal.
+pub(super) struct TokenKeeper {
+    http: reqwest::Client,
+    base: String,
+    address: String,
+    namespace: Option<String>,
+    max_retries: u32,
+    source: Source,
+    state: Mutex<Option<Held>>,
+    renewer_started: std::sync::atomic::AtomicBool,
+}
+
+/// The `auth` object of a login or renewal answer.
+#[derive(Deserialize)]
+struct Auth {
+    client_token: String,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    renewable: bool,
+}
+
+#[derive(Deserialize)]
+struct AuthResponse {
+    auth: Option<Auth>,
+}
+
+/// The parts of `auth/token/lookup-self` used here.
+#[derive(Deserialize)]
+struct SelfLookup {
+    #[serde(default)]
+    ttl: u64,
+    #[serde(default)]
+    creation_ttl: u64,
+    #[serde(default)]
+    period: Option<u64>,
+    #[serde(default)]
+    renewable: bool,
+}
+
+#[derive(Deserialize)]
+struct LookupResponse {
+    data: Option<SelfLookup>,
+}
+
+/// Two thirds of `d` from now: when a lease of length `d` gets renewed.
+fn two_thirds(d: Duration) -> Instant {
+    Instant::now() + d * 2 / 3
+}
+
+impl TokenKeeper {
+    pub(super) fn new(
+        http: reqwest::Client,
+        base: String,
+        address: String,
+        namespace: Option<String>,
+        max_retries: u32,
+        source: Source,
+    ) -> Arc<TokenKeeper> {
+        Arc::new(TokenKeeper {
+            http,
+            base,
+            address,
+            namespace,
+            max_retries,
+            source,
+            state: Mutex::new(None),
+            renewer_started: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The token to use now: acquired on first use, renewed or replaced when due.
+    pub(super) async fn current(self: &Arc<Self>) -> Result<String, VaultError> {
+        let mut slot = self.state.lock().await;
+        let now = Instant::now();
+        match slot.as_mut() {
+            Some(h) if h.refresh_at.is_none_or(|at| now < at) => return Ok(h.token.clone()),
+            Some(h) => self.refresh(h).await?,
+            None => *slot = Some(self.acquire().await?),
+        }
+        let held = slot.as_ref().expect("a token was just stored");
+        let token = held.token.clone();
+        if held.refresh_at.is_some() {
+            self.start_renewer();
+        }
+        Ok(token)
+    }
+
+    /// Renews in the background when due, for as long as the client exists.
+    fn start_renewer(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.renewer_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak: Weak<TokenKeeper> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let due = {
+                    let Some(k) = weak.upgrade() else { return };
+                    let s = k.state.lock().await;
+                    s.as_ref().and_then(|h| h.refresh_at)
+                };
+                let Some(due) = due else {
+                    // Nothing left to renew; a later acquisition starts a new task.
+                    if let Some(k) = weak.upgrade() {
+                        k.renewer_started.store(false, Ordering::SeqCst);
+                    }
+                    return;
+                };
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                let Some(k) = weak.upgrade() else { return };
+                if let Err(e) = k.current().await {
+                    log::warn(
+                        "Vault token renewal failed; retrying on the next call",
+                        &[("error", &e.to_string())],
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+    }
+
+    /// The first token of this provider process.
+    async fn acquire(&self) -> Result<Held, VaultError> {
+        match &self.source {
+            Source::Login(login) => self.login(login).await,
+            Source::Static(token) => Ok(self.inspect(token).await),
+            Source::Missing => Err(VaultError::Config(
+                "no Vault token: set `vault { token }` in the provider block, VAULT_TOKEN, or ~/.vault-token; or configure `vault { auth_login_jwt { ... } }`".into(),
+            )),
+        }
+    }
+
+    /// A configured token, with its lifetime from `lookup-self`. A token that may not look
+    /// itself up is used without renewal.
+    async fn inspect(&self, token: &str) -> Held {
+        let mut held = Held {
+            token: token.to_string(),
+            refresh_at: None,
+            expires_at: None,
+            renewable: false,
+            ttl: Duration::ZERO,
+        };
+        let looked: Result<LookupResponse, VaultError> = self
+            .request(reqwest::Method::GET, "auth/token/lookup-self", token, None)
+            .await;
+        match looked {
+            Ok(LookupResponse { data: Some(s) }) if s.ttl > 0 => {
+                let ttl = Duration::from_secs(s.ttl);
+                held.expires_at = Some(Instant::now() + ttl);
+                held.renewable = s.renewable;
+                let own = s.period.filter(|p| *p > 0).unwrap_or(s.creation_ttl);
+                held.ttl = Duration::from_secs(own.max(s.ttl));
+                if s.renewable {
+                    held.refresh_at = Some(two_thirds(ttl));
+                    log::debug(
+                        "Vault token expires; it will be renewed before it does",
+                        &[("ttl_seconds", &s.ttl.to_string())],
+                    );
+                } else {
+                    log::warn(
+                        "The Vault token expires and is not renewable: calls after its expiry fail",
+                        &[("ttl_seconds", &s.ttl.to_string())],
+                    );
+                }
+            }
+            Ok(_) => log::debug("Vault token does not expire", &[]),
+            Err(e) => log::debug(
+                "Vault token lookup-self failed; the token is used without renewal",
+                &[("error", &e.to_string())],
+            ),
+        }
+        held
+    }
+
+    /// Renews or replaces a token that is due.
+    async fn refresh(&self, h: &mut Held) -> Result<(), VaultError> {
+        let is_login = matches!(self.source, Source::Login(_));
+        if h.renewable {
+            match self.renew_self(h).await {
+                Ok(()) => return Ok(()),
+                Err(e) => log::debug("Vault token renewal refused", &[("error", &e.to_string())]),
+            }
+        }
+        match &self.source {
+            Source::Login(login) if is_login => {
+                *h = self.login(login).await?;
+                log::debug(
+                    "Logged in to Vault again (the previous token reached its maximum TTL or was not renewable)",
+                    &[("ttl_seconds", &h.ttl.as_secs().to_string())],
+                );
+                Ok(())
+            }
+            _ => {
+                // A configured token that cannot be extended: keep using it until it expires,
+                // trying again now and then while it still works.
+                let now = Instant::now();
+                h.refresh_at = match h.expires_at {
+                    Some(exp) if exp > now + Duration::from_secs(1) => {
+                        Some(now + ((exp - now) / 2).min(Duration::from_secs(5)))
+                    }
+                    _ => None,
+                };
+                Ok(())
+            }
+        }
+    }
+
+    /// `auth/token/renew-self` by the token's own TTL.
+    async fn renew_self(&self, h: &mut Held) -> Result<(), VaultError> {
+        let body = serde_json::json!({ "increment": format!("{}s", h.ttl.as_secs()) });
+        let resp: AuthResponse = self
+            .request(
+                reqwest::Method::POST,
+                "auth/token/renew-self",
+                &h.token,
+                Some(&body),
+            )
+            .await?;
+        let auth = resp.auth.ok_or_else(|| VaultError::Decode {
+            path: "auth/token/renew-self".into(),
+            message: "no `auth` in the answer".into(),
+        })?;
+        let got = Duration::from_secs(auth.lease_duration);
+        if got.is_zero() {
+            h.refresh_at = None;
+            h.expires_at = None;
+            return Ok(());
+        }
+        h.expires_at = Some(Instant::now() + got);
+        h.refresh_at = Some(two_thirds(got));
+        // Vault grants less than asked when the token nears its maximum TTL: a login token is
+        // then replaced at the next refresh instead of being renewed ever shorter.
+        let capped = got + Duration::from_secs(1) < h.ttl;
+        h.renewable = auth.renewable && !(capped && matches!(self.source, Source::Login(_)));
+        if capped && !matches!(self.source, Source::Login(_)) && got < Duration::from_secs(3) {
+            h.refresh_at = None;
+            log::warn(
+                "The Vault token reached its maximum TTL and cannot be renewed further",
+                &[("ttl_seconds", &got.as_secs().to_string())],
+            );
+        }
+        log::debug(
+            "Vault token renewed",
+            &[("ttl_seconds", &got.as_secs().to_string())],
+        );
+        Ok(())
+    }
+
+    /// `auth/<mount>/login` with the JWT.
+    async fn login(&self, login: &JwtLogin) -> Result<Held, VaultError> {
+        let path = format!("auth/{}/login", login.mount.trim_matches('/'));
+        let body = serde_json::json!({ "role": login.role, "jwt": login.jwt });
+        let resp: AuthResponse = self
+            .request(reqwest::Method::POST, &path, "", Some(&body))
+            .await?;
+        let auth = resp.auth.ok_or_else(|| VaultError::Decode {
+            path: path.clone(),
+            message: "no `auth` in the login answer".into(),
+        })?;
+        let ttl = Duration::from_secs(auth.lease_duration);
+        log::debug(
+            "Logged in to Vault with a JWT",
+            &[
+                ("mount", login.mount.as_str()),
+                ("role", login.role.as_str()),
+                ("ttl_seconds", &auth.lease_duration.to_string()),
+            ],
+        );
+        Ok(Held {
+            token: auth.client_token,
+            refresh_at: (!ttl.is_zero()).then(|| two_thirds(ttl)),
+            expires_at: (!ttl.is_zero()).then(|| Instant::now() + ttl),
+            renewable: auth.renewable,
+            ttl,
+        })
+    }
+
+    /// One request with retries on 5xx, 429 and connection errors.
+    async fn request<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, VaultError> {
+        let mut attempt = 0;
+        loop {
+            match self.request_once(&method, path, token, body).await {
+                Err(e) if e.retryable() && attempt < self.max_retries => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn request_once<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, VaultError> {
+        let url = format!("{}/v1/{path}", self.base);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .header("X-Vault-Request", "true");
+        if !token.is_empty() {
+            req = req.header("X-Vault-Token", token);
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let transport = |e: reqwest::Error| VaultError::Transport {
+            address: self.address.clone(),
+            message: without_url(&e),
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status >= 400 {
+            #[derive(Deserialize, Default)]
+            struct Errors {
+                #[serde(default)]
+                errors: Vec<String>,
+            }
+            let errs: Errors = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Err(VaultError::Api {
+                status,
+                errors: errs.errors,
+                path: path.to_string(),
+            });
+        }
+        let slice: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(slice).map_err(|e| VaultError::Decode {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
