@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use url::Url;
 
+use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, Vault, VaultSettings};
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::resource::{DataSource, EphemeralResource, Provider, Resource};
@@ -18,39 +19,23 @@ use crate::resources;
 /// Default `vault.max_retries`.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
-/// Azure settings from the `azure` block and the `ARM_*` environment. The ARM client that
-/// uses them comes with the Azure-side resources.
-#[derive(Debug, Clone, Default)]
-pub struct AzureSettings {
-    /// Subscription.
-    pub subscription_id: Option<String>,
-    /// Entra tenant.
-    pub tenant_id: Option<String>,
-    /// Application (client) ID.
-    pub client_id: Option<String>,
-    /// Client secret (never logged).
-    pub client_secret: Option<String>,
-    /// Workload identity / OIDC token file.
-    pub use_oidc: bool,
-    /// Managed identity.
-    pub use_msi: bool,
-    /// Azure CLI credentials.
-    pub use_cli: bool,
-    /// `public`, `usgovernment` or `china`.
-    pub environment: String,
-    /// ARM endpoint override.
-    pub resource_manager_endpoint: Option<String>,
-    /// Entra authority override.
-    pub authority_host: Option<String>,
-    /// Extra trusted CA bundle.
-    pub ca_cert_file: Option<PathBuf>,
-}
-
 /// What ConfigureProvider produces and every resource receives.
 pub struct ProviderData {
     vault: Result<Arc<Vault>, String>,
-    /// The Azure settings, when the `azure` block or `ARM_*` variables give any.
-    pub azure: AzureSettings,
+    /// The Azure cloud as configured, known even without Azure credentials (resources
+    /// derive Entra issuers from it).
+    pub azure: AzureCloud,
+    /// The Azure client, or why there is none (a missing setting and its variable).
+    azure_client: Result<Arc<Azure>, String>,
+}
+
+/// The `azure` block's cloud settings as written (`environment`, `authority_host`).
+#[derive(Debug, Clone, Default)]
+pub struct AzureCloud {
+    /// `public`, `usgovernment` or `china` (default `public`).
+    pub environment: String,
+    /// Entra authority override.
+    pub authority_host: Option<String>,
 }
 
 impl ProviderData {
@@ -60,6 +45,18 @@ impl ProviderData {
             Ok(v) => Some(v),
             Err(why) => {
                 d.error("Vault is not configured", why.clone());
+                None
+            }
+        }
+    }
+
+    /// The Azure client, or an error diagnostic saying which setting is missing and its
+    /// environment variable. Its credential is acquired on first use.
+    pub fn azure(&self, d: &mut Diags) -> Option<&Azure> {
+        match &self.azure_client {
+            Ok(a) => Some(a),
+            Err(why) => {
+                d.error("Azure is not configured", why.clone());
                 None
             }
         }
@@ -259,25 +256,42 @@ fn vault_settings(v: &Value, d: &mut Diags) -> Result<VaultSettings, String> {
     })
 }
 
-fn azure_settings(a: &Value) -> AzureSettings {
-    AzureSettings {
+fn azure_settings(a: &Value) -> Result<AzureSettings, String> {
+    let url = |name: &str, env: &str| -> Result<Option<Url>, String> {
+        setting(a, name, &[env])
+            .map(|s| parse_http_url(&s).map_err(|why| format!("`azure.{name}` ({env}) {why}.")))
+            .transpose()
+    };
+    let environment = match setting(a, "environment", &["ARM_ENVIRONMENT"]) {
+        Some(e) => Environment::parse(&e)
+            .map_err(|why| format!("`azure.environment` (ARM_ENVIRONMENT): {why}."))?,
+        None => Environment::Public,
+    };
+    Ok(AzureSettings {
         subscription_id: setting(a, "subscription_id", &["ARM_SUBSCRIPTION_ID"]),
         tenant_id: setting(a, "tenant_id", &["ARM_TENANT_ID"]),
         client_id: setting(a, "client_id", &["ARM_CLIENT_ID"]),
         client_secret: setting(a, "client_secret", &["ARM_CLIENT_SECRET"]),
         use_oidc: flag(a, "use_oidc", "ARM_USE_OIDC"),
+        oidc_token_file_path: ["ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"]
+            .iter()
+            .find_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+            .map(PathBuf::from),
         use_msi: flag(a, "use_msi", "ARM_USE_MSI"),
-        use_cli: flag(a, "use_cli", "ARM_USE_CLI"),
-        environment: setting(a, "environment", &["ARM_ENVIRONMENT"])
-            .unwrap_or_else(|| "public".into()),
-        resource_manager_endpoint: setting(
-            a,
+        use_cli: a.get("use_cli").as_bool().or_else(|| {
+            std::env::var("ARM_USE_CLI")
+                .ok()
+                .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        }),
+        environment,
+        resource_manager_endpoint: url(
             "resource_manager_endpoint",
-            &["ARM_RESOURCE_MANAGER_ENDPOINT"],
-        ),
-        authority_host: setting(a, "authority_host", &["AZURE_AUTHORITY_HOST"]),
+            "ARM_RESOURCE_MANAGER_ENDPOINT",
+        )?,
+        authority_host: url("authority_host", "AZURE_AUTHORITY_HOST")?,
         ca_cert_file: setting(a, "ca_cert_file", &["ARM_CA_CERT_FILE"]).map(PathBuf::from),
-    }
+        ..AzureSettings::default()
+    })
 }
 
 #[async_trait]
@@ -299,9 +313,18 @@ impl Provider for ApimProvider {
                 .map(Arc::new)
                 .map_err(|e| format!("The Vault client could not be set up: {e}"))
         });
+        let block = config.get("azure");
+        let azure = AzureCloud {
+            environment: setting(block, "environment", &["ARM_ENVIRONMENT"])
+                .unwrap_or_else(|| "public".into()),
+            authority_host: setting(block, "authority_host", &["AZURE_AUTHORITY_HOST"]),
+        };
+        let azure_client = azure_settings(block)
+            .and_then(|s| Azure::new(s).map(Arc::new).map_err(|e| e.to_string()));
         Some(ProviderData {
             vault,
-            azure: azure_settings(config.get("azure")),
+            azure,
+            azure_client,
         })
     }
 

@@ -1,0 +1,444 @@
+//! The Azure client: typed ARM resource IDs ([`id`]), Entra ID credentials, the ARM request
+//! layer ([`arm`]: retries, long-running operations, ETags) and one file per API Management
+//! entity ([`apim`]). It knows nothing of Terraform.
+//!
+//! One [`Azure`] serves a whole provider process: one HTTP connection pool (which also
+//! carries the token requests), one credential built on first use, tokens cached per scope.
+
+pub mod apim;
+pub mod arm;
+mod credential;
+mod error;
+pub mod id;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+pub use arm::{ArmRequest, ArmResponse, Tagged, API_VERSION};
+pub use credential::CredentialKind;
+pub use error::{ArmFailure, AzureError};
+
+/// Default budget of one operation (all its retries and long-running-operation polls).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Default number of retries of one request (429, 5xx, no answer), within the budget.
+pub const DEFAULT_MAX_RETRIES: u32 = 10;
+
+/// An Azure cloud: where its Entra ID and ARM are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Environment {
+    /// Azure (the public cloud).
+    #[default]
+    Public,
+    /// Azure Government.
+    UsGovernment,
+    /// Azure operated by 21Vianet.
+    China,
+}
+
+impl Environment {
+    /// `public`, `usgovernment` or `china` (the provider's `environment` values).
+    pub fn parse(s: &str) -> Result<Environment, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "public" | "azurecloud" | "azurepubliccloud" => Ok(Environment::Public),
+            "usgovernment" | "azureusgovernment" | "azureusgovernmentcloud" => {
+                Ok(Environment::UsGovernment)
+            }
+            "china" | "azurechinacloud" => Ok(Environment::China),
+            other => Err(format!(
+                "unknown Azure environment {other:?}: use \"public\", \"usgovernment\" or \"china\""
+            )),
+        }
+    }
+
+    /// The Entra ID authority host.
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            Environment::Public => "https://login.microsoftonline.com",
+            Environment::UsGovernment => "https://login.microsoftonline.us",
+            Environment::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// The ARM endpoint.
+    pub fn resource_manager_endpoint(self) -> &'static str {
+        match self {
+            Environment::Public => "https://management.azure.com",
+            Environment::UsGovernment => "https://management.usgovcloudapi.net",
+            Environment::China => "https://management.chinacloudapi.cn",
+        }
+    }
+
+    /// The token scope for ARM (its audience plus `/.default`).
+    pub fn resource_manager_scope(self) -> &'static str {
+        match self {
+            Environment::Public => "https://management.azure.com/.default",
+            Environment::UsGovernment => "https://management.core.usgovcloudapi.net/.default",
+            Environment::China => "https://management.core.chinacloudapi.cn/.default",
+        }
+    }
+}
+
+/// How to reach and authenticate to Azure: the provider's `azure` block with its `ARM_*`
+/// environment fallbacks already applied.
+#[derive(Clone)]
+pub struct AzureSettings {
+    /// Subscription (`ARM_SUBSCRIPTION_ID`).
+    pub subscription_id: Option<String>,
+    /// Entra tenant (`ARM_TENANT_ID`).
+    pub tenant_id: Option<String>,
+    /// Application (client) ID (`ARM_CLIENT_ID`); with `use_msi`, a user-assigned identity.
+    pub client_id: Option<String>,
+    /// Client secret (`ARM_CLIENT_SECRET`); never shown.
+    pub client_secret: Option<String>,
+    /// Use a federated token file (`ARM_USE_OIDC`).
+    pub use_oidc: bool,
+    /// The federated token file (`ARM_OIDC_TOKEN_FILE_PATH` or `AZURE_FEDERATED_TOKEN_FILE`).
+    pub oidc_token_file_path: Option<PathBuf>,
+    /// Use the managed identity of this machine (`ARM_USE_MSI`).
+    pub use_msi: bool,
+    /// Use the Azure CLI (`ARM_USE_CLI`); `None` means "when nothing else is configured".
+    pub use_cli: Option<bool>,
+    /// The cloud (`ARM_ENVIRONMENT`).
+    pub environment: Environment,
+    /// ARM endpoint override (`ARM_RESOURCE_MANAGER_ENDPOINT`).
+    pub resource_manager_endpoint: Option<Url>,
+    /// Entra authority override (`AZURE_AUTHORITY_HOST`); must be https.
+    pub authority_host: Option<Url>,
+    /// An extra trusted CA bundle, PEM (`ARM_CA_CERT_FILE`).
+    pub ca_cert_file: Option<PathBuf>,
+    /// Budget of one operation, retries and polling included.
+    pub operation_timeout: Duration,
+    /// Retries of one request after a 429, a 5xx or no answer, within the budget.
+    pub max_retries: u32,
+}
+
+impl Default for AzureSettings {
+    fn default() -> Self {
+        AzureSettings {
+            subscription_id: None,
+            tenant_id: None,
+            client_id: None,
+            client_secret: None,
+            use_oidc: false,
+            oidc_token_file_path: None,
+            use_msi: false,
+            use_cli: None,
+            environment: Environment::Public,
+            resource_manager_endpoint: None,
+            authority_host: None,
+            ca_cert_file: None,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+}
+
+impl std::fmt::Debug for AzureSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureSettings")
+            .field("subscription_id", &self.subscription_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("use_oidc", &self.use_oidc)
+            .field("oidc_token_file_path", &self.oidc_token_file_path)
+            .field("use_msi", &self.use_msi)
+            .field("use_cli", &self.use_cli)
+            .field("environment", &self.environment)
+            .field("resource_manager_endpoint", &self.resource_manager_endpoint)
+            .field("authority_host", &self.authority_host)
+            .field("ca_cert_file", &self.ca_cert_file)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+fn missing(what: &str, attr: &str, env: &str, why: &str) -> AzureError {
+    AzureError::Config(format!(
+        "No Azure {what}: set `azure {{ {attr} }}` or {env}{why}."
+    ))
+}
+
+impl AzureSettings {
+    /// The credential these settings select, in the order a client secret, a federated
+    /// token file (`use_oidc`), the managed identity (`use_msi`), the Azure CLI (`use_cli`,
+    /// the default when nothing else is set). A missing setting is an error naming it and
+    /// its environment variable.
+    pub fn credential_kind(&self) -> Result<CredentialKind, AzureError> {
+        let tenant = |why: &str| {
+            self.tenant_id
+                .clone()
+                .ok_or_else(|| missing("tenant", "tenant_id", "ARM_TENANT_ID", why))
+        };
+        let client = |why: &str| {
+            self.client_id
+                .clone()
+                .ok_or_else(|| missing("client ID", "client_id", "ARM_CLIENT_ID", why))
+        };
+        if let Some(secret) = &self.client_secret {
+            let why = " (needed with a client secret)";
+            return Ok(CredentialKind::ClientSecret {
+                tenant_id: tenant(why)?,
+                client_id: client(why)?,
+                secret: secret.clone(),
+            });
+        }
+        if self.use_oidc {
+            let why = " (needed with `use_oidc`)";
+            let token_file = self.oidc_token_file_path.clone().ok_or_else(|| {
+                AzureError::Config(
+                    "No federated token file for `use_oidc`: set ARM_OIDC_TOKEN_FILE_PATH or AZURE_FEDERATED_TOKEN_FILE.".into(),
+                )
+            })?;
+            return Ok(CredentialKind::WorkloadIdentity {
+                tenant_id: tenant(why)?,
+                client_id: client(why)?,
+                token_file,
+            });
+        }
+        if self.use_msi {
+            return Ok(CredentialKind::ManagedIdentity {
+                client_id: self.client_id.clone(),
+            });
+        }
+        if self.use_cli.unwrap_or(true) {
+            return Ok(CredentialKind::AzureCli {
+                tenant_id: self.tenant_id.clone(),
+            });
+        }
+        Err(AzureError::Config(
+            "No Azure credentials: set `azure { client_secret }` (ARM_CLIENT_SECRET), `use_oidc` (ARM_USE_OIDC), `use_msi` (ARM_USE_MSI) or `use_cli` (ARM_USE_CLI).".into(),
+        ))
+    }
+}
+
+/// The Azure client shared by every resource of one provider process.
+pub struct Azure {
+    subscription_id: String,
+    endpoint: Url,
+    scope: &'static str,
+    http: reqwest::Client,
+    credentials: credential::Credentials,
+    operation_timeout: Duration,
+    max_retries: u32,
+}
+
+impl std::fmt::Debug for Azure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Azure")
+            .field("subscription_id", &self.subscription_id)
+            .field("endpoint", &self.endpoint.as_str())
+            .field("credential", self.credentials.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Azure {
+    /// Checks the settings and builds the client. No request is made and no credential is
+    /// built until the first call.
+    pub fn new(settings: AzureSettings) -> Result<Azure, AzureError> {
+        let subscription_id = settings
+            .subscription_id
+            .clone()
+            .ok_or_else(|| missing("subscription", "subscription_id", "ARM_SUBSCRIPTION_ID", ""))?;
+        let kind = settings.credential_kind()?;
+        let authority_host = match &settings.authority_host {
+            Some(u) => u.clone(),
+            None => Url::parse(settings.environment.authority_host())
+                .map_err(|e| AzureError::Config(format!("invalid authority host: {e}")))?,
+        };
+        if authority_host.scheme() != "https" {
+            return Err(AzureError::Config(format!(
+                "The Azure authority host {authority_host} must be an https:// URL (`azure {{ authority_host }}` or AZURE_AUTHORITY_HOST)."
+            )));
+        }
+        let endpoint = match &settings.resource_manager_endpoint {
+            Some(u) => u.clone(),
+            None => Url::parse(settings.environment.resource_manager_endpoint())
+                .map_err(|e| AzureError::Config(format!("invalid ARM endpoint: {e}")))?,
+        };
+        if !matches!(endpoint.scheme(), "https" | "http") || endpoint.host().is_none() {
+            return Err(AzureError::Config(format!(
+                "The ARM endpoint {endpoint} is not an https:// URL (`azure {{ resource_manager_endpoint }}` or ARM_RESOURCE_MANAGER_ENDPOINT)."
+            )));
+        }
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!(
+                "terraform-provider-apim/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if let Some(path) = &settings.ca_cert_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                AzureError::Config(format!(
+                    "Cannot read the Azure CA file {} (`azure {{ ca_cert_file }}` or ARM_CA_CERT_FILE): {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                AzureError::Config(format!(
+                    "The Azure CA file {} is not a PEM bundle: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(AzureError::Config(format!(
+                    "The Azure CA file {} holds no PEM certificate.",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b
+            .build()
+            .map_err(|e| AzureError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Azure {
+            subscription_id,
+            endpoint,
+            scope: settings.environment.resource_manager_scope(),
+            credentials: credential::Credentials::new(kind, authority_host, http.clone()),
+            http,
+            operation_timeout: settings.operation_timeout,
+            max_retries: settings.max_retries,
+        })
+    }
+
+    /// The configured subscription.
+    pub fn subscription_id(&self) -> &str {
+        &self.subscription_id
+    }
+
+    /// The ARM endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// The credential in use, for messages.
+    pub fn credential(&self) -> &CredentialKind {
+        self.credentials.kind()
+    }
+
+    /// The budget of one operation.
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> AzureSettings {
+        AzureSettings {
+            subscription_id: Some("00000000-0000-0000-0000-000000000001".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_settings_name_their_variables() {
+        let e = Azure::new(AzureSettings::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "No Azure subscription: set `azure { subscription_id }` or ARM_SUBSCRIPTION_ID."
+        );
+        let s = AzureSettings {
+            client_secret: Some("s3cr3t".into()),
+            ..base()
+        };
+        let e = s.credential_kind().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "No Azure tenant: set `azure { tenant_id }` or ARM_TENANT_ID (needed with a client secret)."
+        );
+        let s = AzureSettings {
+            use_oidc: true,
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            ..base()
+        };
+        assert!(s
+            .credential_kind()
+            .unwrap_err()
+            .to_string()
+            .contains("ARM_OIDC_TOKEN_FILE_PATH or AZURE_FEDERATED_TOKEN_FILE"));
+        let s = AzureSettings {
+            use_cli: Some(false),
+            ..base()
+        };
+        assert!(s
+            .credential_kind()
+            .unwrap_err()
+            .to_string()
+            .starts_with("No Azure credentials"));
+    }
+
+    #[test]
+    fn credential_order_and_redaction() {
+        let s = AzureSettings {
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            client_secret: Some("s3cr3t".into()),
+            use_msi: true,
+            ..base()
+        };
+        let k = s.credential_kind().unwrap();
+        assert!(matches!(k, CredentialKind::ClientSecret { .. }));
+        assert!(!format!("{k:?} {s:?}").contains("s3cr3t"));
+        let s = AzureSettings {
+            use_msi: true,
+            ..base()
+        };
+        assert_eq!(
+            s.credential_kind().unwrap(),
+            CredentialKind::ManagedIdentity { client_id: None }
+        );
+        assert_eq!(
+            base().credential_kind().unwrap(),
+            CredentialKind::AzureCli { tenant_id: None }
+        );
+    }
+
+    #[test]
+    fn environments() {
+        assert_eq!(
+            Environment::parse("USGovernment"),
+            Ok(Environment::UsGovernment)
+        );
+        assert_eq!(
+            Environment::China.resource_manager_endpoint(),
+            "https://management.chinacloudapi.cn"
+        );
+        assert!(Environment::parse("mars").is_err());
+        let s = AzureSettings {
+            authority_host: Some(Url::parse("http://127.0.0.1:1").unwrap()),
+            ..base()
+        };
+        assert!(Azure::new(s)
+            .unwrap_err()
+            .to_string()
+            .contains("must be an https:// URL"));
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let s = AzureSettings {
+            ca_cert_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..base()
+        };
+        let e = Azure::new(s).unwrap_err().to_string();
+        assert!(
+            e.contains("/nonexistent/ca.pem") && e.contains("ARM_CA_CERT_FILE"),
+            "{e}"
+        );
+    }
+}
