@@ -112,9 +112,10 @@ fn anchor(path: &str) -> String {
 }
 
 /// Renders a block's schema section, then its nested blocks' sections.
-fn block_section(out: &mut String, block: &Block, path: Option<&str>, kind: Kind) {
+fn block_section(out: &mut String, block: &Block, path: Option<&str>) {
     let mut nested = Vec::new();
-    let groups: [(&str, fn(&Attribute) -> bool); 3] = [
+    type Pick = fn(&Attribute) -> bool;
+    let groups: [(&str, Pick); 3] = [
         ("Required", |a| a.presence == Presence::Required),
         ("Optional", |a| {
             matches!(a.presence, Presence::Optional | Presence::OptionalComputed)
@@ -176,7 +177,7 @@ fn block_section(out: &mut String, block: &Block, path: Option<&str>, kind: Kind
     for (full, b) in nested {
         let _ = writeln!(out, "<a id=\"{}\"></a>", anchor(&full));
         let _ = writeln!(out, "### Nested Schema for `{full}`\n");
-        block_section(out, b, Some(&full), kind);
+        block_section(out, b, Some(&full));
     }
 }
 
@@ -213,7 +214,7 @@ pub fn render(page: &Page<'_>) -> String {
         );
     }
     out.push_str("## Schema\n\n");
-    block_section(&mut out, &page.schema.block, None, page.kind);
+    block_section(&mut out, &page.schema.block, None);
     if let Some(imp) = page.import {
         let _ = writeln!(
             out,

@@ -45,7 +45,7 @@ fn raw_to_xml_mapped(raw: &str) -> (String, Vec<usize>) {
     let just: Vec<char> = chars.iter().map(|(_, c)| *c).collect();
     let mut out = String::with_capacity(raw.len() + 64);
     let mut map = Vec::with_capacity(raw.len() + 64);
-    let mut emit = |out: &mut String, map: &mut Vec<usize>, piece: &str, at: usize| {
+    let emit = |out: &mut String, map: &mut Vec<usize>, piece: &str, at: usize| {
         out.push_str(piece);
         map.extend(std::iter::repeat_n(at, piece.len()));
     };
@@ -119,7 +119,11 @@ fn inbound(raw: &str) -> Result<Inbound, String> {
                                 .try_get_attribute("fragment-id")
                                 .ok()
                                 .flatten()
-                                .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                                .and_then(|a| {
+                                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                        .ok()
+                                        .map(|v| v.into_owned())
+                                })
                                 .unwrap_or_default();
                             inb.includes.push((map[before], map[after], id));
                         }
@@ -351,7 +355,7 @@ fn write_element(
         let a = a.map_err(|x| format!("bad attribute: {x}"))?;
         let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
         let value = a
-            .unescape_value()
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|x| format!("bad attribute value: {x}"))?
             .into_owned();
         attrs.push((key, value));
