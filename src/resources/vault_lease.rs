@@ -5,7 +5,9 @@
 //! Naming: `min_ttl` is the computed smallest TTL among the leases found (the product's
 //! contract, made for `check` blocks and postconditions). A threshold given in configuration
 //! is `ttl_threshold`: the leases whose TTL is below it are listed in `below_threshold` and
-//! reported in a warning, so a pipeline sees which credentials are about to expire.
+//! reported in a warning, so a pipeline sees which credentials are about to expire. Terraform
+//! reserves `count` on every data source, so expressions cannot read the contract's `count`;
+//! `lease_count` carries the same number under a readable name.
 
 use std::sync::OnceLock;
 
@@ -222,7 +224,8 @@ impl DataSource<ProviderData> for VaultLease {
                             .computed()
                             .describe("The leases found, sorted by `lease_id`, each as `sys/leases/lookup` reports it: `lease_id`, `issue_time`, `expire_time` (null when the lease does not expire), `last_renewal` (null when never renewed), `ttl` (seconds left), `renewable`."),
                     )
-                    .attr(Attribute::number("count").computed().describe("How many leases were found."))
+                    .attr(Attribute::number("count").computed().describe("How many leases were found, as in the product's contract. Terraform reserves `count` on every resource and data source, so an expression cannot read it (`data.apim_vault_lease.x.count` is \"Invalid resource count attribute\"): use `lease_count` (or `length(leases)`) in expressions; `count` is visible in `terraform show -json` and the state."))
+                    .attr(Attribute::number("lease_count").computed().describe("How many leases were found; the same value as `count`, under a name expressions can read."))
                     .attr(
                         Attribute::number("min_ttl")
                             .computed()
@@ -279,6 +282,7 @@ impl DataSource<ProviderData> for VaultLease {
             Value::List(leases.iter().map(lease_value).collect()),
         );
         state.set("count", Value::int(leases.len() as i64));
+        state.set("lease_count", Value::int(leases.len() as i64));
         state.set(
             "min_ttl",
             soonest

@@ -113,7 +113,7 @@ fn as_text(v: &serde_json::Value) -> String {
 /// The API path to read, and whether it is a KV version 2 secret.
 async fn resolve(vault: &Vault, path: &str) -> Result<(String, bool), VaultError> {
     let clean = path.trim_matches('/');
-    let Some(mount) = vault.mount_of(clean).await? else {
+    let Some(mount) = vault.mount_for_read(clean).await? else {
         return Ok((clean.to_string(), false));
     };
     if !mount.is_kv_v2() {

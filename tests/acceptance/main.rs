@@ -11,6 +11,7 @@ mod audit;
 mod auth_backend;
 mod docs;
 mod harness;
+mod lease;
 mod policy;
 mod protocol;
 mod schema;

@@ -209,7 +209,7 @@ impl Vault {
 
     /// `GET sys/internal/ui/mounts/<path>`: the mount `path` belongs to. `None` when Vault
     /// does not say (no mount there, or the token may not ask).
-    pub async fn mount_of(&self, path: &str) -> Result<Option<MountInfo>, VaultError> {
+    pub async fn mount_for_read(&self, path: &str) -> Result<Option<MountInfo>, VaultError> {
         let path = format!("sys/internal/ui/mounts/{}", path.trim_matches('/'));
         match self
             .send::<DataEnvelope<MountInfo>>(Method::GET, &path, None)
