@@ -17,3 +17,4 @@ mod protocol;
 mod schema;
 mod tidy;
 mod acl;
+mod azure_client;
