@@ -27,6 +27,8 @@ pub struct ProviderData {
     pub azure: AzureCloud,
     /// The Azure client, or why there is none (a missing setting and its variable).
     azure_client: Result<Arc<Azure>, String>,
+    /// Roles and policies planned in this run, for the bindings' plan-time checks.
+    pub planned: crate::resources::planned::Planned,
 }
 
 /// The `azure` block's cloud settings as written (`environment`, `authority_host`).
@@ -325,6 +327,7 @@ impl Provider for ApimProvider {
             vault,
             azure,
             azure_client,
+            planned: Default::default(),
         })
     }
 

@@ -2,10 +2,13 @@
 //! typed clients; they never see the protocol.
 
 pub mod binding_fragment;
+pub mod planned;
 pub mod policy_xml;
 mod rules;
 pub mod vault_audit;
 pub mod vault_auth_backend;
+pub mod vault_azure_role;
+pub mod vault_binding;
 pub mod vault_lease;
 pub mod vault_policy;
 pub mod vault_policy_document;
@@ -19,6 +22,8 @@ pub fn resources() -> Vec<Box<dyn Resource<ProviderData>>> {
     vec![
         Box::new(vault_policy::VaultPolicy),
         Box::new(vault_auth_backend::VaultAuthBackend),
+        Box::new(vault_azure_role::VaultAzureRole),
+        Box::new(vault_binding::VaultBinding),
         Box::new(vault_audit::VaultAudit),
     ]
 }

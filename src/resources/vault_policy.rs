@@ -126,13 +126,21 @@ impl Resource<ProviderData> for VaultPolicy {
 
     async fn modify_plan(
         &self,
-        _ctx: &Ctx<ProviderData>,
+        ctx: &Ctx<ProviderData>,
         req: PlanRequest<'_>,
         planned: &mut Planned,
         _d: &mut Diags,
     ) {
         let prior_hcl = req.prior.get("hcl").as_str();
-        let Some(text) = desired_text(req.config) else {
+        let text = desired_text(req.config);
+        // Bindings planned later in this run judge the policy as planned.
+        if let (Some(data), Some(name)) = (
+            ctx.data(&mut Diags::new()),
+            planned.state.get("name").as_str(),
+        ) {
+            data.planned.policy(name, text.clone());
+        }
+        let Some(text) = text else {
             return;
         };
         match prior_hcl {

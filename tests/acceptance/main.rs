@@ -18,3 +18,4 @@ mod schema;
 mod tidy;
 mod acl;
 mod azure_client;
+mod azure_role;

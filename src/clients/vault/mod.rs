@@ -10,6 +10,7 @@ pub mod acl;
 pub mod audit;
 pub mod auth;
 pub mod lease;
+pub mod mounts;
 pub mod policy;
 mod token;
 

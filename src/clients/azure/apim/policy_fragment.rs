@@ -95,4 +95,38 @@ impl Azure {
         self.delete(&id.arm_id(), Some(if_match), &format!("deleting {id}"))
             .await
     }
+
+    /// `POST {service}/policyFragments/{id}/listReferences`: the names of the APIs whose
+    /// policies include the fragment.
+    pub async fn fragment_api_references(
+        &self,
+        id: &PolicyFragmentId,
+    ) -> Result<Vec<String>, AzureError> {
+        #[derive(serde::Deserialize)]
+        struct Reference {
+            id: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct References {
+            #[serde(default)]
+            value: Vec<Reference>,
+        }
+        let refs: Tagged<References> = self
+            .post_json(
+                &format!("{}/listReferences", id.arm_id()),
+                None,
+                &format!("listing the references of {id}"),
+            )
+            .await?;
+        Ok(refs
+            .value
+            .value
+            .iter()
+            .filter_map(|r| {
+                let lower = r.id.to_ascii_lowercase();
+                let at = lower.find("/apis/")? + "/apis/".len();
+                r.id[at..].split('/').next().map(str::to_string)
+            })
+            .collect())
+    }
 }

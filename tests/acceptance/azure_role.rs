@@ -1,0 +1,242 @@
+//! `apim_vault_azure_role` (with `apim_vault_auth_backend` and `apim_vault_policy`) against a
+//! real OpenBao and the APIM emulator, proven by real logins with emulator-minted
+//! managed-identity tokens.
+
+use serde_json::{json, Value};
+
+use crate::support::{run, Bao, Emulator, Step, TestCase};
+
+const AUDIENCE: &str = "api://apim-vault";
+
+fn hcl(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn config(emu: &Emulator, role_extra: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    apim = {{ source = "apimvault/apim" }}
+  }}
+}}
+provider "apim" {{}}
+
+resource "apim_vault_auth_backend" "entra" {{
+  path                  = "apim-jwt"
+  tenant_id             = "{tenant}"
+  oidc_discovery_ca_pem = file({ca})
+}}
+
+resource "apim_vault_policy" "orders" {{
+  name = "orders-reader"
+  rule {{
+    path         = "kv/data/orders/*"
+    capabilities = ["read"]
+  }}
+}}
+
+resource "apim_vault_azure_role" "orders" {{
+  name              = "orders-apim"
+  backend           = apim_vault_auth_backend.entra.path
+  api_management_id = "{apim}"
+  audience          = "{AUDIENCE}"
+  token_policies    = [apim_vault_policy.orders.name]
+{role_extra}
+}}
+"#,
+        tenant = emu.tenant_id(),
+        ca = hcl(&emu.ca_file().to_string_lossy()),
+        apim = emu.api_management_id(),
+    )
+}
+
+/// A managed-identity token for the emulator instance, as the APIM gateway gets it.
+fn mi_token(emu: &Emulator, audience: &str) -> String {
+    let url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}&msi_res_id={}",
+        emu.url(),
+        audience,
+        emu.api_management_id()
+    );
+    let resp = emu
+        .http()
+        .get(&url)
+        .header("Metadata", "true")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// A token minted by the emulator's control plane with claim overrides.
+fn minted(emu: &Emulator, req: Value) -> String {
+    let (status, body) = emu.call("POST", "/_emulator/tokens", Some(req));
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// The instance's system-assigned identity now (it changes when a test re-creates it).
+fn principal(emu: &Emulator) -> Value {
+    emu.inventory()[emu.api_management_id()]["identity"]["principalId"].clone()
+}
+
+fn login(bao: &Bao, jwt: &str) -> (u16, Value) {
+    bao.api(
+        "POST",
+        "auth/apim-jwt/login",
+        Some(json!({ "role": "orders-apim", "jwt": jwt })),
+    )
+}
+
+fn role(bao: &Bao) -> Option<Value> {
+    let (status, body) = bao.api("GET", "auth/apim-jwt/role/orders-apim", None);
+    (status == 200).then(|| body["data"].clone())
+}
+
+#[test]
+fn vault_azure_role_from_api_management_id() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let case = TestCase::new(vec![
+        Step::config(config(&emu, "  token_ttl = 600")).check(|wd| {
+            let r = role(&bao).expect("role written");
+            assert_eq!(r["bound_claims"]["oid"], principal(&emu));
+            assert_eq!(r["bound_claims"]["tid"], Value::from(emu.tenant_id()));
+            assert_eq!(r["bound_audiences"], json!([AUDIENCE]));
+            assert_eq!(r["user_claim"], "oid");
+            assert_eq!(r["role_type"], "jwt");
+            let s = wd.resource("apim_vault_azure_role.orders");
+            assert_eq!(s["principal_id"], principal(&emu));
+            assert_eq!(s["id"], "apim-jwt/orders-apim");
+            // The instance's own token logs in and gets exactly the role's policies and TTL.
+            let (status, body) = login(&bao, &mi_token(&emu, AUDIENCE));
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["auth"]["token_policies"], json!(["default", "orders-reader"]));
+            assert_eq!(body["auth"]["lease_duration"], 600);
+            // Another audience, identity or tenant: refused.
+            let (status, _) = login(&bao, &mi_token(&emu, "api://something-else"));
+            assert_eq!(status, 400, "wrong audience refused");
+            let other_oid = minted(&emu, json!({"resource": AUDIENCE, "claims": {"oid": "00000000-0000-0000-0000-000000000001"}}));
+            assert_eq!(login(&bao, &other_oid).0, 400, "other identity refused");
+            let other_tid = minted(&emu, json!({"resource": AUDIENCE, "claims": {"tid": "00000000-0000-0000-0000-000000000002"}}));
+            assert_eq!(login(&bao, &other_tid).0, 400, "other tenant refused");
+        }),
+        // Import gives back the identity as principal_id + tenant_id: Vault does not know
+        // which APIM instance it belongs to.
+        Step::import("apim_vault_azure_role.orders")
+            .import_id("apim-jwt/orders-apim")
+            .verify_ignore(&["api_management_id"]),
+        // token_ttl changes in place.
+        Step::config(config(&emu, "  token_ttl = 300")).check(|_| {
+            assert_eq!(role(&bao).unwrap()["token_ttl"], 300);
+            let (_, body) = login(&bao, &mi_token(&emu, AUDIENCE));
+            assert_eq!(body["auth"]["lease_duration"], 300);
+        }),
+        // Edited in Vault: plan shows it.
+        Step::drift(|| {
+            bao.api_ok(
+                "POST",
+                "auth/apim-jwt/role/orders-apim",
+                Some(json!({"role_type": "jwt", "token_policies": ["default", "admin"]})),
+            );
+        })
+        .plan_contains("apim_vault_azure_role.orders will be updated in-place")
+        .plan_contains("\"admin\""),
+        Step::config(config(&emu, "  token_ttl = 300")),
+        // The identity is re-created in Azure: plan shows the bound claims changing, and after
+        // apply the new identity logs in.
+        Step::drift(|| {
+            let (status, body) = emu.call(
+                "POST",
+                "/_emulator/identity",
+                Some(json!({"api_management_id": emu.api_management_id(), "recreate": true})),
+            );
+            assert!((200..300).contains(&status), "{body}");
+        })
+        .plan_contains("~ principal_id")
+        .plan_contains("~ bound_claims"),
+        Step::config(config(&emu, "  token_ttl = 300")).check(|wd| {
+            let s = wd.resource("apim_vault_azure_role.orders");
+            assert_eq!(s["principal_id"], principal(&emu), "the new principal");
+            assert_eq!(role(&bao).unwrap()["bound_claims"]["oid"], s["principal_id"]);
+            let (status, body) = login(&bao, &mi_token(&emu, AUDIENCE));
+            assert_eq!(status, 200, "{body}");
+        }),
+    ])
+    .envs(bao.env())
+    .envs(emu.env())
+    .check_destroy(|| {
+        assert!(role(&bao).is_none(), "role removed");
+        assert_eq!(bao.api("GET", "sys/auth/apim-jwt", None).0, 400, "mount removed");
+    });
+    run(case);
+}
+
+#[test]
+fn vault_azure_role_bad_input() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({
+            "subscriptions": [{
+                "resource_groups": [{
+                    "name": "rg1", "location": "westeurope",
+                    "services": [
+                        {"name": "with-identity", "identity": {"type": "SystemAssigned"}},
+                        {"name": "no-identity"}
+                    ]
+                }]
+            }],
+            "clients": [{}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emu = Emulator::start_with_args(&["--seed", &seed.to_string_lossy()]);
+    let sub = emu.subscription_id().to_string();
+    let base = format!(
+        "terraform {{\n  required_providers {{\n    apim = {{ source = \"apimvault/apim\" }}\n  }}\n}}\nprovider \"apim\" {{}}\n"
+    );
+    let role = |identity: &str| {
+        format!("{base}\nresource \"apim_vault_azure_role\" \"r\" {{\n  name = \"r\"\n  audience = \"{AUDIENCE}\"\n{identity}\n}}\n")
+    };
+    let cases = [
+        (
+            role("  api_management_id = \"/subscriptions/abc/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/x\""),
+            "`api_management_id`",
+        ),
+        (
+            role(&format!("  api_management_id = \"/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/missing\"")),
+            "does not exist",
+        ),
+        (
+            role(&format!("  api_management_id = \"/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/no-identity\"")),
+            "identity { type = \"SystemAssigned\" }",
+        ),
+        (
+            role(&format!("  api_management_id = \"/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/with-identity\"\n  principal_id = \"11111111-2222-3333-4444-555555555555\"\n  tenant_id = \"11111111-2222-3333-4444-555555555555\"")),
+            "Only one of `api_management_id`, `principal_id` may be set",
+        ),
+        (role("  principal_id = \"11111111-2222-3333-4444-555555555555\""), "`tenant_id` must be set when `principal_id` is set"),
+        (
+            role("  principal_id = \"11111111-2222-3333-4444-555555555555\"\n  tenant_id = \"11111111-2222-3333-4444-555555555555\"\n  backend = \"userpass\""),
+            "is of type \"userpass\"",
+        ),
+    ];
+    bao.api_ok(
+        "POST",
+        "sys/auth/userpass",
+        Some(json!({"type": "userpass"})),
+    );
+    for (config, expected) in &cases {
+        run(
+            TestCase::new(vec![Step::config(config.clone()).expect_error(expected)])
+                .envs(bao.env())
+                .envs(emu.env()),
+        );
+    }
+}
