@@ -85,3 +85,87 @@ fn auth_backend_example_applies_against_the_emulator() {
             .envs(emu.env()),
     );
 }
+
+/// The auth backend, role and binding examples applied together against OpenBao and the
+/// emulator: their placeholder IDs become the emulator's, and the binding's role, planned in
+/// the same run, passes the binding's plan-time checks.
+#[test]
+fn apim_examples_apply_against_the_emulator() {
+    use crate::support::Emulator;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    bao.api_ok(
+        "POST",
+        "sys/mounts/kv",
+        Some(serde_json::json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    bao.api_ok(
+        "POST",
+        "kv/data/orders/backend",
+        Some(serde_json::json!({"data": {"api_key": "k"}})),
+    );
+    bao.api_ok(
+        "PUT",
+        "sys/policies/acl/orders-reader",
+        Some(serde_json::json!({"policy": "path \"kv/data/orders/*\" { capabilities = [\"read\"] }"})),
+    );
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let placeholder_apim = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-apis/providers/Microsoft.ApiManagement/service/contoso-apim";
+    let body = [
+        read("examples/resources/apim_vault_auth_backend/resource.tf").replace(
+            "  tenant_id   = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n",
+            &format!(
+                "  tenant_id   = \"{}\"\n  oidc_discovery_ca_pem = file({})\n",
+                emu.tenant_id(),
+                serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap()
+            ),
+        ),
+        read("examples/resources/apim_vault_azure_role/resource.tf"),
+        read("examples/resources/apim_vault_binding/resource.tf"),
+    ]
+    .join("\n")
+    .replace(placeholder_apim, emu.api_management_id());
+    assert!(
+        !body.contains("00000000-0000"),
+        "a placeholder was not replaced:\n{body}"
+    );
+    // The API the binding names.
+    let token = {
+        let resp = emu
+            .http()
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                emu.url(),
+                emu.tenant_id()
+            ))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("grant_type", "client_credentials")
+                    .append_pair("client_id", emu.client_id())
+                    .append_pair("client_secret", emu.client_secret())
+                    .append_pair("scope", "https://management.azure.com/.default")
+                    .finish(),
+            )
+            .send()
+            .unwrap();
+        resp.json::<serde_json::Value>().unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let resp = emu
+        .http()
+        .put(format!("{}{}/apis/orders-api?api-version=2024-05-01", emu.url(), emu.api_management_id()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"]}}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    run(
+        TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
+            .envs(bao.env())
+            .envs(emu.env()),
+    );
+}

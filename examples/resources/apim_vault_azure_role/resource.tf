@@ -1,0 +1,12 @@
+# The role the APIM instance's system-assigned identity logs in with. Plan reads the
+# identity's object ID and tenant from Azure Resource Manager.
+resource "apim_vault_azure_role" "orders" {
+  name              = "orders-apim"
+  backend           = apim_vault_auth_backend.entra.path
+  api_management_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-apis/providers/Microsoft.ApiManagement/service/contoso-apim"
+  audience          = "api://vault-apim"
+
+  token_policies = ["orders-reader"]
+  token_ttl      = 900
+  token_max_ttl  = 3600
+}
