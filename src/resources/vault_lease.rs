@@ -212,7 +212,7 @@ impl DataSource<ProviderData> for VaultLease {
                     .attr(
                         Attribute::string("prefix")
                             .validate(validate_prefix)
-                            .describe("A lease path prefix, e.g. `database/creds/app/` or `pki/issue/web/`: every lease under it, at any depth, sorted by ID. A prefix with no lease gives `count = 0`. It ends at a path segment: `database/creds/ap` does not match `database/creds/app/...`."),
+                            .describe("A lease path prefix, e.g. `database/creds/app/` or `pki/issue/web/`: every lease under it, at any depth, sorted by ID. A prefix with no lease gives `lease_count = 0`. It ends at a path segment: `database/creds/ap` does not match `database/creds/app/...`."),
                     )
                     .attr(
                         Attribute::number("ttl_threshold")

@@ -80,20 +80,19 @@ fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
             "Invalid path",
             "`path` is empty. Give the path of a secret, e.g. \"secret/orders/api\" (KV) or \"database/creds/orders\".",
         );
-    } else if clean.starts_with("v1/") {
+    } else if let Some(rest) = clean.strip_prefix("v1/") {
         d.attr_error(
             p.clone(),
             "Invalid path",
             format!(
-                "`path` is {path:?}: give the API path without the `v1/` prefix, e.g. {:?}.",
-                &clean[3..]
+                "`path` is {path:?}: give the API path without the `v1/` prefix, e.g. {rest:?}."
             ),
         );
     }
 }
 
 fn validate_version(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if !v.as_i64().is_some_and(|n| n >= 1) {
+    if v.as_i64().is_none_or(|n| n < 1) {
         d.attr_error(
             p.clone(),
             "Invalid version",

@@ -462,7 +462,7 @@ resource "terraform_data" "observe" {{
         ];
         assert_absent("the trace log of apply", &apply.combined(), &secrets);
         assert!(
-            apply.stderr.contains("OpenEphemeralResource") || apply.stderr.contains("ephemeral"),
+            apply.stderr.contains("[TRACE]") && apply.stderr.contains("OpenEphemeralResource"),
             "TF_LOG=trace was not in effect"
         );
 
@@ -590,9 +590,8 @@ fn ephemeral_database_credentials_are_renewed_while_in_use_and_revoked_at_close(
                 tf.version
             );
             eprintln!(
-                "lease: Terraform {}: {} distinct (expire_time, last_renewal) observations of a 6 s lease over a 14 s hold",
-                tf.version,
-                history.len()
+                "lease: Terraform {} (revoke_on_close = {revoke}): a 6 s lease held 14 s; (expire_time, last_renewal) seen: {history:?}",
+                tf.version
             );
 
             let secrets = [
@@ -629,8 +628,7 @@ fn ephemeral_database_credentials_are_renewed_while_in_use_and_revoked_at_close(
 
 /// A config that creates a policy, waits `hold` seconds in a provisioner, then creates a
 /// second policy: the provider's token must still work after the wait.
-fn slow_config(bao: &Bao, provider_block: &str, hold: u32) -> String {
-    let _ = bao;
+fn slow_config(provider_block: &str, hold: u32) -> String {
     format!(
         r#"{HEADER}
 {provider_block}
@@ -664,46 +662,47 @@ fn first_version() -> &'static TerraformBin {
 fn an_apply_outlives_the_ttl_of_a_configured_renewable_token() {
     let bao = Bao::start();
     policy_admin(&bao);
-    let short = token(
-        &bao,
-        &["tf-admin"],
-        json!({"ttl": "5s", "explicit_max_ttl": "10m"}),
-    );
-    let control = token(
-        &bao,
-        &["tf-admin"],
-        json!({"ttl": "5s", "explicit_max_ttl": "10m"}),
-    );
     let block = format!(
         "provider \"apim\" {{\n  vault {{\n    address = \"{}\"\n  }}\n}}\n",
         bao.addr()
     );
+    for tf in terraform_versions() {
+        let five_seconds = json!({"ttl": "5s", "explicit_max_ttl": "10m"});
+        let short = token(&bao, &["tf-admin"], five_seconds.clone());
+        let control = token(&bao, &["tf-admin"], five_seconds);
+        let mut wd = Workdir::new(tf);
+        wd.write_config(&slow_config(&block, 12));
+        wd.env("VAULT_TOKEN", &short);
+        wd.env("TF_LOG_PROVIDER", "debug");
+        let apply = wd.apply();
+        assert!(apply.success(), "apply failed:\n{apply}");
+        assert!(policy_exists(&bao, "before-the-wait"));
+        assert!(policy_exists(&bao, "after-the-wait"));
+        assert!(apply.stderr.contains("Vault token renewed"), "{apply}");
+        assert_absent(
+            "the debug log",
+            &apply.combined(),
+            &[("the token", short.as_str())],
+        );
 
-    let mut wd = Workdir::new(first_version());
-    wd.write_config(&slow_config(&bao, &block, 12));
-    wd.env("VAULT_TOKEN", &short);
-    wd.env("TF_LOG_PROVIDER", "debug");
-    let apply = wd.apply();
-    assert!(apply.success(), "apply failed:\n{apply}");
-    assert!(policy_exists(&bao, "before-the-wait"));
-    assert!(policy_exists(&bao, "after-the-wait"));
-    assert!(apply.stderr.contains("Vault token renewed"), "{apply}");
-    assert_absent(
-        "the debug log",
-        &apply.combined(),
-        &[("the token", short.as_str())],
-    );
+        // The TTL was real: the same kind of token, left alone, expired during the wait.
+        let (status, _) = bao.api("POST", "auth/token/lookup", Some(json!({"token": control})));
+        assert_ne!(status, 200, "the control token should have expired");
+        let looked = bao.api_ok("POST", "auth/token/lookup", Some(json!({"token": short})));
+        assert!(!looked["data"]["last_renewal_time"].is_null(), "{looked}");
+        eprintln!(
+            "lease: Terraform {}: a 5 s token outlived a 12 s wait with {} renewals; after apply: ttl {} s, last_renewal_time {}",
+            tf.version,
+            apply.stderr.matches("Vault token renewed").count(),
+            looked["data"]["ttl"],
+            looked["data"]["last_renewal_time"]
+        );
 
-    // The TTL was real: the same kind of token, left alone, expired during the wait.
-    let (status, _) = bao.api("POST", "auth/token/lookup", Some(json!({"token": control})));
-    assert_ne!(status, 200, "the control token should have expired");
-    let looked = bao.api_ok("POST", "auth/token/lookup", Some(json!({"token": short})));
-    assert!(!looked["data"]["last_renewal_time"].is_null(), "{looked}");
-
-    wd.env("VAULT_TOKEN", bao.token());
-    let destroy = wd.destroy();
-    assert!(destroy.success(), "{destroy}");
-    assert!(!policy_exists(&bao, "after-the-wait"));
+        wd.env("VAULT_TOKEN", bao.token());
+        let destroy = wd.destroy();
+        assert!(destroy.success(), "{destroy}");
+        assert!(!policy_exists(&bao, "after-the-wait"));
+    }
 }
 
 const AUDIENCE: &str = "api://terraform-ci";
@@ -759,27 +758,35 @@ fn an_apply_outlives_the_ttl_and_max_ttl_of_a_jwt_login_token() {
             "token_max_ttl": "9s",
         })),
     );
-    let jwt = mi_token(&emu);
     let block = format!(
         "provider \"apim\" {{\n  vault {{\n    address = \"{}\"\n    auth_login_jwt {{\n      mount = \"ci-jwt\"\n      role  = \"terraform\"\n    }}\n  }}\n}}\n",
         bao.addr()
     );
-    let mut wd = Workdir::new(first_version());
-    wd.write_config(&slow_config(&bao, &block, 14));
-    wd.env("APIM_VAULT_AUTH_JWT", &jwt);
-    wd.env("TF_LOG_PROVIDER", "debug");
-    let apply = wd.apply();
-    assert!(apply.success(), "apply failed:\n{apply}");
-    assert!(policy_exists(&bao, "after-the-wait"));
-    assert!(apply.stderr.contains("Vault token renewed"), "{apply}");
-    assert!(apply.stderr.contains("Logged in to Vault again"), "{apply}");
-    assert_absent(
-        "the debug log",
-        &apply.combined(),
-        &[("the JWT", jwt.as_str())],
-    );
-    let destroy = wd.destroy();
-    assert!(destroy.success(), "{destroy}");
+    for tf in terraform_versions() {
+        let jwt = mi_token(&emu);
+        let mut wd = Workdir::new(tf);
+        wd.write_config(&slow_config(&block, 14));
+        wd.env("APIM_VAULT_AUTH_JWT", &jwt);
+        wd.env("TF_LOG_PROVIDER", "debug");
+        let apply = wd.apply();
+        assert!(apply.success(), "apply failed:\n{apply}");
+        assert!(policy_exists(&bao, "after-the-wait"));
+        assert!(apply.stderr.contains("Vault token renewed"), "{apply}");
+        assert!(apply.stderr.contains("Logged in to Vault again"), "{apply}");
+        assert_absent(
+            "the debug log",
+            &apply.combined(),
+            &[("the JWT", jwt.as_str())],
+        );
+        eprintln!(
+            "lease: Terraform {}: JWT login tokens (ttl 4 s, max 9 s) over a 14 s wait: {} renewals, {} new logins",
+            tf.version,
+            apply.stderr.matches("Vault token renewed").count(),
+            apply.stderr.matches("Logged in to Vault again").count()
+        );
+        let destroy = wd.destroy();
+        assert!(destroy.success(), "{destroy}");
+    }
 }
 
 /// The documentation examples and the CI example, applied against a prepared server.

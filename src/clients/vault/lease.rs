@@ -216,7 +216,10 @@ impl Vault {
             .await
         {
             Ok(r) => Ok(r.data),
-            Err(VaultError::Api { status, .. }) if matches!(status, 400 | 403 | 404) => Ok(None),
+            Err(VaultError::Api {
+                status: 400 | 403 | 404,
+                ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
