@@ -715,3 +715,127 @@ fn azure_client_identity_errors_say_how_to_enable_it() {
         "{err}"
     );
 }
+
+/// A world with a federated client (as a CI system's OIDC trust) and instances with
+/// user-assigned identities.
+fn seeded() -> (Emulator, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    let world = json!({
+        "subscriptions": [{"resource_groups": [{"name": "rg1", "location": "westeurope", "services": [
+            {"name": "apim1", "identity": {"type": "SystemAssigned, UserAssigned", "user_assigned": [{"name": "uai1"}]}},
+            {"name": "apim2", "identity": {"type": "UserAssigned", "user_assigned": [{"name": "uai2"}]}}
+        ]}]}],
+        "clients": [{"federated_credentials": [
+            {"issuer": "https://token.actions.githubusercontent.com", "subject": "repo:o/r:ref:refs/heads/main"}
+        ]}]
+    });
+    std::fs::write(&seed, world.to_string()).unwrap();
+    let emu = Emulator::start_with_args(&["--seed", seed.to_str().unwrap()]);
+    (emu, dir)
+}
+
+fn federated_token(emu: &Emulator, subject: &str) -> String {
+    let (status, minted) = emu.call(
+        "POST",
+        "/_emulator/tokens",
+        Some(json!({"resource": "api://AzureADTokenExchange",
+            "claims": {"iss": "https://token.actions.githubusercontent.com", "sub": subject}})),
+    );
+    assert_eq!(status, 200, "{minted}");
+    minted["access_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn azure_client_workload_identity_federated_credential_and_user_assigned_identities() {
+    let (emu, dir) = seeded();
+    let file = dir.path().join("token");
+    let settings = AzureSettings {
+        tenant_id: Some(emu.tenant_id().into()),
+        client_id: Some(emu.client_id().into()),
+        use_oidc: true,
+        oidc_token_file_path: Some(file.clone()),
+        ..base_settings(emu.url(), emu.ca_file(), emu.subscription_id())
+    };
+    let rt = rt();
+
+    // A token for another subject does not match the federated credential.
+    std::fs::write(
+        &file,
+        federated_token(&emu, "repo:o/r:ref:refs/heads/feature"),
+    )
+    .unwrap();
+    let azure = Azure::new(settings.clone()).unwrap();
+    let err = rt.block_on(azure.get_service(&service(&emu))).unwrap_err();
+    assert!(matches!(err, AzureError::Credential { .. }), "{err:?}");
+    assert!(err.to_string().contains("70021"), "{err}");
+
+    std::fs::write(&file, federated_token(&emu, "repo:o/r:ref:refs/heads/main")).unwrap();
+    let azure = Azure::new(settings).unwrap();
+    let rg = "rg1";
+    let apim1 = ServiceId::new(emu.subscription_id(), rg, "apim1");
+    let apim2 = ServiceId::new(emu.subscription_id(), rg, "apim2");
+    let uai1 = UserAssignedIdentityId::new(emu.subscription_id(), rg, "uai1");
+    let uai2 = UserAssignedIdentityId::new(emu.subscription_id(), rg, "uai2");
+    let (s1, r1, r2) = rt.block_on(async {
+        let s1 = azure
+            .get_service(&apim1)
+            .await
+            .expect("GET with a federated credential");
+        let r1 = azure
+            .resolve_identity(&apim1, &IdentitySelector::UserAssigned(uai1.clone()))
+            .await
+            .expect("uai1");
+        let r2 = azure
+            .resolve_identity(&apim2, &IdentitySelector::UserAssigned(uai2.clone()))
+            .await
+            .expect("uai2");
+        (s1, r1, r2)
+    });
+    let inventory = emu.inventory();
+    let find = |id: &UserAssignedIdentityId| {
+        inventory
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&id.arm_id()))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{id} in the inventory: {inventory}"))
+    };
+    let identity = s1.value.identity.expect("apim1 has identities");
+    assert_eq!(identity.user_assigned_identities.len(), 1);
+    for (resolved, id) in [(&r1, &uai1), (&r2, &uai2)] {
+        let entry = find(id);
+        let props = &entry["properties"];
+        assert_eq!(
+            Some(resolved.principal_id.as_str()),
+            props["principalId"].as_str(),
+            "{entry}"
+        );
+        assert_eq!(
+            resolved.client_id.as_deref(),
+            props["clientId"].as_str(),
+            "{entry}"
+        );
+        assert_eq!(resolved.tenant_id, emu.tenant_id());
+    }
+    // apim2 has no system-assigned identity, so ARM states no tenant there: it came from
+    // the subscription.
+    assert_eq!(
+        logged(
+            &emu,
+            Some("GET"),
+            &format!("/subscriptions/{}", emu.subscription_id())
+        )
+        .len(),
+        1
+    );
+    let err = rt
+        .block_on(azure.resolve_identity(&apim2, &IdentitySelector::SystemAssigned))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("(its identity type is \"UserAssigned\")"),
+        "{err}"
+    );
+}

@@ -265,7 +265,7 @@ impl Azure {
         };
         if !matches!(endpoint.scheme(), "https" | "http") || endpoint.host().is_none() {
             return Err(AzureError::Config(format!(
-                "The ARM endpoint {endpoint} is not an https:// URL (`azure {{ resource_manager_endpoint }}` or ARM_RESOURCE_MANAGER_ENDPOINT)."
+                "The ARM endpoint {endpoint} is not an http:// or https:// URL with a host (`azure {{ resource_manager_endpoint }}` or ARM_RESOURCE_MANAGER_ENDPOINT)."
             )));
         }
         let mut b = reqwest::Client::builder()
