@@ -14,6 +14,7 @@ mod harness;
 mod lease;
 mod policy;
 mod protocol;
+mod runtime;
 mod schema;
 mod tidy;
 mod acl;

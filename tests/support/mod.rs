@@ -9,6 +9,9 @@
 //! * [`Emulator`]: the project's `apim-emulator` (ARM + Entra over HTTPS), stopped on drop.
 //! * [`Postgres`]: a throw-away PostgreSQL cluster (for OpenBao's database engine and its
 //!   leases), stopped on drop.
+//! * [`Gateway`] ([`apim_runtime`]): executes an APIM policy fragment for one request, as
+//!   the gateway would (named values, cache, managed identity, `send-request`), and
+//!   [`check_policy_vocabulary`].
 //! * [`Workdir`]: one Terraform working directory (config, state, CLI config).
 //! * [`TestCase`] / [`Step`] / [`run`]: config, import and drift steps, then destroy and
 //!   `check_destroy`.
@@ -38,6 +41,7 @@
 //! `APIM_TEST_TMPDIR` (where working directories go).
 #![allow(dead_code)]
 
+pub mod apim_runtime;
 mod bao;
 mod emulator;
 mod postgres;
@@ -46,6 +50,8 @@ mod testcase;
 mod tools;
 mod workdir;
 
+#[allow(unused_imports)]
+pub use apim_runtime::{check_policy_vocabulary, Flow, Gateway, Outcome, Request};
 #[allow(unused_imports)]
 pub use bao::Bao;
 #[allow(unused_imports)]

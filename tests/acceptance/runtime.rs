@@ -1,0 +1,463 @@
+//! The `apim_vault_binding` policy fragment executed as the APIM gateway runs it: the
+//! fragment from `binding_fragment::render`, the emulator's managed-identity endpoint for the
+//! APIM instance's identity, and a real OpenBao (JWT auth trusting the emulator, KV v2, a
+//! leased KV v1 mount, a namespace).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use apim_provider::resources::binding_fragment::{named_value_names, render, FragmentSpec, Inject};
+use serde_json::{json, Value};
+
+use crate::support::apim_runtime::{CallKind, ManagedIdentity};
+use crate::support::{check_policy_vocabulary, Bao, Emulator, Flow, Gateway, Outcome, Request};
+
+const AUDIENCE: &str = "api://vault-apim";
+const SECRET: &str = "s3cr3t-api-key";
+const READ_ORDERS: &str = "path \"kv/data/orders/backend\" {\n  capabilities = [\"read\"]\n}\n";
+
+/// A JWT auth mount at `<ns>jwt` that trusts the emulator's tokens (v1 issuer).
+fn trust_emulator(bao: &Bao, emu: &Emulator, ns: &str) {
+    let issuer = format!("{}/{}/", emu.url(), emu.tenant_id());
+    let ca = std::fs::read_to_string(emu.ca_file()).unwrap();
+    bao.api_ok(
+        "POST",
+        &format!("{ns}sys/auth/jwt"),
+        Some(json!({"type": "jwt"})),
+    );
+    bao.api_ok(
+        "POST",
+        &format!("{ns}auth/jwt/config"),
+        Some(json!({
+            "oidc_discovery_url": issuer,
+            "oidc_discovery_ca_pem": ca,
+            "bound_issuer": issuer,
+        })),
+    );
+}
+
+/// A jwt role bound to the emulator APIM instance's system-assigned identity.
+fn role(bao: &Bao, emu: &Emulator, ns: &str, name: &str, policies: &[&str]) {
+    bao.api_ok(
+        "POST",
+        &format!("{ns}auth/jwt/role/{name}"),
+        Some(json!({
+            "role_type": "jwt",
+            "bound_audiences": [AUDIENCE],
+            "user_claim": "oid",
+            "bound_claims": {"oid": emu.principal_id(), "tid": emu.tenant_id()},
+            "token_policies": policies,
+            "token_ttl": "15m",
+        })),
+    );
+}
+
+/// KV v2 at `<ns>kv/` with `orders/backend` = {api_key}, and the policy `orders-read`.
+fn orders_secret(bao: &Bao, ns: &str, api_key: &str) {
+    bao.api_ok(
+        "POST",
+        &format!("{ns}sys/mounts/kv"),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    write_orders_secret(bao, ns, api_key);
+    bao.api_ok(
+        "PUT",
+        &format!("{ns}sys/policies/acl/orders-read"),
+        Some(json!({ "policy": READ_ORDERS })),
+    );
+}
+
+fn write_orders_secret(bao: &Bao, ns: &str, api_key: &str) {
+    bao.api_ok(
+        "POST",
+        &format!("{ns}kv/data/orders/backend"),
+        Some(json!({"data": {"api_key": api_key, "port": 8443}})),
+    );
+}
+
+fn spec() -> FragmentSpec {
+    FragmentSpec {
+        name: "orders".into(),
+        backend: "jwt".into(),
+        secret_path: "kv/data/orders/backend".into(),
+        secret_field: "api_key".into(),
+        kv_v2: true,
+        vault_namespace: None,
+        inject: Inject::Header("X-Api-Key".into()),
+        cache_ttl: 300,
+        fail_on_error: true,
+    }
+}
+
+/// The binding's named values: Vault address, role, audience.
+fn named_values(addr: &str, role: &str, audience: &str) -> BTreeMap<String, String> {
+    let [a, r, aud] = named_value_names("orders");
+    BTreeMap::from([
+        (a, addr.to_string()),
+        (r, role.to_string()),
+        (aud, audience.to_string()),
+    ])
+}
+
+/// Renders the fragment, checks its vocabulary and builds a gateway for it.
+fn gateway(spec: &FragmentSpec, nv: &BTreeMap<String, String>, emu: &Emulator) -> Gateway {
+    let xml = render(spec);
+    if let Err(problems) = check_policy_vocabulary(&xml) {
+        panic!("{}\n{xml}", problems.join("\n"));
+    }
+    Gateway::with_emulator(&xml, nv, emu).unwrap_or_else(|e| panic!("{e}\n{xml}"))
+}
+
+#[track_caller]
+fn run(gw: &Gateway, label: &str) -> Outcome {
+    let out = gw
+        .execute(&Request::get("/orders/42"))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    eprintln!("--- {label}\n{}", out.trace());
+    out
+}
+
+#[track_caller]
+fn assert_urls(out: &Outcome, expected: &[(&str, String)]) {
+    let got: Vec<(String, String)> = out
+        .sent()
+        .iter()
+        .map(|c| (c.method.clone(), c.url.clone()))
+        .collect();
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, u)| (m.to_string(), u.clone()))
+        .collect();
+    assert_eq!(got, want, "{}", out.trace());
+}
+
+#[test]
+fn runtime_fragment_injects_the_secret_and_caches_it() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    trust_emulator(&bao, &emu, "");
+    orders_secret(&bao, "", SECRET);
+    role(&bao, &emu, "", "orders", &["orders-read"]);
+    let nv = named_values(bao.addr(), "orders", AUDIENCE);
+    let login = format!("{}/v1/auth/jwt/login", bao.addr());
+    let read = format!("{}/v1/kv/data/orders/backend", bao.addr());
+
+    let gw = gateway(&spec(), &nv, &emu);
+    let first = run(&gw, "first request");
+    assert_eq!(first.flow, Flow::Forwarded);
+    assert_eq!(first.header("X-Api-Key"), Some(SECRET), "{}", first.trace());
+    assert_eq!(
+        first.header("Authorization"),
+        None,
+        "the token went to a variable"
+    );
+    // Managed identity → login → read, each answered 200.
+    assert_eq!(first.calls.len(), 3, "{}", first.trace());
+    let mi = &first.calls[0];
+    assert_eq!(mi.kind, CallKind::ManagedIdentity);
+    assert!(mi.url.starts_with(&format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api%3A%2F%2Fvault-apim&msi_res_id=",
+        emu.url()
+    )));
+    assert_eq!(mi.header("Metadata"), Some("true"));
+    assert_urls(&first, &[("POST", login.clone()), ("GET", read.clone())]);
+    let sent = first.sent();
+    assert!(first.calls.iter().all(|c| c.status == Some(200)));
+    assert_eq!(sent[0].header("Content-Type"), Some("application/json"));
+    let body: Value = serde_json::from_str(sent[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["role"], "orders");
+    assert!(body["jwt"].as_str().unwrap().starts_with("<redacted "));
+    assert_eq!(sent[1].header("X-Vault-Token"), Some("<redacted>"));
+    assert_eq!(sent[1].header("X-Vault-Namespace"), None);
+    assert_eq!(
+        first.events,
+        [
+            "cache-lookup-value vault-secret-orders: miss",
+            "cache-store-value vault-secret-orders: stored for 300 s"
+        ]
+    );
+
+    // Rotated in Vault: the gateway keeps serving its cached copy for cache_ttl.
+    write_orders_secret(&bao, "", "rotated-key");
+    let second = run(&gw, "second request, within cache_ttl");
+    assert!(second.calls.is_empty(), "{}", second.trace());
+    assert_eq!(second.header("X-Api-Key"), Some(SECRET));
+    assert_eq!(
+        second.events,
+        ["cache-lookup-value vault-secret-orders: hit"]
+    );
+
+    // After cache_ttl: Vault again (the managed-identity token is still cached by APIM).
+    gw.advance(Duration::from_secs(301));
+    let third = run(&gw, "after cache_ttl");
+    assert_urls(&third, &[("POST", login.clone()), ("GET", read.clone())]);
+    assert!(third.calls.iter().all(|c| c.kind == CallKind::SendRequest));
+    assert_eq!(third.header("X-Api-Key"), Some("rotated-key"));
+
+    // cache_ttl = 0: no cache policies, Vault on every request; injected as a query parameter.
+    let mut s = spec();
+    s.cache_ttl = 0;
+    s.inject = Inject::Query("api-key".into());
+    let gw = gateway(&s, &nv, &emu);
+    for i in 1..=2 {
+        let out = run(&gw, &format!("cache_ttl = 0, request {i}"));
+        assert_eq!(out.flow, Flow::Forwarded);
+        assert_urls(&out, &[("POST", login.clone()), ("GET", read.clone())]);
+        assert_eq!(out.query_param("api-key"), Some("rotated-key"));
+        assert_eq!(out.header("X-Api-Key"), None);
+        assert!(out.events.iter().all(|e| !e.starts_with("cache-")));
+    }
+
+    // Injected as a context variable for other policies.
+    let mut s = spec();
+    s.inject = Inject::Variable("backendKey".into());
+    let out = run(&gateway(&s, &nv, &emu), "inject into a variable");
+    assert_eq!(out.variable("backendKey"), Some("rotated-key"));
+    assert_eq!(out.header("X-Api-Key"), None);
+}
+
+#[test]
+fn runtime_fragment_failures_answer_502_or_go_on() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    trust_emulator(&bao, &emu, "");
+    orders_secret(&bao, "", SECRET);
+    role(&bao, &emu, "", "orders", &["orders-read"]);
+    role(&bao, &emu, "", "no-read", &["default"]);
+    let login = format!("{}/v1/auth/jwt/login", bao.addr());
+    let read = format!("{}/v1/kv/data/orders/backend", bao.addr());
+
+    // The role's policies do not grant read: Vault answers 403, the gateway 502.
+    let nv = named_values(bao.addr(), "no-read", AUDIENCE);
+    let out = run(&gateway(&spec(), &nv, &emu), "denied, on_error = fail");
+    assert_eq!(
+        out.flow,
+        Flow::Returned {
+            status: 502,
+            reason: "Bad Gateway".into()
+        }
+    );
+    assert_urls(&out, &[("POST", login.clone()), ("GET", read.clone())]);
+    assert_eq!(out.sent()[1].status, Some(403));
+    assert_eq!(out.header("X-Api-Key"), None);
+    assert!(!out.variables.contains_key("vault-secret-orders"));
+    assert!(
+        out.events
+            .iter()
+            .all(|e| !e.starts_with("cache-store-value")),
+        "nothing cached"
+    );
+
+    // on_error = continue: no header, no stop, the error flag set.
+    let mut s = spec();
+    s.fail_on_error = false;
+    let out = run(&gateway(&s, &nv, &emu), "denied, on_error = continue");
+    assert_eq!(out.flow, Flow::Forwarded);
+    assert_eq!(out.header("X-Api-Key"), None);
+    assert_eq!(out.variable("vault-error"), Some("true"));
+
+    // A token for another audience: the login is refused, the secret never read.
+    let nv = named_values(bao.addr(), "orders", "api://someone-else");
+    let out = run(&gateway(&spec(), &nv, &emu), "wrong audience");
+    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
+    assert_urls(&out, &[("POST", login.clone())]);
+    assert_eq!(out.sent()[0].status, Some(400));
+    assert_eq!(out.header("X-Api-Key"), None);
+
+    // Vault unreachable: send-request's ignore-error leaves a null response → 502.
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let nv = named_values(&closed, "orders", AUDIENCE);
+    let out = run(&gateway(&spec(), &nv, &emu), "Vault unreachable");
+    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
+    assert!(out.sent()[0].error.is_some() && out.sent()[0].status.is_none());
+    assert!(matches!(
+        out.variables.get("vault-login-orders"),
+        Some(crate::support::apim_runtime::Value::Null)
+    ));
+
+    // An APIM instance the managed-identity endpoint does not know: APIM's
+    // token request fails, ignored by the fragment; the empty JWT is refused by Vault.
+    let gw = Gateway::new(
+        &render(&spec()),
+        &named_values(bao.addr(), "orders", AUDIENCE),
+        ManagedIdentity {
+            api_management_id: format!("{}-missing", emu.api_management_id()),
+            ..ManagedIdentity::from_emulator(&emu)
+        },
+        reqwest::blocking::Client::new(),
+    )
+    .unwrap();
+    let out = run(&gw, "no managed identity");
+    assert_eq!(out.calls[0].kind, CallKind::ManagedIdentity);
+    assert_ne!(out.calls[0].status, Some(200));
+    assert!(!out.variables.contains_key("vault-msi-orders"));
+    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
+    assert_eq!(out.sent()[0].status, Some(400), "an empty jwt is refused");
+
+    // A field the secret does not have: `["data"]["data"]["nope"]` is null and `.ToString()`
+    // throws in APIM, even with on_error = continue (the flow goes to on-error, 500).
+    let mut s = spec();
+    s.secret_field = "nope".into();
+    s.fail_on_error = false;
+    let nv = named_values(bao.addr(), "orders", AUDIENCE);
+    let out = run(&gateway(&s, &nv, &emu), "missing field");
+    match &out.flow {
+        Flow::Failed { error } => assert!(error.contains("NullReferenceException"), "{error}"),
+        other => panic!("expected a policy failure, got {other:?}"),
+    }
+    assert_eq!(out.header("X-Api-Key"), None);
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn runtime_fragment_leased_secret_and_namespace() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    trust_emulator(&bao, &emu, "");
+
+    // A leased secret: KV v1 with leased passthrough (each read creates a lease); the field
+    // is under `data`.
+    bao.api_ok(
+        "POST",
+        "sys/mounts/apim-leased",
+        Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
+    );
+    bao.api_ok(
+        "POST",
+        "apim-leased/orders/db",
+        Some(json!({"password": "leased-pw", "ttl": "10m"})),
+    );
+    bao.api_ok(
+        "PUT",
+        "sys/policies/acl/leased-read",
+        Some(
+            json!({"policy": "path \"apim-leased/orders/db\" {\n  capabilities = [\"read\"]\n}\n"}),
+        ),
+    );
+    role(&bao, &emu, "", "leased", &["leased-read"]);
+    let leases = || {
+        let (status, body) = bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
+        match status {
+            200 => body["data"]["keys"].as_array().map_or(0, Vec::len),
+            404 => 0,
+            other => panic!("listing leases: {other} {body}"),
+        }
+    };
+    assert_eq!(leases(), 0);
+    let mut s = spec();
+    s.secret_path = "apim-leased/orders/db".into();
+    s.secret_field = "password".into();
+    s.kv_v2 = false;
+    s.inject = Inject::Header("X-Db-Password".into());
+    s.cache_ttl = 60;
+    let gw = gateway(&s, &named_values(bao.addr(), "leased", AUDIENCE), &emu);
+    let out = run(&gw, "leased secret");
+    assert_eq!(out.header("X-Db-Password"), Some("leased-pw"));
+    assert_eq!(leases(), 1, "the gateway's read took a lease");
+    let out = run(&gw, "leased secret, cached");
+    assert!(out.calls.is_empty());
+    assert_eq!(out.header("X-Db-Password"), Some("leased-pw"));
+    assert_eq!(leases(), 1, "no new lease while cached");
+
+    // A namespace (OpenBao 2.x has them): the same JWT mount, role, KV and policy inside
+    // `team-a`, holding another value. The header goes on both Vault calls.
+    bao.api_ok("POST", "sys/namespaces/team-a", Some(json!({})));
+    trust_emulator(&bao, &emu, "team-a/");
+    orders_secret(&bao, "team-a/", "team-a-key");
+    role(&bao, &emu, "team-a/", "orders", &["orders-read"]);
+    let mut s = spec();
+    s.vault_namespace = Some("team-a".into());
+    let nv = named_values(bao.addr(), "orders", AUDIENCE);
+    let out = run(&gateway(&s, &nv, &emu), "namespace team-a");
+    assert_eq!(out.flow, Flow::Forwarded);
+    assert_eq!(out.header("X-Api-Key"), Some("team-a-key"));
+    let sent = out.sent();
+    assert_eq!(sent.len(), 2);
+    for call in &sent {
+        assert_eq!(call.header("X-Vault-Namespace"), Some("team-a"), "{call}");
+        assert_eq!(call.status, Some(200));
+    }
+
+    // A namespace that does not exist: OpenBao refuses the login, the gateway answers 502.
+    s.vault_namespace = Some("no-such-team".into());
+    let out = run(&gateway(&s, &nv, &emu), "unknown namespace");
+    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
+    assert_eq!(out.sent().len(), 1);
+    let status = out.sent()[0].status.unwrap_or(0);
+    assert!((400..500).contains(&status), "{}", out.trace());
+}
+
+/// Every rendered variant uses only policy elements and attributes that exist, and parses as
+/// the gateway parses it.
+#[test]
+fn runtime_fragment_variants_use_known_policy_vocabulary() {
+    let identity = ManagedIdentity {
+        endpoint: "https://127.0.0.1:9".into(),
+        api_management_id:
+            "/subscriptions/s/resourceGroups/r/providers/Microsoft.ApiManagement/service/a".into(),
+        http: reqwest::blocking::Client::new(),
+    };
+    let nv = named_values("http://127.0.0.1:8200", "orders", AUDIENCE);
+    let mut count = 0;
+    for inject in [
+        Inject::Header("X-Api-Key".into()),
+        Inject::Query("key".into()),
+        Inject::Variable("backendKey".into()),
+    ] {
+        for cache_ttl in [0, 300] {
+            for fail_on_error in [true, false] {
+                for vault_namespace in [None, Some("team-a/sub".to_string())] {
+                    for kv_v2 in [true, false] {
+                        let s = FragmentSpec {
+                            inject: inject.clone(),
+                            cache_ttl,
+                            fail_on_error,
+                            vault_namespace: vault_namespace.clone(),
+                            kv_v2,
+                            ..spec()
+                        };
+                        let xml = render(&s);
+                        if let Err(problems) = check_policy_vocabulary(&xml) {
+                            panic!("{}\n{xml}", problems.join("\n"));
+                        }
+                        Gateway::new(
+                            &xml,
+                            &nv,
+                            identity.clone(),
+                            reqwest::blocking::Client::new(),
+                        )
+                        .unwrap_or_else(|e| panic!("{e}\n{xml}"));
+                        count += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(count, 48);
+    // A misspelt attribute is caught.
+    let bad = render(&spec()).replace("response-variable-name=", "response-variable=");
+    let problems = check_policy_vocabulary(&bad).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("<send-request> has no attribute `response-variable`")),
+        "{problems:?}"
+    );
+    // A named value the fragment references but that does not exist.
+    let mut partial = nv.clone();
+    partial.remove(&named_value_names("orders")[1]);
+    let e = Gateway::new(
+        &render(&spec()),
+        &partial,
+        identity,
+        reqwest::blocking::Client::new(),
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(e.contains("{{vault-orders-role}}"), "{e}");
+}
