@@ -222,7 +222,6 @@ impl TokenKeeper {
 
     /// Renews or replaces a token that is due.
     async fn refresh(&self, h: &mut Held) -> Result<(), VaultError> {
-        let is_login = matches!(self.source, Source::Login(_));
         if h.renewable {
             match self.renew_self(h).await {
                 Ok(()) => return Ok(()),
@@ -230,7 +229,7 @@ impl TokenKeeper {
             }
         }
         match &self.source {
-            Source::Login(login) if is_login => {
+            Source::Login(login) => {
                 *h = self.login(login).await?;
                 log::debug(
                     "Logged in to Vault again (the previous token reached its maximum TTL or was not renewable)",
