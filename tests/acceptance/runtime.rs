@@ -448,6 +448,19 @@ fn runtime_fragment_variants_use_known_policy_vocabulary() {
             .any(|p| p.contains("<send-request> has no attribute `response-variable`")),
         "{problems:?}"
     );
+    // An expression form outside the executor's subset is refused before anything runs.
+    let e = Gateway::new(
+        &render(&spec()).replace(
+            "[\"client_token\"].ToString()",
+            "[\"client_token\"]?.ToString()",
+        ),
+        &nv,
+        identity.clone(),
+        reqwest::blocking::Client::new(),
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(e.contains("<value> text") && e.contains("`?`"), "{e}");
     // A named value the fragment references but that does not exist.
     let mut partial = nv.clone();
     partial.remove(&named_value_names("orders")[1]);

@@ -1558,6 +1558,39 @@ fn evaluate_value(raw: &str, vars: &BTreeMap<String, Value>) -> Result<Typed, Fa
     }
 }
 
+/// Parses every policy expression of the document, as APIM compiles them when a policy is
+/// saved: a construct outside the subset is reported before anything runs.
+fn compile_expressions(e: &Element, problems: &mut Vec<String>) {
+    let texts = e
+        .attrs
+        .iter()
+        .map(|(n, v)| (format!("<{} {n}>", e.name), v.as_str()))
+        .chain(std::iter::once((
+            format!("<{}> text", e.name),
+            e.text.as_str(),
+        )));
+    for (place, raw) in texts {
+        let v = raw.trim();
+        if v.starts_with("@{") {
+            problems.push(format!(
+                "{place}: unsupported: multi-statement expressions @{{...}}"
+            ));
+        } else if let Some(inner) = v.strip_prefix("@(") {
+            match inner.strip_suffix(')') {
+                None => problems.push(format!("{place}: text after the expression in {v:?}")),
+                Some(inner) => {
+                    if let Err(m) = parse_expression(inner) {
+                        problems.push(format!("{place}: {m} in @({inner})"));
+                    }
+                }
+            }
+        }
+    }
+    for c in &e.children {
+        compile_expressions(c, problems);
+    }
+}
+
 /// Evaluates one expression source (the C# inside `@(` … `)`) against context variables: the
 /// rendered string of the result, or an error. For unit tests of the subset.
 pub fn evaluate(src: &str, vars: &BTreeMap<String, Value>) -> Result<Value, String> {
@@ -1792,6 +1825,11 @@ impl Gateway {
         let text = substitute_named_values(fragment, named_values)?;
         check_policy_vocabulary(&text).map_err(|p| p.join("\n"))?;
         let root = parse_document(&text)?;
+        let mut problems = Vec::new();
+        compile_expressions(&root, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
         Ok(Gateway {
             root,
             identity,
