@@ -294,6 +294,21 @@ fn runtime_fragment_failures_answer_502_or_go_on() {
     assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
     assert_eq!(out.sent()[0].status, Some(400), "an empty jwt is refused");
 
+    // `client-id` asks for a user-assigned identity; the instance has none with that ID, and
+    // without ignore-error the policy fails.
+    let gw = Gateway::with_emulator(
+        "<fragment><authentication-managed-identity resource=\"api://vault-apim\" client-id=\"00000000-0000-0000-0000-00000000abcd\" output-token-variable-name=\"t\" /></fragment>",
+        &BTreeMap::new(),
+        &emu,
+    )
+    .unwrap();
+    let out = run(&gw, "unknown user-assigned identity");
+    assert!(out.calls[0]
+        .url
+        .ends_with("&client_id=00000000-0000-0000-0000-00000000abcd"));
+    assert_eq!(out.calls[0].status, Some(400));
+    assert!(matches!(&out.flow, Flow::Failed { error } if error.contains("Identity not found")));
+
     // A field the secret does not have: `["data"]["data"]["nope"]` is null and `.ToString()`
     // throws in APIM, even with on_error = continue (the flow goes to on-error, 500).
     let mut s = spec();
