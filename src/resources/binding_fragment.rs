@@ -83,6 +83,25 @@ fn cs(s: &str) -> String {
     out
 }
 
+/// A short, stable hash of the settings that decide which secret the fragment fetches.
+fn settings_hash(spec: &FragmentSpec) -> String {
+    // FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        spec.backend,
+        spec.secret_path,
+        spec.secret_field,
+        spec.kv_v2,
+        spec.vault_namespace.as_deref().unwrap_or("")
+    );
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", h >> 32)
+}
+
 /// Renders the fragment.
 pub fn render(spec: &FragmentSpec) -> String {
     let n = &spec.name;
@@ -91,7 +110,9 @@ pub fn render(spec: &FragmentSpec) -> String {
     let msi_var = format!("vault-msi-{n}");
     let login_var = format!("vault-login-{n}");
     let read_var = format!("vault-read-{n}");
-    let cache_key = format!("vault-secret-{n}");
+    // The gateway cache is shared by the whole instance: the key changes with the settings
+    // that decide the secret, so an apply that changes them is not answered from the cache.
+    let cache_key = format!("vault-secret-{n}-{}", settings_hash(spec));
     let field_path = if spec.kv_v2 {
         format!("[\"data\"][\"data\"][{}]", cs(&spec.secret_field))
     } else {
@@ -111,13 +132,19 @@ pub fn render(spec: &FragmentSpec) -> String {
     let failure = if spec.fail_on_error {
         "<return-response>\n                <set-status code=\"502\" reason=\"Bad Gateway\" />\n              </return-response>"
     } else {
-        "<set-variable name=\"vault-error\" value=\"true\" />"
+        "<set-variable name=\"vault-error-NAME\" value=\"true\" />"
     };
+    let failure = failure.replace("NAME", n);
     let ok = |var: &str| {
         format!(
             "@(context.Variables.ContainsKey(\"{var}\") && ((IResponse)context.Variables[\"{var}\"]) != null && ((IResponse)context.Variables[\"{var}\"]).StatusCode == 200)"
         )
     };
+    // The read succeeded only if the field is there: a missing field is a failure too.
+    let read_ok = format!(
+        "{} && ((IResponse)context.Variables[\"{read_var}\"]).Body.As<JObject>(preserveContent: true){field_path} != null)",
+        ok(&read_var).trim_end_matches(')')
+    );
     let mut x = String::new();
     x.push_str("<fragment>\n");
     if spec.cache_ttl > 0 {
@@ -150,12 +177,12 @@ pub fn render(spec: &FragmentSpec) -> String {
           </send-request>
           <choose>
             <when condition="{read_ok}">
-              <set-variable name="{secret_var}" value="@(((IResponse)context.Variables["{read_var}"]).Body.As<JObject>(){field_path}.ToString())" />
+              <set-variable name="{secret_var}" value="@(((IResponse)context.Variables["{read_var}"]).Body.As<JObject>(preserveContent: true){field_path}.ToString())" />
 "#,
         backend = attr(&spec.backend),
         secret_path = attr(&spec.secret_path),
         login_ok = ok(&login_var),
-        read_ok = ok(&read_var),
+        read_ok = read_ok,
     );
     if spec.cache_ttl > 0 {
         let _ = writeln!(
@@ -234,12 +261,12 @@ mod tests {
         let x = render(&spec());
         canonical(&x, Format::Raw).unwrap_or_else(|e| panic!("{e}\n{x}"));
         for needle in [
-            "<cache-lookup-value key=\"vault-secret-orders\"",
+            "<cache-lookup-value key=\"vault-secret-orders-",
             "resource=\"{{vault-orders-audience}}\"",
             "<set-url>{{vault-orders-addr}}/v1/auth/jwt/login</set-url>",
             "\\\"role\\\":\\\"{{vault-orders-role}}\\\"",
             "<set-url>{{vault-orders-addr}}/v1/kv/data/orders/backend</set-url>",
-            "[\"data\"][\"data\"][\"api_key\"]",
+            "[\"data\"][\"data\"][\"api_key\"] != null)\">",
             "duration=\"300\"",
             "<set-status code=\"502\" reason=\"Bad Gateway\" />",
             "<set-header name=\"X-Api-Key\" exists-action=\"override\">",
@@ -260,7 +287,10 @@ mod tests {
         let x = render(&s);
         canonical(&x, Format::Raw).unwrap();
         assert!(!x.contains("cache-"), "no caching at 0");
-        assert!(x.contains("Body.As<JObject>()[\"data\"][\"api_key\"]"));
+        assert!(
+            x.contains("Body.As<JObject>(preserveContent: true)[\"data\"][\"api_key\"] != null")
+        );
+        assert!(x.contains("<set-variable name=\"vault-error-orders\" value=\"true\" />"));
         assert!(!x.contains("return-response"));
         assert_eq!(
             x.matches("<value>team-a</value>").count(),

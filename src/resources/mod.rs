@@ -55,3 +55,21 @@ pub(crate) fn api_error(
         format!("{type_name} {object}: {err}"),
     );
 }
+
+/// The uniform diagnostic for a create that finds its object already there: no silent
+/// adoption, a pointer to import instead. `what` names the object ("A Vault policy named
+/// \"x\""), `hint` may add another way out.
+pub(crate) fn already_exists(
+    d: &mut crate::framework::Diags,
+    type_name: &str,
+    what: &str,
+    import_id: &str,
+    hint: &str,
+) {
+    d.error(
+        format!("Unable to create {type_name}"),
+        format!(
+            "{what} already exists. To manage it with Terraform, import it: `terraform import {type_name}.<name> {import_id}` (or an `import` block with id = {import_id:?}){hint}."
+        ),
+    );
+}

@@ -341,10 +341,8 @@ impl Resource<ProviderData> for VaultAudit {
         let object = format!("audit device {path:?}");
         match vault.read_audit_device(&path).await {
             Ok(Some(dev)) => {
-                d.error(
-                    format!("Unable to create {TYPE}"),
-                    format!("An audit device of type {:?} is already enabled at {path:?}. To manage it with Terraform, import it: `terraform import {TYPE}.<name> {path}` (or an `import` block with id = {path:?}).", dev.kind),
-                );
+                let what = format!("An audit device of type {:?} enabled at {path:?}", dev.kind);
+                super::already_exists(d, TYPE, &what, &path, "");
                 return None;
             }
             Ok(None) => {}

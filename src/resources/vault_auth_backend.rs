@@ -17,7 +17,7 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema}
 use crate::framework::value::{Type, Value};
 use crate::provider::ProviderData;
 
-use super::api_error;
+use super::{already_exists, api_error};
 
 const TYPE: &str = "apim_vault_auth_backend";
 
@@ -381,10 +381,8 @@ impl Resource<ProviderData> for VaultAuthBackend {
         let object = format!("auth mount {path:?}");
         match ctx.cancel.run(vault.read_auth_mount(&path)).await {
             Ok(Ok(Some(m))) => {
-                d.error(
-                    format!("Unable to create {TYPE}"),
-                    format!("An auth method of type {:?} is already mounted at {path:?}. To manage it with Terraform, import it: `terraform import {TYPE}.<name> {path}`; or choose another `path`.", m.kind),
-                );
+                let what = format!("An auth method of type {:?} mounted at {path:?}", m.kind);
+                already_exists(d, TYPE, &what, &path, "; or choose another `path`");
                 return None;
             }
             Ok(Ok(None)) => {}

@@ -20,9 +20,9 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema}
 use crate::framework::value::{Type, Value};
 use crate::provider::ProviderData;
 
-use super::api_error;
 use super::planned::RoleFacts;
 use super::vault_auth_backend::is_guid;
+use super::{already_exists, api_error};
 
 const TYPE: &str = "apim_vault_azure_role";
 
@@ -457,7 +457,13 @@ impl Resource<ProviderData> for VaultAzureRole {
         }
         match vault.read_auth_role(&backend, &name).await {
             Ok(Some(_)) => {
-                d.error(format!("Unable to create {TYPE}"), format!("The {object} already exists. To manage it with Terraform, import it: `terraform import {TYPE}.<name> {backend}/{name}`."));
+                already_exists(
+                    d,
+                    TYPE,
+                    &format!("The {object}"),
+                    &format!("{backend}/{name}"),
+                    "",
+                );
                 return None;
             }
             Ok(None) => {}

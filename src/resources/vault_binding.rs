@@ -24,6 +24,7 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedB
 use crate::framework::value::{Type, Value};
 use crate::provider::ProviderData;
 
+use super::already_exists;
 use super::binding_fragment::{fragment_id, named_value_names, render, FragmentSpec, Inject};
 use super::policy_xml::{self, Format};
 use super::vault_azure_role::role_token_facts;
@@ -634,9 +635,13 @@ impl Resource<ProviderData> for VaultBinding {
         let fid = service.policy_fragment(fragment_id(&name));
         match ctx.cancel.run(azure.get_policy_fragment(&fid)).await {
             Ok(Ok(_)) => {
-                d.error(
-                    format!("Unable to create {TYPE}"),
-                    format!("The policy fragment {} already exists in {service}. To manage it with Terraform, import the binding: `terraform import {TYPE}.<name> {}/vaultBindings/{name}`.", fragment_id(&name), service.arm_id()),
+                let what = format!("The policy fragment {} in {service}", fragment_id(&name));
+                already_exists(
+                    d,
+                    TYPE,
+                    &what,
+                    &format!("{}/vaultBindings/{name}", service.arm_id()),
+                    "",
                 );
                 return None;
             }
@@ -863,7 +868,13 @@ fn parse_fragment(name: &str, xml: &str) -> Option<Value> {
     let (kv_v2, field) = if let Some(f) = between("[\"data\"][\"data\"][\"", "\"]") {
         (true, f)
     } else {
-        (false, between("Body.As<JObject>()[\"data\"][\"", "\"]")?)
+        (
+            false,
+            between(
+                "Body.As<JObject>(preserveContent: true)[\"data\"][\"",
+                "\"]",
+            )?,
+        )
     };
     let cache_ttl = between("duration=\"", "\"")
         .and_then(|d| d.parse::<i64>().ok())

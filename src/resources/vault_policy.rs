@@ -13,7 +13,7 @@ use crate::framework::schema::{Attribute, Block, Constraint, Schema};
 use crate::framework::value::Value;
 use crate::provider::ProviderData;
 
-use super::{api_error, rules};
+use super::{already_exists, api_error, rules};
 
 const TYPE: &str = "apim_vault_policy";
 
@@ -167,9 +167,12 @@ impl Resource<ProviderData> for VaultPolicy {
         let text = planned.get("hcl").as_str()?.to_string();
         match vault.read_policy(&name).await {
             Ok(Some(_)) => {
-                d.error(
-                    format!("Unable to create {TYPE}"),
-                    format!("A Vault policy named {name:?} already exists. To manage it with Terraform, import it: `terraform import {TYPE}.<name> {name}` (or an `import` block with id = {name:?})."),
+                already_exists(
+                    d,
+                    TYPE,
+                    &format!("A Vault policy named {name:?}"),
+                    &name,
+                    "",
                 );
                 return None;
             }

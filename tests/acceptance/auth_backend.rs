@@ -185,7 +185,7 @@ fn vault_auth_backend_bad_input() {
         emu.tenant_id(),
         hcl(&emu.ca_file().to_string_lossy())
     ))
-    .expect_error("is already mounted at \"taken\"")])
+    .expect_error("mounted at \"taken\" already exists")])
     .envs(bao.env())
     .envs(emu.env()));
     assert_eq!(mount(&bao, "taken").unwrap()["type"], "userpass");

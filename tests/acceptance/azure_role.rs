@@ -198,9 +198,7 @@ fn vault_azure_role_bad_input() {
     .unwrap();
     let emu = Emulator::start_with_args(&["--seed", &seed.to_string_lossy()]);
     let sub = emu.subscription_id().to_string();
-    let base = format!(
-        "terraform {{\n  required_providers {{\n    apim = {{ source = \"apimvault/apim\" }}\n  }}\n}}\nprovider \"apim\" {{}}\n"
-    );
+    let base = "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\nprovider \"apim\" {}\n";
     let role = |identity: &str| {
         format!("{base}\nresource \"apim_vault_azure_role\" \"r\" {{\n  name = \"r\"\n  audience = \"{AUDIENCE}\"\n{identity}\n}}\n")
     };

@@ -7,8 +7,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod acl;
 mod audit;
 mod auth_backend;
+mod azure_client;
+mod azure_role;
+mod binding;
 mod docs;
 mod harness;
 mod lease;
@@ -17,6 +21,3 @@ mod protocol;
 mod runtime;
 mod schema;
 mod tidy;
-mod acl;
-mod azure_client;
-mod azure_role;

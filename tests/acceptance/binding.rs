@@ -1,0 +1,366 @@
+//! `apim_vault_binding` end to end: real Terraform, real OpenBao, the APIM emulator, and the
+//! rendered fragment executed as the gateway would run it (tests/support/apim_runtime.rs).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::support::apim_runtime::{Gateway, Request};
+use crate::support::{run, Bao, Emulator, Step, TestCase};
+
+const AUDIENCE: &str = "api://apim-vault";
+const SECRET: &str = "s3cr3t-orders-key";
+const ORIGINAL_POLICY: &str = "<policies>\r\n  <inbound>\r\n    <base />\r\n    <set-header name=\"X-Team\" exists-action=\"override\">\r\n      <value>orders</value>\r\n    </set-header>\r\n  </inbound>\r\n  <backend>\r\n    <base />\r\n  </backend>\r\n  <outbound>\r\n    <base />\r\n  </outbound>\r\n  <on-error>\r\n    <base />\r\n  </on-error>\r\n</policies>";
+
+/// An ARM bearer token from the emulator's Entra endpoint (client credentials).
+fn arm_token(emu: &Emulator) -> String {
+    let resp = emu
+        .http()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            emu.url(),
+            emu.tenant_id()
+        ))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", emu.client_id())
+                .append_pair("client_secret", emu.client_secret())
+                .append_pair("scope", "https://management.azure.com/.default")
+                .finish(),
+        )
+        .send()
+        .unwrap();
+    let body: Value = resp.json().unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// An ARM call with a bearer token: (status, body).
+fn arm(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let url = format!("{}{path}{sep}api-version=2024-05-01", emu.url());
+    let mut req = emu
+        .http()
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            &url,
+        )
+        .bearer_auth(arm_token(emu));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if method == "PATCH" || method == "DELETE" {
+        req = req.header("If-Match", "*");
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn api_policy(emu: &Emulator) -> Option<String> {
+    let (s, b) = arm(
+        emu,
+        "GET",
+        &format!(
+            "{}/apis/orders-api/policies/policy?format=rawxml",
+            emu.api_management_id()
+        ),
+        None,
+    );
+    (s == 200).then(|| b["properties"]["value"].as_str().unwrap().to_string())
+}
+
+fn fragment(emu: &Emulator, name: &str) -> Option<String> {
+    let (s, b) = arm(
+        emu,
+        "GET",
+        &format!(
+            "{}/policyFragments/vault-{name}?format=rawxml",
+            emu.api_management_id()
+        ),
+        None,
+    );
+    (s == 200).then(|| b["properties"]["value"].as_str().unwrap().to_string())
+}
+
+fn named_value(emu: &Emulator, name: &str) -> Option<String> {
+    let (s, b) = arm(
+        emu,
+        "GET",
+        &format!("{}/namedValues/{name}", emu.api_management_id()),
+        None,
+    );
+    (s == 200).then(|| {
+        b["properties"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+fn setup(bao: &Bao, emu: &Emulator) {
+    bao.api_ok(
+        "POST",
+        "secret/data/orders/backend",
+        Some(json!({"data": {"api_key": SECRET}})),
+    );
+    let (s, b) = arm(
+        emu,
+        "PUT",
+        &format!("{}/apis/orders-api", emu.api_management_id()),
+        Some(
+            json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"], "serviceUrl": "https://backend.example"}}),
+        ),
+    );
+    assert!(s == 200 || s == 201, "{s} {b}");
+    let (s, b) = arm(
+        emu,
+        "PUT",
+        &format!(
+            "{}/apis/orders-api/policies/policy",
+            emu.api_management_id()
+        ),
+        Some(json!({"properties": {"format": "rawxml", "value": ORIGINAL_POLICY}})),
+    );
+    assert!(s == 200 || s == 201, "{s} {b}");
+}
+
+fn config(emu: &Emulator, binding: &str, role_ttl: i64) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    apim = {{ source = "apimvault/apim" }}
+  }}
+}}
+provider "apim" {{}}
+
+resource "apim_vault_auth_backend" "entra" {{
+  path                  = "apim-jwt"
+  tenant_id             = "{tenant}"
+  oidc_discovery_ca_pem = file({ca})
+}}
+
+resource "apim_vault_policy" "orders" {{
+  name = "orders-reader"
+  rule {{
+    path         = "secret/data/orders/*"
+    capabilities = ["read"]
+  }}
+}}
+
+resource "apim_vault_azure_role" "orders" {{
+  name              = "orders-apim"
+  backend           = apim_vault_auth_backend.entra.path
+  api_management_id = "{apim}"
+  audience          = "{AUDIENCE}"
+  token_policies    = [apim_vault_policy.orders.name]
+  token_ttl         = {role_ttl}
+}}
+
+resource "apim_vault_binding" "orders" {{
+  api_management_id = "{apim}"
+  name              = "orders"
+  role              = apim_vault_azure_role.orders.name
+  backend           = apim_vault_auth_backend.entra.path
+  audience          = "{AUDIENCE}"
+{binding}
+}}
+"#,
+        tenant = emu.tenant_id(),
+        ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap(),
+        apim = emu.api_management_id(),
+    )
+}
+
+const BINDING: &str = r#"  secret_path  = "secret/data/orders/backend"
+  secret_field = "api_key"
+  api_id       = "orders-api"
+  cache_ttl    = 120
+  inject {
+    header = "X-Api-Key"
+  }"#;
+
+/// Runs the fragment APIM holds, with the named values APIM holds, as the gateway would.
+fn gateway_call(emu: &Emulator) -> Result<crate::support::apim_runtime::Outcome, String> {
+    let xml = fragment(emu, "orders").ok_or("no fragment")?;
+    let mut nv = BTreeMap::new();
+    for n in [
+        "vault-orders-addr",
+        "vault-orders-role",
+        "vault-orders-audience",
+    ] {
+        nv.insert(
+            n.to_string(),
+            named_value(emu, n).ok_or(format!("no named value {n}"))?,
+        );
+    }
+    Gateway::with_emulator(&xml, &nv, emu)?.execute(&Request::get("/orders"))
+}
+
+#[test]
+fn vault_binding_lifecycle_and_runtime() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let case = TestCase::new(vec![
+        Step::config(config(&emu, BINDING, 600)).check(|wd| {
+            let b = wd.resource("apim_vault_binding.orders");
+            assert_eq!(b["vault_address"], Value::from(bao.addr()));
+            assert_eq!(
+                named_value(&emu, "vault-orders-role").as_deref(),
+                Some("orders-apim")
+            );
+            assert_eq!(
+                named_value(&emu, "vault-orders-audience").as_deref(),
+                Some(AUDIENCE)
+            );
+            let policy = api_policy(&emu).unwrap();
+            assert!(
+                policy.contains("<include-fragment fragment-id=\"vault-orders\" />"),
+                "{policy}"
+            );
+            assert!(
+                policy.contains("<value>orders</value>"),
+                "other content kept: {policy}"
+            );
+            // The gateway, running what APIM holds, gets the secret into the header.
+            let out = gateway_call(&emu).unwrap();
+            assert_eq!(out.header("X-Api-Key"), Some(SECRET), "{}", out.trace());
+        }),
+        Step::import("apim_vault_binding.orders"),
+        // cache_ttl and inject change in place.
+        Step::config(config(
+            &emu,
+            &BINDING
+                .replace("120", "60")
+                .replace("header = \"X-Api-Key\"", "query = \"key\""),
+            600,
+        ))
+        .check(|_| {
+            let xml = fragment(&emu, "orders").unwrap();
+            assert!(xml.contains("duration=\"60\""));
+            let out = gateway_call(&emu).unwrap();
+            assert_eq!(out.query_param("key"), Some(SECRET), "{}", out.trace());
+        }),
+        // Each APIM object edited out of band shows as an update.
+        Step::drift(|| {
+            arm(
+                &emu,
+                "PATCH",
+                &format!("{}/namedValues/vault-orders-role", emu.api_management_id()),
+                Some(json!({"properties": {"value": "someone-else"}})),
+            );
+        })
+        .plan_contains("apim_vault_binding.orders will be updated in-place")
+        .plan_contains("someone-else"),
+        Step::config(config(
+            &emu,
+            &BINDING
+                .replace("120", "60")
+                .replace("header = \"X-Api-Key\"", "query = \"key\""),
+            600,
+        )),
+        Step::drift(|| {
+            let xml = fragment(&emu, "orders")
+                .unwrap()
+                .replace("duration=\"60\"", "duration=\"86400\"");
+            arm(
+                &emu,
+                "PUT",
+                &format!("{}/policyFragments/vault-orders", emu.api_management_id()),
+                Some(json!({"properties": {"format": "rawxml", "value": xml}})),
+            );
+        })
+        .plan_contains("86400"),
+        Step::config(config(
+            &emu,
+            &BINDING
+                .replace("120", "60")
+                .replace("header = \"X-Api-Key\"", "query = \"key\""),
+            600,
+        )),
+        Step::drift(|| {
+            let p = api_policy(&emu)
+                .unwrap()
+                .replace("<include-fragment fragment-id=\"vault-orders\" />", "");
+            arm(
+                &emu,
+                "PUT",
+                &format!(
+                    "{}/apis/orders-api/policies/policy",
+                    emu.api_management_id()
+                ),
+                Some(json!({"properties": {"format": "rawxml", "value": p}})),
+            );
+        })
+        .plan_contains("+ api_id"),
+        // A role edited in Vault (token_ttl below the cache lifetime) is refused at plan.
+        Step::config(config(
+            &emu,
+            &BINDING
+                .replace("120", "60")
+                .replace("header = \"X-Api-Key\"", "query = \"key\""),
+            600,
+        )),
+    ])
+    .envs(bao.env())
+    .envs(emu.env())
+    .check_destroy(|| {
+        assert_eq!(
+            api_policy(&emu).as_deref(),
+            Some(ORIGINAL_POLICY),
+            "the API policy is back as it was"
+        );
+        assert!(fragment(&emu, "orders").is_none(), "fragment removed");
+        assert!(
+            named_value(&emu, "vault-orders-addr").is_none(),
+            "named values removed"
+        );
+    });
+    run(case);
+}
+
+#[test]
+fn vault_binding_plan_time_refusals() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let cases = [
+        // A role that does not exist (and is not planned in this run).
+        (
+            config(&emu, BINDING, 600).replace(
+                "role              = apim_vault_azure_role.orders.name",
+                "role = \"nobody\"",
+            ),
+            "Vault role not found",
+        ),
+        // Policies that do not grant read on the path.
+        (
+            config(
+                &emu,
+                &BINDING.replace("secret/data/orders/backend", "secret/data/payments/db"),
+                600,
+            ),
+            "none of them grants `read` on \"secret/data/payments/db\"",
+        ),
+        // A cache that outlives the token.
+        (
+            config(&emu, BINDING, 60),
+            "longer than the role's token_ttl of 60 s",
+        ),
+    ];
+    for (cfg, expected) in &cases {
+        run(
+            TestCase::new(vec![Step::config(cfg.clone()).expect_error(expected)])
+                .envs(bao.env())
+                .envs(emu.env()),
+        );
+    }
+    assert!(
+        fragment(&emu, "orders").is_none(),
+        "nothing written to APIM"
+    );
+}
