@@ -500,3 +500,100 @@ fn debug_mode_prints_reattach_config() {
     assert_eq!(cfg["Test"], true);
     assert_eq!(cfg["Addr"]["Network"], "unix");
 }
+
+#[tokio::test]
+async fn stop_provider_interrupts_a_plan_waiting_on_an_api() {
+    // An endpoint that accepts connections and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", hole.local_addr().unwrap().port());
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = hole.accept().await {
+            conns.push(c);
+        }
+    });
+    let p = start(None);
+    let ch = channel(&p, None).await.unwrap();
+    let mut c = ProviderClient::new(ch.clone());
+    let pty = apim_provider::provider::provider_schema()
+        .block
+        .object_type();
+    let azure = Value::object([
+        (
+            "subscription_id",
+            Value::from("00000000-0000-0000-0000-000000000001"),
+        ),
+        (
+            "tenant_id",
+            Value::from("00000000-0000-0000-0000-000000000002"),
+        ),
+        (
+            "client_id",
+            Value::from("00000000-0000-0000-0000-000000000003"),
+        ),
+        ("client_secret", Value::from("not-a-real-secret")),
+        ("authority_host", Value::from(url.as_str())),
+        ("resource_manager_endpoint", Value::from(url.as_str())),
+    ]);
+    let resp = c
+        .configure_provider(pb::configure_provider::Request {
+            terraform_version: "1.15.5".into(),
+            config: dv(&Value::object([("azure", azure)]), &pty),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+    let rty = {
+        use apim_provider::framework::resource::Resource;
+        apim_provider::resources::vault_azure_role::VaultAzureRole
+            .schema()
+            .block
+            .object_type()
+    };
+    let config = Value::object([
+        ("name", Value::from("r")),
+        ("audience", Value::from("api://x")),
+        (
+            "api_management_id",
+            Value::from("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim"),
+        ),
+    ]);
+    let plan = tokio::spawn(async move {
+        c.plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "apim_vault_azure_role".into(),
+            prior_state: dv(&Value::Null, &rty),
+            proposed_new_state: dv(&config, &rty),
+            config: dv(&config, &rty),
+            ..Default::default()
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !plan.is_finished(),
+        "the plan should be waiting on the silent endpoint"
+    );
+    let stopped_at = Instant::now();
+    ProviderClient::new(ch)
+        .stop_provider(pb::stop_provider::Request {})
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), plan)
+        .await
+        .expect("the plan answers soon after StopProvider")
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    eprintln!(
+        "protocol: StopProvider to plan answer {:?}",
+        stopped_at.elapsed()
+    );
+    assert!(
+        resp.diagnostics.iter().any(|d| d.summary == "Stopped"),
+        "{:?}",
+        resp.diagnostics
+    );
+    held.abort();
+}

@@ -28,7 +28,11 @@ pub async fn read<P: Provider>(
             let config = convert::decode(r.config.as_ref(), &ty, "configuration", &mut d);
             if !d.has_errors() {
                 let ctx = s.ctx();
-                if let Some(mut v) = ds.read(&ctx, &config, &mut d).await {
+                let read = ctx.cancel.run(ds.read(&ctx, &config, &mut d)).await;
+                if read.is_err() {
+                    super::stopped(&mut d, "reading a data source");
+                }
+                if let Some(mut v) = read.ok().flatten() {
                     if !d.has_errors() {
                         null_write_only(&ds.schema().block, &mut v);
                         state = convert::encode(&v, &ty, "data source state", &mut d);

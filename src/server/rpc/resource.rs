@@ -87,7 +87,18 @@ pub async fn read<P: Provider>(
         let current = convert::decode(r.current_state.as_ref(), &ty, "current state", &mut d);
         if !d.has_errors() && !current.is_null() {
             let ctx = s.ctx();
-            match res.read(&ctx, &current, &mut d).await {
+            let outcome = ctx.cancel.run(res.read(&ctx, &current, &mut d)).await;
+            let Ok(outcome) = outcome else {
+                super::stopped(&mut d, "refreshing");
+                return pb::read_resource::Response {
+                    new_state,
+                    diagnostics: convert::diags(&d),
+                    private: r.private,
+                    deferred: None,
+                    new_identity: None,
+                };
+            };
+            match outcome {
                 Some(mut v) if !d.has_errors() => {
                     null_write_only(&res.schema().block, &mut v);
                     new_state =
@@ -157,16 +168,23 @@ pub async fn plan<P: Provider>(
     }
     let mut planned = generic_plan(schema, &prior, &proposed, &config);
     let ctx = s.ctx();
-    res.modify_plan(
-        &ctx,
-        PlanRequest {
-            prior: &prior,
-            config: &config,
-        },
-        &mut planned,
-        &mut d,
-    )
-    .await;
+    // Plan-time checks read remote APIs: a stop interrupts them.
+    let stopped = ctx
+        .cancel
+        .run(res.modify_plan(
+            &ctx,
+            PlanRequest {
+                prior: &prior,
+                config: &config,
+            },
+            &mut planned,
+            &mut d,
+        ))
+        .await
+        .is_err();
+    if stopped {
+        super::stopped(&mut d, "planning");
+    }
     null_write_only(&schema.block, &mut planned.state);
     resp.planned_state = convert::encode(&planned.state, &ty, "planned state", &mut d);
     resp.requires_replace = planned.requires_replace.iter().map(convert::path).collect();
@@ -237,7 +255,11 @@ pub async fn import<P: Provider>(
     if let Ok(res) = find(s, &r.type_name).map_err(|e| d.extend(e)) {
         let ty = res.schema().block.object_type();
         let ctx = s.ctx();
-        if let Some(mut v) = res.import(&ctx, &r.id, &mut d).await {
+        let outcome = ctx.cancel.run(res.import(&ctx, &r.id, &mut d)).await;
+        if outcome.is_err() {
+            super::stopped(&mut d, "importing");
+        }
+        if let Some(mut v) = outcome.ok().flatten() {
             if !d.has_errors() {
                 null_write_only(&res.schema().block, &mut v);
                 if let Some(state) = convert::encode(&v, &ty, "imported state", &mut d) {
