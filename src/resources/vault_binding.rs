@@ -418,7 +418,10 @@ impl VaultBinding {
             .map(|_| ())
     }
 
-    /// Adds (or removes) the include in the API's inbound policy, with If-Match.
+    /// Adds (or removes) the include in the API's inbound policy, with If-Match. Bindings of
+    /// the same API edit one document: edits from this process take turns, and an edit that
+    /// meets a concurrent change (412) reads the document again and re-applies itself, since
+    /// it touches only its own `<include-fragment>`.
     async fn set_include(
         &self,
         azure: &Azure,
@@ -428,34 +431,40 @@ impl VaultBinding {
         include: bool,
     ) -> Result<(), AzureError> {
         let id = api_policy_id(service, api);
-        let (doc, etag) = match azure.get_api_policy(&id).await {
-            Ok(t) => (t.value.properties.value, t.etag),
-            Err(e) if e.is_not_found() && include => {
-                (policy_xml::DEFAULT_API_POLICY.to_string(), None)
-            }
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-        };
+        let lock = policy_lock(&id.arm_id());
+        let _turn = lock.lock().await;
         let fid = fragment_id(name);
-        let edited = if include {
-            policy_xml::include_fragment(&doc, &fid)
-        } else {
-            policy_xml::exclude_fragment(&doc, &fid)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (doc, etag) = match azure.get_api_policy(&id).await {
+                Ok(t) => (t.value.properties.value, t.etag),
+                Err(e) if e.is_not_found() && include => {
+                    (policy_xml::DEFAULT_API_POLICY.to_string(), None)
+                }
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let edited = if include {
+                policy_xml::include_fragment(&doc, &fid)
+            } else {
+                policy_xml::exclude_fragment(&doc, &fid)
+            }
+            .map_err(|m| {
+                AzureError::Config(format!("the policy of API {api:?} cannot be edited: {m}"))
+            })?;
+            if edited == doc {
+                return Ok(());
+            }
+            let body = PolicyCreate {
+                value: edited,
+                format: PolicyFormat::Rawxml,
+            };
+            match azure.put_api_policy(&id, &body, etag.as_deref()).await {
+                Err(e) if e.is_precondition_failed() && attempt < 5 => continue,
+                other => return other.map(|_| ()),
+            }
         }
-        .map_err(|m| {
-            AzureError::Config(format!("the policy of API {api:?} cannot be edited: {m}"))
-        })?;
-        if edited == doc {
-            return Ok(());
-        }
-        let body = PolicyCreate {
-            value: edited,
-            format: PolicyFormat::Rawxml,
-        };
-        azure
-            .put_api_policy(&id, &body, etag.as_deref().or(Some("*")))
-            .await
-            .map(|_| ())
     }
 
     /// Removes everything the binding added, in reverse order; missing pieces are fine.
@@ -481,6 +490,18 @@ impl VaultBinding {
         }
         Ok(())
     }
+}
+
+/// The lock that orders this process's edits of one API policy.
+fn policy_lock(arm_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    > = OnceLock::new();
+    let locks = LOCKS.get_or_init(Default::default);
+    let mut map = locks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(arm_id.to_ascii_lowercase()).or_default().clone()
 }
 
 fn ignore_404(e: AzureError) -> Result<(), AzureError> {

@@ -364,3 +364,229 @@ fn vault_binding_plan_time_refusals() {
         "nothing written to APIM"
     );
 }
+
+const SECOND: &str = r#"
+resource "apim_vault_binding" "audit" {
+  api_management_id = apim_vault_binding.orders.api_management_id
+  name              = "orders-audit"
+  role              = apim_vault_azure_role.orders.name
+  backend           = apim_vault_auth_backend.entra.path
+  audience          = "api://apim-vault"
+  secret_path       = "secret/data/orders/backend"
+  secret_field      = "api_key"
+  api_id            = "orders-api"
+  inject {
+    variable = "auditKey"
+  }
+}
+
+resource "apim_vault_binding" "standalone" {
+  api_management_id = apim_vault_binding.orders.api_management_id
+  name              = "standalone"
+  role              = apim_vault_azure_role.orders.name
+  backend           = apim_vault_auth_backend.entra.path
+  audience          = "api://apim-vault"
+  secret_path       = "secret/data/orders/backend"
+  secret_field      = "api_key"
+  inject {
+    header = "X-Key"
+  }
+}
+"#;
+
+#[test]
+fn vault_binding_two_on_one_api_and_one_without_api() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let config = format!("{}{SECOND}", config(&emu, BINDING, 600));
+    run(TestCase::new(vec![
+        Step::config(config.clone()).check(|_| {
+            let policy = api_policy(&emu).unwrap();
+            assert!(policy.contains("fragment-id=\"vault-orders\""), "{policy}");
+            assert!(
+                policy.contains("fragment-id=\"vault-orders-audit\""),
+                "{policy}"
+            );
+            assert!(
+                !policy.contains("vault-standalone"),
+                "no api_id, no include: {policy}"
+            );
+            assert!(
+                fragment(&emu, "standalone").is_some(),
+                "the fragment exists for other policies to include"
+            );
+        }),
+        // Removing one binding leaves the other's include and the rest of the policy.
+        Step::config(
+            config.replace(
+                &SECOND[..SECOND
+                    .find("resource \"apim_vault_binding\" \"standalone\"")
+                    .unwrap()],
+                "",
+            ),
+        )
+        .check(|_| {
+            let policy = api_policy(&emu).unwrap();
+            assert!(policy.contains("fragment-id=\"vault-orders\""), "{policy}");
+            assert!(!policy.contains("vault-orders-audit"), "{policy}");
+            assert!(fragment(&emu, "orders-audit").is_none());
+        }),
+    ])
+    .envs(bao.env())
+    .envs(emu.env())
+    .check_destroy(|| assert_eq!(api_policy(&emu).as_deref(), Some(ORIGINAL_POLICY))));
+}
+
+#[test]
+fn vault_binding_refuses_leases_shorter_than_the_cache_and_roles_edited_in_vault() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    // A leased engine whose default lease TTL is shorter than the binding's cache.
+    bao.api_ok(
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database", "config": {"default_lease_ttl": "60s"}})),
+    );
+    let leased = config(&emu, BINDING, 600)
+        .replace("secret/data/orders/*", "database/creds/orders")
+        .replace("secret/data/orders/backend", "database/creds/orders")
+        .replace("secret_field = \"api_key\"", "secret_field = \"password\"");
+    run(TestCase::new(vec![
+        Step::config(leased).expect_error("longer than the default lease TTL (60 s)")
+    ])
+    .envs(bao.env())
+    .envs(emu.env()));
+    // A role managed elsewhere (here: made through the API) whose policy is edited in Vault
+    // so that it no longer grants the read: the binding's next plan refuses, naming the fix.
+    // (When the role and policy are in the same configuration, the plan judges them as they
+    // will be after the apply, which repairs them.)
+    let principal = emu.inventory()[emu.api_management_id()]["identity"]["principalId"].clone();
+    let binding_only = format!(
+        r#"
+terraform {{
+  required_providers {{
+    apim = {{ source = "apimvault/apim" }}
+  }}
+}}
+provider "apim" {{}}
+
+resource "apim_vault_auth_backend" "entra" {{
+  path                  = "apim-jwt"
+  tenant_id             = "{tenant}"
+  oidc_discovery_ca_pem = file({ca})
+}}
+
+resource "apim_vault_binding" "orders" {{
+  api_management_id = "{apim}"
+  name              = "orders"
+  role              = "outside"
+  backend           = apim_vault_auth_backend.entra.path
+  audience          = "{AUDIENCE}"
+{BINDING}
+}}
+"#,
+        tenant = emu.tenant_id(),
+        ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap(),
+        apim = emu.api_management_id(),
+    );
+    let grant = |path: &str| {
+        bao.api_ok(
+            "PUT",
+            "sys/policies/acl/outside-reader",
+            Some(json!({ "policy": format!("path \"{path}\" {{ capabilities = [\"read\"] }}") })),
+        );
+    };
+    run(TestCase::new(vec![
+        // The role appears once the mount exists (a step that makes it through the API).
+        Step::config(
+            binding_only
+                .replace(
+                    "resource \"apim_vault_binding\"",
+                    "locals { x = 1 }\nresource \"terraform_data\"",
+                )
+                .split("resource \"terraform_data\"")
+                .next()
+                .unwrap()
+                .to_string(),
+        ),
+        Step::config(binding_only.clone()).pre_config(|| {
+            grant("secret/data/orders/*");
+            bao.api_ok(
+                "POST",
+                "auth/apim-jwt/role/outside",
+                Some(json!({
+                    "role_type": "jwt", "user_claim": "oid", "bound_audiences": [AUDIENCE],
+                    "bound_claims": {"oid": principal, "tid": emu.tenant_id()},
+                    "token_policies": ["outside-reader"], "token_ttl": 600
+                })),
+            );
+        }),
+        Step::config(binding_only.clone())
+            .pre_config(|| grant("secret/data/other/*"))
+            .expect_error("none of them grants `read` on \"secret/data/orders/backend\""),
+        Step::config(binding_only.clone()).pre_config(|| grant("secret/data/orders/*")),
+    ])
+    .envs(bao.env())
+    .envs(emu.env()));
+}
+
+#[test]
+fn module_composition_example_applies() {
+    use crate::support::{terraform_versions, Workdir};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/module-composition");
+    for tf in terraform_versions() {
+        let bao = Bao::start();
+        let emu = Emulator::start();
+        setup(&bao, &emu);
+        bao.api_ok(
+            "POST",
+            "sys/mounts/kv",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        );
+        bao.api_ok(
+            "POST",
+            "kv/data/orders/backend",
+            Some(json!({"data": {"api_key": "k1"}})),
+        );
+        bao.api_ok(
+            "POST",
+            "kv/data/orders/audit",
+            Some(json!({"data": {"token": "t1"}})),
+        );
+        let mut wd = Workdir::new(tf);
+        for (k, v) in bao.env().into_iter().chain(emu.env()) {
+            wd.env(k, v);
+        }
+        wd.env("TF_VAR_api_management_id", emu.api_management_id());
+        wd.env("TF_VAR_tenant_id", emu.tenant_id());
+        wd.env(
+            "TF_VAR_discovery_ca_pem",
+            std::fs::read_to_string(emu.ca_file()).unwrap(),
+        );
+        wd.write_file(
+            "main.tf",
+            &std::fs::read_to_string(root.join("main.tf")).unwrap(),
+        );
+        wd.write_file(
+            "modules/apim-vault-secrets/main.tf",
+            &std::fs::read_to_string(root.join("modules/apim-vault-secrets/main.tf")).unwrap(),
+        );
+        // Installs the local module only (init would look the dev-overridden provider up on
+        // Terraform versions before 1.15).
+        wd.run_ok(&["get"]);
+        wd.apply();
+        assert_eq!(wd.plan(true), 0, "empty plan after apply");
+        let policy = api_policy(&emu).unwrap();
+        assert!(
+            policy.contains("vault-orders-backend") && policy.contains("vault-orders-audit"),
+            "{policy}"
+        );
+        let (status, body) = bao.api("GET", "auth/apim/role/apim-orders-api", None);
+        assert_eq!(status, 200, "{body}");
+        let out = wd.destroy();
+        assert!(out.success(), "{out}");
+        assert_eq!(api_policy(&emu).as_deref(), Some(ORIGINAL_POLICY));
+    }
+}
