@@ -590,3 +590,84 @@ fn module_composition_example_applies() {
         assert_eq!(api_policy(&emu).as_deref(), Some(ORIGINAL_POLICY));
     }
 }
+
+#[test]
+fn vault_binding_with_a_leased_secret() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    // A KV version 1 mount in leased-passthrough mode hands out a lease with every read.
+    bao.api_ok(
+        "POST",
+        "sys/mounts/apim-leased",
+        Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
+    );
+    bao.api_ok(
+        "POST",
+        "apim-leased/orders/db",
+        Some(json!({"password": "leased-pw", "ttl": "10m"})),
+    );
+    let config = config(&emu, BINDING, 600)
+        .replace("secret/data/orders/*", "apim-leased/orders/db")
+        .replace("secret/data/orders/backend", "apim-leased/orders/db")
+        .replace("secret_field = \"api_key\"", "secret_field = \"password\"");
+    run(TestCase::new(vec![Step::config(config).check(|_| {
+        let xml = fragment(&emu, "orders").unwrap();
+        assert!(
+            xml.contains("[\"data\"][\"password\"]"),
+            "not KV v2: the field is under data"
+        );
+        let out = gateway_call(&emu).unwrap();
+        assert_eq!(
+            out.header("X-Api-Key"),
+            Some("leased-pw"),
+            "{}",
+            out.trace()
+        );
+        let (status, body) = bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
+        assert_eq!(status, 200, "the gateway's read took a lease: {body}");
+    })])
+    .envs(bao.env())
+    .envs(emu.env()));
+}
+
+/// An edit made in APIM between `plan` and `apply` is detected, not overwritten.
+#[test]
+fn vault_binding_update_does_not_overwrite_a_concurrent_edit() {
+    use crate::support::{TerraformBin, Workdir};
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    for (k, v) in bao.env().into_iter().chain(emu.env()) {
+        wd.env(k, v);
+    }
+    wd.write_config(&config(&emu, BINDING, 600));
+    wd.apply();
+    wd.write_config(&config(&emu, &BINDING.replace("120", "90"), 600));
+    wd.run_ok(&["plan", "-out=tfplan"]);
+    // Someone edits the fragment in the portal after the plan.
+    let edited = fragment(&emu, "orders")
+        .unwrap()
+        .replace("duration=\"120\"", "duration=\"30\"");
+    arm(
+        &emu,
+        "PUT",
+        &format!("{}/policyFragments/vault-orders", emu.api_management_id()),
+        Some(json!({"properties": {"format": "rawxml", "value": edited}})),
+    );
+    let out = wd.run(&["apply", "tfplan"]);
+    assert!(!out.success(), "the apply must refuse: {out}");
+    assert!(
+        crate::support::contains_normalized(&out.combined(), "changed since this plan was made"),
+        "{out}"
+    );
+    assert!(
+        fragment(&emu, "orders")
+            .unwrap()
+            .contains("duration=\"30\""),
+        "the portal's edit is still there"
+    );
+    let out = wd.destroy();
+    assert!(out.success(), "{out}");
+}
