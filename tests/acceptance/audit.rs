@@ -634,3 +634,89 @@ fn vault_audit_bad_input() {
         taken.display().to_string()
     );
 }
+
+/// A syslog device: OpenBao writes to the local syslog socket `/dev/log`, which this test
+/// plays (the machines here run no syslog daemon), so the entries can be checked like the
+/// collector's.
+#[test]
+fn vault_audit_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::{Arc, Mutex};
+    let path = std::path::Path::new("/dev/log");
+    if path.exists() {
+        eprintln!("audit: /dev/log belongs to this machine's syslog daemon; the syslog device is checked where there is none (CI)");
+        return;
+    }
+    let socket = match UnixDatagram::bind(path) {
+        Ok(s) => s,
+        Err(e) => {
+            panic!("cannot play syslog at /dev/log ({e}): run as root where no syslog daemon runs")
+        }
+    };
+    struct Remove;
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file("/dev/log");
+        }
+    }
+    let _cleanup = Remove;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (received, stop) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    // `<priority>date tag[pid]: {json}`: keep the JSON entry.
+                    if let Some(i) = msg.find('{') {
+                        received
+                            .lock()
+                            .unwrap()
+                            .push(msg[i..].trim_end().to_string());
+                    }
+                }
+            }
+        })
+    };
+    let bao = Bao::start_with_config(ALLOW_API_AUDIT);
+    let emu = Emulator::start();
+    let secret = format!("orders-syslog-key-{}", std::process::id());
+    setup_binding(&bao, &emu, &secret);
+    let config = format!(
+        "{}\n{POLICY}\nresource \"apim_vault_audit\" \"syslog\" {{\n  type = \"syslog\"\n  options = {{\n    tag      = \"vault-apim\"\n    facility = \"AUTH\"\n  }}\n}}\n",
+        provider(&bao)
+    );
+    run(TestCase::new(vec![
+        Step::config(config).check(|wd| {
+            assert_eq!(wd.resource("apim_vault_audit.syslog")["path"], "syslog");
+            let before = received.lock().unwrap().len();
+            let (jwt, token) = binding_flow(&bao, &emu, &secret);
+            let start = Instant::now();
+            let lines = loop {
+                let lines: Vec<String> = received.lock().unwrap()[before..].to_vec();
+                if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
+                    break lines;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            assert_flow_audited(
+                &bao,
+                emu.principal_id(),
+                "syslog",
+                &lines,
+                &jwt,
+                &token,
+                &secret,
+            );
+        }),
+        Step::import("apim_vault_audit.syslog").import_id("syslog"),
+    ])
+    .check_destroy(|| assert_eq!(device(&bao, "syslog"), None)));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reader.join();
+}
