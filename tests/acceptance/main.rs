@@ -21,3 +21,4 @@ mod protocol;
 mod runtime;
 mod schema;
 mod tidy;
+mod quickstart;
