@@ -283,29 +283,32 @@ impl VaultBinding {
         let mut s = prior.clone();
         let mut found_any = false;
         let mut ids = Vec::new();
+        // One list call for the three named values (a refresh costs at most three API
+        // calls: this, the fragment and the API policy).
+        let filter = format!("startswith(name,'vault-{name}-')");
+        let listed = match azure.list_named_values(&service, Some(&filter)).await {
+            Ok(l) => l,
+            Err(e) => {
+                azure_err(d, "read", &e);
+                return Some(prior.clone());
+            }
+        };
         for (attr, nv) in ["vault_address", "role", "audience"]
             .iter()
             .zip(named_value_names(&name))
         {
-            let id = service.named_value(nv.clone());
-            match azure.get_named_value(&id).await {
-                Ok(t) => {
-                    found_any = true;
-                    ids.push(Value::from(id.arm_id()));
-                    let value = t.value.properties.value.unwrap_or_default();
-                    let keep = prior
-                        .get(attr)
-                        .as_str()
-                        .is_some_and(|p| p.trim_end_matches('/') == value);
-                    if !keep {
-                        s.set(attr, Value::from(value));
-                    }
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    azure_err(d, "read", &e);
-                    return Some(prior.clone());
-                }
+            let Some(found) = listed.iter().find(|x| x.name.eq_ignore_ascii_case(&nv)) else {
+                continue;
+            };
+            found_any = true;
+            ids.push(Value::from(service.named_value(nv.clone()).arm_id()));
+            let value = found.properties.value.clone().unwrap_or_default();
+            let keep = prior
+                .get(attr)
+                .as_str()
+                .is_some_and(|p| p.trim_end_matches('/') == value);
+            if !keep {
+                s.set(attr, Value::from(value));
             }
         }
         s.set("named_value_ids", Value::List(ids));
