@@ -169,3 +169,19 @@ fn apim_examples_apply_against_the_emulator() {
             .envs(emu.env()),
     );
 }
+
+/// The provider page's example is valid configuration (it points at real Vault and Azure, so
+/// it is validated rather than applied).
+#[test]
+fn provider_example_validates() {
+    use crate::support::{terraform_versions, Workdir};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for tf in terraform_versions() {
+        let wd = Workdir::new(tf);
+        wd.write_config(
+            &std::fs::read_to_string(root.join("examples/provider/provider.tf")).unwrap(),
+        );
+        let out = wd.run(&["validate"]);
+        assert!(out.success(), "{out}");
+    }
+}
