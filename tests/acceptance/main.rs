@@ -18,7 +18,7 @@ mod harness;
 mod lease;
 mod policy;
 mod protocol;
+mod quickstart;
 mod runtime;
 mod schema;
 mod tidy;
-mod quickstart;
