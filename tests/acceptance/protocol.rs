@@ -597,3 +597,321 @@ async fn stop_provider_interrupts_a_plan_waiting_on_an_api() {
     );
     held.abort();
 }
+
+/// A table of invalid configurations, one mistake each: every one gets an error diagnostic
+/// that points at an attribute, as ValidateResourceConfig (and its siblings) answer it.
+#[tokio::test]
+async fn invalid_configurations_get_diagnostics_with_attribute_paths() {
+    use apim_provider::framework::resource::Provider;
+    use serde_json::json;
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let provider = apim_provider::provider::ApimProvider::new();
+    let apim = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim";
+    let guid = "00000000-0000-0000-0000-000000000002";
+    let rule = |caps: serde_json::Value| json!([{"path": "kv/data/x", "capabilities": caps}]);
+    let binding = |patch: serde_json::Value| {
+        let mut b = json!({"api_management_id": apim, "name": "orders", "role": "r", "audience": "a",
+            "secret_path": "kv/data/x", "secret_field": "k", "inject": {"header": "X-Key"}});
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let role = |patch: serde_json::Value| {
+        let mut b = json!({"name": "r", "audience": "a", "principal_id": guid, "tenant_id": guid});
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let cases: Vec<(&str, &str, serde_json::Value)> = vec![
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "p", "rule": rule(json!(["fly"]))}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "P", "rule": rule(json!(["read"]))}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "a/b", "rule": rule(json!(["read"]))}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "p", "policy": "path \"a\" { capabilities = [\"read\"] }", "rule": rule(json!(["read"]))}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "p", "rule": []}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "p", "policy": "path \"a\" { capabilities = [\"reed\"] }"}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "p", "rule": [{"path": " ", "capabilities": ["read"]}]}),
+        ),
+        (
+            "resource",
+            "apim_vault_policy",
+            json!({"name": "", "rule": rule(json!(["read"]))}),
+        ),
+        (
+            "data",
+            "apim_vault_policy_document",
+            json!({"rule": rule(json!(["write"]))}),
+        ),
+        ("data", "apim_vault_policy_document", json!({"rule": []})),
+        (
+            "data",
+            "apim_vault_policy_document",
+            json!({"rule": [{"path": "", "capabilities": ["read"]}]}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"tenant_id": "contoso.onmicrosoft.com"}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"tenant_id": guid, "token_version": 3}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"oidc_discovery_url": "https://x/.well-known/openid-configuration"}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"oidc_discovery_url": "ftp://x/"}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"path": "/jwt/", "tenant_id": guid}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"tenant_id": guid, "jwks_url": "https://x/keys"}),
+        ),
+        (
+            "resource",
+            "apim_vault_auth_backend",
+            json!({"tenant_id": guid, "default_lease_ttl": -1}),
+        ),
+        ("resource", "apim_vault_auth_backend", json!({})),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"name": "Orders"})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(
+                json!({"principal_id": null, "tenant_id": null, "api_management_id": "/subscriptions/x"}),
+            ),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(
+                json!({"principal_id": null, "tenant_id": null, "api_management_id": apim, "identity": "Bogus"}),
+            ),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"principal_id": "not-a-guid"})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"tenant_id": null})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"api_management_id": apim})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"auth_type": "kerberos"})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"token_type": "sometimes"})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"token_ttl": -5})),
+        ),
+        (
+            "resource",
+            "apim_vault_azure_role",
+            role(json!({"audience": ""})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"name": "Bad_Name"})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"secret_path": "/v1/kv/data/x"})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"secret_field": "a b"})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"inject": {"header": "X-A", "query": "a"}})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"inject": {"header": "X A"}})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"cache_ttl": -5})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"on_error": "retry"})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"api_management_id": "apim"})),
+        ),
+        (
+            "resource",
+            "apim_vault_binding",
+            binding(json!({"role": ""})),
+        ),
+        ("resource", "apim_vault_audit", json!({"type": "kafka"})),
+        (
+            "resource",
+            "apim_vault_audit",
+            json!({"type": "file", "options": {"file_path": "/tmp/a", "log_raw": "true"}}),
+        ),
+        (
+            "data",
+            "apim_vault_lease",
+            json!({"lease_id": "a", "prefix": "b"}),
+        ),
+        ("data", "apim_vault_lease", json!({})),
+        (
+            "provider",
+            "",
+            json!({"vault": {"address": "vault.example.com"}}),
+        ),
+        ("provider", "", json!({"azure": {"environment": "mars"}})),
+        ("provider", "", json!({"vault": {"max_retries": -1}})),
+        (
+            "provider",
+            "",
+            json!({"vault": {"token": "t", "auth_login_jwt": {"role": "r"}}}),
+        ),
+    ];
+    let mut checked = 0;
+    for (kind, name, config) in &cases {
+        let ty = match *kind {
+            "resource" => provider
+                .resources()
+                .iter()
+                .find(|r| r.type_name() == *name)
+                .unwrap()
+                .schema()
+                .block
+                .object_type(),
+            "data" => provider
+                .data_sources()
+                .iter()
+                .find(|r| r.type_name() == *name)
+                .unwrap()
+                .schema()
+                .block
+                .object_type(),
+            _ => provider.schema().block.object_type(),
+        };
+        let value = codec::from_json(config.to_string().as_bytes(), &ty)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let diags = match *kind {
+            "resource" => {
+                c.validate_resource_config(pb::validate_resource_config::Request {
+                    type_name: name.to_string(),
+                    config: dv(&value, &ty),
+                    client_capabilities: None,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .diagnostics
+            }
+            "data" => {
+                c.validate_data_resource_config(pb::validate_data_resource_config::Request {
+                    type_name: name.to_string(),
+                    config: dv(&value, &ty),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .diagnostics
+            }
+            _ => {
+                c.validate_provider_config(pb::validate_provider_config::Request {
+                    config: dv(&value, &ty),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .diagnostics
+            }
+        };
+        let errors: Vec<_> = diags
+            .iter()
+            .filter(|d| d.severity == pb::diagnostic::Severity::Error as i32)
+            .collect();
+        assert!(
+            !errors.is_empty(),
+            "{kind} {name} {config}: no error diagnostic"
+        );
+        assert!(
+            errors
+                .iter()
+                .all(|d| d.attribute.as_ref().is_some_and(|a| !a.steps.is_empty())),
+            "{kind} {name} {config}: an error without an attribute path: {errors:?}"
+        );
+        assert!(
+            errors.iter().all(|d| !d.detail.is_empty()),
+            "{kind} {name}: an error without detail"
+        );
+        checked += 1;
+    }
+    eprintln!("protocol: {checked} invalid configurations, each refused with an attribute path");
+    assert!(checked >= 40);
+}

@@ -824,6 +824,21 @@ mod tests {
     }
 
     proptest! {
+        /// Hostile input: any text, and ARM-shaped paths with arbitrary segments, parse to an
+        /// ID or an error, never a panic.
+        #[test]
+        fn parsing_never_panics(text in ".{0,200}", segs in prop::collection::vec("[^/]{0,12}", 0..12)) {
+            let shaped = format!("/{}", segs.join("/"));
+            for input in [text.as_str(), shaped.as_str()] {
+                let _ = ServiceId::parse(input);
+                let _ = ServiceId::parse_insensitive(input);
+                let _ = NamedValueId::parse(input);
+                let _ = PolicyFragmentId::parse_insensitive(input);
+                let _ = ApiPolicyId::parse(input);
+                let _ = UserAssignedIdentityId::parse_insensitive(input);
+            }
+        }
+
         #[test]
         fn service_round_trips(sub in uuid(), rg in rg(), name in svc_name()) {
             let id = ServiceId::new(&sub, &rg, &name);
