@@ -671,3 +671,58 @@ fn vault_binding_update_does_not_overwrite_a_concurrent_edit() {
     let out = wd.destroy();
     assert!(out.success(), "{out}");
 }
+
+/// With `TF_LOG=trace`, neither the Vault token nor the Azure client secret appears in the
+/// logs, the plan file, the state or the diagnostics of a whole binding module's lifecycle.
+#[test]
+fn secrets_never_reach_logs_plans_or_state() {
+    use crate::support::{TerraformBin, Workdir};
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    // A token whose value can be searched for without false matches.
+    let token = format!(
+        "tok{}x{}",
+        std::process::id(),
+        emu.client_secret().len() * 7919
+    );
+    bao.api_ok(
+        "POST",
+        "auth/token/create",
+        Some(json!({"id": token, "policies": ["root"], "ttl": "1h"})),
+    );
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    for (k, v) in emu.env() {
+        wd.env(k, v);
+    }
+    wd.env("VAULT_ADDR", bao.addr());
+    wd.env("VAULT_TOKEN", &token);
+    let log = wd.path().join("trace.log");
+    wd.env("TF_LOG", "trace");
+    wd.env("TF_LOG_PATH", &log);
+    wd.write_config(&config(&emu, BINDING, 600));
+    let mut outputs = Vec::new();
+    outputs.push(wd.run_ok(&["plan", "-out=tfplan"]).combined());
+    outputs.push(wd.run_ok(&["apply", "tfplan"]).combined());
+    outputs.push(wd.run_ok(&["plan", "-out=tfplan2"]).combined());
+    outputs.push(wd.run_ok(&["show", "-json", "tfplan2"]).combined());
+    outputs.push(wd.state_raw());
+    outputs.push(wd.run_ok(&["destroy", "-auto-approve"]).combined());
+    let mut files = vec![std::fs::read_to_string(&log).expect("the trace log")];
+    for plan in ["tfplan", "tfplan2"] {
+        let bytes = std::fs::read(wd.path().join(plan)).unwrap();
+        files.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    assert!(files[0].len() > 10_000, "the trace log has content");
+    assert!(
+        files[0].contains("provider.terraform-provider-apim")
+            || files[0].contains("apimvault/apim")
+    );
+    for (i, text) in outputs.iter().chain(files.iter()).enumerate() {
+        assert!(!text.contains(&token), "the Vault token leaked (text #{i})");
+        assert!(
+            !text.contains(emu.client_secret()),
+            "the client secret leaked (text #{i})"
+        );
+    }
+}
