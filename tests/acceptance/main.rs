@@ -14,6 +14,7 @@ mod azure_client;
 mod azure_role;
 mod binding;
 mod docs;
+mod faults;
 mod harness;
 mod lease;
 mod policy;
