@@ -701,13 +701,14 @@ fn secrets_never_reach_logs_plans_or_state() {
     wd.env("TF_LOG", "trace");
     wd.env("TF_LOG_PATH", &log);
     wd.write_config(&config(&emu, BINDING, 600));
-    let mut outputs = Vec::new();
-    outputs.push(wd.run_ok(&["plan", "-out=tfplan"]).combined());
-    outputs.push(wd.run_ok(&["apply", "tfplan"]).combined());
-    outputs.push(wd.run_ok(&["plan", "-out=tfplan2"]).combined());
-    outputs.push(wd.run_ok(&["show", "-json", "tfplan2"]).combined());
-    outputs.push(wd.state_raw());
-    outputs.push(wd.run_ok(&["destroy", "-auto-approve"]).combined());
+    let outputs = vec![
+        wd.run_ok(&["plan", "-out=tfplan"]).combined(),
+        wd.run_ok(&["apply", "tfplan"]).combined(),
+        wd.run_ok(&["plan", "-out=tfplan2"]).combined(),
+        wd.run_ok(&["show", "-json", "tfplan2"]).combined(),
+        wd.state_raw(),
+        wd.run_ok(&["destroy", "-auto-approve"]).combined(),
+    ];
     let mut files = vec![std::fs::read_to_string(&log).expect("the trace log")];
     for plan in ["tfplan", "tfplan2"] {
         let bytes = std::fs::read(wd.path().join(plan)).unwrap();
