@@ -701,7 +701,7 @@ fn secrets_never_reach_logs_plans_or_state() {
     wd.env("TF_LOG", "trace");
     wd.env("TF_LOG_PATH", &log);
     wd.write_config(&config(&emu, BINDING, 600));
-    let outputs = vec![
+    let outputs = [
         wd.run_ok(&["plan", "-out=tfplan"]).combined(),
         wd.run_ok(&["apply", "tfplan"]).combined(),
         wd.run_ok(&["plan", "-out=tfplan2"]).combined(),
