@@ -271,3 +271,48 @@ fn fifty_bindings_at_parallelism_twenty_with_throttling() {
     assert_eq!(api_policy_includes(&emu), 0);
     assert!(apim_objects(&emu).is_empty());
 }
+
+/// Vault sealed in the middle of a pipeline: the apply fails with a diagnostic naming Vault's
+/// answer and creates nothing; once unsealed, the re-run converges.
+#[test]
+fn vault_sealed_then_unsealed() {
+    let bao = Bao::start();
+    // The dev server prints its unseal key in a banner, shortly after it answers.
+    let started = std::time::Instant::now();
+    let key = loop {
+        let found = bao
+            .log()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Unseal Key: ").map(str::to_string));
+        match found {
+            Some(k) => break k,
+            None if started.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            None => panic!("the dev server printed no unseal key:\n{}", bao.log()),
+        }
+    };
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    for (k, v) in bao.env() {
+        wd.env(k, v);
+    }
+    wd.write_config(
+        "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\nprovider \"apim\" {}\nresource \"apim_vault_policy\" \"p\" {\n  name = \"sealed\"\n  rule {\n    path         = \"kv/data/x\"\n    capabilities = [\"read\"]\n  }\n}\n",
+    );
+    bao.api_ok("PUT", "sys/seal", None);
+    let out = wd.apply();
+    assert!(!out.success(), "an apply against a sealed Vault must fail");
+    assert!(
+        crate::support::contains_normalized(&out.combined(), "Vault answered 503"),
+        "{out}"
+    );
+    assert!(wd.resource_addresses().is_empty(), "nothing in state");
+    let (status, body) = bao.api("PUT", "sys/unseal", Some(json!({ "key": key })));
+    assert_eq!(status, 200, "{body}");
+    let out = wd.apply();
+    assert!(out.success(), "{out}");
+    assert_eq!(wd.plan(true), 0);
+    assert_eq!(bao.api("GET", "sys/policies/acl/sealed", None).0, 200);
+    let out = wd.destroy();
+    assert!(out.success(), "{out}");
+}
