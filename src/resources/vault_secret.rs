@@ -112,7 +112,13 @@ fn as_text(v: &serde_json::Value) -> String {
 /// The API path to read, and whether it is a KV version 2 secret.
 async fn resolve(vault: &Vault, path: &str) -> Result<(String, bool), VaultError> {
     let clean = path.trim_matches('/');
-    let Some(mount) = vault.mount_for_read(clean).await? else {
+    // A token that may not ask which mount serves the path reads it as given.
+    let mount = match vault.mount_of(clean).await {
+        Ok(m) => m,
+        Err(e) if e.status() == Some(403) => None,
+        Err(e) => return Err(e),
+    };
+    let Some(mount) = mount else {
         return Ok((clean.to_string(), false));
     };
     if !mount.is_kv_v2() {

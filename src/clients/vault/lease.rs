@@ -7,8 +7,6 @@
 //! (OpenBao: <https://openbao.org/api-docs/system/leases/>). `vaultrs` has no lease API, so
 //! these go through [`Vault::send`].
 
-use std::collections::BTreeMap;
-
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -76,31 +74,6 @@ pub struct SecretRead {
     /// The secret (for KV v2: `{"data": {...}, "metadata": {...}}`).
     #[serde(default)]
     pub data: Option<serde_json::Value>,
-}
-
-/// The mount a path belongs to, from `sys/internal/ui/mounts/<path>`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MountInfo {
-    /// Mount path with a trailing `/`, e.g. `secret/`.
-    pub path: String,
-    /// Engine type, e.g. `kv`, `database`, `pki`.
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    /// Mount options (`version` = `2` for KV v2).
-    #[serde(default)]
-    pub options: Option<BTreeMap<String, String>>,
-}
-
-impl MountInfo {
-    /// True for a KV version 2 mount.
-    pub fn is_kv_v2(&self) -> bool {
-        self.kind == "kv"
-            && self
-                .options
-                .as_ref()
-                .and_then(|o| o.get("version"))
-                .is_some_and(|v| v == "2")
-    }
 }
 
 /// True when Vault's answer means "no such lease".
@@ -206,23 +179,6 @@ impl Vault {
             Err(e) => Err(e),
         }
     }
-
-    /// `GET sys/internal/ui/mounts/<path>`: the mount `path` belongs to. `None` when Vault
-    /// does not say (no mount there, or the token may not ask).
-    pub async fn mount_for_read(&self, path: &str) -> Result<Option<MountInfo>, VaultError> {
-        let path = format!("sys/internal/ui/mounts/{}", path.trim_matches('/'));
-        match self
-            .send::<DataEnvelope<MountInfo>>(Method::GET, &path, None)
-            .await
-        {
-            Ok(r) => Ok(r.data),
-            Err(VaultError::Api {
-                status: 400 | 403 | 404,
-                ..
-            }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -254,16 +210,5 @@ mod tests {
             path: "sys/leases/lookup".into(),
         };
         assert!(!lease_gone(&e));
-    }
-
-    #[test]
-    fn kv_v2_mounts_are_recognised() {
-        let m: MountInfo =
-            serde_json::from_str(r#"{"path":"secret/","type":"kv","options":{"version":"2"}}"#)
-                .unwrap();
-        assert!(m.is_kv_v2());
-        let m: MountInfo =
-            serde_json::from_str(r#"{"path":"pki/","type":"pki","options":null}"#).unwrap();
-        assert!(!m.is_kv_v2());
     }
 }

@@ -72,3 +72,30 @@ impl Vault {
         Ok(t.data.default_lease_ttl)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_v2_mounts_are_recognised() {
+        let m: MountInfo =
+            serde_json::from_str(r#"{"path":"secret/","type":"kv","options":{"version":"2"}}"#)
+                .unwrap();
+        assert!(m.is_kv_v2());
+        let m: MountInfo =
+            serde_json::from_str(r#"{"path":"pki/","type":"pki","options":null}"#).unwrap();
+        assert!(!m.is_kv_v2());
+    }
+
+    #[test]
+    fn leased_engines() {
+        let m: MountInfo =
+            serde_json::from_str(r#"{"path":"database/","type":"database"}"#).unwrap();
+        assert!(m.is_leased());
+        let m: MountInfo =
+            serde_json::from_str(r#"{"path":"kv/","type":"kv","options":{"version":"1"}}"#)
+                .unwrap();
+        assert!(!m.is_leased());
+    }
+}
