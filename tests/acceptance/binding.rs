@@ -12,56 +12,8 @@ const AUDIENCE: &str = "api://apim-vault";
 const SECRET: &str = "s3cr3t-orders-key";
 const ORIGINAL_POLICY: &str = "<policies>\r\n  <inbound>\r\n    <base />\r\n    <set-header name=\"X-Team\" exists-action=\"override\">\r\n      <value>orders</value>\r\n    </set-header>\r\n  </inbound>\r\n  <backend>\r\n    <base />\r\n  </backend>\r\n  <outbound>\r\n    <base />\r\n  </outbound>\r\n  <on-error>\r\n    <base />\r\n  </on-error>\r\n</policies>";
 
-/// An ARM bearer token from the emulator's Entra endpoint (client credentials).
-fn arm_token(emu: &Emulator) -> String {
-    let resp = emu
-        .http()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            emu.url(),
-            emu.tenant_id()
-        ))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "client_credentials")
-                .append_pair("client_id", emu.client_id())
-                .append_pair("client_secret", emu.client_secret())
-                .append_pair("scope", "https://management.azure.com/.default")
-                .finish(),
-        )
-        .send()
-        .unwrap();
-    let body: Value = resp.json().unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
-/// An ARM call with a bearer token: (status, body).
-fn arm(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let url = format!("{}{path}{sep}api-version=2024-05-01", emu.url());
-    let mut req = emu
-        .http()
-        .request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            &url,
-        )
-        .bearer_auth(arm_token(emu));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    if method == "PATCH" || method == "DELETE" {
-        req = req.header("If-Match", "*");
-    }
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 fn api_policy(emu: &Emulator) -> Option<String> {
-    let (s, b) = arm(
-        emu,
+    let (s, b) = emu.arm(
         "GET",
         &format!(
             "{}/apis/orders-api/policies/policy?format=rawxml",
@@ -73,8 +25,7 @@ fn api_policy(emu: &Emulator) -> Option<String> {
 }
 
 fn fragment(emu: &Emulator, name: &str) -> Option<String> {
-    let (s, b) = arm(
-        emu,
+    let (s, b) = emu.arm(
         "GET",
         &format!(
             "{}/policyFragments/vault-{name}?format=rawxml",
@@ -86,8 +37,7 @@ fn fragment(emu: &Emulator, name: &str) -> Option<String> {
 }
 
 fn named_value(emu: &Emulator, name: &str) -> Option<String> {
-    let (s, b) = arm(
-        emu,
+    let (s, b) = emu.arm(
         "GET",
         &format!("{}/namedValues/{name}", emu.api_management_id()),
         None,
@@ -106,17 +56,14 @@ fn setup(bao: &Bao, emu: &Emulator) {
         "secret/data/orders/backend",
         Some(json!({"data": {"api_key": SECRET}})),
     );
-    let (s, b) = arm(
-        emu,
-        "PUT",
+    let (s, b) = emu.arm("PUT",
         &format!("{}/apis/orders-api", emu.api_management_id()),
         Some(
             json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"], "serviceUrl": "https://backend.example"}}),
         ),
     );
     assert!(s == 200 || s == 201, "{s} {b}");
-    let (s, b) = arm(
-        emu,
+    let (s, b) = emu.arm(
         "PUT",
         &format!(
             "{}/apis/orders-api/policies/policy",
@@ -247,8 +194,7 @@ fn vault_binding_lifecycle_and_runtime() {
         }),
         // Each APIM object edited out of band shows as an update.
         Step::drift(|| {
-            arm(
-                &emu,
+            emu.arm(
                 "PATCH",
                 &format!("{}/namedValues/vault-orders-role", emu.api_management_id()),
                 Some(json!({"properties": {"value": "someone-else"}})),
@@ -267,8 +213,7 @@ fn vault_binding_lifecycle_and_runtime() {
             let xml = fragment(&emu, "orders")
                 .unwrap()
                 .replace("duration=\"60\"", "duration=\"86400\"");
-            arm(
-                &emu,
+            emu.arm(
                 "PUT",
                 &format!("{}/policyFragments/vault-orders", emu.api_management_id()),
                 Some(json!({"properties": {"format": "rawxml", "value": xml}})),
@@ -286,8 +231,7 @@ fn vault_binding_lifecycle_and_runtime() {
             let p = api_policy(&emu)
                 .unwrap()
                 .replace("<include-fragment fragment-id=\"vault-orders\" />", "");
-            arm(
-                &emu,
+            emu.arm(
                 "PUT",
                 &format!(
                     "{}/apis/orders-api/policies/policy",
@@ -650,8 +594,7 @@ fn vault_binding_update_does_not_overwrite_a_concurrent_edit() {
     let edited = fragment(&emu, "orders")
         .unwrap()
         .replace("duration=\"120\"", "duration=\"30\"");
-    arm(
-        &emu,
+    emu.arm(
         "PUT",
         &format!("{}/policyFragments/vault-orders", emu.api_management_id()),
         Some(json!({"properties": {"format": "rawxml", "value": edited}})),

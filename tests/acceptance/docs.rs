@@ -131,38 +131,12 @@ fn apim_examples_apply_against_the_emulator() {
         "a placeholder was not replaced:\n{body}"
     );
     // The API the binding names.
-    let token = {
-        let resp = emu
-            .http()
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                emu.url(),
-                emu.tenant_id()
-            ))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("grant_type", "client_credentials")
-                    .append_pair("client_id", emu.client_id())
-                    .append_pair("client_secret", emu.client_secret())
-                    .append_pair("scope", "https://management.azure.com/.default")
-                    .finish(),
-            )
-            .send()
-            .unwrap();
-        resp.json::<serde_json::Value>().unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let resp = emu
-        .http()
-        .put(format!("{}{}/apis/orders-api?api-version=2024-05-01", emu.url(), emu.api_management_id()))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"]}}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
+    let (status, answer) = emu.arm(
+        "PUT",
+        &format!("{}/apis/orders-api", emu.api_management_id()),
+        Some(serde_json::json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"]}})),
+    );
+    assert!((200..300).contains(&status), "{status} {answer}");
     run(
         TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
             .envs(bao.env())

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::{Bao, Emulator, TerraformBin, Workdir};
 
@@ -110,38 +110,12 @@ fn setup(bao: &Bao, emu: &Emulator) {
         "secret/data/app",
         Some(json!({"data": {"key": "v"}})),
     );
-    let token: Value = emu
-        .http()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            emu.url(),
-            emu.tenant_id()
-        ))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "client_credentials")
-                .append_pair("client_id", emu.client_id())
-                .append_pair("client_secret", emu.client_secret())
-                .append_pair("scope", "https://management.azure.com/.default")
-                .finish(),
-        )
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let resp = emu
-        .http()
-        .put(format!(
-            "{}{}/apis/app?api-version=2024-05-01",
-            emu.url(),
-            emu.api_management_id()
-        ))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&json!({"properties": {"displayName": "App", "path": "app", "protocols": ["https"]}}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success());
+    let (status, body) = emu.arm(
+        "PUT",
+        &format!("{}/apis/app", emu.api_management_id()),
+        Some(json!({"properties": {"displayName": "App", "path": "app", "protocols": ["https"]}})),
+    );
+    assert!((200..300).contains(&status), "{status} {body}");
 }
 
 #[test]

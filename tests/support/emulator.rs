@@ -219,6 +219,57 @@ impl Emulator {
         (status, value)
     }
 
+    /// An ARM bearer token for the seeded client (client-credentials grant).
+    #[track_caller]
+    pub fn arm_token(&self) -> String {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", self.client_id())
+            .append_pair("client_secret", self.client_secret())
+            .append_pair("scope", "https://management.azure.com/.default")
+            .finish();
+        let resp = self
+            .http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                self.url(),
+                self.tenant_id()
+            ))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .unwrap_or_else(|e| panic!("token request: {e}"));
+        let v: Value = resp.json().unwrap_or_else(|e| panic!("token answer: {e}"));
+        v["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token in {v}"))
+            .to_string()
+    }
+
+    /// An ARM call (`path` absolute, `api-version=2024-05-01` added) with a bearer token:
+    /// the status and the JSON body. PATCH and DELETE send `If-Match: *`.
+    #[track_caller]
+    pub fn arm(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{sep}api-version=2024-05-01", self.url());
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .unwrap_or_else(|e| panic!("bad HTTP method {method:?}: {e}"));
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(self.arm_token());
+        if method == reqwest::Method::PATCH || method == reqwest::Method::DELETE {
+            req = req.header("If-Match", "*");
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// Adds a fault rule (`POST /_emulator/faults`), e.g.
     /// `json!({"method": "PUT", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 8})`.
     #[track_caller]
