@@ -290,3 +290,99 @@ fn vault_sealed_then_unsealed() {
     let out = wd.destroy();
     assert!(out.success(), "{out}");
 }
+
+/// Ctrl-C in the middle of an apply: Terraform asks the provider to stop; the bindings being
+/// created roll back, the state matches APIM, and the next apply converges.
+#[test]
+fn interrupted_apply_leaves_state_matching_apim() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    for (k, v) in bao.env().into_iter().chain(emu.env()) {
+        wd.env(k, v);
+    }
+    wd.write_config(&module(&emu, 6));
+    // Slow APIM writes, so that the interrupt lands while bindings are being written.
+    emu.fault(json!({"method": "PUT", "path": "*", "latency_ms": 700, "fraction": 1.0}));
+    let mut cmd = Command::new(&TerraformBin::primary().path);
+    cmd.args(["apply", "-auto-approve", "-input=false", "-no-color"])
+        .current_dir(wd.path())
+        .env("HOME", wd.path().join("home"))
+        .env("TF_CLI_CONFIG_FILE", wd.path().join("dev.tfrc"))
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in wd.env_vars() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    // Wait until the first named value is being written, then press Ctrl-C (the whole group).
+    loop {
+        let writes = emu.requests().as_array().map_or(0, |r| {
+            r.iter()
+                .filter(|x| {
+                    x["method"] == "PUT"
+                        && x["path"].as_str().unwrap_or("").contains("/namedValues/")
+                })
+                .count()
+        });
+        if writes > 0 || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "terraform did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    eprintln!(
+        "faults: interrupted apply exited with {code:?} after {:?}",
+        started.elapsed()
+    );
+    emu.clear_faults();
+    let (a, s) = (apim_objects(&emu), state_objects(&wd));
+    assert!(
+        a.is_subset(&s),
+        "orphaned after Ctrl-C: {:?}\n{err}",
+        a.difference(&s).collect::<Vec<_>>()
+    );
+    assert!(
+        s.is_subset(&a),
+        "state references missing objects after Ctrl-C\n{err}"
+    );
+    let out = wd.apply();
+    assert!(out.success(), "{out}");
+    assert_eq!(wd.plan(true), 0);
+    assert_eq!(api_policy_includes(&emu), 6);
+    let out = wd.destroy();
+    assert!(out.success(), "{out}");
+}
