@@ -38,10 +38,6 @@ impl Default for CancelSource {
 pub struct Cancelled;
 
 impl Cancel {
-    /// A token that never fires (tests, tools).
-    pub fn never() -> Cancel {
-        Cancel(watch::channel(false).1)
-    }
     /// True once fired.
     pub fn is_cancelled(&self) -> bool {
         *self.0.borrow()

@@ -81,20 +81,30 @@ fn apply_defaults_and_write_only(block: &Block, state: &mut Value, config: &Valu
             }
         }
     }
+    each_nested_with_config(block, state, config, apply_defaults_and_write_only);
+}
+
+/// Calls `f` on every nested block value of `state` with its own configuration: single
+/// blocks, and list elements by position. Set elements cannot be matched to their
+/// configuration by position, so they are skipped (schemas here give set blocks no defaults
+/// or computed attributes).
+fn each_nested_with_config(
+    block: &Block,
+    state: &mut Value,
+    config: &Value,
+    f: fn(&Block, &mut Value, &Value),
+) {
     for b in &block.blocks {
         let cfg = config.get(b.name).clone();
         if let Some(v) = state.get_mut(b.name) {
             match (b.nesting, v) {
-                (Nesting::Single, v) => apply_defaults_and_write_only(&b.block, v, &cfg),
+                (Nesting::Single, v) => f(&b.block, v, &cfg),
                 (Nesting::List, Value::List(items)) => {
                     let cfgs = cfg.as_list();
                     for (i, item) in items.iter_mut().enumerate() {
-                        let c = cfgs.get(i).cloned().unwrap_or(Value::Null);
-                        apply_defaults_and_write_only(&b.block, item, &c);
+                        f(&b.block, item, cfgs.get(i).unwrap_or(&Value::Null));
                     }
                 }
-                // Set elements cannot be matched to their configuration by position; schemas
-                // here give set blocks no defaults.
                 _ => {}
             }
         }
@@ -110,22 +120,7 @@ fn mark_computed_unknown(block: &Block, state: &mut Value, config: &Value) {
             state.set(a.name, Value::UNKNOWN);
         }
     }
-    for b in &block.blocks {
-        let cfg = config.get(b.name).clone();
-        if let Some(v) = state.get_mut(b.name) {
-            match (b.nesting, v) {
-                (Nesting::Single, v) => mark_computed_unknown(&b.block, v, &cfg),
-                (Nesting::List, Value::List(items)) => {
-                    let cfgs = cfg.as_list();
-                    for (i, item) in items.iter_mut().enumerate() {
-                        let c = cfgs.get(i).cloned().unwrap_or(Value::Null);
-                        mark_computed_unknown(&b.block, item, &c);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    each_nested_with_config(block, state, config, mark_computed_unknown);
 }
 
 fn keep_state_for_unknown(block: &Block, state: &mut Value, prior: &Value) {
