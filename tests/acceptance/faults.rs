@@ -1,13 +1,46 @@
 //! Faults the pipelines meet, injected into the APIM emulator during real applies: for each,
-//! the apply completes or fails with a clear diagnostic, a re-run converges, and the
-//! emulator's inventory holds exactly the objects the state knows (nothing orphaned, nothing
-//! lost). Prints its figures.
+//! the apply completes or fails with a clear diagnostic, a re-run converges, the emulator's
+//! inventory holds exactly the objects the state knows (nothing orphaned, nothing lost), and
+//! no secret reaches the trace log, the state or the output. Prints its figures.
+//!
+//! CI runs one round at small sizes; `scripts/faults --long` (`APIM_FAULTS_LONG=1`) runs
+//! several rounds at larger sizes.
 
 use std::collections::BTreeSet;
 
 use serde_json::json;
 
 use crate::support::{Bao, Emulator, TerraformBin, Workdir};
+
+/// The secret the bindings point at; searched for in logs and state.
+const SECRET_VALUE: &str = "fault-suite-secret-5d1c9e";
+
+/// How big the fault suites run.
+pub(crate) struct Scale {
+    /// Times each scenario runs.
+    pub rounds: usize,
+    /// Bindings per fault-matrix apply.
+    pub bindings: usize,
+    /// Bindings on one API at `-parallelism=20`.
+    pub many: usize,
+}
+
+/// CI-sized unless `APIM_FAULTS_LONG` is set (and not `0`).
+pub(crate) fn scale() -> Scale {
+    if std::env::var("APIM_FAULTS_LONG").is_ok_and(|v| !v.is_empty() && v != "0") {
+        Scale {
+            rounds: 3,
+            bindings: 10,
+            many: 150,
+        }
+    } else {
+        Scale {
+            rounds: 1,
+            bindings: 4,
+            many: 50,
+        }
+    }
+}
 
 fn module(emu: &Emulator, n: usize) -> String {
     let ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap();
@@ -108,7 +141,7 @@ fn setup(bao: &Bao, emu: &Emulator) {
     bao.api_ok(
         "POST",
         "secret/data/app",
-        Some(json!({"data": {"key": "v"}})),
+        Some(json!({"data": {"key": SECRET_VALUE}})),
     );
     let (status, body) = emu.arm(
         "PUT",
@@ -143,82 +176,112 @@ fn fault_matrix() {
             json!({"method": "PUT", "path": "*/apis/app/policies/policy", "status": 400, "count": 40}),
         ),
     ];
-    let (mut completed, mut failed_cleanly, mut orphans, mut lost) = (0, 0, 0, 0);
-    for (name, rule) in faults {
-        let bao = Bao::start();
-        let emu = Emulator::start();
-        setup(&bao, &emu);
-        let mut wd = Workdir::new(&TerraformBin::primary());
-        for (k, v) in bao.env().into_iter().chain(emu.env()) {
-            wd.env(k, v);
-        }
-        wd.write_config(&module(&emu, 4));
-        emu.fault(rule);
-        let first = wd.apply();
-        if first.success() {
-            completed += 1;
-        } else {
-            failed_cleanly += 1;
-            let text = first.combined();
-            assert!(
-                text.contains("Error: "),
-                "{name}: a failure without a diagnostic:\n{first}"
+    let scale = scale();
+    let n = scale.bindings;
+    let (mut runs, mut completed, mut failed_cleanly, mut orphans, mut lost, mut leaks) =
+        (0, 0, 0, 0, 0, 0);
+    for round in 1..=scale.rounds {
+        for (name, rule) in &faults {
+            let bao = Bao::start();
+            let emu = Emulator::start();
+            setup(&bao, &emu);
+            // A token whose value can be searched for without false matches.
+            let token = format!("fault{}r{round}x{}", std::process::id(), name.len() * 7919);
+            bao.api_ok(
+                "POST",
+                "auth/token/create",
+                Some(json!({"id": token, "policies": ["root"], "ttl": "1h"})),
             );
-        }
-        // Whatever happened, APIM holds only what the state knows.
-        let (a, s) = (apim_objects(&emu), state_objects(&wd));
-        orphans += a.difference(&s).count();
-        lost += s.difference(&a).count();
-        assert!(
-            a.is_subset(&s),
-            "{name}: orphaned objects {:?}",
-            a.difference(&s).collect::<Vec<_>>()
-        );
-        assert!(
-            s.is_subset(&a),
-            "{name}: state references objects that do not exist"
-        );
-        // Without the fault, a re-run converges.
-        emu.clear_faults();
-        let second = wd.apply();
-        assert!(second.success(), "{name}: the re-run failed:\n{second}");
-        assert_eq!(
-            wd.plan(true),
-            0,
-            "{name}: the plan after the re-run is not empty"
-        );
-        assert_eq!(
-            apim_objects(&emu).len(),
-            4 * 4,
-            "{name}: 4 bindings × (3 named values + 1 fragment)"
-        );
-        assert_eq!(
-            api_policy_includes(&emu),
-            4,
-            "{name}: every include is in the API policy"
-        );
-        eprintln!(
-            "faults: {name}: first apply {}",
-            if first.success() {
-                "completed"
-            } else {
-                "failed cleanly"
+            let mut wd = Workdir::new(&TerraformBin::primary());
+            for (k, v) in emu.env() {
+                wd.env(k, v);
             }
-        );
-        let out = wd.destroy();
-        assert!(out.success(), "{out}");
-        assert!(
-            apim_objects(&emu).is_empty(),
-            "{name}: destroy left objects"
-        );
+            wd.env("VAULT_ADDR", bao.addr()).env("VAULT_TOKEN", &token);
+            let log = wd.path().join("trace.log");
+            wd.env("TF_LOG", "trace").env("TF_LOG_PATH", &log);
+            wd.write_config(&module(&emu, n));
+            emu.fault(rule.clone());
+            let first = wd.apply();
+            runs += 1;
+            if first.success() {
+                completed += 1;
+            } else {
+                failed_cleanly += 1;
+                assert!(
+                    first.combined().contains("Error: "),
+                    "{name}: a failure without a diagnostic:\n{first}"
+                );
+            }
+            // Whatever happened, APIM holds only what the state knows.
+            let (a, s) = (apim_objects(&emu), state_objects(&wd));
+            orphans += a.difference(&s).count();
+            lost += s.difference(&a).count();
+            assert!(
+                a.is_subset(&s),
+                "{name}: orphaned objects {:?}",
+                a.difference(&s).collect::<Vec<_>>()
+            );
+            assert!(
+                s.is_subset(&a),
+                "{name}: state references objects that do not exist"
+            );
+            // Without the fault, a re-run converges.
+            emu.clear_faults();
+            let second = wd.apply();
+            assert!(second.success(), "{name}: the re-run failed:\n{second}");
+            assert_eq!(
+                wd.plan(true),
+                0,
+                "{name}: the plan after the re-run is not empty"
+            );
+            assert_eq!(
+                apim_objects(&emu).len(),
+                n * 4,
+                "{name}: each binding has 3 named values and 1 fragment"
+            );
+            assert_eq!(
+                api_policy_includes(&emu),
+                n,
+                "{name}: every include is in the API policy"
+            );
+            eprintln!(
+                "faults: {name}: first apply {}",
+                if first.success() {
+                    "completed"
+                } else {
+                    "failed cleanly"
+                }
+            );
+            let state = wd.state_raw();
+            let out = wd.destroy();
+            assert!(out.success(), "{out}");
+            assert!(
+                apim_objects(&emu).is_empty(),
+                "{name}: destroy left objects"
+            );
+            let trace = std::fs::read_to_string(&log).expect("the trace log");
+            assert!(trace.len() > 10_000, "the trace log has content");
+            let texts = [
+                first.combined(),
+                second.combined(),
+                state,
+                out.combined(),
+                trace,
+            ];
+            for secret in [token.as_str(), emu.client_secret(), SECRET_VALUE] {
+                leaks += texts.iter().filter(|t| t.contains(secret)).count();
+            }
+        }
     }
-    eprintln!("faults: 5 faults injected; {completed} applies completed despite them, {failed_cleanly} failed with a diagnostic; {orphans} orphaned objects, {lost} lost");
+    eprintln!("faults: SUMMARY fault matrix: {} faults x {} rounds injected into {runs} applies of {n} bindings: {completed} completed despite them, {failed_cleanly} failed with a diagnostic; {orphans} orphaned, {lost} lost, {leaks} secrets leaked (trace logs, state, output)", faults.len(), scale.rounds);
+    assert_eq!(leaks, 0, "a secret reached a log, the state or the output");
 }
 
-/// 50 bindings on one API at -parallelism=20, with 429s in the way: all converge, and no
-/// include is lost to concurrent edits of the API policy.
+/// 50 bindings (150 in the long run) on one API at -parallelism=20, with 429s in the way:
+/// all converge, and no include is lost to concurrent edits of the API policy.
 #[test]
-fn fifty_bindings_at_parallelism_twenty_with_throttling() {
+fn many_bindings_at_parallelism_twenty_with_throttling() {
+    let many = scale().many;
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
@@ -226,19 +289,28 @@ fn fifty_bindings_at_parallelism_twenty_with_throttling() {
     for (k, v) in bao.env().into_iter().chain(emu.env()) {
         wd.env(k, v);
     }
-    wd.write_config(&module(&emu, 50));
+    wd.write_config(&module(&emu, many));
     emu.fault(
         json!({"method": "*", "path": "*", "status": 429, "retry_after": 1, "fraction": 0.1}),
     );
+    let started = std::time::Instant::now();
     let out = wd.run(&["apply", "-auto-approve", "-parallelism=20"]);
     assert!(out.success(), "{out}");
+    let throttled = emu
+        .requests()
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|x| x["status"] == 429).count());
     emu.clear_faults();
     assert_eq!(
         api_policy_includes(&emu),
-        50,
+        many,
         "no lost update of the API policy"
     );
-    assert_eq!(apim_objects(&emu).len(), 200);
+    assert_eq!(apim_objects(&emu).len(), many * 4);
+    eprintln!(
+        "faults: SUMMARY {many} bindings on one API at -parallelism=20 with 10 % 429s: {throttled} requests throttled, apply took {:.1} s, {many} of {many} includes present, 0 lost updates",
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(wd.plan(true), 0);
     let out = wd.run(&["destroy", "-auto-approve", "-parallelism=20"]);
     assert!(out.success(), "{out}");

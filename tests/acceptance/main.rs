@@ -23,3 +23,4 @@ mod quickstart;
 mod runtime;
 mod schema;
 mod tidy;
+mod vault_outage;

@@ -6,6 +6,8 @@
 //!   Go null provider, PostgreSQL's bin dir).
 //! * [`terraform_versions`]: the Terraform version matrix every [`TestCase`] runs against.
 //! * [`Bao`]: an OpenBao dev server on a free loopback port, stopped on drop.
+//! * [`BaoCluster`]: OpenBao servers with Raft storage on disk (one to restart, three to
+//!   lose a leader), killed on drop.
 //! * [`Emulator`]: the project's `apim-emulator` (ARM + Entra over HTTPS), stopped on drop.
 //! * [`Postgres`]: a throw-away PostgreSQL cluster (for OpenBao's database engine and its
 //!   leases), stopped on drop.
@@ -43,6 +45,7 @@
 
 pub mod apim_runtime;
 mod bao;
+mod bao_cluster;
 mod emulator;
 mod postgres;
 mod process;
@@ -54,6 +57,8 @@ mod workdir;
 pub use apim_runtime::{check_policy_vocabulary, Flow, Gateway, Outcome, Request};
 #[allow(unused_imports)]
 pub use bao::Bao;
+#[allow(unused_imports)]
+pub use bao_cluster::BaoCluster;
 #[allow(unused_imports)]
 pub use emulator::Emulator;
 #[allow(unused_imports)]

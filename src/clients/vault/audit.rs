@@ -2,8 +2,7 @@
 //! API reference: <https://developer.hashicorp.com/vault/api-docs/system/audit>
 //! (OpenBao: <https://openbao.org/api-docs/system/audit/>).
 //!
-//! `vaultrs` has no audit-device API, so these go through [`Vault::send`]. Vault has no
-//! update for an audit device: it is enabled once with its options and disabled.
+//! Vault has no update for an audit device: it is enabled once with its options and disabled.
 
 use std::collections::BTreeMap;
 
@@ -110,14 +109,22 @@ impl Vault {
             path: format!("sys/audit/{}", clean(path)),
             message: e.to_string(),
         })?;
-        let _: serde_json::Value = self
-            .send(
+        let sent = self
+            .send_retried::<serde_json::Value>(
                 Method::PUT,
                 &format!("sys/audit/{}", clean(path)),
                 Some(&body),
             )
-            .await?;
-        Ok(())
+            .await;
+        match sent {
+            (Ok(_), _) => Ok(()),
+            // A retry refused because an earlier attempt, whose answer was lost, enabled it.
+            (Err(e), true) if e.is_path_in_use() => match self.read_audit_device(path).await? {
+                Some(d) if d.kind == req.kind && d.description == req.description => Ok(()),
+                _ => Err(e),
+            },
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// DELETE `sys/audit/<path>` (requires `sudo`): disables a device; success when there

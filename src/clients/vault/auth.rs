@@ -108,12 +108,22 @@ impl Vault {
         }
     }
 
-    /// `POST sys/auth/<path>`: enables an auth method.
+    /// `POST sys/auth/<path>`: enables an auth method. When a retry is refused because the
+    /// path is in use by a mount of the requested type and description, an earlier attempt
+    /// whose answer was lost enabled it: that counts as success.
     pub async fn enable_auth(&self, path: &str, req: &EnableAuth<'_>) -> Result<(), VaultError> {
         let body = serde_json::to_value(req).unwrap_or_default();
-        self.send::<Json>(Method::POST, &format!("sys/auth/{path}"), Some(&body))
+        match self
+            .send_retried::<Json>(Method::POST, &format!("sys/auth/{path}"), Some(&body))
             .await
-            .map(|_| ())
+        {
+            (Ok(_), _) => Ok(()),
+            (Err(e), true) if e.is_path_in_use() => match self.read_auth_mount(path).await? {
+                Some(m) if m.kind == req.kind && m.description == req.description => Ok(()),
+                _ => Err(e),
+            },
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// `POST sys/auth/<path>/tune`.

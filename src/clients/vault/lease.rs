@@ -4,8 +4,7 @@
 //! (`sys/internal/ui/mounts/<path>`, to recognise KV v2).
 //!
 //! API reference: <https://developer.hashicorp.com/vault/api-docs/system/leases>
-//! (OpenBao: <https://openbao.org/api-docs/system/leases/>). `vaultrs` has no lease API, so
-//! these go through [`Vault::send`].
+//! (OpenBao: <https://openbao.org/api-docs/system/leases/>).
 
 use reqwest::Method;
 use serde::Deserialize;

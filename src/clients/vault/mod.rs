@@ -1,10 +1,11 @@
 //! The Vault (and OpenBao) client: one shared HTTP connection pool, the provider's token
 //! (static, or obtained by JWT login and renewed), namespaces, retries with backoff on
-//! 5xx/429/connection errors, and one function per endpoint in the submodules.
+//! 5xx/412/429/connection errors, read-after-write across a cluster's standbys, and one
+//! function per endpoint in the submodules.
 //!
-//! `vaultrs` serves the endpoints it covers (policies); endpoints it does not cover go through
-//! the same `reqwest` client in [`Vault::send`]. The provider's token (JWT login, lookup-self,
-//! renew-self) is kept in `token.rs`.
+//! Every request goes through [`Vault::send`] and `transport.rs` (headers, retries, the
+//! consistency index, errors). The provider's token (JWT login, lookup-self, renew-self) is
+//! kept in `token.rs`.
 
 pub mod acl;
 pub mod audit;
@@ -13,17 +14,16 @@ pub mod lease;
 pub mod mounts;
 pub mod policy;
 mod token;
+mod transport;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use url::Url;
-use vaultrs::api::EndpointMiddleware;
-use vaultrs::client::{Client, VaultClientSettings, VaultClientSettingsBuilder};
-use vaultrs::error::ClientError;
+
+use transport::Transport;
 
 /// A JWT login used instead of a static token (for example a CI OIDC token).
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub struct VaultSettings {
     pub ca_cert_file: Option<PathBuf>,
     /// Accept any server certificate.
     pub skip_tls_verify: bool,
-    /// Retries after the first attempt, for 5xx, 429 and connection errors.
+    /// Retries after the first attempt, for 5xx, 412, 429 and connection errors.
     pub max_retries: u32,
     /// Log in with a JWT instead of a static token.
     pub login: Option<JwtLogin>,
@@ -101,9 +101,15 @@ impl VaultError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
+    /// Vault's 400 for a mount or device path that is taken.
+    pub fn is_path_in_use(&self) -> bool {
+        matches!(self, VaultError::Api { status: 400, errors, .. }
+            if errors.iter().any(|e| e.contains("already in use")))
+    }
     fn retryable(&self) -> bool {
         match self {
-            VaultError::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            // 412: a standby has not caught up with the index asked for (Vault Enterprise).
+            VaultError::Api { status, .. } => matches!(status, 412 | 429 | 500 | 502 | 503 | 504),
             VaultError::Transport { .. } => true,
             _ => false,
         }
@@ -113,31 +119,8 @@ impl VaultError {
 /// A Vault client shared by every resource of one provider process.
 pub struct Vault {
     settings: VaultSettings,
-    http: rustify::clients::reqwest::Client,
-    lib_settings: VaultClientSettings,
+    transport: Arc<Transport>,
     keeper: Arc<token::TokenKeeper>,
-}
-
-/// A per-call view that lets `vaultrs` use the shared HTTP client with the current token.
-struct Conn<'a> {
-    http: &'a rustify::clients::reqwest::Client,
-    middle: EndpointMiddleware,
-    settings: &'a VaultClientSettings,
-}
-
-impl Client for Conn<'_> {
-    fn http(&self) -> &rustify::clients::reqwest::Client {
-        self.http
-    }
-    fn middle(&self) -> &EndpointMiddleware {
-        &self.middle
-    }
-    fn settings(&self) -> &VaultClientSettings {
-        self.settings
-    }
-    fn set_token(&mut self, token: &str) {
-        self.middle.token = token.to_string();
-    }
 }
 
 impl Vault {
@@ -164,30 +147,21 @@ impl Vault {
         let http = b
             .build()
             .map_err(|e| VaultError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let base = settings.address.as_str().trim_end_matches('/').to_string();
-        let lib_settings = VaultClientSettingsBuilder::default()
-            .address(&base)
-            .token("")
-            .verify(!settings.skip_tls_verify)
-            .ca_certs(Vec::new())
-            .build()
-            .map_err(|e| VaultError::Config(format!("invalid Vault settings: {e}")))?;
+        let transport = Arc::new(Transport::new(
+            http,
+            settings.address.as_str().trim_end_matches('/').to_string(),
+            settings.address.to_string(),
+            settings.namespace.clone(),
+            settings.max_retries,
+        ));
         let source = match (&settings.login, &settings.token) {
             (Some(login), _) => token::Source::Login(login.clone()),
             (None, Some(t)) => token::Source::Static(t.clone()),
             (None, None) => token::Source::Missing,
         };
-        let keeper = token::TokenKeeper::new(
-            http.clone(),
-            base.clone(),
-            settings.address.to_string(),
-            settings.namespace.clone(),
-            settings.max_retries,
-            source,
-        );
+        let keeper = token::TokenKeeper::new(transport.clone(), source);
         Ok(Vault {
-            http: rustify::clients::reqwest::Client { http, base },
-            lib_settings,
+            transport,
             keeper,
             settings,
         })
@@ -205,160 +179,32 @@ impl Vault {
         self.keeper.current().await
     }
 
-    fn conn(&self, token: &str) -> Conn<'_> {
-        Conn {
-            http: &self.http,
-            middle: EndpointMiddleware {
-                token: token.to_string(),
-                version: "v1".into(),
-                wrap: None,
-                namespace: self.settings.namespace.clone(),
-            },
-            settings: &self.lib_settings,
-        }
-    }
-
-    /// Runs a `vaultrs` call with the current token, retrying transient failures.
-    async fn call<'s, T, F, Fut>(&'s self, path: &str, f: F) -> Result<T, VaultError>
-    where
-        F: Fn(Conn<'s>) -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
-    {
-        let token = self.token().await?;
-        self.retry(path, f, &token).await
-    }
-
-    async fn retry<'s, T, F, Fut>(&'s self, path: &str, f: F, token: &str) -> Result<T, VaultError>
-    where
-        F: Fn(Conn<'s>) -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
-    {
-        let mut attempt = 0;
-        loop {
-            let r = f(self.conn(token)).await.map_err(|e| self.map_err(path, e));
-            match r {
-                Err(e) if e.retryable() && attempt < self.settings.max_retries => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn map_err(&self, path: &str, e: ClientError) -> VaultError {
-        match e {
-            ClientError::APIError { code, errors } => VaultError::Api {
-                status: code,
-                errors,
-                path: path.to_string(),
-            },
-            ClientError::RestClientError { source } => match source {
-                rustify::errors::ClientError::ServerResponseError { code, content } => {
-                    VaultError::Api {
-                        status: code,
-                        errors: content.into_iter().collect(),
-                        path: path.to_string(),
-                    }
-                }
-                other => VaultError::Transport {
-                    address: self.settings.address.to_string(),
-                    message: other.to_string(),
-                },
-            },
-            other => VaultError::Decode {
-                path: path.to_string(),
-                message: other.to_string(),
-            },
-        }
-    }
-
-    /// Sends a raw request to `/v1/<path>` (for endpoints `vaultrs` does not cover) and
-    /// decodes the JSON answer; an empty answer decodes as `null`.
+    /// Sends a request to `/v1/<path>` with the provider's token and decodes the JSON
+    /// answer; an empty answer decodes as `null`.
     pub async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, VaultError> {
-        let token = self.token().await?;
-        let mut attempt = 0;
-        loop {
-            match self.send_once(&method, path, body, &token).await {
-                Err(e) if e.retryable() && attempt < self.settings.max_retries => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.send_retried(method, path, body).await.0
     }
 
-    async fn send_once<T: DeserializeOwned>(
+    /// [`Vault::send`], also telling whether the request was sent more than once: an attempt
+    /// whose answer was lost (a connection cut, a leader lost) may have taken effect, so a
+    /// create that is refused on a retry because its object exists may have made it itself.
+    pub async fn send_retried<T: DeserializeOwned>(
         &self,
-        method: &reqwest::Method,
+        method: reqwest::Method,
         path: &str,
         body: Option<&serde_json::Value>,
-        token: &str,
-    ) -> Result<T, VaultError> {
-        let url = format!("{}/v1/{}", self.http.base, path.trim_start_matches('/'));
-        let mut req = self
-            .http
-            .http
-            .request(method.clone(), &url)
-            .header("X-Vault-Request", "true");
-        if !token.is_empty() {
-            req = req.header("X-Vault-Token", token);
-        }
-        if let Some(ns) = &self.settings.namespace {
-            req = req.header("X-Vault-Namespace", ns);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| VaultError::Transport {
-            address: self.settings.address.to_string(),
-            message: without_url(&e),
-        })?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| VaultError::Transport {
-            address: self.settings.address.to_string(),
-            message: without_url(&e),
-        })?;
-        if status >= 400 {
-            #[derive(serde::Deserialize, Default)]
-            struct Errors {
-                #[serde(default)]
-                errors: Vec<String>,
-            }
-            let errs: Errors = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Err(VaultError::Api {
-                status,
-                errors: errs.errors,
-                path: path.to_string(),
-            });
-        }
-        let slice: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(slice).map_err(|e| VaultError::Decode {
-            path: path.to_string(),
-            message: e.to_string(),
-        })
+    ) -> (Result<T, VaultError>, bool) {
+        let token = match self.token().await {
+            Ok(t) => t,
+            Err(e) => return (Err(e), false),
+        };
+        self.transport.request(&method, path, &token, body).await
     }
-}
-
-/// The transport error without the URL (which holds no secret, but is noise next to ours).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(u) = e.url() {
-        msg = msg.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 /// Exponential backoff from 250 ms, capped at 8 s, with up to 25 % jitter.

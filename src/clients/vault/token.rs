@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{backoff, without_url, JwtLogin, VaultError};
+use super::transport::Transport;
+use super::{JwtLogin, VaultError};
 use crate::log;
 
 /// Where the token comes from.
@@ -45,13 +46,31 @@ struct Held {
     ttl: Duration,
 }
 
+impl Held {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Why every call fails from now on, and what to configure instead.
+    fn expiry_message(&self, now: Instant) -> String {
+        let ago = self
+            .expires_at
+            .map_or(0, |at| now.saturating_duration_since(at).as_secs());
+        let why = if self.renewable {
+            "it reached its maximum TTL"
+        } else {
+            "it is not renewable"
+        };
+        format!(
+            "the configured Vault token expired {ago} s ago ({why}; it had a TTL of {} s), so Vault refuses every call made with it. Give the provider a token that outlives the whole run (a periodic token, or a renewable one whose max TTL covers it), or let it log in with `vault {{ auth_login_jwt {{ ... }} }}`, which obtains a new token when one runs out",
+            self.ttl.as_secs()
+        )
+    }
+}
+
 /// Requests and state shared by the client and the background renewal.
 pub(super) struct TokenKeeper {
-    http: reqwest::Client,
-    base: String,
-    address: String,
-    namespace: Option<String>,
-    max_retries: u32,
+    transport: Arc<Transport>,
     source: Source,
     state: Mutex<Option<Held>>,
     renewer_started: std::sync::atomic::AtomicBool,
@@ -96,20 +115,9 @@ fn two_thirds(d: Duration) -> Instant {
 }
 
 impl TokenKeeper {
-    pub(super) fn new(
-        http: reqwest::Client,
-        base: String,
-        address: String,
-        namespace: Option<String>,
-        max_retries: u32,
-        source: Source,
-    ) -> Arc<TokenKeeper> {
+    pub(super) fn new(transport: Arc<Transport>, source: Source) -> Arc<TokenKeeper> {
         Arc::new(TokenKeeper {
-            http,
-            base,
-            address,
-            namespace,
-            max_retries,
+            transport,
             source,
             state: Mutex::new(None),
             renewer_started: std::sync::atomic::AtomicBool::new(false),
@@ -121,6 +129,11 @@ impl TokenKeeper {
         let mut slot = self.state.lock().await;
         let now = Instant::now();
         match slot.as_mut() {
+            Some(h) if matches!(self.source, Source::Static(_)) && h.expired(now) => {
+                // Nothing left to renew: the background renewal ends.
+                h.refresh_at = None;
+                return Err(VaultError::Config(h.expiry_message(now)));
+            }
             Some(h) if h.refresh_at.is_none_or(|at| now < at) => return Ok(h.token.clone()),
             Some(h) => self.refresh(h).await?,
             None => *slot = Some(self.acquire().await?),
@@ -322,7 +335,7 @@ impl TokenKeeper {
         })
     }
 
-    /// One request with retries on 5xx, 429 and connection errors.
+    /// One request with the transport's retries.
     async fn request<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -330,63 +343,6 @@ impl TokenKeeper {
         token: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, VaultError> {
-        let mut attempt = 0;
-        loop {
-            match self.request_once(&method, path, token, body).await {
-                Err(e) if e.retryable() && attempt < self.max_retries => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn request_once<T: serde::de::DeserializeOwned>(
-        &self,
-        method: &reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<T, VaultError> {
-        let url = format!("{}/v1/{path}", self.base);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("X-Vault-Request", "true");
-        if !token.is_empty() {
-            req = req.header("X-Vault-Token", token);
-        }
-        if let Some(ns) = &self.namespace {
-            req = req.header("X-Vault-Namespace", ns);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let transport = |e: reqwest::Error| VaultError::Transport {
-            address: self.address.clone(),
-            message: without_url(&e),
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if status >= 400 {
-            #[derive(Deserialize, Default)]
-            struct Errors {
-                #[serde(default)]
-                errors: Vec<String>,
-            }
-            let errs: Errors = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Err(VaultError::Api {
-                status,
-                errors: errs.errors,
-                path: path.to_string(),
-            });
-        }
-        let slice: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(slice).map_err(|e| VaultError::Decode {
-            path: path.to_string(),
-            message: e.to_string(),
-        })
+        self.transport.request(&method, path, token, body).await.0
     }
 }
