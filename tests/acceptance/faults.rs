@@ -153,27 +153,41 @@ fn setup(bao: &Bao, emu: &Emulator) {
 
 #[test]
 fn fault_matrix() {
+    // (name, emulator fault rule, expected first outcome: Some(true) completes, Some(false)
+    // fails, None either, depending on how the retries and the fault interleave).
     let faults = [
         (
             "429 storm with Retry-After",
             json!({"method": "*", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 6}),
+            None,
         ),
         (
             "5xx burst",
             json!({"method": "PUT", "path": "*", "status": 503, "count": 5}),
+            None,
         ),
         (
             "added latency",
             json!({"method": "*", "path": "*", "latency_ms": 150, "fraction": 0.5}),
+            Some(true),
         ),
         (
             "dropped connections",
             json!({"method": "*", "path": "*/policyFragments/*", "drop": true, "count": 3}),
+            None,
+        ),
+        // Vault fetches Entra's discovery document while configuring the auth mount and
+        // relays a throttled answer as a 400.
+        (
+            "Entra discovery throttled",
+            json!({"method": "GET", "path": "*/.well-known/openid-configuration", "status": 429, "retry_after": 1, "count": 2}),
+            Some(true),
         ),
         // A refusal that is not retried: the creates fail half-way and roll back.
         (
             "API policy writes refused",
             json!({"method": "PUT", "path": "*/apis/app/policies/policy", "status": 400, "count": 40}),
+            Some(false),
         ),
     ];
     let scale = scale();
@@ -181,7 +195,7 @@ fn fault_matrix() {
     let (mut runs, mut completed, mut failed_cleanly, mut orphans, mut lost, mut leaks) =
         (0, 0, 0, 0, 0, 0);
     for round in 1..=scale.rounds {
-        for (name, rule) in &faults {
+        for (name, rule, expected) in &faults {
             let bao = Bao::start();
             let emu = Emulator::start();
             setup(&bao, &emu);
@@ -203,6 +217,14 @@ fn fault_matrix() {
             emu.fault(rule.clone());
             let first = wd.apply();
             runs += 1;
+            if let Some(ok) = expected {
+                assert_eq!(
+                    first.success(),
+                    *ok,
+                    "{name}: the first apply should have {}:\n{first}",
+                    if *ok { "completed" } else { "failed" }
+                );
+            }
             if first.success() {
                 completed += 1;
             } else {

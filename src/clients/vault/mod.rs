@@ -167,6 +167,11 @@ impl Vault {
         })
     }
 
+    /// Retries after a transient failure, as configured.
+    pub fn max_retries(&self) -> u32 {
+        self.settings.max_retries
+    }
+
     /// The configured address.
     pub fn address(&self) -> &Url {
         &self.settings.address
