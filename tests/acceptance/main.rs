@@ -24,3 +24,4 @@ mod runtime;
 mod schema;
 mod tidy;
 mod vault_outage;
+mod vault_tls;

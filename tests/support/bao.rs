@@ -27,22 +27,30 @@ pub struct Bao {
 impl Bao {
     /// `bao server -dev` with no extra configuration.
     pub fn start() -> Bao {
-        Bao::start_inner(None)
+        Bao::start_inner(None, false)
     }
 
     /// `bao server -dev -config <file>` where the file holds `extra_hcl`, e.g.
     /// `unsafe_allow_api_audit_creation = true`.
     pub fn start_with_config(extra_hcl: &str) -> Bao {
-        Bao::start_inner(Some(extra_hcl))
+        Bao::start_inner(Some(extra_hcl), false)
     }
 
-    fn start_inner(extra_hcl: Option<&str>) -> Bao {
+    /// `bao server -dev -dev-tls`: HTTPS with a certificate from a CA the server generates
+    /// ([`Bao::tls_ca_file`]).
+    pub fn start_tls() -> Bao {
+        Bao::start_inner(None, true)
+    }
+
+    fn start_inner(extra_hcl: Option<&str>, tls: bool) -> Bao {
         let dir = tempfile::Builder::new()
             .prefix("apim-bao-")
             .tempdir()
             .expect("create a temporary folder for OpenBao");
+        // The harness's own calls trust any certificate; the provider's are the subject.
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(tls)
             .build()
             .expect("build an HTTP client");
         let config = extra_hcl.map(|hcl| {
@@ -55,7 +63,7 @@ impl Bao {
         // it in between, hence the retries.
         let mut failures = Vec::new();
         for attempt in 1..=ATTEMPTS {
-            match spawn_once(dir.path(), config.as_deref(), attempt, &http) {
+            match spawn_once(dir.path(), config.as_deref(), tls, attempt, &http) {
                 Ok((child, addr, log)) => {
                     return Bao {
                         child,
@@ -79,7 +87,13 @@ impl Bao {
         );
     }
 
-    /// `http://127.0.0.1:<port>`, for `VAULT_ADDR` and provider configurations.
+    /// The CA certificate (PEM) of a [`Bao::start_tls`] server.
+    pub fn tls_ca_file(&self) -> PathBuf {
+        self.dir.path().join("tls").join("vault-ca.pem")
+    }
+
+    /// `http://127.0.0.1:<port>` (`https://` for [`Bao::start_tls`]), for `VAULT_ADDR` and
+    /// provider configurations.
     pub fn addr(&self) -> &str {
         &self.addr
     }
@@ -172,6 +186,7 @@ pub(crate) fn free_port() -> u16 {
 fn spawn_once(
     dir: &Path,
     config: Option<&Path>,
+    tls: bool,
     attempt: u32,
     http: &reqwest::blocking::Client,
 ) -> Result<(Child, String, PathBuf), (String, bool)> {
@@ -189,6 +204,11 @@ fn spawn_once(
     if let Some(file) = config {
         cmd.arg("-config").arg(file);
     }
+    if tls {
+        std::fs::create_dir_all(dir.join("tls")).expect("create the TLS folder");
+        cmd.arg("-dev-tls")
+            .arg(format!("-dev-tls-cert-dir={}", dir.join("tls").display()));
+    }
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
         if k.starts_with("VAULT_") || k.starts_with("BAO_") {
@@ -205,7 +225,7 @@ fn spawn_once(
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.bao.display()));
 
-    let addr = format!("http://{listen}");
+    let addr = format!("{}://{listen}", if tls { "https" } else { "http" });
     let health = format!("{addr}/v1/sys/health");
     let started = Instant::now();
     loop {
