@@ -615,8 +615,9 @@ fn vault_binding_update_does_not_overwrite_a_concurrent_edit() {
     assert!(out.success(), "{out}");
 }
 
-/// With `TF_LOG=trace`, neither the Vault token nor the Azure client secret appears in the
-/// logs, the plan file, the state or the diagnostics of a whole binding module's lifecycle.
+/// With `TF_LOG=trace`, neither the Vault token, the Azure client secret nor any access token
+/// (the provider's ARM token) appears in the logs, the plans, the state or the diagnostics of a
+/// whole binding module's lifecycle.
 #[test]
 fn secrets_never_reach_logs_plans_or_state() {
     use crate::support::{TerraformBin, Workdir};
@@ -666,6 +667,11 @@ fn secrets_never_reach_logs_plans_or_state() {
         assert!(
             !text.contains(emu.client_secret()),
             "the client secret leaked (text #{i})"
+        );
+        assert_eq!(
+            crate::support::jwts_in(text),
+            Vec::<String>::new(),
+            "an access token leaked (text #{i})"
         );
     }
 }

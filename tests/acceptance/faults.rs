@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::support::{Bao, Emulator, TerraformBin, Workdir};
+use crate::support::{jwts_in, Bao, Emulator, TerraformBin, Workdir};
 
 /// The secret the bindings point at; searched for in logs and state.
 const SECRET_VALUE: &str = "fault-suite-secret-5d1c9e";
@@ -293,9 +293,11 @@ fn fault_matrix() {
             for secret in [token.as_str(), emu.client_secret(), SECRET_VALUE] {
                 leaks += texts.iter().filter(|t| t.contains(secret)).count();
             }
+            // The provider's ARM and Entra access tokens, or any other.
+            leaks += texts.iter().map(|t| jwts_in(t).len()).sum::<usize>();
         }
     }
-    eprintln!("faults: SUMMARY fault matrix: {} faults x {} rounds injected into {runs} applies of {n} bindings: {completed} completed despite them, {failed_cleanly} failed with a diagnostic; {orphans} orphaned, {lost} lost, {leaks} secrets leaked (trace logs, state, output)", faults.len(), scale.rounds);
+    eprintln!("faults: SUMMARY fault matrix: {} faults x {} rounds injected into {runs} applies of {n} bindings: {completed} completed despite them, {failed_cleanly} failed with a diagnostic; {orphans} orphaned, {lost} lost, {leaks} secrets leaked (Vault token, client secret, secret value or any access token in trace logs, state, output)", faults.len(), scale.rounds);
     assert_eq!(leaks, 0, "a secret reached a log, the state or the output");
 }
 

@@ -403,3 +403,19 @@ fn provider_binary_answers_through_dev_overrides() {
         );
     }
 }
+
+/// `jwts_in` finds an access token wherever it sits in a text, and nothing else that merely
+/// looks like base64 JSON.
+#[test]
+fn jwts_in_finds_access_tokens_only() {
+    let emu = Emulator::start();
+    let token = emu.arm_token();
+    let (s, minted) = emu.call("POST", "/_emulator/tokens", Some(json!({})));
+    assert_eq!(s, 200, "{minted}");
+    let mi = minted["access_token"].as_str().unwrap().to_string();
+    let text = format!(
+        "2026-01-01T00:00:00Z [TRACE] header Authorization=Bearer {token}\n{{\"access_token\":\"{mi}\"}}\nX-Vault-Index: eyJjbHVzdGVyIjoiYSIsInZhbHVlIjoiMSJ9 eyJhbGciOiJSUzI1NiJ9.notapayload"
+    );
+    assert_eq!(crate::support::jwts_in(&text), vec![token, mi]);
+    assert!(crate::support::jwts_in("no tokens here: eyJ eyJ.eyJ.").is_empty());
+}

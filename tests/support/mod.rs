@@ -101,3 +101,40 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic payload>".to_string()
     }
 }
+
+/// The JSON Web Tokens in `text` (`eyJ<header>.eyJ<payload>.<signature>`): managed-identity,
+/// Entra and ARM access tokens all have this shape, so none may appear in a log or a state.
+pub fn jwts_in(text: &str) -> Vec<String> {
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("eyJ").map(|i| i + from) {
+        let mut end = at;
+        let mut parts = 0;
+        loop {
+            let start = end;
+            while end < bytes.len() && b64(bytes[end]) {
+                end += 1;
+            }
+            let part = &text[start..end];
+            let ok = match parts {
+                0 | 1 => part.starts_with("eyJ") && part.len() > 8,
+                _ => part.len() >= 16,
+            };
+            if !ok {
+                break;
+            }
+            parts += 1;
+            if parts == 3 || end >= bytes.len() || bytes[end] != b'.' {
+                break;
+            }
+            end += 1;
+        }
+        if parts == 3 {
+            found.push(text[at..end].to_string());
+        }
+        from = end.max(at + 3);
+    }
+    found
+}
