@@ -82,6 +82,10 @@ pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
     let _ = writeln!(err, "{line}");
 }
 
+/// Trace-level line.
+pub fn trace(message: &str, fields: &[(&str, &str)]) {
+    log(Level::Trace, message, fields);
+}
 /// Debug-level line.
 pub fn debug(message: &str, fields: &[(&str, &str)]) {
     log(Level::Debug, message, fields);

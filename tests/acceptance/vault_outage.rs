@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::support::{contains_normalized, Bao, BaoCluster, Emulator, TerraformBin, Workdir};
+use crate::support::{
+    contains_normalized, Bao, BaoCluster, Emulator, TerraformBin, TfOutput, Workdir,
+};
 
 const POLICIES: usize = 24;
 const ROLES: usize = 3;
@@ -116,7 +118,7 @@ fn apply_through(
     watch: usize,
     name: &str,
     outage: impl FnOnce(&mut BaoCluster),
-) -> (bool, Duration) {
+) -> (TfOutput, Duration) {
     let emu = Emulator::start();
     let mut wd = Workdir::new(&TerraformBin::primary());
     wd.env("VAULT_ADDR", addr).env("VAULT_TOKEN", c.token());
@@ -168,7 +170,7 @@ fn apply_through(
         vault_objects(c, active).is_empty(),
         "{name}: destroy left objects"
     );
-    (first.success(), took)
+    (first, took)
 }
 
 /// The leader of a 3-node Raft cluster crashes in the middle of an apply. The provider talks
@@ -187,7 +189,7 @@ fn leader_lost_mid_apply_the_apply_completes_on_the_new_leader() {
         let (via, watch) = ((leader + 1) % 3, (leader + 2) % 3);
         let addr = c.addr(via).to_string();
         let mut failover = Duration::ZERO;
-        let (completed, took) = apply_through(&mut c, &addr, watch, "leader lost", |c| {
+        let (first, took) = apply_through(&mut c, &addr, watch, "leader lost", |c| {
             let t = Instant::now();
             c.kill(leader);
             let new = c.wait_healthy();
@@ -195,8 +197,8 @@ fn leader_lost_mid_apply_the_apply_completes_on_the_new_leader() {
             assert_ne!(new, leader);
         });
         assert!(
-            completed,
-            "round {round}: the apply through a standby must survive the leader's loss"
+            first.success(),
+            "round {round}: the apply through a standby must survive the leader's loss:\n{first}"
         );
         // The crashed node comes back on its data and rejoins as a standby.
         c.restart(leader);
@@ -229,7 +231,7 @@ fn vault_restarted_mid_apply_the_apply_completes() {
     let (mut gaps, mut applies) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let mut gap = Duration::ZERO;
-        let (completed, took) = apply_through(&mut c, &addr, 0, "restart", |c| {
+        let (first, took) = apply_through(&mut c, &addr, 0, "restart", |c| {
             let t = Instant::now();
             c.kill(0);
             std::thread::sleep(Duration::from_millis(500));
@@ -238,8 +240,8 @@ fn vault_restarted_mid_apply_the_apply_completes() {
             gap = t.elapsed();
         });
         assert!(
-            completed,
-            "round {round}: max_retries = 5 covers a restart of a few seconds"
+            first.success(),
+            "round {round}: max_retries = 5 covers a restart of a few seconds:\n{first}"
         );
         gaps.push(gap.as_secs_f64());
         applies.push(took.as_secs_f64());

@@ -781,7 +781,35 @@ impl Azure {
                 r = r.header("content-length", "0");
             }
         }
-        let resp = match r.send().await {
+        let started = std::time::Instant::now();
+        let sent = r.send().await;
+        // Method, path (no query), status, timing and request IDs only: never the bearer
+        // token, another header value or a body.
+        if log::enabled(log::Level::Trace) {
+            let (status, request_id) = match &sent {
+                Ok(resp) => (
+                    resp.status().as_u16().to_string(),
+                    resp.headers()
+                        .get("x-ms-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                Err(_) => ("no answer".to_string(), String::new()),
+            };
+            log::trace(
+                "ARM request",
+                &[
+                    ("method", method.as_str()),
+                    ("path", url.path()),
+                    ("status", &status),
+                    ("duration_ms", &started.elapsed().as_millis().to_string()),
+                    ("x-ms-request-id", &request_id),
+                    ("x-ms-client-request-id", client_request_id),
+                ],
+            );
+        }
+        let resp = match sent {
             Ok(resp) => resp,
             Err(e) => return Ok(Err(transport_message(&e))),
         };

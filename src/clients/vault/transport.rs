@@ -17,6 +17,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::{backoff, VaultError};
+use crate::log;
 
 const INDEX: &str = "X-Vault-Index";
 const INCONSISTENT: &str = "X-Vault-Inconsistent";
@@ -113,7 +114,25 @@ impl Transport {
             address: self.address.clone(),
             message: without_url(&e),
         };
-        let resp = req.send().await.map_err(transport)?;
+        let started = std::time::Instant::now();
+        let sent = req.send().await;
+        // Method, path, status and timing only: never a header value or a body.
+        if log::enabled(log::Level::Trace) {
+            let status = sent.as_ref().map_or_else(
+                |_| "no answer".to_string(),
+                |r| r.status().as_u16().to_string(),
+            );
+            log::trace(
+                "Vault request",
+                &[
+                    ("method", method.as_str()),
+                    ("path", path),
+                    ("status", &status),
+                    ("duration_ms", &started.elapsed().as_millis().to_string()),
+                ],
+            );
+        }
+        let resp = sent.map_err(transport)?;
         self.observe(resp.headers());
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(transport)?;
