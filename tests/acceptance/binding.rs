@@ -658,6 +658,13 @@ fn secrets_never_reach_logs_plans_or_state() {
     ];
     let files = [std::fs::read_to_string(&log).expect("the trace log")];
     assert!(files[0].len() > 10_000, "the trace log has content");
+    // Every API call is in it (method, path, status), so the search covers them.
+    for call in [
+        "provider.terraform-provider-apim: Vault request: ",
+        "provider.terraform-provider-apim: ARM request: ",
+    ] {
+        assert!(files[0].contains(call), "{call} lines in the trace log");
+    }
     assert!(
         files[0].contains("provider.terraform-provider-apim")
             || files[0].contains("apimvault/apim")
