@@ -387,6 +387,23 @@ impl Schema {
 pub mod validators {
     use super::*;
 
+    /// A string attribute judged by `check`, which answers what is wrong with it (the
+    /// diagnostic's detail; `summary` is its title). Null and unknown values pass: a value
+    /// is judged once it is known.
+    pub fn string(
+        v: &Value,
+        p: &AttrPath,
+        d: &mut Diags,
+        summary: &str,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) {
+        if let Some(s) = v.as_str() {
+            if let Err(detail) = check(s) {
+                d.attr_error(p.clone(), summary, detail);
+            }
+        }
+    }
+
     /// A string that is not empty.
     pub fn not_empty(v: &Value, p: &AttrPath, d: &mut Diags) {
         if v.as_str().is_some_and(|s| s.trim().is_empty()) {

@@ -13,7 +13,7 @@ use crate::clients::vault::VaultError;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::plan::Planned;
 use crate::framework::resource::{Ctx, PlanRequest, Resource};
-use crate::framework::schema::{Attribute, Block, Schema};
+use crate::framework::schema::{validators, Attribute, Block, Schema};
 use crate::framework::value::{Type, Value};
 use crate::provider::ProviderData;
 
@@ -53,21 +53,17 @@ fn same_option(key: &str, a: &str, b: &str) -> bool {
 }
 
 fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(path) = v.as_str() else { return };
-    let trimmed = path.trim_matches('/');
-    if trimmed.is_empty() || trimmed.chars().any(char::is_whitespace) || trimmed.contains("//") {
-        d.attr_error(
-            p.clone(),
-            "Invalid audit device path",
-            format!("`path` is {path:?}: an audit device path is one or more non-empty segments separated by `/`, without spaces, e.g. \"to-siem\" or \"siem/socket\"."),
-        );
-    } else if trimmed != path {
-        d.attr_error(
-            p.clone(),
-            "Invalid audit device path",
-            format!("`path` is {path:?}: write it without leading or trailing `/` ({trimmed:?}); Vault reports paths that way, so Terraform would see a different value after apply."),
-        );
-    }
+    validators::string(v, p, d, "Invalid audit device path", |path| {
+        let trimmed = path.trim_matches('/');
+        if trimmed.is_empty() || trimmed.chars().any(char::is_whitespace) || trimmed.contains("//")
+        {
+            Err(format!("`path` is {path:?}: an audit device path is one or more non-empty segments separated by `/`, without spaces, e.g. \"to-siem\" or \"siem/socket\"."))
+        } else if trimmed != path {
+            Err(format!("`path` is {path:?}: write it without leading or trailing `/` ({trimmed:?}); Vault reports paths that way, so Terraform would see a different value after apply."))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 /// The known string entries of a map value.

@@ -51,27 +51,23 @@ pub fn entra_issuer(
 }
 
 fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if let Some(s) = v.as_str() {
+    validators::string(v, p, d, "Invalid mount path", |s| {
         if s.is_empty() || s.starts_with('/') || s.ends_with('/') || s.contains("//") {
-            d.attr_error(
-                p.clone(),
-                "Invalid mount path",
-                format!("`path` is {s:?}: write the mount path without leading or trailing `/`, e.g. \"jwt\" or \"apim/jwt\"."),
-            );
+            Err(format!("`path` is {s:?}: write the mount path without leading or trailing `/`, e.g. \"jwt\" or \"apim/jwt\"."))
+        } else {
+            Ok(())
         }
-    }
+    });
 }
 
 fn validate_tenant(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if let Some(s) = v.as_str() {
-        if !is_guid(s) {
-            d.attr_error(
-                p.clone(),
-                "Invalid tenant ID",
-                format!("`tenant_id` is {s:?}: use the tenant's GUID (Entra ID → Overview → Tenant ID). Token issuers carry the GUID, not the domain name."),
-            );
+    validators::string(v, p, d, "Invalid tenant ID", |s| {
+        if is_guid(s) {
+            Ok(())
+        } else {
+            Err(format!("`tenant_id` is {s:?}: use the tenant's GUID (Entra ID → Overview → Tenant ID). Token issuers carry the GUID, not the domain name."))
         }
-    }
+    });
 }
 
 /// True for `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex).
@@ -94,21 +90,17 @@ fn validate_version(v: &Value, p: &AttrPath, d: &mut Diags) {
 }
 
 fn validate_discovery(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if let Some(s) = v.as_str() {
+    validators::string(v, p, d, "Invalid discovery URL", |s| {
         if s.contains(".well-known") {
-            d.attr_error(
-                p.clone(),
-                "Invalid discovery URL",
-                format!("`oidc_discovery_url` is {s:?}: give the issuer's base URL; Vault appends `/.well-known/openid-configuration` itself."),
-            );
+            Err(format!("`oidc_discovery_url` is {s:?}: give the issuer's base URL; Vault appends `/.well-known/openid-configuration` itself."))
         } else if !(s.starts_with("https://") || s.starts_with("http://")) {
-            d.attr_error(
-                p.clone(),
-                "Invalid discovery URL",
-                format!("`oidc_discovery_url` is {s:?}: it must be an https:// URL."),
-            );
+            Err(format!(
+                "`oidc_discovery_url` is {s:?}: it must be an https:// URL."
+            ))
+        } else {
+            Ok(())
         }
-    }
+    });
 }
 
 /// A string attribute as the state should hold it: Vault's "" is null when the

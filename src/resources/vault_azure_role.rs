@@ -30,50 +30,37 @@ const TYPE: &str = "apim_vault_azure_role";
 pub struct VaultAzureRole;
 
 fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(s) = v.as_str() else { return };
-    if s.is_empty() || s.contains('/') || s != s.to_lowercase() {
-        d.attr_error(
-            p.clone(),
-            "Invalid role name",
-            format!("`name` is {s:?}: use lowercase letters, digits, `-` or `_`, without `/` (Vault lowercases role names at login)."),
-        );
-    }
+    validators::string(v, p, d, "Invalid role name", |s| {
+        if s.is_empty() || s.contains('/') || s != s.to_lowercase() {
+            Err(format!("`name` is {s:?}: use lowercase letters, digits, `-` or `_`, without `/` (Vault lowercases role names at login)."))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn validate_service_id(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if let Some(s) = v.as_str() {
-        if let Err(e) = ServiceId::parse(s) {
-            d.attr_error(
-                p.clone(),
-                "Invalid API Management ID",
-                format!("`api_management_id`: {e}"),
-            );
-        }
-    }
+    validators::string(v, p, d, "Invalid API Management ID", |s| {
+        ServiceId::parse(s)
+            .map(|_| ())
+            .map_err(|e| format!("`api_management_id`: {e}"))
+    });
 }
 
 fn validate_identity(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if let Some(s) = v.as_str() {
-        if let Err(e) = IdentitySelector::parse(s) {
-            d.attr_error(
-                p.clone(),
-                "Invalid identity",
-                format!("`identity` must be \"SystemAssigned\" or the ARM ID of one of the instance's user-assigned identities: {e}"),
-            );
-        }
-    }
+    validators::string(v, p, d, "Invalid identity", |s| {
+        IdentitySelector::parse(s).map(|_| ()).map_err(|e| format!("`identity` must be \"SystemAssigned\" or the ARM ID of one of the instance's user-assigned identities: {e}"))
+    });
 }
 
 fn validate_guid(v: &Value, p: &AttrPath, d: &mut Diags) {
-    if let Some(s) = v.as_str() {
-        if !is_guid(s) {
-            d.attr_error(
-                p.clone(),
-                "Invalid ID",
-                format!("`{p}` is {s:?}: it must be a GUID."),
-            );
+    validators::string(v, p, d, "Invalid ID", |s| {
+        if is_guid(s) {
+            Ok(())
+        } else {
+            Err(format!("`{p}` is {s:?}: it must be a GUID."))
         }
-    }
+    });
 }
 
 /// The role's fields as written to Vault (`POST auth/<backend>/role/<name>`).

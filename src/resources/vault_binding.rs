@@ -35,56 +35,63 @@ const TYPE: &str = "apim_vault_binding";
 pub struct VaultBinding;
 
 fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(s) = v.as_str() else { return };
-    let ok = !s.is_empty()
-        && s.len() <= 60
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if !ok {
-        d.attr_error(p.clone(), "Invalid binding name", format!("`name` is {s:?}: use 1 to 60 lowercase letters, digits and dashes, not starting or ending with a dash (it names APIM named values and a policy fragment)."));
-    }
+    validators::string(v, p, d, "Invalid binding name", |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 60
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`name` is {s:?}: use 1 to 60 lowercase letters, digits and dashes, not starting or ending with a dash (it names APIM named values and a policy fragment)."))
+        }
+    });
 }
 
 fn validate_field(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(s) = v.as_str() else { return };
-    if s.is_empty()
-        || !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        d.attr_error(
-            p.clone(),
-            "Invalid secret field",
-            format!(
+    validators::string(v, p, d, "Invalid secret field", |s| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            Ok(())
+        } else {
+            Err(format!(
                 "`secret_field` is {s:?}: use the field's name (letters, digits, `_`, `-`, `.`)."
-            ),
-        );
-    }
+            ))
+        }
+    });
 }
 
 fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(s) = v.as_str() else { return };
-    if s.is_empty() || s.starts_with('/') || s.starts_with("v1/") || s.contains(char::is_whitespace)
-    {
-        d.attr_error(p.clone(), "Invalid secret path", format!("`secret_path` is {s:?}: give the API path without `/v1/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\"."));
-    }
+    validators::string(v, p, d, "Invalid secret path", |s| {
+        if s.is_empty()
+            || s.starts_with('/')
+            || s.starts_with("v1/")
+            || s.contains(char::is_whitespace)
+        {
+            Err(format!("`secret_path` is {s:?}: give the API path without `/v1/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\"."))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(s) = v.as_str() else { return };
-    if s.is_empty()
-        || !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        d.attr_error(
-            p.clone(),
-            "Invalid name",
-            format!("`{p}` is {s:?}: use letters, digits, `-`, `_` or `.`."),
-        );
-    }
+    validators::string(v, p, d, "Invalid name", |s| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{p}` is {s:?}: use letters, digits, `-`, `_` or `.`."
+            ))
+        }
+    });
 }
 
 /// The fragment specification from a (known) plan or state; `kv_v2` decided by the caller.

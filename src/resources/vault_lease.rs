@@ -40,31 +40,25 @@ fn lease_type() -> Type {
 }
 
 fn validate_lease_id(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(id) = v.as_str() else { return };
-    if id.trim().is_empty() {
-        d.attr_error(
-            p.clone(),
-            "Invalid lease ID",
-            "`lease_id` is empty. Give a full lease ID such as \"database/creds/app/AbCdEf...\", or use `prefix` to list leases.",
-        );
-    } else if id.ends_with('/') {
-        d.attr_error(
-            p.clone(),
-            "Invalid lease ID",
-            format!("`lease_id` is {id:?}, which ends with `/` and so names a prefix, not a lease. Use `prefix = {id:?}` to list the leases under it."),
-        );
-    }
+    validators::string(v, p, d, "Invalid lease ID", |id| {
+        if id.trim().is_empty() {
+            Err("`lease_id` is empty. Give a full lease ID such as \"database/creds/app/AbCdEf...\", or use `prefix` to list leases.".into())
+        } else if id.ends_with('/') {
+            Err(format!("`lease_id` is {id:?}, which ends with `/` and so names a prefix, not a lease. Use `prefix = {id:?}` to list the leases under it."))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn validate_prefix(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(prefix) = v.as_str() else { return };
-    if prefix.trim_matches('/').trim().is_empty() {
-        d.attr_error(
-            p.clone(),
-            "Invalid prefix",
-            "`prefix` is empty, which would look up every lease of the server. Give a mount or role path such as \"database/creds/app/\".",
-        );
-    }
+    validators::string(v, p, d, "Invalid prefix", |prefix| {
+        if prefix.trim_matches('/').trim().is_empty() {
+            Err("`prefix` is empty, which would look up every lease of the server. Give a mount or role path such as \"database/creds/app/\".".into())
+        } else {
+            Ok(())
+        }
+    });
 }
 
 /// Seconds and nanoseconds since the Unix epoch of an RFC 3339 time as Vault writes it

@@ -9,7 +9,7 @@ use crate::clients::vault::acl;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::plan::Planned;
 use crate::framework::resource::{Ctx, PlanRequest, Resource};
-use crate::framework::schema::{Attribute, Block, Constraint, Schema};
+use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::Value;
 use crate::provider::ProviderData;
 
@@ -21,25 +21,17 @@ const TYPE: &str = "apim_vault_policy";
 pub struct VaultPolicy;
 
 fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(name) = v.as_str() else { return };
-    if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-        d.attr_error(
-            p.clone(),
-            "Invalid policy name",
-            format!(
+    validators::string(v, p, d, "Invalid policy name", |name| {
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+            Err(format!(
                 "`name` is {name:?}: a Vault policy name must be non-empty, without spaces or `/`."
-            ),
-        );
-    } else if name != name.to_lowercase() {
-        d.attr_error(
-            p.clone(),
-            "Invalid policy name",
-            format!(
-                "`name` is {name:?}, but Vault stores policy names in lowercase, so Terraform would see a different name after apply. Use {:?}.",
-                name.to_lowercase()
-            ),
-        );
-    }
+            ))
+        } else if name != name.to_lowercase() {
+            Err(format!("`name` is {name:?}, but Vault stores policy names in lowercase, so Terraform would see a different name after apply. Use {:?}.", name.to_lowercase()))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 /// The policy text the configuration asks for, when known.

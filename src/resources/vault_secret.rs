@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::clients::vault::{Vault, VaultError};
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::resource::{Ctx, EphemeralResource, Opened};
-use crate::framework::schema::{Attribute, Block, Schema};
+use crate::framework::schema::{validators, Attribute, Block, Schema};
 use crate::framework::value::{Type, Value};
 use crate::log;
 use crate::provider::ProviderData;
@@ -72,23 +72,18 @@ fn renew_time(seconds: u64) -> Option<SystemTime> {
 }
 
 fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    let Some(path) = v.as_str() else { return };
-    let clean = path.trim_matches('/');
-    if clean.is_empty() {
-        d.attr_error(
-            p.clone(),
-            "Invalid path",
-            "`path` is empty. Give the path of a secret, e.g. \"secret/orders/api\" (KV) or \"database/creds/orders\".",
-        );
-    } else if let Some(rest) = clean.strip_prefix("v1/") {
-        d.attr_error(
-            p.clone(),
-            "Invalid path",
-            format!(
+    validators::string(v, p, d, "Invalid path", |path| {
+        let clean = path.trim_matches('/');
+        if clean.is_empty() {
+            Err("`path` is empty. Give the path of a secret, e.g. \"secret/orders/api\" (KV) or \"database/creds/orders\".".into())
+        } else if let Some(rest) = clean.strip_prefix("v1/") {
+            Err(format!(
                 "`path` is {path:?}: give the API path without the `v1/` prefix, e.g. {rest:?}."
-            ),
-        );
-    }
+            ))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn validate_version(v: &Value, p: &AttrPath, d: &mut Diags) {

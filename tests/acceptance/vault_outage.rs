@@ -212,6 +212,8 @@ fn leader_lost_mid_apply_the_apply_completes_on_the_new_leader() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // It answers reads from its replica: the next round may talk to it.
+        c.wait_caught_up(leader);
         failovers.push(failover.as_secs_f64());
         applies.push(took.as_secs_f64());
     }

@@ -168,6 +168,44 @@ disable_mlock = true
         self.unseal(i);
     }
 
+    /// Waits until node `i` has applied everything the active node has: a node that has just
+    /// rejoined answers reads from its own replica while it catches up (OpenBao's standbys
+    /// serve reads), and a test that reads through it next wants the cluster's state.
+    pub fn wait_caught_up(&self, i: usize) {
+        self.wait_until(
+            &format!("node {i} has caught up with the active node"),
+            |c| {
+                let Some(active) = c.active() else {
+                    return false;
+                };
+                let (mine, theirs) = (c.local_index(i), c.local_index(active));
+                mine.is_some() && mine >= theirs
+            },
+        );
+    }
+
+    /// The storage index node `i` answers a read with (`X-Vault-Index`, OpenBao's
+    /// `{"cluster", "value"}` in base64).
+    fn local_index(&self, i: usize) -> Option<u64> {
+        use base64::Engine;
+        let url = format!("{}/v1/sys/policies/acl/default", self.nodes[i].api);
+        let resp = self
+            .http
+            .get(&url)
+            .header("X-Vault-Token", &self.root_token)
+            .send()
+            .ok()?;
+        let raw = resp
+            .headers()
+            .get("X-Vault-Index")?
+            .to_str()
+            .ok()?
+            .to_string();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        v["value"].as_str()?.parse().ok()
+    }
+
     /// Waits until some node is active and every running node is unsealed.
     pub fn wait_healthy(&self) -> usize {
         self.wait_until("an active node and every running node unsealed", |c| {
