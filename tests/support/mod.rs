@@ -8,6 +8,8 @@
 //! * [`Bao`]: an OpenBao dev server on a free loopback port, stopped on drop.
 //! * [`BaoCluster`]: OpenBao servers with Raft storage on disk (one to restart, three to
 //!   lose a leader), killed on drop.
+//! * [`FaultProxy`]: a proxy in front of OpenBao that answers statuses of its own or drops
+//!   answers after forwarding, for the next N matching requests.
 //! * [`Emulator`]: the project's `apim-emulator` (ARM + Entra over HTTPS), stopped on drop.
 //! * [`Postgres`]: a throw-away PostgreSQL cluster (for OpenBao's database engine and its
 //!   leases), stopped on drop.
@@ -47,6 +49,7 @@ pub mod apim_runtime;
 mod bao;
 mod bao_cluster;
 mod emulator;
+mod fault_proxy;
 mod postgres;
 mod process;
 mod testcase;
@@ -61,6 +64,8 @@ pub use bao::Bao;
 pub use bao_cluster::BaoCluster;
 #[allow(unused_imports)]
 pub use emulator::Emulator;
+#[allow(unused_imports)]
+pub use fault_proxy::FaultProxy;
 #[allow(unused_imports)]
 pub use postgres::Postgres;
 #[allow(unused_imports)]
