@@ -1,6 +1,7 @@
 //! Faults the pipelines meet, injected into the APIM emulator during real applies: for each,
 //! the apply completes or fails with a clear diagnostic, a re-run converges, the emulator's
-//! inventory holds exactly the objects the state knows (nothing orphaned, nothing lost), and
+//! inventory and OpenBao hold exactly the objects the state knows (nothing orphaned, nothing
+//! lost), and
 //! no secret reaches the trace log, the state or the output. Prints its figures.
 //!
 //! CI runs one round at small sizes; `scripts/faults --long` (`APIM_FAULTS_LONG=1`) runs
@@ -104,19 +105,61 @@ fn apim_objects(emu: &Emulator) -> BTreeSet<String> {
         .collect()
 }
 
-/// What the state says exists.
+/// The module's objects in OpenBao: policies, auth mounts and their roles.
+fn vault_objects(bao: &Bao) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let (_, b) = bao.api("LIST", "sys/policies/acl", None);
+    for k in b["data"]["keys"].as_array().into_iter().flatten() {
+        let k = k.as_str().unwrap();
+        if k != "default" && k != "root" {
+            out.insert(format!("vault policy {k}"));
+        }
+    }
+    let (_, b) = bao.api("GET", "sys/auth", None);
+    for mount in b["data"].as_object().into_iter().flatten().map(|(k, _)| k) {
+        let mount = mount.trim_end_matches('/');
+        if mount == "token" {
+            continue;
+        }
+        out.insert(format!("vault mount {mount}"));
+        let (_, r) = bao.api("LIST", &format!("auth/{mount}/role"), None);
+        for k in r["data"]["keys"].as_array().into_iter().flatten() {
+            out.insert(format!("vault role {mount}/{}", k.as_str().unwrap()));
+        }
+    }
+    out
+}
+
+/// Everything the module made, in APIM and in OpenBao.
+fn remote_objects(emu: &Emulator, bao: &Bao) -> BTreeSet<String> {
+    apim_objects(emu)
+        .into_iter()
+        .chain(vault_objects(bao))
+        .collect()
+}
+
+/// What the state says exists, in APIM and in OpenBao.
 fn state_objects(wd: &Workdir) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for addr in wd.resource_addresses() {
-        if !addr.starts_with("apim_vault_binding.") {
-            continue;
-        }
         let r = wd.resource(&addr);
-        if let Some(f) = r["fragment_id"].as_str().filter(|f| !f.is_empty()) {
-            out.insert(f.to_ascii_lowercase());
-        }
-        for id in r["named_value_ids"].as_array().into_iter().flatten() {
-            out.insert(id.as_str().unwrap().to_ascii_lowercase());
+        if addr.starts_with("apim_vault_policy.") {
+            out.insert(format!("vault policy {}", r["name"].as_str().unwrap()));
+        } else if addr.starts_with("apim_vault_auth_backend.") {
+            out.insert(format!("vault mount {}", r["path"].as_str().unwrap()));
+        } else if addr.starts_with("apim_vault_azure_role.") {
+            let backend = r["backend"].as_str().unwrap();
+            out.insert(format!(
+                "vault role {backend}/{}",
+                r["name"].as_str().unwrap()
+            ));
+        } else if addr.starts_with("apim_vault_binding.") {
+            if let Some(f) = r["fragment_id"].as_str().filter(|f| !f.is_empty()) {
+                out.insert(f.to_ascii_lowercase());
+            }
+            for id in r["named_value_ids"].as_array().into_iter().flatten() {
+                out.insert(id.as_str().unwrap().to_ascii_lowercase());
+            }
         }
     }
     out
@@ -234,8 +277,8 @@ fn fault_matrix() {
                     "{name}: a failure without a diagnostic:\n{first}"
                 );
             }
-            // Whatever happened, APIM holds only what the state knows.
-            let (a, s) = (apim_objects(&emu), state_objects(&wd));
+            // Whatever happened, APIM and OpenBao hold only what the state knows.
+            let (a, s) = (remote_objects(&emu, &bao), state_objects(&wd));
             orphans += a.difference(&s).count();
             lost += s.difference(&a).count();
             assert!(
@@ -257,9 +300,9 @@ fn fault_matrix() {
                 "{name}: the plan after the re-run is not empty"
             );
             assert_eq!(
-                apim_objects(&emu).len(),
-                n * 4,
-                "{name}: each binding has 3 named values and 1 fragment"
+                remote_objects(&emu, &bao).len(),
+                n * 4 + 3,
+                "{name}: each binding has 3 named values and 1 fragment; one policy, mount and role"
             );
             assert_eq!(
                 api_policy_includes(&emu),
@@ -278,7 +321,7 @@ fn fault_matrix() {
             let out = wd.destroy();
             assert!(out.success(), "{out}");
             assert!(
-                apim_objects(&emu).is_empty(),
+                remote_objects(&emu, &bao).is_empty(),
                 "{name}: destroy left objects"
             );
             let trace = std::fs::read_to_string(&log).expect("the trace log");
@@ -339,7 +382,7 @@ fn many_bindings_at_parallelism_twenty_with_throttling() {
     let out = wd.run(&["destroy", "-auto-approve", "-parallelism=20"]);
     assert!(out.success(), "{out}");
     assert_eq!(api_policy_includes(&emu), 0);
-    assert!(apim_objects(&emu).is_empty());
+    assert!(remote_objects(&emu, &bao).is_empty());
 }
 
 /// Vault sealed in the middle of a pipeline: the apply fails with a diagnostic naming Vault's
@@ -465,7 +508,7 @@ fn interrupted_apply_leaves_state_matching_apim() {
         started.elapsed()
     );
     emu.clear_faults();
-    let (a, s) = (apim_objects(&emu), state_objects(&wd));
+    let (a, s) = (remote_objects(&emu, &bao), state_objects(&wd));
     assert!(
         a.is_subset(&s),
         "orphaned after Ctrl-C: {:?}\n{err}",
