@@ -409,3 +409,52 @@ fn lost_answers_to_vault_writes_orphan_nothing() {
         events.iter().filter(|e| e.starts_with("answered")).count()
     );
 }
+
+/// `VAULT_MAX_RETRIES` sets the retries as Vault's own clients read it: with 0, one 503 fails
+/// the apply (with Vault's answer in the diagnostic); with the default, two are ridden out; a
+/// value that is not a number is named in the diagnostic.
+#[test]
+fn max_retries_from_the_environment() {
+    let bao = Bao::start();
+    let proxy = FaultProxy::start(bao.addr());
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    wd.env("VAULT_ADDR", proxy.addr())
+        .env("VAULT_TOKEN", bao.token());
+    wd.write_config(&format!(
+        "{}\nprovider \"apim\" {{}}\nresource \"apim_vault_policy\" \"p\" {{\n  name = \"retried\"\n  rule {{\n    path         = \"secret/data/r\"\n    capabilities = [\"read\"]\n  }}\n}}\n",
+        crate::support::REQUIRED_PROVIDERS
+    ));
+
+    wd.env("VAULT_MAX_RETRIES", "zero");
+    let out = wd.apply();
+    assert!(!out.success());
+    assert!(
+        contains_normalized(
+            &out.combined(),
+            "VAULT_MAX_RETRIES is \"zero\": it must be a whole number"
+        ),
+        "{out}"
+    );
+
+    wd.env("VAULT_MAX_RETRIES", "0");
+    proxy.fail("PUT", "/v1/sys/policies/acl/retried", 503, 1);
+    let out = wd.apply();
+    assert!(!out.success(), "no retry with VAULT_MAX_RETRIES=0:\n{out}");
+    assert!(
+        contains_normalized(&out.combined(), "Vault answered 503"),
+        "{out}"
+    );
+    assert_eq!(bao.api("GET", "sys/policies/acl/retried", None).0, 404);
+
+    wd.env("VAULT_MAX_RETRIES", "");
+    proxy.fail("PUT", "/v1/sys/policies/acl/retried", 503, 2);
+    let out = wd.apply();
+    assert!(
+        out.success(),
+        "the default retries ride out two 503s:\n{out}"
+    );
+    assert_eq!(proxy.events().len(), 3, "{:?}", proxy.events());
+    assert_eq!(bao.api("GET", "sys/policies/acl/retried", None).0, 200);
+    let out = wd.destroy();
+    assert!(out.success(), "{out}");
+}
