@@ -285,7 +285,14 @@ disable_mlock = true
         self.wait_until(&format!("node {i} answers"), |c| c.health(i).is_some());
     }
 
-    fn unseal(&self, i: usize) {
+    /// Seals node `i` (`sys/seal` with the root token).
+    pub fn seal(&self, i: usize) {
+        let (s, b) = self.api(i, "PUT", "sys/seal", None);
+        assert!((200..300).contains(&s), "seal node {i}: {s} {b}");
+    }
+
+    /// Unseals node `i` with the cluster's key.
+    pub fn unseal(&self, i: usize) {
         let (s, b) = self.api_as(
             i,
             "PUT",

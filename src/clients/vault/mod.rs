@@ -109,7 +109,21 @@ impl VaultError {
     fn retryable(&self) -> bool {
         match self {
             // 412: a standby has not caught up with the index asked for (Vault Enterprise).
-            VaultError::Api { status, .. } => matches!(status, 412 | 429 | 500 | 502 | 503 | 504),
+            VaultError::Api { status, .. }
+                if matches!(status, 412 | 429 | 500 | 502 | 503 | 504) =>
+            {
+                true
+            }
+            // A request the server abandoned while sealing or stepping down is answered 400
+            // "...: context canceled"; it says nothing about the request itself.
+            VaultError::Api {
+                status: 400,
+                errors,
+                ..
+            } => errors.iter().any(|e| {
+                e.ends_with("context canceled") || e.ends_with("context deadline exceeded")
+            }),
+            VaultError::Api { .. } => false,
             VaultError::Transport { .. } => true,
             _ => false,
         }
@@ -220,4 +234,36 @@ pub fn backoff(attempt: u32) -> Duration {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0);
     Duration::from_millis(base + nanos % (base / 4 + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, message: &str) -> VaultError {
+        VaultError::Api {
+            status,
+            errors: vec![message.to_string()],
+            path: "sys/policies/acl/x".into(),
+        }
+    }
+
+    #[test]
+    fn what_is_worth_another_try() {
+        for status in [412, 429, 500, 502, 503, 504] {
+            assert!(api(status, "").retryable(), "{status}");
+        }
+        // As OpenBao 2.7 answers a read it abandoned while sealing.
+        assert!(api(400, "failed to read policy: context canceled").retryable());
+        assert!(api(400, "upstream: context deadline exceeded").retryable());
+        assert!(!api(400, "path is already in use at jwt/").retryable());
+        assert!(!api(403, "permission denied").retryable());
+        assert!(!api(404, "").retryable());
+        assert!(VaultError::Transport {
+            address: "http://127.0.0.1:1".into(),
+            message: "connection refused".into()
+        }
+        .retryable());
+        assert!(!VaultError::Config("no token".into()).retryable());
+    }
 }
