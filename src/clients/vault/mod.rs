@@ -109,11 +109,10 @@ impl VaultError {
     fn retryable(&self) -> bool {
         match self {
             // 412: a standby has not caught up with the index asked for (Vault Enterprise).
-            VaultError::Api { status, .. }
-                if matches!(status, 412 | 429 | 500 | 502 | 503 | 504) =>
-            {
-                true
-            }
+            VaultError::Api {
+                status: 412 | 429 | 500 | 502 | 503 | 504,
+                ..
+            } => true,
             // A request the server abandoned while sealing or stepping down is answered 400
             // "...: context canceled"; it says nothing about the request itself.
             VaultError::Api {
