@@ -523,8 +523,8 @@ fn interrupted_apply_leaves_state_matching_apim() {
     let out = wd.destroy();
     assert!(out.success(), "{out}");
     eprintln!(
-        "faults: SUMMARY Ctrl-C during an apply of 6 bindings: Terraform exited with {:?} {:.1} s after the apply began; {} objects in state, 0 orphaned, 0 lost; the next apply converged",
-        code.code(),
+        "faults: SUMMARY Ctrl-C during an apply of 6 bindings: Terraform exited with {} {:.1} s after the apply began; {} objects in state, 0 orphaned, 0 lost; the next apply converged",
+        code.code().map_or("a signal".to_string(), |c| format!("code {c}")),
         stopped_after.as_secs_f64(),
         s.len()
     );
