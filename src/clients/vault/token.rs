@@ -130,9 +130,26 @@ impl TokenKeeper {
         let now = Instant::now();
         match slot.as_mut() {
             Some(h) if matches!(self.source, Source::Static(_)) && h.expired(now) => {
-                // Nothing left to renew: the background renewal ends.
-                h.refresh_at = None;
-                return Err(VaultError::Config(h.expiry_message(now)));
+                // By this process's clock it has run out; Vault has the last word (another
+                // holder may have renewed a renewable token).
+                let looked: Result<LookupResponse, VaultError> = self
+                    .request(reqwest::Method::GET, "auth/token/lookup-self", &h.token, None)
+                    .await;
+                match looked {
+                    Ok(LookupResponse { data: Some(s) }) if s.ttl > 0 => {
+                        let token = h.token.clone();
+                        *h = self.inspect(&token).await;
+                        if h.refresh_at.is_some() {
+                            self.start_renewer();
+                        }
+                        return Ok(token);
+                    }
+                    _ => {
+                        // Nothing left to renew: the background renewal ends.
+                        h.refresh_at = None;
+                        return Err(VaultError::Config(h.expiry_message(now)));
+                    }
+                }
             }
             Some(h) if h.refresh_at.is_none_or(|at| now < at) => return Ok(h.token.clone()),
             Some(h) => self.refresh(h).await?,
