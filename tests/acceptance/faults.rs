@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::support::{jwts_in, Bao, Emulator, TerraformBin, Workdir};
+use crate::support::{
+    jwts_in, vault_inventory, vault_state_objects, Bao, Emulator, TerraformBin, Workdir,
+};
 
 /// The secret the bindings point at; searched for in logs and state.
 const SECRET_VALUE: &str = "fault-suite-secret-5d1c9e";
@@ -105,61 +107,27 @@ fn apim_objects(emu: &Emulator) -> BTreeSet<String> {
         .collect()
 }
 
-/// The module's objects in OpenBao: policies, auth mounts and their roles.
-fn vault_objects(bao: &Bao) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let (_, b) = bao.api("LIST", "sys/policies/acl", None);
-    for k in b["data"]["keys"].as_array().into_iter().flatten() {
-        let k = k.as_str().unwrap();
-        if k != "default" && k != "root" {
-            out.insert(format!("vault policy {k}"));
-        }
-    }
-    let (_, b) = bao.api("GET", "sys/auth", None);
-    for mount in b["data"].as_object().into_iter().flatten().map(|(k, _)| k) {
-        let mount = mount.trim_end_matches('/');
-        if mount == "token" {
-            continue;
-        }
-        out.insert(format!("vault mount {mount}"));
-        let (_, r) = bao.api("LIST", &format!("auth/{mount}/role"), None);
-        for k in r["data"]["keys"].as_array().into_iter().flatten() {
-            out.insert(format!("vault role {mount}/{}", k.as_str().unwrap()));
-        }
-    }
-    out
-}
-
 /// Everything the module made, in APIM and in OpenBao.
 fn remote_objects(emu: &Emulator, bao: &Bao) -> BTreeSet<String> {
     apim_objects(emu)
         .into_iter()
-        .chain(vault_objects(bao))
+        .chain(vault_inventory(|m, p| bao.api(m, p, None)))
         .collect()
 }
 
 /// What the state says exists, in APIM and in OpenBao.
 fn state_objects(wd: &Workdir) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+    let mut out = vault_state_objects(wd);
     for addr in wd.resource_addresses() {
+        if !addr.starts_with("apim_vault_binding.") {
+            continue;
+        }
         let r = wd.resource(&addr);
-        if addr.starts_with("apim_vault_policy.") {
-            out.insert(format!("vault policy {}", r["name"].as_str().unwrap()));
-        } else if addr.starts_with("apim_vault_auth_backend.") {
-            out.insert(format!("vault mount {}", r["path"].as_str().unwrap()));
-        } else if addr.starts_with("apim_vault_azure_role.") {
-            let backend = r["backend"].as_str().unwrap();
-            out.insert(format!(
-                "vault role {backend}/{}",
-                r["name"].as_str().unwrap()
-            ));
-        } else if addr.starts_with("apim_vault_binding.") {
-            if let Some(f) = r["fragment_id"].as_str().filter(|f| !f.is_empty()) {
-                out.insert(f.to_ascii_lowercase());
-            }
-            for id in r["named_value_ids"].as_array().into_iter().flatten() {
-                out.insert(id.as_str().unwrap().to_ascii_lowercase());
-            }
+        if let Some(f) = r["fragment_id"].as_str().filter(|f| !f.is_empty()) {
+            out.insert(f.to_ascii_lowercase());
+        }
+        for id in r["named_value_ids"].as_array().into_iter().flatten() {
+            out.insert(id.as_str().unwrap().to_ascii_lowercase());
         }
     }
     out

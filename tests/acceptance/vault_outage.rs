@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    contains_normalized, Bao, BaoCluster, Emulator, FaultProxy, TerraformBin, TfOutput, Workdir,
+    contains_normalized, vault_inventory, vault_state_objects, Bao, BaoCluster, Emulator,
+    FaultProxy, TerraformBin, TfOutput, Workdir,
 };
 
 const POLICIES: usize = 24;
@@ -61,42 +62,7 @@ resource "apim_vault_azure_role" "r" {{
 
 /// The module's objects in OpenBao, asked of node `i`.
 fn vault_objects(c: &BaoCluster, i: usize) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let (s, b) = c.api(i, "LIST", "sys/policies/acl", None);
-    assert_eq!(s, 200, "list policies: {b}");
-    for k in b["data"]["keys"].as_array().into_iter().flatten() {
-        let k = k.as_str().unwrap();
-        if k.starts_with("ha-") {
-            out.insert(format!("policy {k}"));
-        }
-    }
-    let (s, b) = c.api(i, "GET", "sys/auth", None);
-    assert_eq!(s, 200, "list auth mounts: {b}");
-    if b["data"].get(format!("{BACKEND}/")).is_some() {
-        out.insert(format!("mount {BACKEND}"));
-        let (s, b) = c.api(i, "LIST", &format!("auth/{BACKEND}/role"), None);
-        assert!(s == 200 || s == 404, "list roles: {s} {b}");
-        for k in b["data"]["keys"].as_array().into_iter().flatten() {
-            out.insert(format!("role {}", k.as_str().unwrap()));
-        }
-    }
-    out
-}
-
-/// The objects the state says exist.
-fn state_objects(wd: &Workdir) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for addr in wd.resource_addresses() {
-        let r = wd.resource(&addr);
-        if addr.starts_with("apim_vault_policy.") {
-            out.insert(format!("policy {}", r["name"].as_str().unwrap()));
-        } else if addr.starts_with("apim_vault_auth_backend.") {
-            out.insert(format!("mount {}", r["path"].as_str().unwrap()));
-        } else if addr.starts_with("apim_vault_azure_role.") {
-            out.insert(format!("role {}", r["name"].as_str().unwrap()));
-        }
-    }
-    out
+    vault_inventory(|m, p| c.api(i, m, p, None))
 }
 
 fn policies_written(c: &BaoCluster, i: usize) -> usize {
@@ -149,7 +115,7 @@ fn apply_through(
     }
     // The truth is the active node's: a standby answers from a replica that may lag.
     let active = c.wait_healthy();
-    let (v, s) = (vault_objects(c, active), state_objects(&wd));
+    let (v, s) = (vault_objects(c, active), vault_state_objects(&wd));
     assert_eq!(
         v.difference(&s).collect::<Vec<_>>(),
         Vec::<&String>::new(),
@@ -410,25 +376,8 @@ fn lost_answers_to_vault_writes_orphan_nothing() {
         );
     }
     assert_eq!(events.len(), 8, "every injected fault was met: {events:?}");
-    let truth = |bao: &Bao| -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let (_, b) = bao.api("LIST", "sys/policies/acl", None);
-        for k in b["data"]["keys"].as_array().into_iter().flatten() {
-            let k = k.as_str().unwrap();
-            if k.starts_with("ha-") {
-                out.insert(format!("policy {k}"));
-            }
-        }
-        if bao.api("GET", "sys/auth/ha-entra", None).0 == 200 {
-            out.insert(format!("mount {BACKEND}"));
-            let (_, b) = bao.api("LIST", &format!("auth/{BACKEND}/role"), None);
-            for k in b["data"]["keys"].as_array().into_iter().flatten() {
-                out.insert(format!("role {}", k.as_str().unwrap()));
-            }
-        }
-        out
-    };
-    assert_eq!(truth(&bao), state_objects(&wd));
+    let truth = |bao: &Bao| vault_inventory(|m, p| bao.api(m, p, None));
+    assert_eq!(truth(&bao), vault_state_objects(&wd));
     assert_eq!(truth(&bao).len(), POLICIES + 1 + ROLES);
     assert_eq!(wd.plan(true), 0);
     let out = wd.destroy();

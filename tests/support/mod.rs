@@ -143,3 +143,55 @@ pub fn jwts_in(text: &str) -> Vec<String> {
     }
     found
 }
+
+/// The OpenBao objects modules make, named as [`vault_state_objects`] names them: ACL
+/// policies (but `default` and `root`), auth mounts (but `token/`) and their roles. `api` is
+/// one call with the root token (`|m, p| bao.api(m, p, None)`, or to one node of a cluster).
+pub fn vault_inventory(
+    api: impl Fn(&str, &str) -> (u16, serde_json::Value),
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let (s, b) = api("LIST", "sys/policies/acl");
+    assert_eq!(s, 200, "list policies: {b}");
+    for k in b["data"]["keys"].as_array().into_iter().flatten() {
+        let k = k.as_str().unwrap_or_default();
+        if k != "default" && k != "root" {
+            out.insert(format!("vault policy {k}"));
+        }
+    }
+    let (s, b) = api("GET", "sys/auth");
+    assert_eq!(s, 200, "list auth mounts: {b}");
+    for mount in b["data"].as_object().into_iter().flatten().map(|(k, _)| k) {
+        let mount = mount.trim_end_matches('/');
+        if mount == "token" {
+            continue;
+        }
+        out.insert(format!("vault mount {mount}"));
+        let (_, r) = api("LIST", &format!("auth/{mount}/role"));
+        for k in r["data"]["keys"].as_array().into_iter().flatten() {
+            out.insert(format!(
+                "vault role {mount}/{}",
+                k.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// The OpenBao objects the state holds (`apim_vault_policy`, `apim_vault_auth_backend`,
+/// `apim_vault_azure_role`), named as [`vault_inventory`] names them.
+pub fn vault_state_objects(wd: &Workdir) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for addr in wd.resource_addresses() {
+        let r = wd.resource(&addr);
+        let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        if addr.starts_with("apim_vault_policy.") {
+            out.insert(format!("vault policy {}", s("name")));
+        } else if addr.starts_with("apim_vault_auth_backend.") {
+            out.insert(format!("vault mount {}", s("path")));
+        } else if addr.starts_with("apim_vault_azure_role.") {
+            out.insert(format!("vault role {}/{}", s("backend"), s("name")));
+        }
+    }
+    out
+}

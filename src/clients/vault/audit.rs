@@ -109,22 +109,19 @@ impl Vault {
             path: format!("sys/audit/{}", clean(path)),
             message: e.to_string(),
         })?;
-        let sent = self
-            .send_retried::<serde_json::Value>(
-                Method::PUT,
-                &format!("sys/audit/{}", clean(path)),
-                Some(&body),
-            )
-            .await;
-        match sent {
-            (Ok(_), _) => Ok(()),
-            // A retry refused because an earlier attempt, whose answer was lost, enabled it.
-            (Err(e), true) if e.is_path_in_use() => match self.read_audit_device(path).await? {
-                Some(d) if d.kind == req.kind && d.description == req.description => Ok(()),
-                _ => Err(e),
+        // A retry refused because an earlier attempt, whose answer was lost, enabled it.
+        self.create_once(
+            Method::PUT,
+            &format!("sys/audit/{}", clean(path)),
+            &body,
+            || async {
+                Ok(self
+                    .read_audit_device(path)
+                    .await?
+                    .is_some_and(|d| d.kind == req.kind && d.description == req.description))
             },
-            (Err(e), _) => Err(e),
-        }
+        )
+        .await
     }
 
     /// DELETE `sys/audit/<path>` (requires `sudo`): disables a device; success when there

@@ -113,17 +113,13 @@ impl Vault {
     /// whose answer was lost enabled it: that counts as success.
     pub async fn enable_auth(&self, path: &str, req: &EnableAuth<'_>) -> Result<(), VaultError> {
         let body = serde_json::to_value(req).unwrap_or_default();
-        match self
-            .send_retried::<Json>(Method::POST, &format!("sys/auth/{path}"), Some(&body))
-            .await
-        {
-            (Ok(_), _) => Ok(()),
-            (Err(e), true) if e.is_path_in_use() => match self.read_auth_mount(path).await? {
-                Some(m) if m.kind == req.kind && m.description == req.description => Ok(()),
-                _ => Err(e),
-            },
-            (Err(e), _) => Err(e),
-        }
+        self.create_once(Method::POST, &format!("sys/auth/{path}"), &body, || async {
+            Ok(self
+                .read_auth_mount(path)
+                .await?
+                .is_some_and(|m| m.kind == req.kind && m.description == req.description))
+        })
+        .await
     }
 
     /// `POST sys/auth/<path>/tune`.
@@ -174,19 +170,9 @@ impl Vault {
             m.entry("jwt_validation_pubkeys")
                 .or_insert(Json::Array(Vec::new()));
         }
-        let path = format!("auth/{mount}/config");
-        let mut attempt = 0;
-        loop {
-            match self.send::<Json>(Method::POST, &path, Some(&body)).await {
-                // Vault relays the identity provider's answer in a 400: a throttled or
-                // failing discovery endpoint is worth another try, a wrong URL is not.
-                Err(e) if is_transient_discovery_failure(&e) && attempt < self.max_retries() => {
-                    attempt += 1;
-                    tokio::time::sleep(super::backoff(attempt)).await;
-                }
-                other => return other.map(|_| ()),
-            }
-        }
+        self.send::<Json>(Method::POST, &format!("auth/{mount}/config"), Some(&body))
+            .await
+            .map(|_| ())
     }
 
     /// `GET auth/<mount>/role/<name>` as raw JSON fields; `None` when there is no such role.
@@ -234,70 +220,5 @@ impl Vault {
             Err(e) if e.is_not_found() => Ok(()),
             other => other.map(|_| ()),
         }
-    }
-}
-
-/// Vault's 400 for a discovery document or key set it could not fetch because the identity
-/// provider throttled it, failed, or did not answer.
-fn is_transient_discovery_failure(e: &VaultError) -> bool {
-    let VaultError::Api {
-        status: 400,
-        errors,
-        ..
-    } = e
-    else {
-        return false;
-    };
-    errors.iter().any(|m| {
-        let m = m.to_ascii_lowercase();
-        (m.contains("oidc discovery") || m.contains("jwks"))
-            && [
-                "429 too many requests",
-                "500 internal server error",
-                "502 bad gateway",
-                "503 service unavailable",
-                "504 gateway timeout",
-                "connection refused",
-                "connection reset",
-                "timeout",
-                "eof",
-            ]
-            .iter()
-            .any(|t| m.contains(t))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refusal(message: &str) -> VaultError {
-        VaultError::Api {
-            status: 400,
-            errors: vec![message.to_string()],
-            path: "auth/jwt/config".into(),
-        }
-    }
-
-    #[test]
-    fn throttled_or_failing_discovery_is_transient_a_wrong_url_is_not() {
-        // As OpenBao 2.7 words it when the discovery endpoint answers 429.
-        assert!(is_transient_discovery_failure(&refusal(
-            r#"error checking oidc discovery URL: 429 Too Many Requests: {"error":{"code":"TooManyRequests"}}"#
-        )));
-        assert!(is_transient_discovery_failure(&refusal(
-            "error checking oidc discovery URL: 503 Service Unavailable"
-        )));
-        assert!(!is_transient_discovery_failure(&refusal(
-            "error checking oidc discovery URL: 404 Not Found"
-        )));
-        assert!(!is_transient_discovery_failure(&refusal(
-            "unable to parse config: 429 Too Many Requests"
-        )));
-        assert!(!is_transient_discovery_failure(&VaultError::Api {
-            status: 503,
-            errors: vec!["error checking oidc discovery URL: 429 Too Many Requests".into()],
-            path: "auth/jwt/config".into(),
-        }));
     }
 }

@@ -113,20 +113,45 @@ impl VaultError {
                 status: 412 | 429 | 500 | 502 | 503 | 504,
                 ..
             } => true,
-            // A request the server abandoned while sealing or stepping down is answered 400
-            // "...: context canceled"; it says nothing about the request itself.
+            // Answers that say nothing about the request itself: one the server abandoned
+            // while sealing or stepping down, and an identity provider's failure Vault met
+            // while fetching a discovery document or key set (saving a JWT mount's config).
             VaultError::Api {
                 status: 400,
                 errors,
                 ..
-            } => errors.iter().any(|e| {
-                e.ends_with("context canceled") || e.ends_with("context deadline exceeded")
-            }),
+            } => errors
+                .iter()
+                .any(|e| is_abandoned(e) || is_transient_key_source_failure(e)),
             VaultError::Api { .. } => false,
             VaultError::Transport { .. } => true,
             _ => false,
         }
     }
+}
+
+fn is_abandoned(message: &str) -> bool {
+    message.ends_with("context canceled") || message.ends_with("context deadline exceeded")
+}
+
+/// Vault relays what the identity provider answered: throttled, failing or silent is worth
+/// another try, a wrong URL (404) is not.
+fn is_transient_key_source_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("oidc discovery") || m.contains("jwks"))
+        && [
+            "429 too many requests",
+            "500 internal server error",
+            "502 bad gateway",
+            "503 service unavailable",
+            "504 gateway timeout",
+            "connection refused",
+            "connection reset",
+            "timeout",
+            "eof",
+        ]
+        .iter()
+        .any(|t| m.contains(t))
 }
 
 /// A Vault client shared by every resource of one provider process.
@@ -180,11 +205,6 @@ impl Vault {
         })
     }
 
-    /// Retries after a transient failure, as configured.
-    pub fn max_retries(&self) -> u32 {
-        self.settings.max_retries
-    }
-
     /// The configured address.
     pub fn address(&self) -> &Url {
         &self.settings.address
@@ -211,7 +231,7 @@ impl Vault {
     /// [`Vault::send`], also telling whether the request was sent more than once: an attempt
     /// whose answer was lost (a connection cut, a leader lost) may have taken effect, so a
     /// create that is refused on a retry because its object exists may have made it itself.
-    pub async fn send_retried<T: DeserializeOwned>(
+    async fn send_retried<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -222,6 +242,37 @@ impl Vault {
             Err(e) => return (Err(e), false),
         };
         self.transport.request(&method, path, &token, body).await
+    }
+
+    /// A create that Vault refuses with "path already in use" (a mount, an audit device).
+    /// When the request was sent more than once, an attempt whose answer was lost may have
+    /// made the object: `ours` looks at what is there now, and when it is what was asked
+    /// for, the create counts as done.
+    pub(crate) async fn create_once<F, Fut>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+        ours: F,
+    ) -> Result<(), VaultError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, VaultError>>,
+    {
+        match self
+            .send_retried::<serde_json::Value>(method, path, Some(body))
+            .await
+        {
+            (Ok(_), _) => Ok(()),
+            (Err(e), true) if e.is_path_in_use() => {
+                if ours().await? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 }
 
@@ -256,6 +307,19 @@ mod tests {
         assert!(api(400, "failed to read policy: context canceled").retryable());
         assert!(api(400, "upstream: context deadline exceeded").retryable());
         assert!(!api(400, "path is already in use at jwt/").retryable());
+        // As OpenBao 2.7 words an identity provider's answer while saving a JWT mount's config.
+        assert!(api(
+            400,
+            r#"error checking oidc discovery URL: 429 Too Many Requests: {"error":{"code":"TooManyRequests"}}"#
+        )
+        .retryable());
+        assert!(api(
+            400,
+            "error checking oidc discovery URL: 503 Service Unavailable"
+        )
+        .retryable());
+        assert!(!api(400, "error checking oidc discovery URL: 404 Not Found").retryable());
+        assert!(!api(400, "unable to parse config: 429 Too Many Requests").retryable());
         assert!(!api(403, "permission denied").retryable());
         assert!(!api(404, "").retryable());
         assert!(VaultError::Transport {

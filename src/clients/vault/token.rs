@@ -133,7 +133,12 @@ impl TokenKeeper {
                 // By this process's clock it has run out; Vault has the last word (another
                 // holder may have renewed a renewable token).
                 let looked: Result<LookupResponse, VaultError> = self
-                    .request(reqwest::Method::GET, "auth/token/lookup-self", &h.token, None)
+                    .request(
+                        reqwest::Method::GET,
+                        "auth/token/lookup-self",
+                        &h.token,
+                        None,
+                    )
                     .await;
                 match looked {
                     Ok(LookupResponse { data: Some(s) }) if s.ttl > 0 => {
