@@ -47,6 +47,17 @@ struct Held {
 }
 
 impl Held {
+    /// A token whose lifetime is not known: used as it is, never renewed.
+    fn unknown(token: &str) -> Held {
+        Held {
+            token: token.to_string(),
+            refresh_at: None,
+            expires_at: None,
+            renewable: false,
+            ttl: Duration::ZERO,
+        }
+    }
+
     fn expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
     }
@@ -132,22 +143,13 @@ impl TokenKeeper {
             Some(h) if matches!(self.source, Source::Static(_)) && h.expired(now) => {
                 // By this process's clock it has run out; Vault has the last word (another
                 // holder may have renewed a renewable token).
-                let looked: Result<LookupResponse, VaultError> = self
-                    .request(
-                        reqwest::Method::GET,
-                        "auth/token/lookup-self",
-                        &h.token,
-                        None,
-                    )
-                    .await;
-                match looked {
-                    Ok(LookupResponse { data: Some(s) }) if s.ttl > 0 => {
-                        let token = h.token.clone();
-                        *h = self.inspect(&token).await;
+                match self.look_up(&h.token).await {
+                    Ok(fresh) if !fresh.expired(Instant::now()) => {
+                        *h = fresh;
                         if h.refresh_at.is_some() {
                             self.start_renewer();
                         }
-                        return Ok(token);
+                        return Ok(h.token.clone());
                     }
                     _ => {
                         // Nothing left to renew: the background renewal ends.
@@ -216,18 +218,23 @@ impl TokenKeeper {
     /// A configured token, with its lifetime from `lookup-self`. A token that may not look
     /// itself up is used without renewal.
     async fn inspect(&self, token: &str) -> Held {
-        let mut held = Held {
-            token: token.to_string(),
-            refresh_at: None,
-            expires_at: None,
-            renewable: false,
-            ttl: Duration::ZERO,
-        };
-        let looked: Result<LookupResponse, VaultError> = self
+        self.look_up(token).await.unwrap_or_else(|e| {
+            log::debug(
+                "Vault token lookup-self failed; the token is used without renewal",
+                &[("error", &e.to_string())],
+            );
+            Held::unknown(token)
+        })
+    }
+
+    /// `auth/token/lookup-self`: the token's lifetime as Vault sees it now.
+    async fn look_up(&self, token: &str) -> Result<Held, VaultError> {
+        let looked: LookupResponse = self
             .request(reqwest::Method::GET, "auth/token/lookup-self", token, None)
-            .await;
-        match looked {
-            Ok(LookupResponse { data: Some(s) }) if s.ttl > 0 => {
+            .await?;
+        let mut held = Held::unknown(token);
+        match looked.data {
+            Some(s) if s.ttl > 0 => {
                 let ttl = Duration::from_secs(s.ttl);
                 held.expires_at = Some(Instant::now() + ttl);
                 held.renewable = s.renewable;
@@ -246,13 +253,9 @@ impl TokenKeeper {
                     );
                 }
             }
-            Ok(_) => log::debug("Vault token does not expire", &[]),
-            Err(e) => log::debug(
-                "Vault token lookup-self failed; the token is used without renewal",
-                &[("error", &e.to_string())],
-            ),
+            _ => log::debug("Vault token does not expire", &[]),
         }
-        held
+        Ok(held)
     }
 
     /// Renews or replaces a token that is due.
