@@ -620,10 +620,49 @@ fn vault_binding_update_does_not_overwrite_a_concurrent_edit() {
 /// whole binding module's lifecycle.
 #[test]
 fn secrets_never_reach_logs_plans_or_state() {
+    let emu = Emulator::start();
+    let secret = emu.client_secret().to_string();
+    secrets_scan(&emu, &[], &secret);
+}
+
+/// The same with the provider signed in to Azure by a managed identity (App Service's
+/// endpoint, as `azure_identity` reads it): neither its `IDENTITY_HEADER` secret nor the
+/// managed-identity token appears anywhere.
+#[test]
+fn managed_identity_secrets_never_reach_logs_plans_or_state() {
+    let emu = Emulator::start();
+    let header = format!("mi-header-{}-7b2d", std::process::id());
+    let env = [
+        // The system-assigned identity: no client ID, no secret.
+        ("ARM_CLIENT_ID", String::new()),
+        ("ARM_CLIENT_SECRET", String::new()),
+        ("ARM_USE_MSI", "true".to_string()),
+        (
+            "IDENTITY_ENDPOINT",
+            format!("{}/metadata/identity/oauth2/token", emu.url()),
+        ),
+        ("IDENTITY_HEADER", header.clone()),
+    ];
+    secrets_scan(&emu, &env, &header);
+    let requests = emu.requests();
+    assert!(
+        requests.as_array().unwrap().iter().any(|r| r["path"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/metadata/identity/oauth2/token")
+            && r["status"] == 200),
+        "the provider signed in with the managed identity: {requests}"
+    );
+}
+
+/// A binding module's plan, apply, plan, destroy under `TF_LOG=trace`, with the Azure
+/// credential from `azure_env` on top of the emulator's; then a search of every output, plan
+/// (as `terraform show -json` renders it), the state and the trace log for the Vault token,
+/// `azure_secret` and any access token.
+fn secrets_scan(emu: &Emulator, azure_env: &[(&str, String)], azure_secret: &str) {
     use crate::support::{TerraformBin, Workdir};
     let bao = Bao::start();
-    let emu = Emulator::start();
-    setup(&bao, &emu);
+    setup(&bao, emu);
     // A token whose value can be searched for without false matches.
     let token = format!(
         "tok{}x{}",
@@ -639,12 +678,15 @@ fn secrets_never_reach_logs_plans_or_state() {
     for (k, v) in emu.env() {
         wd.env(k, v);
     }
+    for (k, v) in azure_env {
+        wd.env(k, v);
+    }
     wd.env("VAULT_ADDR", bao.addr());
     wd.env("VAULT_TOKEN", &token);
     let log = wd.path().join("trace.log");
     wd.env("TF_LOG", "trace");
     wd.env("TF_LOG_PATH", &log);
-    wd.write_config(&config(&emu, BINDING, 600));
+    wd.write_config(&config(emu, BINDING, 600));
     // Plan files are zip archives: their content is searched as `terraform show -json`
     // renders it (every value, sensitive ones included).
     let outputs = [
@@ -672,8 +714,8 @@ fn secrets_never_reach_logs_plans_or_state() {
     for (i, text) in outputs.iter().chain(files.iter()).enumerate() {
         assert!(!text.contains(&token), "the Vault token leaked (text #{i})");
         assert!(
-            !text.contains(emu.client_secret()),
-            "the client secret leaked (text #{i})"
+            !text.contains(azure_secret),
+            "the Azure credential's secret leaked (text #{i})"
         );
         assert_eq!(
             crate::support::jwts_in(text),
