@@ -18,6 +18,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{ArmFailure, Azure, AzureError};
+use crate::clients::transport_error_text;
 use crate::log;
 
 /// The API Management api-version every call uses.
@@ -263,21 +264,6 @@ impl Budget {
     fn left(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
-}
-
-/// The transport error without the URL (noise next to ours) but with its causes.
-fn transport_message(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(u) = e.url() {
-        msg = msg.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 /// The status of a long-running operation (`Azure-AsyncOperation` body).
@@ -811,13 +797,13 @@ impl Azure {
         }
         let resp = match sent {
             Ok(resp) => resp,
-            Err(e) => return Ok(Err(transport_message(&e))),
+            Err(e) => return Ok(Err(transport_error_text(&e))),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Ok(Err(transport_message(&e))),
+            Err(e) => return Ok(Err(transport_error_text(&e))),
         };
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Null

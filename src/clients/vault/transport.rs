@@ -17,6 +17,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::{backoff, VaultError};
+use crate::clients::transport_error_text;
 use crate::log;
 
 const INDEX: &str = "X-Vault-Index";
@@ -112,7 +113,7 @@ impl Transport {
         }
         let transport = |e: reqwest::Error| VaultError::Transport {
             address: self.address.clone(),
-            message: without_url(&e),
+            message: transport_error_text(&e),
         };
         let started = std::time::Instant::now();
         let sent = req.send().await;
@@ -198,21 +199,6 @@ fn decode_index(raw: &str) -> Option<(String, u64)> {
         _ => return None,
     };
     Some((i.cluster, value))
-}
-
-/// The transport error without the URL (which holds no secret, but is noise next to ours).
-pub(super) fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(u) = e.url() {
-        msg = msg.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
