@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    contains_normalized, vault_inventory, vault_state_objects, Bao, BaoCluster, Emulator,
-    FaultProxy, TerraformBin, TfOutput, Workdir,
+    assert_state_matches, contains_normalized, vault_inventory, vault_state_objects, Bao,
+    BaoCluster, Emulator, FaultProxy, TerraformBin, TfOutput, Workdir, REQUIRED_PROVIDERS,
 };
 
 const POLICIES: usize = 24;
@@ -20,12 +20,7 @@ const BACKEND: &str = "ha-entra";
 fn module(emu: &Emulator) -> String {
     let ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap();
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    apim = {{ source = "apimvault/apim" }}
-  }}
-}}
+        r#"{REQUIRED_PROVIDERS}
 provider "apim" {{
   vault {{
     max_retries = 5
@@ -116,16 +111,7 @@ fn apply_through(
     // The truth is the active node's: a standby answers from a replica that may lag.
     let active = c.wait_healthy();
     let (v, s) = (vault_objects(c, active), vault_state_objects(&wd));
-    assert_eq!(
-        v.difference(&s).collect::<Vec<_>>(),
-        Vec::<&String>::new(),
-        "{name}: objects in OpenBao that the state does not know (orphans)\n{first}"
-    );
-    assert_eq!(
-        s.difference(&v).collect::<Vec<_>>(),
-        Vec::<&String>::new(),
-        "{name}: objects in the state that OpenBao does not hold (lost)\n{first}"
-    );
+    assert_state_matches(&v, &s, &format!("{name}: after the first apply\n{first}"));
     let again = wd.apply();
     assert!(again.success(), "{name}: the re-run failed:\n{again}");
     assert_eq!(wd.plan(true), 0, "{name}: the plan after the re-run");
@@ -188,34 +174,49 @@ fn leader_lost_mid_apply_the_apply_completes_on_the_new_leader() {
     );
 }
 
+/// Rounds of [`apply_through`] against one OpenBao server with Raft storage, with `outage`
+/// happening to it mid-apply; each apply must complete (`why` says why it should). Answers
+/// how long each outage lasted and each apply took, in seconds.
+fn single_server_rounds(
+    name: &str,
+    why: &str,
+    outage: impl Fn(&mut BaoCluster),
+) -> (Vec<f64>, Vec<f64>) {
+    let mut c = BaoCluster::start(1);
+    let addr = c.addr(0).to_string();
+    let (mut gaps, mut applies) = (Vec::new(), Vec::new());
+    for round in 1..=crate::faults::scale().rounds {
+        let mut gap = Duration::ZERO;
+        let (first, took) = apply_through(&mut c, &addr, 0, name, |c| {
+            let t = Instant::now();
+            outage(c);
+            c.wait_healthy();
+            gap = t.elapsed();
+        });
+        assert!(first.success(), "round {round}: {why}:\n{first}");
+        gaps.push(gap.as_secs_f64());
+        applies.push(took.as_secs_f64());
+    }
+    (gaps, applies)
+}
+
 /// A single OpenBao server with Raft storage is killed in the middle of an apply and
 /// started again (and unsealed) a moment later: the provider's retries carry the apply
 /// across the gap, and nothing is lost or orphaned.
 #[test]
 fn vault_restarted_mid_apply_the_apply_completes() {
-    let rounds = crate::faults::scale().rounds;
-    let mut c = BaoCluster::start(1);
-    let addr = c.addr(0).to_string();
-    let (mut gaps, mut applies) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        let mut gap = Duration::ZERO;
-        let (first, took) = apply_through(&mut c, &addr, 0, "restart", |c| {
-            let t = Instant::now();
+    let (gaps, applies) = single_server_rounds(
+        "restart",
+        "max_retries = 5 covers a restart of a few seconds",
+        |c| {
             c.kill(0);
             std::thread::sleep(Duration::from_millis(500));
             c.restart(0);
-            c.wait_healthy();
-            gap = t.elapsed();
-        });
-        assert!(
-            first.success(),
-            "round {round}: max_retries = 5 covers a restart of a few seconds:\n{first}"
-        );
-        gaps.push(gap.as_secs_f64());
-        applies.push(took.as_secs_f64());
-    }
+        },
+    );
     eprintln!(
-        "vault outage: SUMMARY single server restarted mid-apply {rounds} time(s): {rounds} applies completed (Vault away {gaps:.1?} s; applies took {applies:.1?} s); 0 orphaned, 0 lost"
+        "vault outage: SUMMARY single server restarted mid-apply {n} time(s): {n} applies completed (Vault away {gaps:.1?} s; applies took {applies:.1?} s); 0 orphaned, 0 lost",
+        n = gaps.len()
     );
 }
 
@@ -224,29 +225,14 @@ fn vault_restarted_mid_apply_the_apply_completes() {
 /// the apply completes, nothing lost or orphaned.
 #[test]
 fn vault_sealed_for_a_moment_mid_apply_the_apply_completes() {
-    let rounds = crate::faults::scale().rounds;
-    let mut c = BaoCluster::start(1);
-    let addr = c.addr(0).to_string();
-    let (mut gaps, mut applies) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        let mut sealed = Duration::ZERO;
-        let (first, took) = apply_through(&mut c, &addr, 0, "sealed", |c| {
-            let t = Instant::now();
-            c.seal(0);
-            std::thread::sleep(Duration::from_millis(1000));
-            c.unseal(0);
-            c.wait_healthy();
-            sealed = t.elapsed();
-        });
-        assert!(
-            first.success(),
-            "round {round}: answers while sealed are retried:\n{first}"
-        );
-        gaps.push(sealed.as_secs_f64());
-        applies.push(took.as_secs_f64());
-    }
+    let (gaps, applies) = single_server_rounds("sealed", "answers while sealed are retried", |c| {
+        c.seal(0);
+        std::thread::sleep(Duration::from_millis(1000));
+        c.unseal(0);
+    });
     eprintln!(
-        "vault outage: SUMMARY single server sealed mid-apply {rounds} time(s): {rounds} applies completed (sealed {gaps:.1?} s; applies took {applies:.1?} s); 0 orphaned, 0 lost"
+        "vault outage: SUMMARY single server sealed mid-apply {n} time(s): {n} applies completed (sealed {gaps:.1?} s; applies took {applies:.1?} s); 0 orphaned, 0 lost",
+        n = gaps.len()
     );
 }
 
@@ -267,13 +253,9 @@ fn static_token_expiring_mid_apply_fails_with_a_diagnostic() {
         .to_string();
     let mut wd = Workdir::new(&TerraformBin::primary());
     wd.env("VAULT_ADDR", bao.addr()).env("VAULT_TOKEN", &short);
-    wd.write_config(
+    wd.write_config(&format!(
+        "{REQUIRED_PROVIDERS}{}",
         r#"
-terraform {
-  required_providers {
-    apim = { source = "apimvault/apim" }
-  }
-}
 provider "apim" {}
 resource "apim_vault_policy" "first" {
   name = "before-expiry"
@@ -296,8 +278,8 @@ resource "apim_vault_policy" "second" {
     capabilities = ["read"]
   }
 }
-"#,
-    );
+"#
+    ));
     let out = wd.apply();
     assert!(!out.success(), "the write after expiry must fail:\n{out}");
     let text = out.combined();
@@ -377,7 +359,11 @@ fn lost_answers_to_vault_writes_orphan_nothing() {
     }
     assert_eq!(events.len(), 8, "every injected fault was met: {events:?}");
     let truth = |bao: &Bao| vault_inventory(|m, p| bao.api(m, p, None));
-    assert_eq!(truth(&bao), vault_state_objects(&wd));
+    assert_state_matches(
+        &truth(&bao),
+        &vault_state_objects(&wd),
+        "after the first apply",
+    );
     assert_eq!(truth(&bao).len(), POLICIES + 1 + ROLES);
     assert_eq!(wd.plan(true), 0);
     let out = wd.destroy();
@@ -402,7 +388,7 @@ fn max_retries_from_the_environment() {
         .env("VAULT_TOKEN", bao.token());
     wd.write_config(&format!(
         "{}\nprovider \"apim\" {{}}\nresource \"apim_vault_policy\" \"p\" {{\n  name = \"retried\"\n  rule {{\n    path         = \"secret/data/r\"\n    capabilities = [\"read\"]\n  }}\n}}\n",
-        crate::support::REQUIRED_PROVIDERS
+        REQUIRED_PROVIDERS
     ));
 
     wd.env("VAULT_MAX_RETRIES", "zero");

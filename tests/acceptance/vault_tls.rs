@@ -1,16 +1,11 @@
 //! Vault over TLS: verification is on by default, a private CA is trusted through
 //! `ca_cert_file` (or `VAULT_CACERT`), and `skip_tls_verify` works but warns.
 
-use crate::support::{contains_normalized, Bao, TerraformBin, Workdir};
+use crate::support::{contains_normalized, Bao, TerraformBin, Workdir, REQUIRED_PROVIDERS};
 
 fn config(vault: &str) -> String {
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    apim = {{ source = "apimvault/apim" }}
-  }}
-}}
+        r#"{REQUIRED_PROVIDERS}
 provider "apim" {{
   vault {{
 {vault}

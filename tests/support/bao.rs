@@ -141,14 +141,7 @@ impl Bao {
         let response = request
             .send()
             .unwrap_or_else(|e| panic!("{method} {url}: {e}\nOpenBao log:\n{}", self.log_tail()));
-        let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        super::status_and_json(response)
     }
 
     /// [`Bao::api`] that panics (with the response) unless the status is 2xx; answers the body.

@@ -243,16 +243,7 @@ disable_mlock = true
             req = req.json(&b);
         }
         match req.send() {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let text = resp.text().unwrap_or_default();
-                let value = if text.trim().is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_str(&text).unwrap_or(Value::String(text))
-                };
-                (status, value)
-            }
+            Ok(resp) => super::status_and_json(resp),
             Err(e) => (0, Value::String(e.to_string())),
         }
     }

@@ -209,14 +209,7 @@ impl Emulator {
         let response = request
             .send()
             .unwrap_or_else(|e| panic!("{method} {url}: {e}\nemulator log:\n{}", self.log()));
-        let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        super::status_and_json(response)
     }
 
     /// An ARM bearer token for the seeded client (client-credentials grant).

@@ -195,3 +195,33 @@ pub fn vault_state_objects(wd: &Workdir) -> std::collections::BTreeSet<String> {
     }
     out
 }
+
+/// An answer's status and JSON body: `Null` when the body is empty, a JSON string when it is
+/// not JSON.
+pub(crate) fn status_and_json(response: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, value)
+}
+
+/// Panics unless `remote` (what the APIs hold) and `state` (what Terraform knows) name the
+/// same objects, listing what is orphaned (held, not known) and what is lost (known, not
+/// held); `context` goes into the message.
+#[track_caller]
+pub fn assert_state_matches(
+    remote: &std::collections::BTreeSet<String>,
+    state: &std::collections::BTreeSet<String>,
+    context: &str,
+) {
+    let orphaned: Vec<_> = remote.difference(state).collect();
+    let lost: Vec<_> = state.difference(remote).collect();
+    assert!(
+        orphaned.is_empty() && lost.is_empty(),
+        "{context}\norphaned (not in state): {orphaned:?}\nlost (in state, not held): {lost:?}"
+    );
+}
