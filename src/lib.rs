@@ -6,20 +6,10 @@
 //! users write), `clients` (typed Vault and Azure APIs; no Terraform).
 
 pub mod clients;
+pub mod context;
 pub mod docs;
 pub mod framework;
 pub mod log;
 pub mod provider;
 pub mod resources;
 pub mod server;
-
-pub mod proto {
-    //! Code generated from the vendored protocol definitions in `proto/`.
-    #![allow(clippy::all, clippy::pedantic, missing_docs, reason = "generated code")]
-    pub mod tfplugin6 {
-        tonic::include_proto!("tfplugin6");
-    }
-    pub mod plugin {
-        tonic::include_proto!("plugin");
-    }
-}

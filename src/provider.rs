@@ -11,7 +11,10 @@ use url::Url;
 use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, Vault, VaultSettings};
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::resource::{DataSource, EphemeralResource, Provider, Resource};
+use crate::context::{AzureCloud, ProviderData};
+use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
+use crate::framework::model::Known;
+use crate::framework::resource::Provider;
 use crate::framework::schema::{Attribute, Block, Constraint, NestedBlock, Schema};
 use crate::framework::value::Value;
 use crate::resources;
@@ -19,57 +22,11 @@ use crate::resources;
 /// Default `vault.max_retries`.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
-/// What ConfigureProvider produces and every resource receives.
-pub struct ProviderData {
-    vault: Result<Arc<Vault>, String>,
-    /// The Azure cloud as configured, known even without Azure credentials (resources
-    /// derive Entra issuers from it).
-    pub azure: AzureCloud,
-    /// The Azure client, or why there is none (a missing setting and its variable).
-    azure_client: Result<Arc<Azure>, String>,
-    /// Roles and policies planned in this run, for the bindings' plan-time checks.
-    pub planned: crate::resources::planned::Planned,
-}
-
-/// The `azure` block's cloud settings as written (`environment`, `authority_host`).
-#[derive(Debug, Clone, Default)]
-pub struct AzureCloud {
-    /// `public`, `usgovernment` or `china` (default `public`).
-    pub environment: String,
-    /// Entra authority override.
-    pub authority_host: Option<String>,
-}
-
-impl ProviderData {
-    /// The Vault client, or an error diagnostic saying which setting is missing.
-    pub fn vault(&self, d: &mut Diags) -> Option<&Vault> {
-        match &self.vault {
-            Ok(v) => Some(v),
-            Err(why) => {
-                d.error("Vault is not configured", why.clone());
-                None
-            }
-        }
-    }
-
-    /// The Azure client, or an error diagnostic saying which setting is missing and its
-    /// environment variable. Its credential is acquired on first use.
-    pub fn azure(&self, d: &mut Diags) -> Option<&Azure> {
-        match &self.azure_client {
-            Ok(a) => Some(a),
-            Err(why) => {
-                d.error("Azure is not configured", why.clone());
-                None
-            }
-        }
-    }
-}
-
 /// The provider.
 pub struct ApimProvider {
-    resources: Vec<Box<dyn Resource<ProviderData>>>,
-    data_sources: Vec<Box<dyn DataSource<ProviderData>>>,
-    ephemeral: Vec<Box<dyn EphemeralResource<ProviderData>>>,
+    resources: Vec<Box<dyn ResourceType<ProviderData>>>,
+    data_sources: Vec<Box<dyn DataSourceType<ProviderData>>>,
+    ephemeral: Vec<Box<dyn EphemeralType<ProviderData>>>,
 }
 
 impl ApimProvider {
@@ -192,38 +149,119 @@ pub fn provider_schema() -> &'static Schema {
     })
 }
 
+crate::model! {
+    /// The provider block.
+    pub struct ProviderModel, plan ProviderPlan {
+        /// The `vault` block.
+        pub vault: Option<VaultBlock>,
+        /// The `azure` block.
+        pub azure: Option<AzureBlock>,
+    }
+}
+
+crate::model! {
+    /// The `vault` block.
+    pub struct VaultBlock, plan VaultBlockPlan {
+        /// `address`.
+        pub address: Option<String>,
+        /// `token`.
+        pub token: Option<String>,
+        /// `namespace`.
+        pub namespace: Option<String>,
+        /// `ca_cert_file`.
+        pub ca_cert_file: Option<String>,
+        /// `skip_tls_verify`.
+        pub skip_tls_verify: Option<bool>,
+        /// `max_retries`.
+        pub max_retries: Option<i64>,
+        /// `auth_login_jwt`.
+        pub auth_login_jwt: Option<JwtLoginBlock>,
+    }
+}
+
+crate::model! {
+    /// The `vault.auth_login_jwt` block.
+    pub struct JwtLoginBlock, plan JwtLoginBlockPlan {
+        /// `mount`.
+        pub mount: Option<String>,
+        /// `role`.
+        pub role: String,
+        /// `jwt`.
+        pub jwt: Option<String>,
+    }
+}
+
+crate::model! {
+    /// The `azure` block.
+    pub struct AzureBlock, plan AzureBlockPlan {
+        /// `subscription_id`.
+        pub subscription_id: Option<String>,
+        /// `tenant_id`.
+        pub tenant_id: Option<String>,
+        /// `client_id`.
+        pub client_id: Option<String>,
+        /// `client_secret`.
+        pub client_secret: Option<String>,
+        /// `use_oidc`.
+        pub use_oidc: Option<bool>,
+        /// `use_msi`.
+        pub use_msi: Option<bool>,
+        /// `use_cli`.
+        pub use_cli: Option<bool>,
+        /// `environment`.
+        pub environment: Option<String>,
+        /// `resource_manager_endpoint`.
+        pub resource_manager_endpoint: Option<String>,
+        /// `authority_host`.
+        pub authority_host: Option<String>,
+        /// `ca_cert_file`.
+        pub ca_cert_file: Option<String>,
+    }
+}
+
 /// A setting from configuration, else from the first environment variable that is set.
-fn setting(block: &Value, name: &str, env: &[&str]) -> Option<String> {
-    block.get(name).as_str().map(str::to_string).or_else(|| {
+fn setting(value: &Option<String>, env: &[&str]) -> Option<String> {
+    value.clone().or_else(|| {
         env.iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     })
 }
 
-fn flag(block: &Value, name: &str, env: &str) -> bool {
-    block.get(name).as_bool().unwrap_or_else(|| {
-        std::env::var(env)
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
-            .unwrap_or(false)
-    })
+/// A yes/no environment variable, when set.
+fn env_flag(env: &str) -> Option<bool> {
+    std::env::var(env)
+        .ok()
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
-fn vault_settings(v: &Value, d: &mut Diags) -> Result<VaultSettings, String> {
-    if !v.get("address").is_null() && v.get("address").is_unknown() {
-        return Err("The Vault address is not known until apply; resources that need Vault during plan cannot be checked yet.".into());
-    }
-    let address = setting(v, "address", &["VAULT_ADDR"]).ok_or(
+fn flag(value: Option<bool>, env: &str) -> bool {
+    value.or_else(|| env_flag(env)).unwrap_or(false)
+}
+
+/// A block whose values are not all known until apply.
+const UNKNOWN_BLOCK: &str = "has values that are not known until apply; resources that need it during plan cannot be checked yet. Configure the provider from values known at plan time.";
+
+fn vault_settings(
+    block: &Known<Option<VaultBlock>>,
+    d: &mut Diags,
+) -> Result<VaultSettings, String> {
+    let Known::Value(v) = block else {
+        return Err(format!("The `vault` block of the provider {UNKNOWN_BLOCK}"));
+    };
+    let empty = VaultBlock::default();
+    let v = v.as_ref().unwrap_or(&empty);
+    let address = setting(&v.address, &["VAULT_ADDR"]).ok_or(
         "No Vault address: set `address` in the `vault` block of the provider, or the VAULT_ADDR environment variable.",
     )?;
     let address = parse_http_url(&address).map_err(|why| format!("The Vault address {why}."))?;
-    let token = setting(v, "token", &["VAULT_TOKEN"]).or_else(|| {
+    let token = setting(&v.token, &["VAULT_TOKEN"]).or_else(|| {
         let home = std::env::var_os("HOME")?;
         std::fs::read_to_string(PathBuf::from(home).join(".vault-token"))
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
     });
-    let skip_tls_verify = flag(v, "skip_tls_verify", "VAULT_SKIP_VERIFY");
+    let skip_tls_verify = flag(v.skip_tls_verify, "VAULT_SKIP_VERIFY");
     if skip_tls_verify {
         d.attr_warning(
             AttrPath::root("vault").attr("skip_tls_verify"),
@@ -231,32 +269,30 @@ fn vault_settings(v: &Value, d: &mut Diags) -> Result<VaultSettings, String> {
             "The provider accepts any certificate from Vault, so a machine in the middle could read the Vault token. Use `ca_cert_file` to trust a private CA instead.",
         );
     }
-    let login = v.get("auth_login_jwt");
-    let login = if login.is_null() {
-        None
-    } else {
-        Some(JwtLogin {
-            mount: login.get("mount").as_str().unwrap_or("jwt").to_string(),
-            role: login.get("role").as_str().unwrap_or_default().to_string(),
-            jwt: setting(login, "jwt", &["APIM_VAULT_AUTH_JWT"]).ok_or(
+    let login = match &v.auth_login_jwt {
+        None => None,
+        Some(login) => Some(JwtLogin {
+            mount: login.mount.clone().unwrap_or_else(|| "jwt".into()),
+            role: login.role.clone(),
+            jwt: setting(&login.jwt, &["APIM_VAULT_AUTH_JWT"]).ok_or(
                 "`vault.auth_login_jwt` has no JWT: set `jwt` or the APIM_VAULT_AUTH_JWT environment variable.",
             )?,
-        })
+        }),
     };
     Ok(VaultSettings {
         address,
         token,
-        namespace: setting(v, "namespace", &["VAULT_NAMESPACE"]),
-        ca_cert_file: setting(v, "ca_cert_file", &["VAULT_CACERT"]).map(PathBuf::from),
+        namespace: setting(&v.namespace, &["VAULT_NAMESPACE"]),
+        ca_cert_file: setting(&v.ca_cert_file, &["VAULT_CACERT"]).map(PathBuf::from),
         skip_tls_verify,
-        max_retries: max_retries(v)?,
+        max_retries: max_retries(v.max_retries)?,
         login,
     })
 }
 
 /// `max_retries`, else `VAULT_MAX_RETRIES` (as Vault's own clients read it), else the default.
-fn max_retries(v: &Value) -> Result<u32, String> {
-    if let Some(n) = v.get("max_retries").as_i64() {
+fn max_retries(configured: Option<i64>) -> Result<u32, String> {
+    if let Some(n) = configured {
         return Ok(u32::try_from(n).unwrap_or(DEFAULT_MAX_RETRIES));
     }
     match std::env::var("VAULT_MAX_RETRIES") {
@@ -267,46 +303,44 @@ fn max_retries(v: &Value) -> Result<u32, String> {
     }
 }
 
-fn azure_settings(a: &Value) -> Result<AzureSettings, String> {
-    let url = |name: &str, env: &str| -> Result<Option<Url>, String> {
-        setting(a, name, &[env])
+fn azure_settings(a: &AzureBlock) -> Result<AzureSettings, String> {
+    let url = |value: &Option<String>, name: &str, env: &str| -> Result<Option<Url>, String> {
+        setting(value, &[env])
             .map(|s| parse_http_url(&s).map_err(|why| format!("`azure.{name}` ({env}) {why}.")))
             .transpose()
     };
-    let environment = match setting(a, "environment", &["ARM_ENVIRONMENT"]) {
+    let environment = match setting(&a.environment, &["ARM_ENVIRONMENT"]) {
         Some(e) => Environment::parse(&e)
             .map_err(|why| format!("`azure.environment` (ARM_ENVIRONMENT): {why}."))?,
         None => Environment::Public,
     };
     Ok(AzureSettings {
-        subscription_id: setting(a, "subscription_id", &["ARM_SUBSCRIPTION_ID"]),
-        tenant_id: setting(a, "tenant_id", &["ARM_TENANT_ID"]),
-        client_id: setting(a, "client_id", &["ARM_CLIENT_ID"]),
-        client_secret: setting(a, "client_secret", &["ARM_CLIENT_SECRET"]),
-        use_oidc: flag(a, "use_oidc", "ARM_USE_OIDC"),
+        subscription_id: setting(&a.subscription_id, &["ARM_SUBSCRIPTION_ID"]),
+        tenant_id: setting(&a.tenant_id, &["ARM_TENANT_ID"]),
+        client_id: setting(&a.client_id, &["ARM_CLIENT_ID"]),
+        client_secret: setting(&a.client_secret, &["ARM_CLIENT_SECRET"]),
+        use_oidc: flag(a.use_oidc, "ARM_USE_OIDC"),
         oidc_token_file_path: ["ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"]
             .iter()
             .find_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
             .map(PathBuf::from),
-        use_msi: flag(a, "use_msi", "ARM_USE_MSI"),
-        use_cli: a.get("use_cli").as_bool().or_else(|| {
-            std::env::var("ARM_USE_CLI")
-                .ok()
-                .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
-        }),
+        use_msi: flag(a.use_msi, "ARM_USE_MSI"),
+        use_cli: a.use_cli.or_else(|| env_flag("ARM_USE_CLI")),
         environment,
         resource_manager_endpoint: url(
+            &a.resource_manager_endpoint,
             "resource_manager_endpoint",
             "ARM_RESOURCE_MANAGER_ENDPOINT",
         )?,
-        authority_host: url("authority_host", "AZURE_AUTHORITY_HOST")?,
-        ca_cert_file: setting(a, "ca_cert_file", &["ARM_CA_CERT_FILE"]).map(PathBuf::from),
+        authority_host: url(&a.authority_host, "authority_host", "AZURE_AUTHORITY_HOST")?,
+        ca_cert_file: setting(&a.ca_cert_file, &["ARM_CA_CERT_FILE"]).map(PathBuf::from),
         ..AzureSettings::default()
     })
 }
 
 #[async_trait]
 impl Provider for ApimProvider {
+    type Model = ProviderModel;
     type Data = ProviderData;
 
     fn schema(&self) -> &Schema {
@@ -315,38 +349,45 @@ impl Provider for ApimProvider {
 
     async fn configure(
         &self,
-        config: &Value,
+        config: ProviderPlan,
         _terraform_version: &str,
         d: &mut Diags,
     ) -> Option<ProviderData> {
-        let vault = vault_settings(config.get("vault"), d).and_then(|s| {
+        let vault = vault_settings(&config.vault, d).and_then(|s| {
             Vault::new(s)
                 .map(Arc::new)
                 .map_err(|e| format!("The Vault client could not be set up: {e}"))
         });
-        let block = config.get("azure");
-        let azure = AzureCloud {
-            environment: setting(block, "environment", &["ARM_ENVIRONMENT"])
-                .unwrap_or_else(|| "public".into()),
-            authority_host: setting(block, "authority_host", &["AZURE_AUTHORITY_HOST"]),
+        let (cloud, azure) = match config.azure {
+            Known::Unknown => (
+                AzureCloud {
+                    environment: "public".into(),
+                    authority_host: None,
+                },
+                Err(format!("The `azure` block of the provider {UNKNOWN_BLOCK}")),
+            ),
+            Known::Value(block) => {
+                let block = block.unwrap_or_default();
+                let cloud = AzureCloud {
+                    environment: setting(&block.environment, &["ARM_ENVIRONMENT"])
+                        .unwrap_or_else(|| "public".into()),
+                    authority_host: setting(&block.authority_host, &["AZURE_AUTHORITY_HOST"]),
+                };
+                let azure = azure_settings(&block)
+                    .and_then(|s| Azure::new(s).map(Arc::new).map_err(|e| e.to_string()));
+                (cloud, azure)
+            }
         };
-        let azure_client = azure_settings(block)
-            .and_then(|s| Azure::new(s).map(Arc::new).map_err(|e| e.to_string()));
-        Some(ProviderData {
-            vault,
-            azure,
-            azure_client,
-            planned: Default::default(),
-        })
+        Some(ProviderData::new(vault, azure, cloud))
     }
 
-    fn resources(&self) -> &[Box<dyn Resource<ProviderData>>] {
+    fn resources(&self) -> &[Box<dyn ResourceType<ProviderData>>] {
         &self.resources
     }
-    fn data_sources(&self) -> &[Box<dyn DataSource<ProviderData>>] {
+    fn data_sources(&self) -> &[Box<dyn DataSourceType<ProviderData>>] {
         &self.data_sources
     }
-    fn ephemeral_resources(&self) -> &[Box<dyn EphemeralResource<ProviderData>>] {
+    fn ephemeral_resources(&self) -> &[Box<dyn EphemeralType<ProviderData>>] {
         &self.ephemeral
     }
 }

@@ -4,6 +4,8 @@
 pub mod cancel;
 pub mod diag;
 pub mod docs;
+pub mod lifecycle;
+pub mod model;
 pub mod plan;
 pub mod resource;
 pub mod schema;
@@ -12,4 +14,5 @@ pub mod value;
 
 pub use diag::{AttrPath, Diags};
 pub use schema::{Attribute, Block, Constraint, NestedBlock, Schema};
+pub use model::{Known, Model};
 pub use value::{Type, Value};

@@ -1,6 +1,10 @@
-//! The traits a provider, its resources, data sources and ephemeral resources implement.
-//! Every CRUD method has the same four beats: read the request values, stop on diagnostics,
-//! call the API, return the new state.
+//! The traits a provider, its resources, data sources and ephemeral resources implement,
+//! each over its typed model (`framework::model`). Every CRUD method has the same four beats:
+//! take the model, stop on diagnostics, call the API, return the new model.
+//!
+//! The rules Terraform imposes around these calls (create vs update vs delete, what state a
+//! failure leaves, write-only values, cancellation) are the framework's, in `lifecycle.rs`;
+//! a type only says what its object is and how to reach it.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -8,16 +12,17 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::cancel::Cancel;
-use super::diag::Diags;
-use super::plan::Planned;
+use super::diag::{AttrPath, Diags};
+use super::model::Model;
 use super::schema::Schema;
-use super::value::Value;
 
 /// What every call gets: the configured provider data (absent before configuration, or when
 /// the provider configuration failed) and the cancellation signal of StopProvider.
 pub struct Ctx<D> {
     data: Option<Arc<D>>,
-    /// Fires when Terraform asks the provider to stop.
+    /// Fires when Terraform asks the provider to stop. Calls that change nothing are stopped
+    /// by the framework; a create, update or delete sees it here and decides how to stop
+    /// with a state that matches what exists.
     pub cancel: Cancel,
 }
 
@@ -39,76 +44,105 @@ impl<D> Ctx<D> {
     }
 }
 
+/// The plan-time twin of a model.
+pub type PlanOf<M> = <M as Model>::Plan;
+
 /// The inputs of a plan, after the generic planning of `plan.rs`.
-pub struct PlanRequest<'a> {
-    /// Prior state (null when creating).
-    pub prior: &'a Value,
+pub struct PlanRequest<'a, M: Model> {
+    /// Prior state; `None` when creating.
+    pub prior: Option<&'a M>,
     /// Configuration (may contain unknowns).
-    pub config: &'a Value,
+    pub config: &'a PlanOf<M>,
+}
+
+/// A plan being made: the planned state and the attributes whose change forces replacement.
+pub struct Plan<M: Model> {
+    /// The planned new state.
+    pub state: PlanOf<M>,
+    /// Attributes whose change forces replacement (the schema's, plus any the type adds).
+    pub requires_replace: Vec<AttrPath>,
+}
+
+impl<M: Model> Plan<M> {
+    /// Marks `path` as forcing replacement (once).
+    pub fn replace(&mut self, path: AttrPath) {
+        if !self.requires_replace.contains(&path) {
+            self.requires_replace.push(path);
+        }
+    }
 }
 
 /// A managed resource type.
 #[async_trait]
-pub trait Resource<D: Send + Sync>: Send + Sync {
+pub trait Resource<D: Send + Sync>: Send + Sync + 'static {
+    /// The resource's object as a struct.
+    type Model: Model + 'static;
     /// Type name, e.g. `apim_vault_policy`.
     fn type_name(&self) -> &'static str;
     /// The schema, built once.
     fn schema(&self) -> &Schema;
     /// Checks beyond the schema's declarative ones.
-    fn validate(&self, _config: &Value, _diags: &mut Diags) {}
+    fn validate(&self, _config: &PlanOf<Self::Model>, _diags: &mut Diags) {}
     /// Adjusts the generic plan: values known at plan time, semantic equality, plan-time
     /// checks against the remote APIs.
     async fn modify_plan(
         &self,
         _ctx: &Ctx<D>,
-        _req: PlanRequest<'_>,
-        _planned: &mut Planned,
+        _req: PlanRequest<'_, Self::Model>,
+        _plan: &mut Plan<Self::Model>,
         _diags: &mut Diags,
     ) {
     }
-    /// Creates the remote object; returns the new state (None after an error that created
-    /// nothing).
+    /// Creates the remote object from the planned model (write-only values filled in from
+    /// the configuration); returns the new state, or `None` after an error that created
+    /// nothing.
     async fn create(
         &self,
         ctx: &Ctx<D>,
-        planned: &Value,
-        config: &Value,
+        planned: Self::Model,
         diags: &mut Diags,
-    ) -> Option<Value>;
+    ) -> Option<Self::Model>;
     /// Reads the remote object; `None` when it is gone (Terraform then plans to create it).
-    async fn read(&self, ctx: &Ctx<D>, state: &Value, diags: &mut Diags) -> Option<Value>;
-    /// Updates in place; returns the new state.
+    async fn read(&self, ctx: &Ctx<D>, state: Self::Model, diags: &mut Diags)
+        -> Option<Self::Model>;
+    /// Updates in place; returns the new state (`None` after an error that changed nothing).
     async fn update(
         &self,
         ctx: &Ctx<D>,
-        prior: &Value,
-        planned: &Value,
-        config: &Value,
+        prior: Self::Model,
+        planned: Self::Model,
         diags: &mut Diags,
-    ) -> Option<Value>;
+    ) -> Option<Self::Model>;
     /// Deletes the remote object (success when already gone).
-    async fn delete(&self, ctx: &Ctx<D>, state: &Value, diags: &mut Diags);
+    async fn delete(&self, ctx: &Ctx<D>, state: Self::Model, diags: &mut Diags);
     /// Turns an import ID into a state that `read` can complete.
-    async fn import(&self, ctx: &Ctx<D>, id: &str, diags: &mut Diags) -> Option<Value>;
+    async fn import(&self, ctx: &Ctx<D>, id: &str, diags: &mut Diags) -> Option<Self::Model>;
 }
 
 /// A data source type.
 #[async_trait]
-pub trait DataSource<D: Send + Sync>: Send + Sync {
+pub trait DataSource<D: Send + Sync>: Send + Sync + 'static {
+    /// The data source's object as a struct.
+    type Model: Model + 'static;
     /// Type name, e.g. `apim_vault_policy_document`.
     fn type_name(&self) -> &'static str;
     /// The schema, built once.
     fn schema(&self) -> &Schema;
     /// Checks beyond the schema's declarative ones.
-    fn validate(&self, _config: &Value, _diags: &mut Diags) {}
+    fn validate(&self, _config: &PlanOf<Self::Model>, _diags: &mut Diags) {}
     /// Computes the state from the (wholly known) configuration.
-    async fn read(&self, ctx: &Ctx<D>, config: &Value, diags: &mut Diags) -> Option<Value>;
+    async fn read(
+        &self,
+        ctx: &Ctx<D>,
+        config: Self::Model,
+        diags: &mut Diags,
+    ) -> Option<Self::Model>;
 }
 
-/// The result of opening or renewing an ephemeral resource.
-pub struct Opened {
+/// The result of opening an ephemeral resource.
+pub struct Opened<M> {
     /// The ephemeral value (never stored).
-    pub result: Value,
+    pub result: M,
     /// Opaque data handed back on renew and close.
     pub private: Vec<u8>,
     /// When Terraform should call renew, if ever.
@@ -117,15 +151,22 @@ pub struct Opened {
 
 /// An ephemeral resource type (Terraform >= 1.10).
 #[async_trait]
-pub trait EphemeralResource<D: Send + Sync>: Send + Sync {
+pub trait EphemeralResource<D: Send + Sync>: Send + Sync + 'static {
+    /// The ephemeral resource's object as a struct.
+    type Model: Model + 'static;
     /// Type name.
     fn type_name(&self) -> &'static str;
     /// The schema, built once.
     fn schema(&self) -> &Schema;
     /// Checks beyond the schema's declarative ones.
-    fn validate(&self, _config: &Value, _diags: &mut Diags) {}
+    fn validate(&self, _config: &PlanOf<Self::Model>, _diags: &mut Diags) {}
     /// Produces the value.
-    async fn open(&self, ctx: &Ctx<D>, config: &Value, diags: &mut Diags) -> Option<Opened>;
+    async fn open(
+        &self,
+        ctx: &Ctx<D>,
+        config: Self::Model,
+        diags: &mut Diags,
+    ) -> Option<Opened<Self::Model>>;
     /// Extends it; returns the new private data and renew time.
     async fn renew(
         &self,
@@ -142,23 +183,26 @@ pub trait EphemeralResource<D: Send + Sync>: Send + Sync {
 /// A provider: its configuration schema, how to configure it, and its types.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
+    /// The provider block as a struct.
+    type Model: Model + 'static;
     /// What configuration produces and every call receives.
     type Data: Send + Sync + 'static;
     /// The provider block's schema.
     fn schema(&self) -> &Schema;
     /// Checks beyond the schema's declarative ones.
-    fn validate(&self, _config: &Value, _diags: &mut Diags) {}
-    /// Builds the provider data from the configuration. Warnings go to `diags`.
+    fn validate(&self, _config: &PlanOf<Self::Model>, _diags: &mut Diags) {}
+    /// Builds the provider data from the configuration (which may hold values not known
+    /// until apply). Warnings go to `diags`.
     async fn configure(
         &self,
-        config: &Value,
+        config: PlanOf<Self::Model>,
         terraform_version: &str,
         diags: &mut Diags,
     ) -> Option<Self::Data>;
     /// Managed resource types.
-    fn resources(&self) -> &[Box<dyn Resource<Self::Data>>];
+    fn resources(&self) -> &[Box<dyn super::lifecycle::ResourceType<Self::Data>>];
     /// Data source types.
-    fn data_sources(&self) -> &[Box<dyn DataSource<Self::Data>>];
+    fn data_sources(&self) -> &[Box<dyn super::lifecycle::DataSourceType<Self::Data>>];
     /// Ephemeral resource types.
-    fn ephemeral_resources(&self) -> &[Box<dyn EphemeralResource<Self::Data>>];
+    fn ephemeral_resources(&self) -> &[Box<dyn super::lifecycle::EphemeralType<Self::Data>>];
 }

@@ -2,43 +2,45 @@
 //! typed clients; they never see the protocol.
 
 pub mod binding_fragment;
-pub mod planned;
 pub mod policy_xml;
 mod rules;
-pub mod vault_audit;
-pub mod vault_auth_backend;
-pub mod vault_azure_role;
-pub mod vault_binding;
-pub mod vault_lease;
-pub mod vault_policy;
-pub mod vault_policy_document;
-pub mod vault_secret;
+pub mod this_run;
+// pub mod vault_audit;
+// pub mod vault_auth_backend;
+// pub mod vault_azure_role;
+// pub mod vault_binding;
+// pub mod vault_lease;
+// pub mod vault_policy;
+// pub mod vault_policy_document;
+// pub mod vault_secret;
 
-use crate::framework::resource::{DataSource, EphemeralResource, Resource};
-use crate::provider::ProviderData;
+use crate::context::ProviderData;
+use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
 
 /// Every managed resource type.
-pub fn resources() -> Vec<Box<dyn Resource<ProviderData>>> {
+pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
     vec![
-        Box::new(vault_policy::VaultPolicy),
-        Box::new(vault_auth_backend::VaultAuthBackend),
-        Box::new(vault_azure_role::VaultAzureRole),
-        Box::new(vault_binding::VaultBinding),
-        Box::new(vault_audit::VaultAudit),
+        // Box::new(vault_policy::VaultPolicy),
+        // Box::new(vault_auth_backend::VaultAuthBackend),
+        // Box::new(vault_azure_role::VaultAzureRole),
+        // Box::new(vault_binding::VaultBinding),
+        // Box::new(vault_audit::VaultAudit),
     ]
 }
 
 /// Every data source type.
-pub fn data_sources() -> Vec<Box<dyn DataSource<ProviderData>>> {
+pub fn data_sources() -> Vec<Box<dyn DataSourceType<ProviderData>>> {
     vec![
-        Box::new(vault_policy_document::VaultPolicyDocument),
-        Box::new(vault_lease::VaultLease),
+        // Box::new(vault_policy_document::VaultPolicyDocument),
+        // Box::new(vault_lease::VaultLease),
     ]
 }
 
 /// Every ephemeral resource type.
-pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralResource<ProviderData>>> {
-    vec![Box::new(vault_secret::VaultSecret)]
+pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralType<ProviderData>>> {
+    vec![
+        // Box::new(vault_secret::VaultSecret)
+    ]
 }
 
 /// The uniform diagnostic for a failed API call: "Unable to <action> <type>", with the

@@ -4,7 +4,7 @@
 use crate::framework::diag::{AttrPath, Diagnostic, Diags, PathStep, Severity};
 use crate::framework::schema::{Attribute, Block, NestedBlock, Nesting, Presence, Schema};
 use crate::framework::value::{Type, Value};
-use crate::proto::tfplugin6 as pb;
+use crate::server::proto::tfplugin6 as pb;
 
 use super::codec;
 

@@ -21,10 +21,10 @@ use tonic::transport::Server;
 
 use crate::framework::resource::Provider;
 use crate::log;
-use crate::proto::plugin::grpc_broker_server::GrpcBrokerServer;
-use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
-use crate::proto::plugin::grpc_stdio_server::GrpcStdioServer;
-use crate::proto::tfplugin6::provider_server::ProviderServer;
+use crate::server::proto::plugin::grpc_broker_server::GrpcBrokerServer;
+use crate::server::proto::plugin::grpc_controller_server::GrpcControllerServer;
+use crate::server::proto::plugin::grpc_stdio_server::GrpcStdioServer;
+use crate::server::proto::tfplugin6::provider_server::ProviderServer;
 
 use super::plugin::{Broker, Controller, Stdio};
 use super::service::ProviderService;

@@ -10,3 +10,14 @@ pub mod service;
 pub mod tls;
 
 pub use handshake::{serve, ServeMode};
+
+pub mod proto {
+    //! Code generated from the vendored protocol definitions in `proto/`.
+    #![allow(clippy::all, clippy::pedantic, missing_docs, reason = "generated code")]
+    pub mod tfplugin6 {
+        tonic::include_proto!("tfplugin6");
+    }
+    pub mod plugin {
+        tonic::include_proto!("plugin");
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::proto::plugin as pb;
+use crate::server::proto::plugin as pb;
 
 type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::framework::cancel::CancelSource;
 use crate::framework::resource::{Ctx, Provider};
-use crate::proto::tfplugin6 as pb;
+use crate::server::proto::tfplugin6 as pb;
 use pb::provider_server::Provider as Rpc;
 
 use super::rpc;

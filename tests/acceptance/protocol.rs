@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apim_provider::framework::{Type, Value};
-use apim_provider::proto::plugin::grpc_controller_client::GrpcControllerClient;
-use apim_provider::proto::tfplugin6 as pb;
+use apim_provider::server::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use apim_provider::server::proto::tfplugin6 as pb;
 use apim_provider::server::codec;
 use base64::Engine;
 use hyper_util::rt::TokioIo;
@@ -325,7 +325,7 @@ async fn shutdown_exits_promptly() {
     let ch = channel(&p, None).await.unwrap();
     let started = Instant::now();
     GrpcControllerClient::new(ch)
-        .shutdown(apim_provider::proto::plugin::Empty {})
+        .shutdown(apim_provider::server::proto::plugin::Empty {})
         .await
         .expect("Shutdown answers");
     // go-plugin kills a plugin that has not exited 2 s after Shutdown.

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use crate::framework::diag::Diags;
+use crate::framework::lifecycle::configure_provider;
 use crate::framework::resource::Provider;
-use crate::proto::tfplugin6 as pb;
+use crate::server::proto::tfplugin6 as pb;
 
-use super::super::convert;
-use super::super::service::ProviderService;
+use crate::server::convert;
+use crate::server::service::ProviderService;
 
 /// Decodes the provider block and configures the provider.
 pub async fn configure<P: Provider>(
@@ -23,10 +24,8 @@ pub async fn configure<P: Provider>(
         &mut d,
     );
     if !d.has_errors() {
-        if let Some(data) = s
-            .provider
-            .configure(&config, &r.terraform_version, &mut d)
-            .await
+        if let Some(data) =
+            configure_provider(s.provider.as_ref(), &config, &r.terraform_version, &mut d).await
         {
             if let Ok(mut slot) = s.data.write() {
                 *slot = Some(Arc::new(data));

@@ -1,12 +1,11 @@
-//! ReadDataSource.
+//! ReadDataSource: decode, call the framework, encode.
 
 use crate::framework::diag::Diags;
-use crate::framework::plan::null_write_only;
 use crate::framework::resource::Provider;
-use crate::proto::tfplugin6 as pb;
+use crate::server::convert;
+use crate::server::proto::tfplugin6 as pb;
+use crate::server::service::ProviderService;
 
-use super::super::convert;
-use super::super::service::ProviderService;
 use super::unsupported::unknown_type;
 
 /// Reads a data source from its (known) configuration.
@@ -27,16 +26,8 @@ pub async fn read<P: Provider>(
             let ty = ds.schema().block.object_type();
             let config = convert::decode(r.config.as_ref(), &ty, "configuration", &mut d);
             if !d.has_errors() {
-                let ctx = s.ctx();
-                let read = ctx.cancel.run(ds.read(&ctx, &config, &mut d)).await;
-                if read.is_err() {
-                    super::stopped(&mut d, "reading a data source");
-                }
-                if let Some(mut v) = read.ok().flatten() {
-                    if !d.has_errors() {
-                        null_write_only(&ds.schema().block, &mut v);
-                        state = convert::encode(&v, &ty, "data source state", &mut d);
-                    }
+                if let Some(v) = ds.read(&s.ctx(), &config, &mut d).await {
+                    state = convert::encode(&v, &ty, "data source state", &mut d);
                 }
             }
         }

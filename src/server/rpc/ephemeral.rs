@@ -1,19 +1,21 @@
-//! OpenEphemeralResource, RenewEphemeralResource and CloseEphemeralResource.
+//! OpenEphemeralResource, RenewEphemeralResource and CloseEphemeralResource: decode, call the
+//! framework, encode.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::framework::diag::Diags;
-use crate::framework::resource::{EphemeralResource, Provider};
-use crate::proto::tfplugin6 as pb;
+use crate::framework::lifecycle::EphemeralType;
+use crate::framework::resource::Provider;
+use crate::server::proto::tfplugin6 as pb;
 
-use super::super::convert;
-use super::super::service::ProviderService;
+use crate::server::convert;
+use crate::server::service::ProviderService;
 use super::unsupported::unknown_type;
 
 fn find<'a, P: Provider>(
     s: &'a ProviderService<P>,
     name: &str,
-) -> Result<&'a dyn EphemeralResource<P::Data>, Diags> {
+) -> Result<&'a dyn EphemeralType<P::Data>, Diags> {
     s.provider
         .ephemeral_resources()
         .iter()

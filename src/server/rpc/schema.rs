@@ -1,10 +1,10 @@
 //! GetProviderSchema and GetMetadata: built once per process from the declared schemas.
 
 use crate::framework::resource::Provider;
-use crate::proto::tfplugin6 as pb;
+use crate::server::proto::tfplugin6 as pb;
 
-use super::super::convert;
-use super::super::service::ProviderService;
+use crate::server::convert;
+use crate::server::service::ProviderService;
 
 fn capabilities() -> pb::ServerCapabilities {
     pb::ServerCapabilities {

@@ -2,9 +2,9 @@
 //! crash or a transport error.
 
 use crate::framework::Diags;
-use crate::proto::tfplugin6 as pb;
+use crate::server::proto::tfplugin6 as pb;
 
-use super::super::convert;
+use crate::server::convert;
 
 /// One error diagnostic saying that `what` is not supported by this provider.
 pub fn diag(what: &str) -> Vec<pb::Diagnostic> {

@@ -23,11 +23,11 @@ struct Inner {
 
 /// The registry, one per provider process (and so per provider configuration).
 #[derive(Default)]
-pub struct Planned {
+pub struct ThisRun {
     inner: Mutex<Inner>,
 }
 
-impl Planned {
+impl ThisRun {
     /// Records a role planned on `backend` (its facts may be partly unknown).
     pub fn role(&self, backend: &str, name: &str, facts: RoleFacts) {
         if let Ok(mut i) = self.inner.lock() {

@@ -1,0 +1,583 @@
+//! Typed models: a Rust struct per resource, data source and ephemeral resource, decoded from
+//! and encoded to [`Value`] against the schema, with a diagnostic naming the attribute for
+//! whatever does not fit.
+//!
+//! A model is declared once with [`model!`](crate::model); the macro derives its decoding,
+//! its encoding, the list of its attribute names (checked against the schema by a test, so a
+//! misspelt field cannot silently read null or be dropped), and its *plan* twin: the same
+//! fields, each wrapped in [`Known`], for configuration and planned values in which anything
+//! may still be unknown.
+//!
+//! Field types say what a value may be:
+//!
+//! | field type | null | unknown |
+//! |---|---|---|
+//! | `String`, `i64`, `bool`, a model | an error | an error |
+//! | `Option<T>` | `None` | an error (unless `T` holds unknowns) |
+//! | `Vec<T>`, `BTreeMap<String, T>` | empty | an error |
+//! | `Known<T>` | as `T` | `Known::Unknown` |
+//!
+//! So a computed attribute is `Known<T>` (unknown in a plan, known once applied), an optional
+//! one is `Option<T>`, and an optional-and-computed one is `Known<Option<T>>`.
+
+use std::collections::BTreeMap;
+
+use super::diag::{AttrPath, Diags};
+use super::value::{Number, Value};
+
+/// How a field decodes from and encodes to a [`Value`].
+pub trait Field: Sized {
+    /// The field's type at plan time, when any value may be unknown.
+    type Plan: Field;
+    /// Decodes `v`; on failure reports a diagnostic at `path` and returns `None`.
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self>;
+    /// Encodes the field.
+    fn encode(&self) -> Value;
+    /// True when this type represents unknown values itself (`Known<T>`, or a container of
+    /// them), so a partly unknown value decodes into it.
+    fn holds_unknown() -> bool {
+        false
+    }
+}
+
+/// A value that may not be known until apply.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Known<T> {
+    /// Known after apply.
+    #[default]
+    Unknown,
+    /// Known now.
+    Value(T),
+}
+
+impl<T> Known<T> {
+    /// The value, when known.
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Known::Value(v) => Some(v),
+            Known::Unknown => None,
+        }
+    }
+    /// The value, when known.
+    pub fn into_option(self) -> Option<T> {
+        match self {
+            Known::Value(v) => Some(v),
+            Known::Unknown => None,
+        }
+    }
+    /// True when unknown.
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Known::Unknown)
+    }
+}
+
+impl<T> From<T> for Known<T> {
+    fn from(v: T) -> Self {
+        Known::Value(v)
+    }
+}
+
+impl Known<String> {
+    /// The string, when known.
+    pub fn as_deref(&self) -> Option<&str> {
+        self.get().map(String::as_str)
+    }
+}
+
+impl<T> Known<Option<T>> {
+    /// The value, when known and not null.
+    pub fn value(&self) -> Option<&T> {
+        self.get().and_then(Option::as_ref)
+    }
+    /// True when known to be null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Known::Value(None))
+    }
+}
+
+impl Known<Option<String>> {
+    /// The string, when known and not null.
+    pub fn as_str(&self) -> Option<&str> {
+        self.value().map(String::as_str)
+    }
+}
+
+fn mismatch(path: &AttrPath, d: &mut Diags, expected: &str, v: &Value) {
+    let (summary, got) = match v {
+        Value::Null => ("Missing value", "null".to_string()),
+        Value::Unknown { .. } => (
+            "Value not yet known",
+            "a value that is not known until apply".to_string(),
+        ),
+        other => ("Unexpected value", format!("{other:?}")),
+    };
+    d.attr_error(
+        path.clone(),
+        summary,
+        format!("The provider expected {expected} for `{path}` but received {got}. This is a bug in the provider; please report it with the configuration that caused it."),
+    );
+}
+
+impl Field for String {
+    type Plan = Known<String>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                mismatch(path, d, "a string", other);
+                None
+            }
+        }
+    }
+    fn encode(&self) -> Value {
+        Value::String(self.clone())
+    }
+}
+
+impl Field for i64 {
+    type Plan = Known<i64>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v.as_i64() {
+            Some(n) => Some(n),
+            None => {
+                mismatch(path, d, "a whole number", v);
+                None
+            }
+        }
+    }
+    fn encode(&self) -> Value {
+        Value::int(*self)
+    }
+}
+
+impl Field for Number {
+    type Plan = Known<Number>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v {
+            Value::Number(n) => Some(n.clone()),
+            other => {
+                mismatch(path, d, "a number", other);
+                None
+            }
+        }
+    }
+    fn encode(&self) -> Value {
+        Value::Number(self.clone())
+    }
+}
+
+impl Field for bool {
+    type Plan = Known<bool>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            other => {
+                mismatch(path, d, "a bool", other);
+                None
+            }
+        }
+    }
+    fn encode(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+
+impl<T: Field> Field for Option<T> {
+    type Plan = Known<Option<T>>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v {
+            Value::Null => Some(None),
+            v => T::decode(v, path, d).map(Some),
+        }
+    }
+    fn encode(&self) -> Value {
+        self.as_ref().map_or(Value::Null, Field::encode)
+    }
+    fn holds_unknown() -> bool {
+        T::holds_unknown()
+    }
+}
+
+impl<T: Field> Field for Vec<T> {
+    type Plan = Known<Vec<T>>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v {
+            Value::Null => Some(Vec::new()),
+            Value::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match T::decode(item, &path.index(i), d) {
+                        Some(x) => out.push(x),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            other => {
+                mismatch(path, d, "a list", other);
+                None
+            }
+        }
+    }
+    fn encode(&self) -> Value {
+        Value::List(self.iter().map(Field::encode).collect())
+    }
+    fn holds_unknown() -> bool {
+        T::holds_unknown()
+    }
+}
+
+impl<T: Field> Field for BTreeMap<String, T> {
+    type Plan = Known<BTreeMap<String, T>>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        match v {
+            Value::Null => Some(BTreeMap::new()),
+            Value::Map(m) => {
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (k, item) in m {
+                    match T::decode(item, &path.key(k), d) {
+                        Some(x) => {
+                            out.insert(k.clone(), x);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            other => {
+                mismatch(path, d, "a map", other);
+                None
+            }
+        }
+    }
+    fn encode(&self) -> Value {
+        Value::Map(self.iter().map(|(k, v)| (k.clone(), v.encode())).collect())
+    }
+    fn holds_unknown() -> bool {
+        T::holds_unknown()
+    }
+}
+
+impl<T: Field> Field for Known<T> {
+    type Plan = Known<T>;
+    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+        if v.is_unknown() || (!T::holds_unknown() && !v.is_wholly_known()) {
+            return Some(Known::Unknown);
+        }
+        T::decode(v, path, d).map(Known::Value)
+    }
+    fn encode(&self) -> Value {
+        match self {
+            Known::Unknown => Value::UNKNOWN,
+            Known::Value(v) => v.encode(),
+        }
+    }
+    fn holds_unknown() -> bool {
+        true
+    }
+}
+
+/// A Terraform object (a resource's whole value, or a nested block's) as a struct.
+pub trait Model: Sized + Send + Sync {
+    /// The same object at plan time, every field possibly unknown.
+    type Plan: Model;
+    /// The attribute and block names, in declaration order.
+    const FIELDS: &'static [&'static str];
+    /// Decodes an object at `path`.
+    fn decode_at(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self>;
+    /// Encodes the object.
+    fn encode(&self) -> Value;
+    /// Decodes a top-level object.
+    fn decode(v: &Value, d: &mut Diags) -> Option<Self> {
+        Self::decode_at(v, &AttrPath::default(), d)
+    }
+}
+
+/// The attribute `name` of object `v` (null when absent). Used by [`model!`](crate::model).
+#[doc(hidden)]
+pub fn object_field<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v.get(name)
+}
+
+/// The path of a field; the root path when `path` is empty. Used by [`model!`](crate::model).
+#[doc(hidden)]
+pub fn field_path(path: &AttrPath, name: &str) -> AttrPath {
+    path.attr(name)
+}
+
+/// Reports that an object was expected. Used by [`model!`](crate::model).
+#[doc(hidden)]
+pub fn not_an_object(v: &Value, path: &AttrPath, d: &mut Diags) {
+    mismatch(path, d, "an object", v);
+}
+
+/// Declares a model struct and its plan twin, and derives [`Model`] and [`Field`] for both.
+///
+/// ```ignore
+/// model! {
+///     /// `apim_vault_policy`.
+///     pub struct PolicyModel, plan PolicyPlan {
+///         /// The policy name.
+///         pub id: Known<String>,
+///         pub name: String,
+///         pub policy: Option<String>,
+///     }
+/// }
+/// ```
+///
+/// Field names are the attribute names (a raw identifier such as `r#type` names `type`).
+#[macro_export]
+macro_rules! model {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident, plan $plan:ident {
+            $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default)]
+        $vis struct $name {
+            $( $(#[$fmeta])* $fvis $field: $ty, )*
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] at plan time: any field may be unknown.")]
+        #[derive(Debug, Clone, PartialEq, Default)]
+        $vis struct $plan {
+            $( $(#[$fmeta])* $fvis $field: <$ty as $crate::framework::model::Field>::Plan, )*
+        }
+
+        $crate::model!(@impl $name, $plan, $( $field : $ty ),*);
+        $crate::model!(@impl $plan, $plan, $( $field : <$ty as $crate::framework::model::Field>::Plan ),*);
+    };
+    (@impl $name:ident, $plan:ident, $( $field:ident : $ty:ty ),*) => {
+        impl $crate::framework::model::Model for $name {
+            type Plan = $plan;
+            const FIELDS: &'static [&'static str] = &[ $( $crate::model!(@name $field) ),* ];
+            fn decode_at(
+                v: &$crate::framework::value::Value,
+                path: &$crate::framework::diag::AttrPath,
+                d: &mut $crate::framework::diag::Diags,
+            ) -> Option<Self> {
+                if !matches!(v, $crate::framework::value::Value::Map(_)) {
+                    $crate::framework::model::not_an_object(v, path, d);
+                    return None;
+                }
+                $(
+                    let $field = <$ty as $crate::framework::model::Field>::decode(
+                        $crate::framework::model::object_field(v, $crate::model!(@name $field)),
+                        &$crate::framework::model::field_path(path, $crate::model!(@name $field)),
+                        d,
+                    );
+                )*
+                Some($name { $( $field: $field?, )* })
+            }
+            fn encode(&self) -> $crate::framework::value::Value {
+                $crate::framework::value::Value::object([
+                    $( ($crate::model!(@name $field), $crate::framework::model::Field::encode(&self.$field)), )*
+                ])
+            }
+        }
+
+        impl $crate::framework::model::Field for $name {
+            type Plan = $crate::framework::model::Known<$name>;
+            fn decode(
+                v: &$crate::framework::value::Value,
+                path: &$crate::framework::diag::AttrPath,
+                d: &mut $crate::framework::diag::Diags,
+            ) -> Option<Self> {
+                <$name as $crate::framework::model::Model>::decode_at(v, path, d)
+            }
+            fn encode(&self) -> $crate::framework::value::Value {
+                <$name as $crate::framework::model::Model>::encode(self)
+            }
+            fn holds_unknown() -> bool {
+                false $( || <$ty as $crate::framework::model::Field>::holds_unknown() )*
+            }
+        }
+    };
+    (@name $field:ident) => {
+        $crate::framework::model::strip_raw(stringify!($field))
+    };
+}
+
+/// `type` for `r#type`. Used by [`model!`](crate::model).
+#[doc(hidden)]
+pub const fn strip_raw(name: &'static str) -> &'static str {
+    match name.as_bytes() {
+        [b'r', b'#', rest @ ..] => match std::str::from_utf8(rest) {
+            Ok(s) => s,
+            Err(_) => name,
+        },
+        _ => name,
+    }
+}
+
+/// The names a schema block declares (attributes, then nested blocks), for the test that
+/// holds every model to its schema.
+pub fn schema_names(block: &super::schema::Block) -> Vec<&'static str> {
+    block
+        .attributes
+        .iter()
+        .map(|a| a.name)
+        .chain(block.blocks.iter().map(|b| b.name))
+        .collect()
+}
+
+/// Checks that a model's fields are exactly the block's attributes and blocks; the error
+/// names the differences.
+pub fn check_fields(
+    type_name: &str,
+    fields: &[&str],
+    block: &super::schema::Block,
+) -> Result<(), String> {
+    let mut declared = schema_names(block);
+    declared.sort_unstable();
+    let mut have: Vec<&str> = fields.to_vec();
+    have.sort_unstable();
+    if declared == have {
+        return Ok(());
+    }
+    let missing: Vec<_> = declared.iter().filter(|n| !have.contains(n)).collect();
+    let extra: Vec<_> = have.iter().filter(|n| !declared.contains(n)).collect();
+    Err(format!(
+        "{type_name}: the model lacks {missing:?} and has fields the schema does not declare: {extra:?}"
+    ))
+}
+
+/// Keeps the refinements of unknowns that a model round trip dropped: where `new` is unknown
+/// and `old` was a (possibly refined) unknown at the same place, `old`'s unknown is kept.
+pub fn keep_refinements(new: &mut Value, old: &Value) {
+    match (new, old) {
+        (n @ Value::Unknown { .. }, o @ Value::Unknown { .. }) => *n = o.clone(),
+        (Value::Map(n), Value::Map(o)) => {
+            for (k, nv) in n.iter_mut() {
+                if let Some(ov) = o.get(k) {
+                    keep_refinements(nv, ov);
+                }
+            }
+        }
+        (Value::List(n), Value::List(o)) if n.len() == o.len() => {
+            for (nv, ov) in n.iter_mut().zip(o) {
+                keep_refinements(nv, ov);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::value::Value;
+
+    crate::model! {
+        /// A nested block for the tests.
+        pub struct Rule, plan RulePlan {
+            pub path: String,
+            pub capabilities: Vec<String>,
+        }
+    }
+
+    crate::model! {
+        /// A resource for the tests.
+        pub struct Thing, plan ThingPlan {
+            pub id: Known<String>,
+            pub name: String,
+            pub r#type: Option<String>,
+            pub ttl: Known<Option<i64>>,
+            pub rule: Vec<Rule>,
+        }
+    }
+
+    fn thing(id: Value, ttl: Value) -> Value {
+        Value::object([
+            ("id", id),
+            ("name", Value::from("n")),
+            ("type", Value::Null),
+            ("ttl", ttl),
+            (
+                "rule",
+                Value::List(vec![Value::object([
+                    ("path", Value::from("secret/*")),
+                    ("capabilities", Value::strings(["read"])),
+                ])]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn decodes_and_encodes_a_known_object() {
+        let v = thing(Value::from("x"), Value::int(5));
+        let mut d = Diags::new();
+        let t = Thing::decode(&v, &mut d).expect("decodes");
+        assert!(d.0.is_empty());
+        assert_eq!(t.id.as_deref(), Some("x"));
+        assert_eq!(t.ttl.value(), Some(&5));
+        assert_eq!(t.r#type, None);
+        assert_eq!(t.rule[0].capabilities, vec!["read".to_string()]);
+        assert_eq!(t.encode(), v);
+        assert_eq!(Thing::FIELDS, &["id", "name", "type", "ttl", "rule"]);
+    }
+
+    #[test]
+    fn computed_fields_hold_unknowns_and_encode_them_back() {
+        let v = thing(Value::UNKNOWN, Value::UNKNOWN);
+        let mut d = Diags::new();
+        let t = Thing::decode(&v, &mut d).expect("decodes");
+        assert!(t.id.is_unknown() && t.ttl.is_unknown());
+        assert_eq!(t.encode(), v);
+    }
+
+    #[test]
+    fn an_unknown_where_the_model_needs_a_value_is_a_diagnostic_with_its_path() {
+        let mut v = thing(Value::from("x"), Value::Null);
+        v.get_mut("rule").unwrap().as_list();
+        if let Value::Map(m) = &mut v {
+            m.insert(
+                "rule".into(),
+                Value::List(vec![Value::object([
+                    ("path", Value::UNKNOWN),
+                    ("capabilities", Value::strings(["read"])),
+                ])]),
+            );
+        }
+        let mut d = Diags::new();
+        assert!(Thing::decode(&v, &mut d).is_none());
+        assert_eq!(d.0.len(), 1);
+        assert_eq!(
+            d.0[0].attribute.as_ref().map(ToString::to_string),
+            Some("rule[0].path".to_string())
+        );
+    }
+
+    #[test]
+    fn the_plan_twin_takes_anything_unknown() {
+        let mut v = thing(Value::UNKNOWN, Value::UNKNOWN);
+        v.set("name", Value::UNKNOWN);
+        v.set(
+            "rule",
+            Value::List(vec![Value::object([
+                ("path", Value::UNKNOWN),
+                ("capabilities", Value::strings(["read"])),
+            ])]),
+        );
+        let mut d = Diags::new();
+        let p = ThingPlan::decode(&v, &mut d).expect("decodes");
+        assert!(d.0.is_empty());
+        assert!(p.name.is_unknown() && p.rule.is_unknown());
+        assert_eq!(p.r#type, Known::Value(None));
+    }
+
+    #[test]
+    fn refinements_survive_a_round_trip() {
+        let refined = Value::Unknown {
+            refinement: vec![1, 2, 3],
+        };
+        let old = thing(refined.clone(), Value::UNKNOWN);
+        let mut new = ThingPlan::decode(&old, &mut Diags::new()).unwrap().encode();
+        keep_refinements(&mut new, &old);
+        assert_eq!(new.get("id"), &refined);
+    }
+}
