@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::diag::{AttrPath, Diags};
-use super::model::{keep_refinements, Model};
+use super::model::{restore_untouched, Model};
 use super::plan::{null_write_only, plan as generic_plan};
 use super::resource::{
     Ctx, DataSource, EphemeralResource, Plan, PlanOf, PlanRequest, Provider, Resource,
@@ -198,6 +198,7 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
         if !prior.is_null() && prior_model.is_none() {
             return (generic.state, generic.requires_replace);
         }
+        let baseline = state.encode();
         let mut plan = Plan::<R::Model> {
             state,
             requires_replace: generic.requires_replace,
@@ -210,7 +211,7 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
         let outcome = unless_stopped(ctx, self.modify_plan(ctx, req, &mut plan, d)).await;
         or_stopped(outcome, d, "planning");
         let mut state = plan.state.encode();
-        keep_refinements(&mut state, &generic.state);
+        restore_untouched(&mut state, &baseline, &generic.state);
         null_write_only(&schema.block, &mut state);
         (state, plan.requires_replace)
     }

@@ -14,11 +14,13 @@
 //! |---|---|---|
 //! | `String`, `i64`, `bool`, a model | an error | an error |
 //! | `Option<T>` | `None` | an error (unless `T` holds unknowns) |
-//! | `Vec<T>`, `BTreeMap<String, T>` | empty | an error |
+//! | `Vec<T>`, `BTreeMap<String, T>` | an error | an error |
 //! | `Known<T>` | as `T` | `Known::Unknown` |
 //!
 //! So a computed attribute is `Known<T>` (unknown in a plan, known once applied), an optional
-//! one is `Option<T>`, and an optional-and-computed one is `Known<Option<T>>`.
+//! one is `Option<T>` (an optional list too: null and empty are different values to
+//! Terraform, and a round trip must keep which it was), an optional-and-computed one is
+//! `Known<Option<T>>`, and a repeated block, which Terraform never sends as null, `Vec<M>`.
 
 use std::collections::BTreeMap;
 
@@ -202,7 +204,6 @@ impl<T: Field> Field for Vec<T> {
     type Plan = Known<Vec<T>>;
     fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
-            Value::Null => Some(Vec::new()),
             Value::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 let mut ok = true;
@@ -232,7 +233,6 @@ impl<T: Field> Field for BTreeMap<String, T> {
     type Plan = Known<BTreeMap<String, T>>;
     fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
-            Value::Null => Some(BTreeMap::new()),
             Value::Map(m) => {
                 let mut out = BTreeMap::new();
                 let mut ok = true;
@@ -446,24 +446,21 @@ pub fn check_fields(
     ))
 }
 
-/// Keeps the refinements of unknowns that a model round trip dropped: where `new` is unknown
-/// and `old` was a (possibly refined) unknown at the same place, `old`'s unknown is kept.
-pub fn keep_refinements(new: &mut Value, old: &Value) {
-    match (new, old) {
-        (n @ Value::Unknown { .. }, o @ Value::Unknown { .. }) => *n = o.clone(),
-        (Value::Map(n), Value::Map(o)) => {
-            for (k, nv) in n.iter_mut() {
-                if let Some(ov) = o.get(k) {
-                    keep_refinements(nv, ov);
-                }
+/// Undoes what a model round trip lost where the model's user changed nothing: wherever
+/// `new` equals `baseline` (the round trip of `original` before any change), `original` is
+/// put back. A plan twin holds a partly unknown value as wholly unknown, and an unknown
+/// without its refinements; values the type did not touch must reach Terraform as they came.
+pub fn restore_untouched(new: &mut Value, baseline: &Value, original: &Value) {
+    if new == baseline {
+        *new = original.clone();
+        return;
+    }
+    if let (Value::Map(n), Value::Map(b), Value::Map(o)) = (new, baseline, original) {
+        for (k, nv) in n.iter_mut() {
+            if let (Some(bv), Some(ov)) = (b.get(k), o.get(k)) {
+                restore_untouched(nv, bv, ov);
             }
         }
-        (Value::List(n), Value::List(o)) if n.len() == o.len() => {
-            for (nv, ov) in n.iter_mut().zip(o) {
-                keep_refinements(nv, ov);
-            }
-        }
-        _ => {}
     }
 }
 
@@ -571,13 +568,24 @@ mod tests {
     }
 
     #[test]
-    fn refinements_survive_a_round_trip() {
+    fn what_the_type_did_not_touch_reaches_terraform_as_it_came() {
         let refined = Value::Unknown {
             refinement: vec![1, 2, 3],
         };
-        let old = thing(refined.clone(), Value::UNKNOWN);
-        let mut new = ThingPlan::decode(&old, &mut Diags::new()).unwrap().encode();
-        keep_refinements(&mut new, &old);
+        let partly_unknown_rules = Value::List(vec![Value::object([
+            ("path", Value::UNKNOWN),
+            ("capabilities", Value::strings(["read"])),
+        ])]);
+        let mut original = thing(refined.clone(), Value::UNKNOWN);
+        original.set("rule", partly_unknown_rules.clone());
+        let mut plan = ThingPlan::decode(&original, &mut Diags::new()).unwrap();
+        let baseline = plan.encode();
+        assert!(baseline.get("rule").is_unknown(), "the twin holds it whole");
+        plan.ttl = Known::Value(Some(7));
+        let mut new = plan.encode();
+        restore_untouched(&mut new, &baseline, &original);
         assert_eq!(new.get("id"), &refined);
+        assert_eq!(new.get("rule"), &partly_unknown_rules);
+        assert_eq!(new.get("ttl"), &Value::int(7));
     }
 }

@@ -9,10 +9,10 @@ pub mod this_run;
 // pub mod vault_auth_backend;
 // pub mod vault_azure_role;
 // pub mod vault_binding;
-// pub mod vault_lease;
-// pub mod vault_policy;
-// pub mod vault_policy_document;
-// pub mod vault_secret;
+pub mod vault_lease;
+pub mod vault_policy;
+pub mod vault_policy_document;
+pub mod vault_secret;
 
 use crate::context::ProviderData;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
@@ -20,7 +20,7 @@ use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
 /// Every managed resource type.
 pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
     vec![
-        // Box::new(vault_policy::VaultPolicy),
+        Box::new(vault_policy::VaultPolicy),
         // Box::new(vault_auth_backend::VaultAuthBackend),
         // Box::new(vault_azure_role::VaultAzureRole),
         // Box::new(vault_binding::VaultBinding),
@@ -31,15 +31,15 @@ pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
 /// Every data source type.
 pub fn data_sources() -> Vec<Box<dyn DataSourceType<ProviderData>>> {
     vec![
-        // Box::new(vault_policy_document::VaultPolicyDocument),
-        // Box::new(vault_lease::VaultLease),
+        Box::new(vault_policy_document::VaultPolicyDocument),
+        Box::new(vault_lease::VaultLease),
     ]
 }
 
 /// Every ephemeral resource type.
 pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralType<ProviderData>>> {
     vec![
-        // Box::new(vault_secret::VaultSecret)
+        Box::new(vault_secret::VaultSecret)
     ]
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::clients::vault::acl::{PathRule, CAPABILITIES};
 use crate::framework::schema::{validators, Attribute, Block, NestedBlock};
-use crate::framework::value::{Type, Value};
+use crate::framework::value::Type;
 
 fn parameter_block(what: &'static str) -> Block {
     Block::new(what)
@@ -57,82 +57,85 @@ pub fn rule_block() -> NestedBlock {
     )
 }
 
-fn params(v: &Value) -> BTreeMap<String, Vec<String>> {
-    v.as_list()
+crate::model! {
+    /// A `rule` block.
+    pub struct Rule, plan RulePlan {
+        /// `path`.
+        pub path: String,
+        /// `capabilities`.
+        pub capabilities: Vec<String>,
+        /// `description`.
+        pub description: Option<String>,
+        /// `required_parameters`.
+        pub required_parameters: Option<Vec<String>>,
+        /// `min_wrapping_ttl`.
+        pub min_wrapping_ttl: Option<String>,
+        /// `max_wrapping_ttl`.
+        pub max_wrapping_ttl: Option<String>,
+        /// `allowed_parameter` blocks.
+        pub allowed_parameter: Vec<Parameter>,
+        /// `denied_parameter` blocks.
+        pub denied_parameter: Vec<Parameter>,
+    }
+}
+
+crate::model! {
+    /// An `allowed_parameter` or `denied_parameter` block.
+    pub struct Parameter, plan ParameterPlan {
+        /// `key`.
+        pub key: String,
+        /// `value`.
+        pub value: Option<Vec<String>>,
+    }
+}
+
+fn params(blocks: &[Parameter]) -> BTreeMap<String, Vec<String>> {
+    blocks
         .iter()
-        .filter_map(|p| {
-            Some((
-                p.get("key").as_str()?.to_string(),
-                p.get("value").string_list(),
-            ))
+        .map(|p| (p.key.clone(), p.value.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn param_blocks(m: &BTreeMap<String, Vec<String>>) -> Vec<Parameter> {
+    m.iter()
+        .map(|(k, v)| Parameter {
+            key: k.clone(),
+            value: Some(v.clone()),
         })
         .collect()
 }
 
-/// Rule blocks (known) as Vault rules.
-pub fn from_values(rules: &Value) -> Vec<PathRule> {
+/// Rule blocks as Vault rules.
+pub fn to_acl(rules: &[Rule]) -> Vec<PathRule> {
     rules
-        .as_list()
         .iter()
         .map(|r| PathRule {
-            path: r.get("path").as_str().unwrap_or_default().to_string(),
-            capabilities: r.get("capabilities").string_list(),
-            description: r.get("description").as_str().map(str::to_string),
-            required_parameters: r.get("required_parameters").string_list(),
-            allowed_parameters: params(r.get("allowed_parameter")),
-            denied_parameters: params(r.get("denied_parameter")),
-            min_wrapping_ttl: r.get("min_wrapping_ttl").as_str().map(str::to_string),
-            max_wrapping_ttl: r.get("max_wrapping_ttl").as_str().map(str::to_string),
+            path: r.path.clone(),
+            capabilities: r.capabilities.clone(),
+            description: r.description.clone(),
+            required_parameters: r.required_parameters.clone().unwrap_or_default(),
+            allowed_parameters: params(&r.allowed_parameter),
+            denied_parameters: params(&r.denied_parameter),
+            min_wrapping_ttl: r.min_wrapping_ttl.clone(),
+            max_wrapping_ttl: r.max_wrapping_ttl.clone(),
         })
         .collect()
 }
 
-fn param_values(m: &BTreeMap<String, Vec<String>>) -> Value {
-    Value::List(
-        m.iter()
-            .map(|(k, v)| {
-                Value::object([
-                    ("key", Value::from(k.as_str())),
-                    ("value", Value::strings(v.iter().cloned())),
-                ])
-            })
-            .collect(),
-    )
-}
-
-/// Vault rules as rule block values.
-pub fn to_values(rules: &[PathRule]) -> Value {
-    Value::List(
-        rules
-            .iter()
-            .map(|r| {
-                Value::object([
-                    ("path", Value::from(r.path.as_str())),
-                    (
-                        "capabilities",
-                        Value::strings(r.capabilities.iter().cloned()),
-                    ),
-                    ("description", Value::opt_string(r.description.clone())),
-                    (
-                        "required_parameters",
-                        if r.required_parameters.is_empty() {
-                            Value::Null
-                        } else {
-                            Value::strings(r.required_parameters.iter().cloned())
-                        },
-                    ),
-                    ("allowed_parameter", param_values(&r.allowed_parameters)),
-                    ("denied_parameter", param_values(&r.denied_parameters)),
-                    (
-                        "min_wrapping_ttl",
-                        Value::opt_string(r.min_wrapping_ttl.clone()),
-                    ),
-                    (
-                        "max_wrapping_ttl",
-                        Value::opt_string(r.max_wrapping_ttl.clone()),
-                    ),
-                ])
-            })
-            .collect(),
-    )
+/// Vault rules as rule blocks.
+pub fn from_acl(rules: &[PathRule]) -> Vec<Rule> {
+    rules
+        .iter()
+        .map(|r| Rule {
+            path: r.path.clone(),
+            capabilities: r.capabilities.clone(),
+            description: r.description.clone(),
+            required_parameters: (!r.required_parameters.is_empty())
+                .then(|| r.required_parameters.clone()),
+            allowed_parameter: param_blocks(&r.allowed_parameters),
+            denied_parameter: param_blocks(&r.denied_parameters),
+            min_wrapping_ttl: r.min_wrapping_ttl.clone(),
+            max_wrapping_ttl: r.max_wrapping_ttl.clone(),
+        })
+        .collect()
 }

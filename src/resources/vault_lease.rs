@@ -19,7 +19,7 @@ use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::resource::{Ctx, DataSource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
-use crate::provider::ProviderData;
+use crate::context::ProviderData;
 
 use super::api_error;
 
@@ -103,18 +103,59 @@ fn unix_nanos(s: &str) -> Option<i128> {
     Some(secs as i128 * 1_000_000_000 + nanos)
 }
 
-fn lease_value(l: &Lease) -> Value {
-    Value::object([
-        ("lease_id", Value::from(l.id.as_str())),
-        ("issue_time", Value::opt_string(l.issue_time.clone())),
-        ("expire_time", Value::opt_string(l.expire_time.clone())),
-        ("last_renewal", Value::opt_string(l.last_renewal.clone())),
-        ("ttl", Value::int(l.ttl)),
-        ("renewable", Value::from(l.renewable)),
-    ])
+crate::model! {
+    /// An `apim_vault_lease`; the computed values are null in the configuration.
+    pub struct LeaseModel, plan LeasePlan {
+        /// `lease_id`.
+        pub lease_id: Option<String>,
+        /// `prefix`.
+        pub prefix: Option<String>,
+        /// `ttl_threshold`.
+        pub ttl_threshold: Option<i64>,
+        /// `leases`.
+        pub leases: Option<Vec<LeaseEntry>>,
+        /// `count`.
+        pub count: Option<i64>,
+        /// `lease_count`.
+        pub lease_count: Option<i64>,
+        /// `min_ttl`.
+        pub min_ttl: Option<i64>,
+        /// `expires_soonest`.
+        pub expires_soonest: Option<String>,
+        /// `below_threshold`.
+        pub below_threshold: Option<Vec<String>>,
+    }
 }
 
-/// The leases that expire, soonest first.
+crate::model! {
+    /// One element of `leases`.
+    pub struct LeaseEntry, plan LeaseEntryPlan {
+        /// `lease_id`.
+        pub lease_id: String,
+        /// `issue_time`.
+        pub issue_time: Option<String>,
+        /// `expire_time`.
+        pub expire_time: Option<String>,
+        /// `last_renewal`.
+        pub last_renewal: Option<String>,
+        /// `ttl`.
+        pub ttl: i64,
+        /// `renewable`.
+        pub renewable: bool,
+    }
+}
+
+fn lease_entry(l: &Lease) -> LeaseEntry {
+    LeaseEntry {
+        lease_id: l.id.clone(),
+        issue_time: l.issue_time.clone(),
+        expire_time: l.expire_time.clone(),
+        last_renewal: l.last_renewal.clone(),
+        ttl: l.ttl,
+        renewable: l.renewable,
+    }
+}
+
 fn expiring(leases: &[Lease]) -> Vec<&Lease> {
     let mut v: Vec<&Lease> = leases.iter().filter(|l| l.expire_time.is_some()).collect();
     v.sort_by_key(|l| {
@@ -189,6 +230,8 @@ async fn leases_under(vault: &Vault, prefix: &str, d: &mut Diags) -> Option<Vec<
 
 #[async_trait]
 impl DataSource<ProviderData> for VaultLease {
+    type Model = LeaseModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -240,9 +283,14 @@ impl DataSource<ProviderData> for VaultLease {
         })
     }
 
-    async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        config: LeaseModel,
+        d: &mut Diags,
+    ) -> Option<LeaseModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let leases = if let Some(id) = config.get("lease_id").as_str() {
+        let leases = if let Some(id) = config.lease_id.as_deref() {
             match vault.lookup_lease(id).await {
                 Ok(Some(l)) => vec![l],
                 Ok(None) => {
@@ -258,7 +306,7 @@ impl DataSource<ProviderData> for VaultLease {
                     return None;
                 }
             }
-        } else if let Some(prefix) = config.get("prefix").as_str() {
+        } else if let Some(prefix) = config.prefix.as_deref() {
             let prefix = format!("{}/", prefix.trim_matches('/'));
             leases_under(vault, &prefix, d).await?
         } else {
@@ -270,34 +318,20 @@ impl DataSource<ProviderData> for VaultLease {
         };
 
         let soonest = expiring(&leases);
-        let mut state = config.clone();
-        state.set(
-            "leases",
-            Value::List(leases.iter().map(lease_value).collect()),
-        );
-        state.set("count", Value::int(leases.len() as i64));
-        state.set("lease_count", Value::int(leases.len() as i64));
-        state.set(
-            "min_ttl",
-            soonest
-                .iter()
-                .map(|l| l.ttl)
-                .min()
-                .map_or(Value::Null, Value::int),
-        );
-        state.set(
-            "expires_soonest",
-            Value::opt_string(soonest.first().and_then(|l| l.expire_time.clone())),
-        );
-        let below: Vec<&Lease> = match config.get("ttl_threshold").as_i64() {
+        let below: Vec<&Lease> = match config.ttl_threshold {
             Some(t) => soonest.iter().copied().filter(|l| l.ttl < t).collect(),
             None => Vec::new(),
         };
-        state.set(
-            "below_threshold",
-            Value::strings(below.iter().map(|l| l.id.clone())),
-        );
-        if let (Some(t), false) = (config.get("ttl_threshold").as_i64(), below.is_empty()) {
+        let state = LeaseModel {
+            leases: Some(leases.iter().map(lease_entry).collect()),
+            count: Some(leases.len() as i64),
+            lease_count: Some(leases.len() as i64),
+            min_ttl: soonest.iter().map(|l| l.ttl).min(),
+            expires_soonest: soonest.first().and_then(|l| l.expire_time.clone()),
+            below_threshold: Some(below.iter().map(|l| l.id.clone()).collect()),
+            ..config
+        };
+        if let (Some(t), false) = (state.ttl_threshold, below.is_empty()) {
             let listed: Vec<String> = below
                 .iter()
                 .take(10)

@@ -6,14 +6,15 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 
 use crate::clients::vault::acl;
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::plan::Planned;
-use crate::framework::resource::{Ctx, PlanRequest, Resource};
+use crate::framework::model::Known;
+use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::Value;
-use crate::provider::ProviderData;
 
-use super::{already_exists, api_error, rules};
+use super::rules::{self, Rule};
+use super::{already_exists, api_error};
 
 const TYPE: &str = "apim_vault_policy";
 
@@ -34,34 +35,64 @@ fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
-/// The policy text the configuration asks for, when known.
-fn desired_text(config: &Value) -> Option<String> {
-    let policy = config.get("policy");
-    if let Some(p) = policy.as_str() {
-        return Some(p.to_string());
+crate::model! {
+    /// An `apim_vault_policy`.
+    pub struct PolicyModel, plan PolicyPlan {
+        /// The policy name.
+        pub id: Known<String>,
+        /// `name`.
+        pub name: String,
+        /// `rule` blocks.
+        pub rule: Vec<Rule>,
+        /// `policy`: the raw document.
+        pub policy: Option<String>,
+        /// The document as written to Vault.
+        pub hcl: Known<String>,
     }
-    let rules = config.get("rule");
-    (policy.is_null() && rules.is_wholly_known() && !rules.as_list().is_empty())
-        .then(|| acl::render(&rules::from_values(rules)))
+}
+
+/// The policy text the configuration asks for, when known.
+fn desired_text(config: &PolicyPlan) -> Option<String> {
+    match (&config.policy, &config.rule) {
+        (Known::Value(Some(p)), _) => Some(p.clone()),
+        (Known::Value(None), Known::Value(rules)) if !rules.is_empty() => {
+            Some(acl::render(&rules::to_acl(rules)))
+        }
+        _ => None,
+    }
+}
+
+/// The policy text of a known model.
+fn text_of(m: &PolicyModel) -> String {
+    match (&m.hcl, &m.policy) {
+        (Known::Value(h), _) => h.clone(),
+        (Known::Unknown, Some(p)) => p.clone(),
+        (Known::Unknown, None) => acl::render(&rules::to_acl(&m.rule)),
+    }
 }
 
 /// The state of a policy whose text Vault holds, in the form that represents it exactly:
 /// `rule` blocks when the text is the canonical rendering of its rules (as this provider
 /// writes them), otherwise the raw `policy`.
-fn state_from_text(name: &str, text: &str) -> Value {
-    let mut s = VaultPolicy.schema().block.empty_value();
-    s.set("id", Value::from(name));
-    s.set("name", Value::from(name));
-    s.set("hcl", Value::from(text));
+fn state_from_text(name: &str, text: &str) -> PolicyModel {
+    let mut s = PolicyModel {
+        id: Known::Value(name.to_string()),
+        name: name.to_string(),
+        rule: Vec::new(),
+        policy: None,
+        hcl: Known::Value(text.to_string()),
+    };
     match acl::parse(text) {
-        Ok(r) if !r.is_empty() && acl::render(&r) == text => s.set("rule", rules::to_values(&r)),
-        _ => s.set("policy", Value::from(text)),
+        Ok(r) if !r.is_empty() && acl::render(&r) == text => s.rule = rules::from_acl(&r),
+        _ => s.policy = Some(text.to_string()),
     }
     s
 }
 
 #[async_trait]
 impl Resource<ProviderData> for VaultPolicy {
+    type Model = PolicyModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -89,8 +120,8 @@ impl Resource<ProviderData> for VaultPolicy {
         })
     }
 
-    fn validate(&self, config: &Value, d: &mut Diags) {
-        let Some(text) = config.get("policy").as_str() else {
+    fn validate(&self, config: &PolicyPlan, d: &mut Diags) {
+        let Some(text) = config.policy.as_str() else {
             return;
         };
         match acl::parse(text) {
@@ -119,44 +150,39 @@ impl Resource<ProviderData> for VaultPolicy {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ProviderData>,
-        req: PlanRequest<'_>,
-        planned: &mut Planned,
+        req: PlanRequest<'_, PolicyModel>,
+        plan: &mut Plan<PolicyModel>,
         _d: &mut Diags,
     ) {
-        let prior_hcl = req.prior.get("hcl").as_str();
         let text = desired_text(req.config);
         // Bindings planned later in this run judge the policy as planned.
-        if let (Some(data), Some(name)) = (
-            ctx.data(&mut Diags::new()),
-            planned.state.get("name").as_str(),
-        ) {
-            data.planned.policy(name, text.clone());
+        if let (Some(data), Some(name)) = (ctx.data(&mut Diags::new()), plan.state.name.get()) {
+            data.this_run.policy(name, text.clone());
         }
         let Some(text) = text else {
             return;
         };
-        match prior_hcl {
+        match req.prior.and_then(|p| p.hcl.get()) {
             // Same meaning as what Vault holds: keep the prior values, so no diff.
             Some(prior) if acl::equivalent(prior, &text) => {
-                if req.config.get("policy").as_str().is_some() {
-                    planned.state.set("policy", req.prior.get("policy").clone());
+                if req.config.policy.value().is_some() {
+                    plan.state.policy = Known::Value(req.prior.and_then(|p| p.policy.clone()));
                 }
-                planned.state.set("hcl", Value::from(prior));
+                plan.state.hcl = Known::Value(prior.clone());
             }
-            _ => planned.state.set("hcl", Value::String(text)),
+            _ => plan.state.hcl = Known::Value(text),
         }
     }
 
     async fn create(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
-        _config: &Value,
+        planned: PolicyModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<PolicyModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let name = planned.get("name").as_str()?.to_string();
-        let text = planned.get("hcl").as_str()?.to_string();
+        let name = planned.name.clone();
+        let text = text_of(&planned);
         match vault.read_policy(&name).await {
             Ok(Some(_)) => {
                 already_exists(
@@ -178,42 +204,45 @@ impl Resource<ProviderData> for VaultPolicy {
             api_error(d, "create", TYPE, &format!("policy {name:?}"), &e);
             return None;
         }
-        let mut state = planned.clone();
-        state.set("id", Value::from(name.as_str()));
-        Some(state)
+        Some(PolicyModel {
+            id: Known::Value(name),
+            hcl: Known::Value(text),
+            ..planned
+        })
     }
 
-    async fn read(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        state: PolicyModel,
+        d: &mut Diags,
+    ) -> Option<PolicyModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let name = state.get("name").as_str()?.to_string();
+        let name = state.name.clone();
         let text = match vault.read_policy(&name).await {
             Ok(Some(t)) => t,
             Ok(None) => return None,
             Err(e) => {
                 api_error(d, "read", TYPE, &format!("policy {name:?}"), &e);
-                return Some(state.clone());
+                return Some(state);
             }
         };
-        if state
-            .get("hcl")
-            .as_str()
-            .is_some_and(|h| acl::equivalent(h, &text))
-        {
-            return Some(state.clone());
+        if state.hcl.get().is_some_and(|h| acl::equivalent(h, &text)) {
+            return Some(state);
         }
         // Changed out of band (or just imported): take Vault's version, keeping the form
         // the configuration uses where it can represent the text.
         let mut s = state_from_text(&name, &text);
         let parsed = acl::parse(&text).ok().filter(|r| !r.is_empty());
-        match (state.get("policy").is_null(), parsed) {
+        match (state.policy.is_none(), parsed) {
             (true, Some(r)) => {
-                s.set("rule", rules::to_values(&r));
-                s.set("policy", Value::Null);
+                s.rule = rules::from_acl(&r);
+                s.policy = None;
             }
             (true, None) => {}
             (false, _) => {
-                s.set("policy", Value::from(text.as_str()));
-                s.set("rule", Value::List(Vec::new()));
+                s.policy = Some(text);
+                s.rule = Vec::new();
             }
         }
         Some(s)
@@ -222,34 +251,39 @@ impl Resource<ProviderData> for VaultPolicy {
     async fn update(
         &self,
         ctx: &Ctx<ProviderData>,
-        _prior: &Value,
-        planned: &Value,
-        _config: &Value,
+        _prior: PolicyModel,
+        planned: PolicyModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<PolicyModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let name = planned.get("name").as_str()?;
-        let text = planned.get("hcl").as_str()?;
-        if let Err(e) = vault.write_policy(name, text).await {
+        let text = text_of(&planned);
+        if let Err(e) = vault.write_policy(&planned.name, &text).await {
+            let name = &planned.name;
             api_error(d, "update", TYPE, &format!("policy {name:?}"), &e);
             return None;
         }
-        Some(planned.clone())
+        Some(PolicyModel {
+            hcl: Known::Value(text),
+            ..planned
+        })
     }
 
-    async fn delete(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx<ProviderData>, state: PolicyModel, d: &mut Diags) {
         let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
             return;
         };
-        let Some(name) = state.get("name").as_str() else {
-            return;
-        };
+        let name = &state.name;
         if let Err(e) = vault.delete_policy(name).await {
             api_error(d, "delete", TYPE, &format!("policy {name:?}"), &e);
         }
     }
 
-    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<Value> {
+    async fn import(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        id: &str,
+        d: &mut Diags,
+    ) -> Option<PolicyModel> {
         let vault = ctx.data(d)?.vault(d)?;
         if id.is_empty() || id.contains('/') {
             d.error(

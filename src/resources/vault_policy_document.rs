@@ -9,16 +9,27 @@ use crate::clients::vault::acl;
 use crate::framework::diag::Diags;
 use crate::framework::resource::{Ctx, DataSource};
 use crate::framework::schema::{Attribute, Block, Schema};
-use crate::framework::value::Value;
-use crate::provider::ProviderData;
+use crate::context::ProviderData;
 
-use super::rules;
+use super::rules::{self, Rule};
+
+crate::model! {
+    /// An `apim_vault_policy_document`.
+    pub struct PolicyDocumentModel, plan PolicyDocumentPlan {
+        /// `rule` blocks.
+        pub rule: Vec<Rule>,
+        /// The rendered document (null in the configuration).
+        pub hcl: Option<String>,
+    }
+}
 
 /// The data source.
 pub struct VaultPolicyDocument;
 
 #[async_trait]
 impl DataSource<ProviderData> for VaultPolicyDocument {
+    type Model = PolicyDocumentModel;
+
     fn type_name(&self) -> &'static str {
         "apim_vault_policy_document"
     }
@@ -37,14 +48,13 @@ impl DataSource<ProviderData> for VaultPolicyDocument {
     async fn read(
         &self,
         _ctx: &Ctx<ProviderData>,
-        config: &Value,
+        config: PolicyDocumentModel,
         _d: &mut Diags,
-    ) -> Option<Value> {
-        let mut state = config.clone();
-        state.set(
-            "hcl",
-            Value::String(acl::render(&rules::from_values(config.get("rule")))),
-        );
-        Some(state)
+    ) -> Option<PolicyDocumentModel> {
+        let hcl = acl::render(&rules::to_acl(&config.rule));
+        Some(PolicyDocumentModel {
+            hcl: Some(hcl),
+            ..config
+        })
     }
 }

@@ -14,6 +14,7 @@
 //! memory only. Terraform opens ephemeral resources in every phase that needs them (plan and
 //! apply each open and close their own), so a dynamic secret is issued once per phase.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -24,9 +25,9 @@ use crate::clients::vault::{Vault, VaultError};
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::resource::{Ctx, EphemeralResource, Opened};
 use crate::framework::schema::{validators, Attribute, Block, Schema};
+use crate::context::ProviderData;
 use crate::framework::value::{Type, Value};
 use crate::log;
-use crate::provider::ProviderData;
 
 use super::api_error;
 
@@ -127,8 +128,30 @@ async fn resolve(vault: &Vault, path: &str) -> Result<(String, bool), VaultError
     }
 }
 
+crate::model! {
+    /// An `apim_vault_secret`; what Vault answers is null in the configuration.
+    pub struct SecretModel, plan SecretPlan {
+        /// `path`.
+        pub path: String,
+        /// `version` (configured, or the version read).
+        pub version: Option<i64>,
+        /// `revoke_on_close`.
+        pub revoke_on_close: Option<bool>,
+        /// `data`.
+        pub data: Option<BTreeMap<String, String>>,
+        /// `lease_id`.
+        pub lease_id: Option<String>,
+        /// `lease_duration`.
+        pub lease_duration: Option<i64>,
+        /// `renewable`.
+        pub renewable: Option<bool>,
+    }
+}
+
 #[async_trait]
 impl EphemeralResource<ProviderData> for VaultSecret {
+    type Model = SecretModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -183,11 +206,16 @@ impl EphemeralResource<ProviderData> for VaultSecret {
         })
     }
 
-    async fn open(&self, ctx: &Ctx<ProviderData>, config: &Value, d: &mut Diags) -> Option<Opened> {
+    async fn open(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        config: SecretModel,
+        d: &mut Diags,
+    ) -> Option<Opened<SecretModel>> {
         let vault = ctx.data(d)?.vault(d)?;
-        let path = config.get("path").as_str()?.to_string();
-        let version = config.get("version").as_i64();
-        let revoke_on_close = config.get("revoke_on_close").as_bool().unwrap_or(true);
+        let path = config.path.clone();
+        let version = config.version;
+        let revoke_on_close = config.revoke_on_close.unwrap_or(true);
         let (api_path, kv2) = match resolve(vault, &path).await {
             Ok(r) => r,
             Err(e) => {
@@ -240,33 +268,21 @@ impl EphemeralResource<ProviderData> for VaultSecret {
         } else {
             (body, None)
         };
-        let data: std::collections::BTreeMap<String, Value> = fields
+        let data: BTreeMap<String, String> = fields
             .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(as_text(v))))
-                    .collect()
-            })
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), as_text(v))).collect())
             .unwrap_or_default();
 
         let leased = !read.lease_id.is_empty();
-        let mut result = config.clone();
-        result.set("revoke_on_close", Value::from(revoke_on_close));
-        result.set(
-            "version",
-            version.or(read_version).map_or(Value::Null, Value::int),
-        );
-        result.set("data", Value::Map(data));
-        result.set(
-            "lease_id",
-            if leased {
-                Value::from(read.lease_id.as_str())
-            } else {
-                Value::Null
-            },
-        );
-        result.set("lease_duration", Value::int(read.lease_duration as i64));
-        result.set("renewable", Value::from(leased && read.renewable));
+        let result = SecretModel {
+            path: config.path,
+            revoke_on_close: Some(revoke_on_close),
+            version: version.or(read_version),
+            data: Some(data),
+            lease_id: leased.then(|| read.lease_id.clone()),
+            lease_duration: Some(read.lease_duration as i64),
+            renewable: Some(leased && read.renewable),
+        };
 
         let private = Private {
             lease_id: read.lease_id.clone(),
