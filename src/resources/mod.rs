@@ -5,7 +5,7 @@ pub mod binding_fragment;
 pub mod policy_xml;
 mod rules;
 pub mod this_run;
-// pub mod vault_audit;
+pub mod vault_audit;
 // pub mod vault_auth_backend;
 // pub mod vault_azure_role;
 // pub mod vault_binding;
@@ -24,7 +24,7 @@ pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
         // Box::new(vault_auth_backend::VaultAuthBackend),
         // Box::new(vault_azure_role::VaultAzureRole),
         // Box::new(vault_binding::VaultBinding),
-        // Box::new(vault_audit::VaultAudit),
+        Box::new(vault_audit::VaultAudit),
     ]
 }
 

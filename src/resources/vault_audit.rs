@@ -10,12 +10,12 @@ use async_trait::async_trait;
 
 use crate::clients::vault::audit::{is_api_creation_forbidden, AuditDevice, EnableAuditRequest};
 use crate::clients::vault::VaultError;
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::plan::Planned;
-use crate::framework::resource::{Ctx, PlanRequest, Resource};
+use crate::framework::model::Known;
+use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Schema};
 use crate::framework::value::{Type, Value};
-use crate::provider::ProviderData;
 
 use super::api_error;
 
@@ -66,23 +66,24 @@ fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
-/// The known string entries of a map value.
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_map()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn map_value(m: &BTreeMap<String, String>) -> Value {
-    Value::Map(
-        m.iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-            .collect(),
-    )
+crate::model! {
+    /// An `apim_vault_audit`.
+    pub struct AuditModel, plan AuditPlan {
+        /// The device's path.
+        pub id: Known<String>,
+        /// `type`.
+        pub r#type: String,
+        /// `path` (defaults to the type).
+        pub path: Known<Option<String>>,
+        /// `description`.
+        pub description: Option<String>,
+        /// `local` (default false).
+        pub local: Option<bool>,
+        /// `options`.
+        pub options: Option<BTreeMap<String, String>>,
+        /// `allow_raw_secrets` (default false).
+        pub allow_raw_secrets: Option<bool>,
+    }
 }
 
 /// Equal key sets, every value the same to the server.
@@ -92,26 +93,18 @@ fn equivalent_options(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>
             .all(|(k, x)| b.get(k).is_some_and(|y| same_option(k, x, y)))
 }
 
-/// The state for a device Vault reports. `prior` is the state it refreshes (null on
+/// The state for a device Vault reports. `prior` is the state it refreshes (`None` on
 /// import): its option keys are the ones the configuration set, and only those are kept,
 /// with the prior spelling where the server's value means the same.
-fn state_from_device(path: &str, dev: &AuditDevice, prior: &Value) -> Value {
-    let mut s = VaultAudit.schema().block.empty_value();
-    s.set("id", Value::from(path));
-    s.set("path", Value::from(path));
-    s.set("type", Value::from(dev.kind.as_str()));
-    s.set("local", Value::Bool(dev.local));
-    let description = match (dev.description.as_str(), prior.get("description")) {
-        ("", p) if !p.is_unknown() && p.as_str().is_none_or(str::is_empty) => p.clone(),
-        (d, _) => Value::from(d),
+fn state_from_device(path: &str, dev: &AuditDevice, prior: Option<&AuditModel>) -> AuditModel {
+    let description = match (dev.description.as_str(), prior.map(|p| &p.description)) {
+        ("", Some(p)) if p.as_deref().is_none_or(str::is_empty) => p.clone(),
+        (d, _) => Some(d.to_string()),
     };
-    s.set("description", description);
-    let options = if prior.is_null() {
-        (!dev.options.is_empty()).then(|| map_value(&dev.options))
-    } else {
-        prior.get("options").as_map().map(|_| {
-            let configured = string_map(prior.get("options"));
-            let kept: BTreeMap<String, String> = configured
+    let options = match prior {
+        None => (!dev.options.is_empty()).then(|| dev.options.clone()),
+        Some(prior) => prior.options.as_ref().map(|configured| {
+            configured
                 .iter()
                 .filter_map(|(k, mine)| {
                     let theirs = dev.options.get(k)?;
@@ -124,22 +117,27 @@ fn state_from_device(path: &str, dev: &AuditDevice, prior: &Value) -> Value {
                         },
                     ))
                 })
-                .collect();
-            map_value(&kept)
-        })
+                .collect()
+        }),
     };
-    s.set("options", options.unwrap_or(Value::Null));
-    let allow = match prior.get("allow_raw_secrets") {
-        Value::Bool(b) => *b,
+    let allow = match prior.and_then(|p| p.allow_raw_secrets) {
+        Some(b) => b,
         // Imported: a device that already logs raw values needs the acknowledgement.
-        _ => dev
+        None => dev
             .options
             .get("log_raw")
             .and_then(|v| parse_bool(v))
             .unwrap_or(false),
     };
-    s.set("allow_raw_secrets", Value::Bool(allow));
-    s
+    AuditModel {
+        id: Known::Value(path.to_string()),
+        r#type: dev.kind.clone(),
+        path: Known::Value(Some(path.to_string())),
+        description,
+        local: Some(dev.local),
+        options,
+        allow_raw_secrets: Some(allow),
+    }
 }
 
 /// The uniform API error; a refusal for lack of `sudo` says which capabilities are needed.
@@ -183,6 +181,8 @@ fn declarative_snippet(
 
 #[async_trait]
 impl Resource<ProviderData> for VaultAudit {
+    type Model = AuditModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -219,12 +219,11 @@ impl Resource<ProviderData> for VaultAudit {
         })
     }
 
-    fn validate(&self, config: &Value, d: &mut Diags) {
-        let options = config.get("options");
-        if !options.is_wholly_known() {
+    fn validate(&self, config: &AuditPlan, d: &mut Diags) {
+        let Known::Value(options) = &config.options else {
             return;
-        }
-        let opts = string_map(options);
+        };
+        let opts = options.clone().unwrap_or_default();
         for (k, v) in &opts {
             if BOOL_OPTIONS.contains(&k.as_str()) && parse_bool(v).is_none() {
                 d.attr_error(
@@ -246,15 +245,16 @@ impl Resource<ProviderData> for VaultAudit {
             }
         }
         let raw = opts.get("log_raw").and_then(|v| parse_bool(v)) == Some(true);
-        let allowed = config.get("allow_raw_secrets");
-        if raw && !allowed.is_unknown() && allowed.as_bool() != Some(true) {
+        let allowed = &config.allow_raw_secrets;
+        if raw && !allowed.is_unknown() && allowed.value() != Some(&true) {
             d.attr_error(
                 AttrPath::root("options").key("log_raw"),
                 "Raw audit logging not acknowledged",
                 "`log_raw = \"true\"` makes Vault write every secret value, token and password in clear to this audit device, and so to the SIEM and everyone who can read it; by default they are HMAC-SHA256 hashes that can still be matched with `sys/audit-hash`. Remove `log_raw`, or set `allow_raw_secrets = true` to acknowledge this.",
             );
         }
-        let required = match config.get("type").as_str() {
+        let kind = config.r#type.as_deref();
+        let required = match kind {
             Some("file") => Some("file_path"),
             Some("socket") => Some("address"),
             _ => None,
@@ -266,7 +266,7 @@ impl Resource<ProviderData> for VaultAudit {
                     "Missing audit option",
                     format!(
                         "A `{}` audit device needs `options.{key}` ({}).",
-                        config.get("type").as_str().unwrap_or_default(),
+                        kind.unwrap_or_default(),
                         if key == "file_path" {
                             "a file on the Vault server, or \"stdout\""
                         } else {
@@ -281,59 +281,47 @@ impl Resource<ProviderData> for VaultAudit {
     async fn modify_plan(
         &self,
         _ctx: &Ctx<ProviderData>,
-        req: PlanRequest<'_>,
-        planned: &mut Planned,
+        req: PlanRequest<'_, AuditModel>,
+        plan: &mut Plan<AuditModel>,
         _d: &mut Diags,
     ) {
         // `path` defaults to the type.
-        if req.config.get("path").is_null() {
-            if let Some(kind) = req.config.get("type").as_str() {
-                planned.state.set("path", Value::from(kind));
+        if req.config.path.is_null() {
+            if let Some(kind) = req.config.r#type.get() {
+                plan.state.path = Known::Value(Some(kind.clone()));
             }
         }
-        if let Some(path) = planned.state.get("path").as_str().map(str::to_string) {
-            planned.state.set("id", Value::from(path.as_str()));
+        if let Some(path) = plan.state.path.value() {
+            plan.state.id = Known::Value(path.clone());
         }
-        if req.prior.is_null() {
+        let Some(prior) = req.prior else {
             return;
-        }
-        let path_attr = AttrPath::root("path");
-        if planned.state.get("path") != req.prior.get("path")
-            && !planned.requires_replace.contains(&path_attr)
-        {
-            planned.requires_replace.push(path_attr);
+        };
+        if plan.state.path != prior.path {
+            plan.replace(AttrPath::root("path"));
         }
         // Options that mean the same to the server keep the spelling in state: no diff.
-        let (cfg, prior) = (req.config.get("options"), req.prior.get("options"));
-        if cfg.is_wholly_known()
-            && !cfg.is_null()
-            && !prior.is_null()
-            && equivalent_options(&string_map(cfg), &string_map(prior))
-        {
-            planned.state.set("options", prior.clone());
-            planned
-                .requires_replace
-                .retain(|p| *p != AttrPath::root("options"));
+        if let (Known::Value(Some(cfg)), Some(prior_options)) = (&req.config.options, &prior.options) {
+            if equivalent_options(cfg, prior_options) {
+                plan.state.options = Known::Value(Some(prior_options.clone()));
+                plan.requires_replace
+                    .retain(|p| *p != AttrPath::root("options"));
+            }
         }
     }
 
     async fn create(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
-        _config: &Value,
+        planned: AuditModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let path = planned.get("path").as_str()?.to_string();
-        let kind = planned.get("type").as_str()?.to_string();
-        let description = planned
-            .get("description")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let local = planned.get("local").as_bool().unwrap_or(false);
-        let options = string_map(planned.get("options"));
+        let kind = planned.r#type.clone();
+        let path = planned.path.value().cloned().unwrap_or_else(|| kind.clone());
+        let description = planned.description.clone().unwrap_or_default();
+        let local = planned.local.unwrap_or(false);
+        let options = planned.options.clone().unwrap_or_default();
         let object = format!("audit device {path:?}");
         match vault.read_audit_device(&path).await {
             Ok(Some(dev)) => {
@@ -367,20 +355,27 @@ impl Resource<ProviderData> for VaultAudit {
             }
             return None;
         }
-        let mut state = planned.clone();
-        state.set("id", Value::from(path.as_str()));
-        Some(state)
+        Some(AuditModel {
+            id: Known::Value(path.clone()),
+            path: Known::Value(Some(path)),
+            ..planned
+        })
     }
 
-    async fn read(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        state: AuditModel,
+        d: &mut Diags,
+    ) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let path = state.get("path").as_str()?.to_string();
+        let path = state.path.value().cloned().unwrap_or_else(|| state.r#type.clone());
         match vault.read_audit_device(&path).await {
-            Ok(Some(dev)) => Some(state_from_device(&path, &dev, state)),
+            Ok(Some(dev)) => Some(state_from_device(&path, &dev, Some(&state))),
             Ok(None) => None,
             Err(e) => {
                 fail(d, "read", &format!("audit device {path:?}"), &e);
-                Some(state.clone())
+                Some(state)
             }
         }
     }
@@ -390,27 +385,29 @@ impl Resource<ProviderData> for VaultAudit {
     async fn update(
         &self,
         _ctx: &Ctx<ProviderData>,
-        _prior: &Value,
-        planned: &Value,
-        _config: &Value,
+        _prior: AuditModel,
+        planned: AuditModel,
         _d: &mut Diags,
-    ) -> Option<Value> {
-        Some(planned.clone())
+    ) -> Option<AuditModel> {
+        Some(planned)
     }
 
-    async fn delete(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx<ProviderData>, state: AuditModel, d: &mut Diags) {
         let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
             return;
         };
-        let Some(path) = state.get("path").as_str() else {
-            return;
-        };
-        if let Err(e) = vault.disable_audit_device(path).await {
+        let path = state.path.value().cloned().unwrap_or(state.r#type);
+        if let Err(e) = vault.disable_audit_device(&path).await {
             fail(d, "delete", &format!("audit device {path:?}"), &e);
         }
     }
 
-    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<Value> {
+    async fn import(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        id: &str,
+        d: &mut Diags,
+    ) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
         let path = id.trim_matches('/');
         if path.is_empty() || path.chars().any(char::is_whitespace) {
@@ -422,7 +419,7 @@ impl Resource<ProviderData> for VaultAudit {
         }
         match vault.list_audit_devices().await {
             Ok(mut all) => match all.remove(path) {
-                Some(dev) => Some(state_from_device(path, &dev, &Value::Null)),
+                Some(dev) => Some(state_from_device(path, &dev, None)),
                 None => {
                     let known: Vec<String> = all.keys().map(|k| format!("{k:?}")).collect();
                     d.error(
@@ -450,6 +447,7 @@ impl Resource<ProviderData> for VaultAudit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::model::Model;
 
     fn device(options: &[(&str, &str)]) -> AuditDevice {
         AuditDevice {
@@ -464,22 +462,21 @@ mod tests {
         }
     }
 
-    fn prior(options: &[(&str, &str)]) -> Value {
-        let mut s = VaultAudit.schema().block.empty_value();
-        s.set("path", "to-siem".into());
-        s.set("type", "socket".into());
-        s.set("local", false.into());
-        s.set("allow_raw_secrets", false.into());
-        s.set(
-            "options",
-            map_value(
-                &options
+    fn prior(options: &[(&str, &str)]) -> AuditModel {
+        AuditModel {
+            id: Known::Value("to-siem".into()),
+            r#type: "socket".into(),
+            path: Known::Value(Some("to-siem".into())),
+            description: None,
+            local: Some(false),
+            options: Some(
+                options
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             ),
-        );
-        s
+            allow_raw_secrets: Some(false),
+        }
     }
 
     #[test]
@@ -490,39 +487,45 @@ mod tests {
             ("hmac_accessor", "true"),
             ("socket_type", "tcp"),
         ]);
-        let s = state_from_device("to-siem", &dev, &p);
-        assert_eq!(s.get("options"), p.get("options"));
-        assert!(s.get("description").is_null());
+        let s = state_from_device("to-siem", &dev, Some(&p));
+        assert_eq!(s.options, p.options);
+        assert!(s.description.is_none());
     }
 
     #[test]
     fn changed_or_missing_options_show() {
         let p = prior(&[("address", "127.0.0.1:9090"), ("format", "json")]);
         let dev = device(&[("address", "127.0.0.1:9191")]);
-        let s = state_from_device("to-siem", &dev, &p);
+        let s = state_from_device("to-siem", &dev, Some(&p));
         assert_eq!(
-            string_map(s.get("options")),
-            BTreeMap::from([("address".to_string(), "127.0.0.1:9191".to_string())])
+            s.options,
+            Some(BTreeMap::from([(
+                "address".to_string(),
+                "127.0.0.1:9191".to_string()
+            )]))
         );
     }
 
     #[test]
     fn import_takes_every_option_and_acknowledges_raw_logging() {
         let dev = device(&[("address", "a:1"), ("log_raw", "1")]);
-        let s = state_from_device("to-siem", &dev, &Value::Null);
-        assert_eq!(string_map(s.get("options")).len(), 2);
-        assert_eq!(s.get("allow_raw_secrets"), &Value::Bool(true));
+        let s = state_from_device("to-siem", &dev, None);
+        assert_eq!(s.options.map(|o| o.len()), Some(2));
+        assert_eq!(s.allow_raw_secrets, Some(true));
     }
 
     #[test]
     fn raw_logging_needs_the_acknowledgement() {
-        let mut cfg = prior(&[("address", "a:1"), ("log_raw", "True")]);
+        let config = |allow: bool| {
+            let mut v = prior(&[("address", "a:1"), ("log_raw", "True")]).encode();
+            v.set("allow_raw_secrets", allow.into());
+            AuditPlan::decode(&v, &mut Diags::new()).expect("decodes")
+        };
         let mut d = Diags::new();
-        VaultAudit.validate(&cfg, &mut d);
+        Resource::validate(&VaultAudit, &config(false), &mut d);
         assert!(d.has_errors(), "{d:?}");
-        cfg.set("allow_raw_secrets", true.into());
         let mut d = Diags::new();
-        VaultAudit.validate(&cfg, &mut d);
+        Resource::validate(&VaultAudit, &config(true), &mut d);
         assert!(!d.has_errors(), "{d:?}");
     }
 
