@@ -10,12 +10,12 @@ use async_trait::async_trait;
 
 use crate::clients::vault::auth::{AuthMount, EnableAuth, JwtConfig, TuneMount};
 use crate::clients::vault::Vault;
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::plan::Planned;
-use crate::framework::resource::{Ctx, PlanRequest, Resource};
+use crate::framework::model::Known;
+use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
-use crate::provider::ProviderData;
 
 use super::{already_exists, api_error};
 
@@ -103,41 +103,74 @@ fn validate_discovery(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
+crate::model! {
+    /// An `apim_vault_auth_backend`.
+    pub struct AuthBackendModel, plan AuthBackendPlan {
+        /// The mount path.
+        pub id: Known<String>,
+        /// `path` (default `jwt`).
+        pub path: Option<String>,
+        /// `description`.
+        pub description: Option<String>,
+        /// `tenant_id`.
+        pub tenant_id: Option<String>,
+        /// `token_version` (default 1).
+        pub token_version: Option<i64>,
+        /// `oidc_discovery_url` (derived from the tenant).
+        pub oidc_discovery_url: Known<Option<String>>,
+        /// `oidc_discovery_ca_pem`.
+        pub oidc_discovery_ca_pem: Option<String>,
+        /// `jwks_url`.
+        pub jwks_url: Option<String>,
+        /// `jwks_ca_pem`.
+        pub jwks_ca_pem: Option<String>,
+        /// `jwt_validation_pubkeys`.
+        pub jwt_validation_pubkeys: Option<Vec<String>>,
+        /// `bound_issuer` (derived from the tenant).
+        pub bound_issuer: Known<Option<String>>,
+        /// `default_lease_ttl`.
+        pub default_lease_ttl: Known<Option<i64>>,
+        /// `max_lease_ttl`.
+        pub max_lease_ttl: Known<Option<i64>>,
+        /// The mount's accessor.
+        pub accessor: Known<String>,
+    }
+}
+
+impl AuthBackendModel {
+    fn mount_path(&self) -> String {
+        self.path.clone().unwrap_or_else(|| "jwt".into())
+    }
+}
+
 /// A string attribute as the state should hold it: Vault's "" is null when the
 /// configuration (prior state) left it unset.
-fn text(prior: &Value, server: &str) -> Value {
-    if server.is_empty() && prior.is_null() {
-        Value::Null
-    } else if prior.as_str().is_some_and(|p| p.trim() == server.trim()) {
+fn text(prior: &Option<String>, server: &str) -> Option<String> {
+    match prior {
+        None if server.is_empty() => None,
         // PEM blocks may come back with other trailing whitespace.
-        prior.clone()
-    } else {
-        Value::from(server)
+        Some(p) if p.trim() == server.trim() => Some(p.clone()),
+        _ => Some(server.to_string()),
     }
 }
 
-fn desired_config(v: &Value) -> JwtConfig {
-    let s = |k: &str| v.get(k).as_str().unwrap_or_default().to_string();
+fn desired_config(m: &AuthBackendModel) -> JwtConfig {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
     JwtConfig {
-        oidc_discovery_url: s("oidc_discovery_url"),
-        oidc_discovery_ca_pem: s("oidc_discovery_ca_pem"),
-        jwks_url: s("jwks_url"),
-        jwks_ca_pem: s("jwks_ca_pem"),
-        jwt_validation_pubkeys: v.get("jwt_validation_pubkeys").string_list(),
-        bound_issuer: s("bound_issuer"),
+        oidc_discovery_url: m.oidc_discovery_url.value().cloned().unwrap_or_default(),
+        oidc_discovery_ca_pem: s(&m.oidc_discovery_ca_pem),
+        jwks_url: s(&m.jwks_url),
+        jwks_ca_pem: s(&m.jwks_ca_pem),
+        jwt_validation_pubkeys: m.jwt_validation_pubkeys.clone().unwrap_or_default(),
+        bound_issuer: m.bound_issuer.value().cloned().unwrap_or_default(),
     }
 }
 
-fn tune(v: &Value) -> TuneMount {
+fn tune(m: &AuthBackendModel) -> TuneMount {
     TuneMount {
-        default_lease_ttl: v.get("default_lease_ttl").as_i64(),
-        max_lease_ttl: v.get("max_lease_ttl").as_i64(),
-        description: Some(
-            v.get("description")
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        ),
+        default_lease_ttl: m.default_lease_ttl.value().copied(),
+        max_lease_ttl: m.max_lease_ttl.value().copied(),
+        description: Some(m.description.clone().unwrap_or_default()),
     }
 }
 
@@ -148,9 +181,9 @@ impl VaultAuthBackend {
         vault: &Vault,
         data: &ProviderData,
         path: &str,
-        prior: &Value,
+        prior: &AuthBackendModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<AuthBackendModel> {
         let mount = match vault.read_auth_mount(path).await {
             Ok(Some(m)) => m,
             Ok(None) => return None,
@@ -179,75 +212,40 @@ impl VaultAuthBackend {
                 return Some(prior.clone());
             }
         };
-        let mut s = self.schema().block.empty_value();
-        s.set("id", Value::from(path));
-        s.set("path", Value::from(path));
-        s.set(
-            "description",
-            text(prior.get("description"), &mount.description),
-        );
-        s.set("accessor", Value::from(mount.accessor.as_str()));
-        s.set(
-            "default_lease_ttl",
-            Value::int(mount.config.default_lease_ttl),
-        );
-        s.set("max_lease_ttl", Value::int(mount.config.max_lease_ttl));
-        s.set(
-            "oidc_discovery_url",
-            Value::from(cfg.oidc_discovery_url.as_str()),
-        );
-        s.set(
-            "oidc_discovery_ca_pem",
-            text(
-                prior.get("oidc_discovery_ca_pem"),
-                &cfg.oidc_discovery_ca_pem,
-            ),
-        );
-        s.set("jwks_url", text(prior.get("jwks_url"), &cfg.jwks_url));
-        s.set(
-            "jwks_ca_pem",
-            text(prior.get("jwks_ca_pem"), &cfg.jwks_ca_pem),
-        );
-        s.set(
-            "jwt_validation_pubkeys",
-            if cfg.jwt_validation_pubkeys.is_empty()
-                && prior.get("jwt_validation_pubkeys").is_null()
-            {
-                Value::Null
-            } else {
-                Value::strings(cfg.jwt_validation_pubkeys.iter().cloned())
-            },
-        );
-        s.set("bound_issuer", Value::from(cfg.bound_issuer.as_str()));
         // Vault does not store the tenant: keep it, or (after import) recognise the URL this
         // provider would have derived for one.
-        let tenant = prior.get("tenant_id").clone();
-        let version = prior.get("token_version").clone();
-        if !tenant.is_null() {
-            s.set("tenant_id", tenant);
-            s.set("token_version", version);
-        } else if let Some((t, v)) = infer_tenant(data, &cfg) {
-            s.set("tenant_id", Value::from(t.as_str()));
-            s.set("token_version", Value::int(v));
+        let (tenant_id, token_version) = match (&prior.tenant_id, infer_tenant(data, &cfg)) {
+            (Some(t), _) => (Some(t.clone()), prior.token_version),
+            (None, Some((t, v))) => (Some(t), Some(v)),
+            (None, None) => (None, Some(prior.token_version.unwrap_or(1))),
+        };
+        let oidc_discovery_url = if tenant_id.is_none() && cfg.oidc_discovery_url.is_empty() {
+            None
         } else {
-            s.set(
-                "token_version",
-                if version.is_null() {
-                    Value::int(1)
-                } else {
-                    version
-                },
-            );
-        }
-        if !s.get("tenant_id").is_null() {
-            s.set(
-                "oidc_discovery_url",
-                Value::from(cfg.oidc_discovery_url.as_str()),
-            );
-        } else if cfg.oidc_discovery_url.is_empty() {
-            s.set("oidc_discovery_url", Value::Null);
-        }
-        Some(s)
+            Some(cfg.oidc_discovery_url.clone())
+        };
+        Some(AuthBackendModel {
+            id: Known::Value(path.to_string()),
+            path: Some(path.to_string()),
+            description: text(&prior.description, &mount.description),
+            tenant_id,
+            token_version,
+            oidc_discovery_url: Known::Value(oidc_discovery_url),
+            oidc_discovery_ca_pem: text(&prior.oidc_discovery_ca_pem, &cfg.oidc_discovery_ca_pem),
+            jwks_url: text(&prior.jwks_url, &cfg.jwks_url),
+            jwks_ca_pem: text(&prior.jwks_ca_pem, &cfg.jwks_ca_pem),
+            jwt_validation_pubkeys: if cfg.jwt_validation_pubkeys.is_empty()
+                && prior.jwt_validation_pubkeys.is_none()
+            {
+                None
+            } else {
+                Some(cfg.jwt_validation_pubkeys.clone())
+            },
+            bound_issuer: Known::Value(Some(cfg.bound_issuer.clone())),
+            default_lease_ttl: Known::Value(Some(mount.config.default_lease_ttl)),
+            max_lease_ttl: Known::Value(Some(mount.config.max_lease_ttl)),
+            accessor: Known::Value(mount.accessor.clone()),
+        })
     }
 }
 
@@ -273,13 +271,15 @@ fn infer_tenant(data: &ProviderData, cfg: &JwtConfig) -> Option<(String, i64)> {
 
 fn authority(data: &ProviderData) -> (String, Option<String>) {
     (
-        data.azure.environment.clone(),
-        data.azure.authority_host.clone(),
+        data.cloud.environment.clone(),
+        data.cloud.authority_host.clone(),
     )
 }
 
 #[async_trait]
 impl Resource<ProviderData> for VaultAuthBackend {
+    type Model = AuthBackendModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -308,11 +308,11 @@ impl Resource<ProviderData> for VaultAuthBackend {
         })
     }
 
-    fn validate(&self, config: &Value, d: &mut Diags) {
-        let explicit = !config.get("oidc_discovery_url").is_null()
-            || !config.get("jwks_url").is_null()
-            || !config.get("jwt_validation_pubkeys").is_null();
-        if explicit && config.get("bound_issuer").is_null() {
+    fn validate(&self, config: &AuthBackendPlan, d: &mut Diags) {
+        let explicit = !config.oidc_discovery_url.is_null()
+            || !config.jwks_url.is_null()
+            || !config.jwt_validation_pubkeys.is_null();
+        if explicit && config.bound_issuer.is_null() {
             d.attr_warning(
                 AttrPath::root("bound_issuer"),
                 "No bound issuer",
@@ -324,52 +324,38 @@ impl Resource<ProviderData> for VaultAuthBackend {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ProviderData>,
-        req: PlanRequest<'_>,
-        planned: &mut Planned,
+        req: PlanRequest<'_, AuthBackendModel>,
+        plan: &mut Plan<AuthBackendModel>,
         d: &mut Diags,
     ) {
         let cfg = req.config;
-        if let (Some(tenant), Some(version)) = (
-            cfg.get("tenant_id").as_str(),
-            planned.state.get("token_version").as_i64(),
-        ) {
+        if let (Some(tenant), Some(version)) = (cfg.tenant_id.as_str(), plan.state.token_version.value()) {
             let Some(data) = ctx.data(d) else { return };
             let (env, host) = authority(data);
-            let issuer = entra_issuer(&env, host.as_deref(), tenant, version);
+            let issuer = entra_issuer(&env, host.as_deref(), tenant, *version);
             // Derived values are planned from the configuration, so a drift of Vault's copy
             // shows as an update.
-            planned
-                .state
-                .set("oidc_discovery_url", Value::from(issuer.as_str()));
-            if cfg.get("bound_issuer").is_null() {
-                planned
-                    .state
-                    .set("bound_issuer", Value::from(issuer.as_str()));
+            plan.state.oidc_discovery_url = Known::Value(Some(issuer.clone()));
+            if cfg.bound_issuer.is_null() {
+                plan.state.bound_issuer = Known::Value(Some(issuer));
             }
-        } else if req.prior.is_null()
-            && cfg.get("bound_issuer").is_null()
-            && !cfg.get("tenant_id").is_unknown()
-        {
-            planned.state.set("bound_issuer", Value::from(""));
+        } else if req.prior.is_none() && cfg.bound_issuer.is_null() && !cfg.tenant_id.is_unknown() {
+            plan.state.bound_issuer = Known::Value(Some(String::new()));
         }
-        if req.prior.is_null()
-            && cfg.get("oidc_discovery_url").is_null()
-            && cfg.get("tenant_id").is_null()
-        {
-            planned.state.set("oidc_discovery_url", Value::Null);
+        if req.prior.is_none() && cfg.oidc_discovery_url.is_null() && cfg.tenant_id.is_null() {
+            plan.state.oidc_discovery_url = Known::Value(None);
         }
     }
 
     async fn create(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
-        _config: &Value,
+        planned: AuthBackendModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<AuthBackendModel> {
         let data = ctx.data(d)?;
         let vault = data.vault(d)?;
-        let path = planned.get("path").as_str()?.to_string();
+        let path = planned.mount_path();
         let object = format!("auth mount {path:?}");
         match ctx.cancel.run(vault.read_auth_mount(&path)).await {
             Ok(Ok(Some(m))) => {
@@ -390,10 +376,11 @@ impl Resource<ProviderData> for VaultAuthBackend {
                 return None;
             }
         }
-        let t = tune(planned);
+        let t = tune(&planned);
+        let description = planned.description.clone().unwrap_or_default();
         let enable = EnableAuth {
             kind: "jwt",
-            description: planned.get("description").as_str().unwrap_or_default(),
+            description: &description,
             config: TuneMount {
                 description: None,
                 ..t
@@ -404,7 +391,7 @@ impl Resource<ProviderData> for VaultAuthBackend {
             return None;
         }
         if let Err(e) = vault
-            .write_jwt_config(&path, &desired_config(planned))
+            .write_jwt_config(&path, &desired_config(&planned))
             .await
         {
             // Leave nothing behind: the mount without its configuration is removed again.
@@ -416,74 +403,83 @@ impl Resource<ProviderData> for VaultAuthBackend {
                     format!("The mount {path:?} was enabled but could not be configured, nor removed again ({c}). Remove it with `bao auth disable {path}` (or `vault auth disable {path}`)."),
                 );
                 return self
-                    .read_state(vault, data, &path, planned, &mut Diags::new())
+                    .read_state(vault, data, &path, &planned, &mut Diags::new())
                     .await;
             }
             return None;
         }
-        self.read_state(vault, data, &path, planned, d).await
+        self.read_state(vault, data, &path, &planned, d).await
     }
 
-    async fn read(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        state: AuthBackendModel,
+        d: &mut Diags,
+    ) -> Option<AuthBackendModel> {
         let data = ctx.data(d)?;
         let vault = data.vault(d)?;
-        let path = state.get("path").as_str()?.to_string();
-        self.read_state(vault, data, &path, state, d).await
+        self.read_state(vault, data, &state.mount_path(), &state, d)
+            .await
     }
 
     async fn update(
         &self,
         ctx: &Ctx<ProviderData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
+        prior: AuthBackendModel,
+        planned: AuthBackendModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<AuthBackendModel> {
         let data = ctx.data(d)?;
         let vault = data.vault(d)?;
-        let path = planned.get("path").as_str()?.to_string();
+        let path = planned.mount_path();
         let object = format!("auth mount {path:?}");
-        let tuned = ["description", "default_lease_ttl", "max_lease_ttl"]
-            .iter()
-            .any(|k| prior.get(k) != planned.get(k));
+        let tuned = prior.description != planned.description
+            || prior.default_lease_ttl != planned.default_lease_ttl
+            || prior.max_lease_ttl != planned.max_lease_ttl;
         if tuned {
-            if let Err(e) = vault.tune_auth(&path, &tune(planned)).await {
+            if let Err(e) = vault.tune_auth(&path, &tune(&planned)).await {
                 api_error(d, "update", TYPE, &object, &e);
                 return None;
             }
         }
-        if desired_config(prior) != desired_config(planned) {
+        if desired_config(&prior) != desired_config(&planned) {
             if let Err(e) = vault
-                .write_jwt_config(&path, &desired_config(planned))
+                .write_jwt_config(&path, &desired_config(&planned))
                 .await
             {
                 api_error(d, "update", TYPE, &object, &e);
                 return self
-                    .read_state(vault, data, &path, prior, &mut Diags::new())
+                    .read_state(vault, data, &path, &prior, &mut Diags::new())
                     .await;
             }
         }
-        self.read_state(vault, data, &path, planned, d).await
+        self.read_state(vault, data, &path, &planned, d).await
     }
 
-    async fn delete(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx<ProviderData>, state: AuthBackendModel, d: &mut Diags) {
         let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
             return;
         };
-        let Some(path) = state.get("path").as_str() else {
-            return;
-        };
-        if let Err(e) = vault.disable_auth(path).await {
+        let path = state.mount_path();
+        if let Err(e) = vault.disable_auth(&path).await {
             api_error(d, "delete", TYPE, &format!("auth mount {path:?}"), &e);
         }
     }
 
-    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<Value> {
+    async fn import(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        id: &str,
+        d: &mut Diags,
+    ) -> Option<AuthBackendModel> {
         let data = ctx.data(d)?;
         let vault = data.vault(d)?;
         let path = id.trim_matches('/');
-        let mut prior = self.schema().block.empty_value();
-        prior.set("path", Value::from(path));
+        let prior = AuthBackendModel {
+            path: Some(path.to_string()),
+            ..AuthBackendModel::default()
+        };
         match self.read_state(vault, data, path, &prior, d).await {
             Some(s) => Some(s),
             None => {
