@@ -1,7 +1,10 @@
 //! APIs (`{service}/apis/{apiId}`): enough of apimapis.json to create, read, update, list and
 //! delete an HTTP API, so that API policies have something to hang on. PUT is synchronous.
 
-use super::{opt_str, properties, req_str, ArmError, Kind, Render, Scope};
+use super::body::{opt_str, properties, req_str};
+use super::error::ArmError;
+use super::kind::{Kind, Render};
+use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{json, Map, Value};

@@ -1,7 +1,10 @@
 //! Backends (`{service}/backends/{backendId}`, apimbackends.json). PUT (201/200) and PATCH (200)
 //! are synchronous.
 
-use super::{opt_str, properties, ArmError, Kind, Render, Scope};
+use super::body::{opt_str, properties};
+use super::error::ArmError;
+use super::kind::{Kind, Render};
+use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{json, Map, Value};

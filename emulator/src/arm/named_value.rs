@@ -2,7 +2,11 @@
 //! long-running operations; a secret's value is never returned by GET or lists, only by
 //! `POST .../listValue`.
 
-use super::{opt_str, properties, req_str, with_etag, ArmError, ArmResult, Kind, Render, Scope};
+use super::body::{opt_str, properties, req_str};
+use super::error::{method_not_allowed, ArmError, ArmResult};
+use super::etag::with_etag;
+use super::kind::{Kind, Render};
+use super::Scope;
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
 use crate::util::now_rfc3339;
@@ -235,7 +239,7 @@ impl Kind for NamedValues {
                 let body = json!({"id": entity.id, "type": TYPE, "name": entity.name, "properties": self.render(&entity, req, Render::Get)?});
                 Ok(with_etag(json_response(200, &body), &etag))
             }
-            _ => Err(super::method_not_allowed(req)),
+            _ => Err(method_not_allowed(req)),
         }
     }
 }

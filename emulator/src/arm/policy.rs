@@ -2,8 +2,12 @@
 //! `{service}/apis/{apiId}/policies/policy`. PUT is synchronous (201/200). Documents are stored
 //! re-serialised in APIM's layout; see `crate::xml`.
 
+use super::body::{properties, req_str};
+use super::error::ArmError;
+use super::kind::{Kind, Render};
 use super::policy_fragment::query_format;
-use super::{properties, req_str, ArmError, Kind, Render, Scope};
+use super::refs::{check_fragment_refs, check_named_value_refs};
+use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use crate::xml::{self, Format};
@@ -79,9 +83,9 @@ impl Kind for Policies {
                 ),
             ));
         }
-        super::check_fragment_refs(st, scope, &root)?;
+        check_fragment_refs(st, scope, &root)?;
         let pretty = xml::pretty(&root);
-        super::check_named_value_refs(st, scope, &pretty)?;
+        check_named_value_refs(st, scope, &pretty)?;
         Ok(json!({"value": pretty}))
     }
     fn render(&self, e: &Entity, req: &Req, mode: Render) -> Result<Value, ArmError> {

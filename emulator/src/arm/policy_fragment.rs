@@ -2,10 +2,12 @@
 //! long-running operation. The stored value is the `<fragment>` element's inner content in the
 //! `xml` format; see `crate::xml` for what is normalised.
 
-use super::{
-    json_response, opt_str, properties, req_str, ArmError, ArmResult, Kind, Render, Scope,
-};
-use crate::server::{App, Req};
+use super::body::{opt_str, properties, req_str};
+use super::error::{method_not_allowed, ArmError, ArmResult};
+use super::kind::{Kind, Render};
+use super::refs::check_named_value_refs;
+use super::{Scope, MAX_PAGE};
+use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
 use crate::xml::{self, Format};
 use serde_json::{json, Value};
@@ -117,7 +119,7 @@ impl Kind for PolicyFragments {
                 ),
             ));
         }
-        super::check_named_value_refs(st, scope, &stored)?;
+        check_named_value_refs(st, scope, &stored)?;
         let inner = xml::inner_content(&stored).map_err(|m| ArmError::validation("value", m))?;
         let mut out = json!({"format": "xml", "value": inner});
         if let Some(d) = description {
@@ -173,7 +175,7 @@ impl Kind for PolicyFragments {
     }
     fn action(&self, app: &App, req: &Req, scope: &Scope, e: &Entity, action: &str) -> ArmResult {
         if !action.eq_ignore_ascii_case("listReferences") {
-            return Err(super::method_not_allowed(req));
+            return Err(method_not_allowed(req));
         }
         let st = crate::faults::lock(&app.state);
         let refs = references(&st, &scope.service_key, &e.name);
@@ -185,7 +187,7 @@ impl Kind for PolicyFragments {
         let top = req
             .q("$top")
             .and_then(|s| s.parse::<usize>().ok())
-            .unwrap_or(super::MAX_PAGE);
+            .unwrap_or(MAX_PAGE);
         let items: Vec<Value> = refs
             .iter()
             .skip(skip)
