@@ -5,7 +5,7 @@
 use super::body::{opt_str, properties, req_str};
 use super::error::{method_not_allowed, ArmError, ArmResult};
 use super::etag::with_etag;
-use super::kind::{Kind, Render};
+use super::kind::{entity_json, not_found, Kind, Render};
 use super::Scope;
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
@@ -228,7 +228,7 @@ impl Kind for NamedValues {
                 let etag = st.next_etag();
                 let key = e.id.to_ascii_lowercase();
                 let Some(stored) = st.entities.get_mut(&key) else {
-                    return Err(ArmError::not_found("NamedValue not found."));
+                    return Err(not_found(self));
                 };
                 stored.etag = etag.clone();
                 stored.properties["keyVault"]["lastStatus"] =
@@ -236,7 +236,7 @@ impl Kind for NamedValues {
                 let entity = stored.clone();
                 app.persist(&st);
                 drop(st);
-                let body = json!({"id": entity.id, "type": TYPE, "name": entity.name, "properties": self.render(&entity, req, Render::Get)?});
+                let body = entity_json(self, &entity, req, Render::Get)?;
                 Ok(with_etag(json_response(200, &body), &etag))
             }
             _ => Err(method_not_allowed(req)),
