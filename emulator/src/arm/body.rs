@@ -4,6 +4,7 @@
 
 use super::error::ArmError;
 use crate::server::Req;
+use crate::store::Entity;
 use serde_json::{Map, Value};
 
 /// Parses a JSON request body that must be an object.
@@ -42,6 +43,19 @@ pub fn properties(body: &Value) -> Result<Map<String, Value>, ArmError> {
             "The 'properties' member is required.",
         )),
     }
+}
+
+/// A PATCH body's `properties` laid over the stored ones: members it gives replace theirs,
+/// members it leaves out keep their stored value.
+pub(super) fn merged_properties(
+    existing: &Entity,
+    body: &Value,
+) -> Result<Map<String, Value>, ArmError> {
+    let mut merged = existing.properties.as_object().cloned().unwrap_or_default();
+    for (k, v) in properties(body)? {
+        merged.insert(k, v);
+    }
+    Ok(merged)
 }
 
 /// An optional string property with a length limit.

@@ -88,3 +88,13 @@ pub(super) fn entity_json(
 pub(super) fn not_found(kind: &dyn Kind) -> ArmError {
     ArmError::not_found(format!("{} not found.", kind.noun()))
 }
+
+/// The values a string property offers `$filter`: the string, or none when it is absent.
+pub(super) fn string_values(props: &Value, key: &str) -> Vec<String> {
+    props
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect()
+}

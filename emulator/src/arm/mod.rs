@@ -4,8 +4,9 @@
 //! The ARM conventions live one concern per file: `error` (error bodies, fault answers),
 //! `response` (correlation and quota headers), `auth` (bearer tokens), `api_version`, `body`
 //! (request bodies), `etag` (`If-Match`), `kind` and `crud` (the generic child-entity CRUD each
-//! entity module plugs into), `lro` (long-running operations) and `refs` (what a policy
-//! document may refer to). The other files are one entity each, plus the `$filter` language.
+//! entity module plugs into), `lro` (long-running operations) and `policy_doc` (what a policy
+//! document must be to be saved). The other files are one entity each, plus the `$filter`
+//! language.
 
 mod api_version;
 mod auth;
@@ -15,7 +16,7 @@ pub(crate) mod error;
 mod etag;
 mod kind;
 mod lro;
-mod refs;
+mod policy_doc;
 mod response;
 
 pub mod api;

@@ -5,7 +5,7 @@
 use super::body::{opt_str, properties, req_str};
 use super::error::{method_not_allowed, ArmError, ArmResult};
 use super::etag::with_etag;
-use super::kind::{entity_json, not_found, Kind, Render};
+use super::kind::{entity_json, not_found, string_values, Kind, Render};
 use super::Scope;
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
@@ -178,13 +178,7 @@ impl Kind for NamedValues {
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
         let p = &e.properties;
-        let s = |k: &str| {
-            p.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
-        };
+        let s = |k: &str| string_values(p, k);
         match field {
             "name" => Some(vec![e.name.clone()]),
             "displayName" | "properties/displayName" => Some(s("displayName")),

@@ -5,8 +5,8 @@
 use super::body::{properties, req_str};
 use super::error::ArmError;
 use super::kind::{Kind, Render};
+use super::policy_doc::{check_fragment_refs, check_named_value_refs, parse_document};
 use super::policy_fragment::query_format;
-use super::refs::{check_fragment_refs, check_named_value_refs};
 use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
@@ -71,18 +71,7 @@ impl Kind for Policies {
             Some(Value::String(f)) => Format::parse(f).ok_or_else(|| ArmError::validation("format", format!("The format '{f}' is not supported.")))?,
             Some(_) => return Err(ArmError::validation("format", "'format' must be a string.")),
         };
-        let stored =
-            xml::to_stored(&value, format).map_err(|m| ArmError::validation("value", m))?;
-        let root = xml::parse(&stored).map_err(|m| ArmError::validation("value", m))?;
-        if root.name != "policies" {
-            return Err(ArmError::validation(
-                "value",
-                format!(
-                    "The root element of a policy must be 'policies', not '{}'.",
-                    root.name
-                ),
-            ));
-        }
+        let (_, root) = parse_document(&value, format, "policies", "policy")?;
         check_fragment_refs(st, scope, &root)?;
         let pretty = xml::pretty(&root);
         check_named_value_refs(st, scope, &pretty)?;

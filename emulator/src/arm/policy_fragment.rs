@@ -4,8 +4,8 @@
 
 use super::body::{opt_str, properties, req_str};
 use super::error::{method_not_allowed, ArmError, ArmResult};
-use super::kind::{Kind, Render};
-use super::refs::check_named_value_refs;
+use super::kind::{string_values, Kind, Render};
+use super::policy_doc::{check_named_value_refs, parse_document};
 use super::{Scope, MAX_PAGE};
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
@@ -107,18 +107,7 @@ impl Kind for PolicyFragments {
         let value = req_str(&p, "value", 1, usize::MAX)?;
         let description = opt_str(&p, "description", 0, 1000)?;
         let format = body_format(&p)?;
-        let stored =
-            xml::to_stored(&value, format).map_err(|m| ArmError::validation("value", m))?;
-        let root = xml::parse(&stored).map_err(|m| ArmError::validation("value", m))?;
-        if root.name != "fragment" {
-            return Err(ArmError::validation(
-                "value",
-                format!(
-                    "The root element of a policy fragment must be 'fragment', not '{}'.",
-                    root.name
-                ),
-            ));
-        }
+        let (stored, _) = parse_document(&value, format, "fragment", "policy fragment")?;
         check_named_value_refs(st, scope, &stored)?;
         let inner = xml::inner_content(&stored).map_err(|m| ArmError::validation("value", m))?;
         let mut out = json!({"format": "xml", "value": inner});
@@ -158,14 +147,7 @@ impl Kind for PolicyFragments {
         Ok(out)
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
-        let s = |k: &str| {
-            e.properties
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
-        };
+        let s = |k: &str| string_values(&e.properties, k);
         match field {
             "name" => Some(vec![e.name.clone()]),
             "description" | "properties/description" => Some(s("description")),

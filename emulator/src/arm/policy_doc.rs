@@ -1,11 +1,34 @@
-//! Checks APIM makes when a policy or fragment is saved: what the document refers to by name
-//! (named values in `{{...}}`, fragments in `<include-fragment>`) must exist in the instance.
+//! A policy document as APIM accepts it when a policy or a fragment is saved: readable in the
+//! format it was written in, with the expected root element, and naming only named values
+//! (`{{...}}`) and fragments (`<include-fragment>`) that exist in the instance.
 
 use super::error::ArmError;
 use super::{named_value, Scope};
 use crate::store::State;
-use crate::xml::{self, Elem};
+use crate::xml::{self, Elem, Format};
 use serde_json::Value;
+
+/// Parses a document written in `format` into the stored (`xml`) form and its tree; `root` is
+/// the element it must have at the top, `noun` what the document is, for the error.
+pub(super) fn parse_document(
+    value: &str,
+    format: Format,
+    root: &str,
+    noun: &str,
+) -> Result<(String, Elem), ArmError> {
+    let stored = xml::to_stored(value, format).map_err(|m| ArmError::validation("value", m))?;
+    let tree = xml::parse(&stored).map_err(|m| ArmError::validation("value", m))?;
+    if tree.name != root {
+        return Err(ArmError::validation(
+            "value",
+            format!(
+                "The root element of a {noun} must be '{root}', not '{}'.",
+                tree.name
+            ),
+        ));
+    }
+    Ok((stored, tree))
+}
 
 /// Checks that every `{{name}}` in a policy document names a named value (by display name) of
 /// the instance.
