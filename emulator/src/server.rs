@@ -253,7 +253,12 @@ async fn handle(
         }
         if let Some((status, retry_after)) = d.status {
             fault = Some(format!("status {status}"));
-            answer = Some(crate::arm::fault_response(&app, status, retry_after, &path));
+            answer = Some(crate::arm::error::fault_response(
+                &app,
+                status,
+                retry_after,
+                &path,
+            ));
         }
     }
     let resp = match answer {

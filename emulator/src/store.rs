@@ -518,7 +518,7 @@ fn seed_service(
     rg_location: &str,
     s: &SeedService,
 ) -> Result<Service, String> {
-    if !crate::arm::valid_service_name(&s.name) {
+    if !crate::arm::service::valid_name(&s.name) {
         return Err(format!("seed: invalid APIM instance name '{}'", s.name));
     }
     let id = service_id(sub, rg, &s.name);

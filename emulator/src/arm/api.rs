@@ -1,7 +1,10 @@
 //! APIs (`{service}/apis/{apiId}`): enough of apimapis.json to create, read, update, list and
 //! delete an HTTP API, so that API policies have something to hang on. PUT is synchronous.
 
-use super::{opt_str, properties, req_str, ArmError, Kind, Render, Scope};
+use super::body::{merged_properties, opt_str, properties, req_str};
+use super::error::ArmError;
+use super::kind::{string_values, Kind, Render};
+use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{json, Map, Value};
@@ -76,11 +79,7 @@ impl Kind for Apis {
         existing: &Entity,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        let mut merged = existing.properties.as_object().cloned().unwrap_or_default();
-        for (k, v) in properties(body)? {
-            merged.insert(k, v);
-        }
-        normalise(&merged)
+        normalise(&merged_properties(existing, body)?)
     }
     fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
         let mut p = e.properties.clone();
@@ -88,14 +87,7 @@ impl Kind for Apis {
         Ok(p)
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
-        let s = |k: &str| {
-            e.properties
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
-        };
+        let s = |k: &str| string_values(&e.properties, k);
         match field {
             "name" => Some(vec![e.name.clone()]),
             "displayName" | "properties/displayName" => Some(s("displayName")),

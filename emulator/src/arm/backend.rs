@@ -1,7 +1,10 @@
 //! Backends (`{service}/backends/{backendId}`, apimbackends.json). PUT (201/200) and PATCH (200)
 //! are synchronous.
 
-use super::{opt_str, properties, ArmError, Kind, Render, Scope};
+use super::body::{merged_properties, opt_str, properties};
+use super::error::ArmError;
+use super::kind::{string_values, Kind, Render};
+use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{json, Map, Value};
@@ -110,24 +113,13 @@ impl Kind for Backends {
         existing: &Entity,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        let mut merged = existing.properties.as_object().cloned().unwrap_or_default();
-        for (k, v) in properties(body)? {
-            merged.insert(k, v);
-        }
-        normalise(&merged)
+        normalise(&merged_properties(existing, body)?)
     }
     fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
         Ok(e.properties.clone())
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
-        let s = |k: &str| {
-            e.properties
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
-        };
+        let s = |k: &str| string_values(&e.properties, k);
         match field {
             "name" => Some(vec![e.name.clone()]),
             "title" | "properties/title" => Some(s("title")),

@@ -2,7 +2,11 @@
 //! long-running operations; a secret's value is never returned by GET or lists, only by
 //! `POST .../listValue`.
 
-use super::{opt_str, properties, req_str, with_etag, ArmError, ArmResult, Kind, Render, Scope};
+use super::body::{opt_str, properties, req_str};
+use super::error::{method_not_allowed, ArmError, ArmResult};
+use super::etag::with_etag;
+use super::kind::{entity_json, not_found, string_values, Kind, Render};
+use super::Scope;
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
 use crate::util::now_rfc3339;
@@ -174,13 +178,7 @@ impl Kind for NamedValues {
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
         let p = &e.properties;
-        let s = |k: &str| {
-            p.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
-        };
+        let s = |k: &str| string_values(p, k);
         match field {
             "name" => Some(vec![e.name.clone()]),
             "displayName" | "properties/displayName" => Some(s("displayName")),
@@ -224,7 +222,7 @@ impl Kind for NamedValues {
                 let etag = st.next_etag();
                 let key = e.id.to_ascii_lowercase();
                 let Some(stored) = st.entities.get_mut(&key) else {
-                    return Err(ArmError::not_found("NamedValue not found."));
+                    return Err(not_found(self));
                 };
                 stored.etag = etag.clone();
                 stored.properties["keyVault"]["lastStatus"] =
@@ -232,10 +230,10 @@ impl Kind for NamedValues {
                 let entity = stored.clone();
                 app.persist(&st);
                 drop(st);
-                let body = json!({"id": entity.id, "type": TYPE, "name": entity.name, "properties": self.render(&entity, req, Render::Get)?});
+                let body = entity_json(self, &entity, req, Render::Get)?;
                 Ok(with_etag(json_response(200, &body), &etag))
             }
-            _ => Err(super::method_not_allowed(req)),
+            _ => Err(method_not_allowed(req)),
         }
     }
 }

@@ -2,8 +2,12 @@
 //! `{service}/apis/{apiId}/policies/policy`. PUT is synchronous (201/200). Documents are stored
 //! re-serialised in APIM's layout; see `crate::xml`.
 
+use super::body::{properties, req_str};
+use super::error::ArmError;
+use super::kind::{Kind, Render};
+use super::policy_doc::{check_fragment_refs, check_named_value_refs, parse_document};
 use super::policy_fragment::query_format;
-use super::{properties, req_str, ArmError, Kind, Render, Scope};
+use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use crate::xml::{self, Format};
@@ -67,21 +71,10 @@ impl Kind for Policies {
             Some(Value::String(f)) => Format::parse(f).ok_or_else(|| ArmError::validation("format", format!("The format '{f}' is not supported.")))?,
             Some(_) => return Err(ArmError::validation("format", "'format' must be a string.")),
         };
-        let stored =
-            xml::to_stored(&value, format).map_err(|m| ArmError::validation("value", m))?;
-        let root = xml::parse(&stored).map_err(|m| ArmError::validation("value", m))?;
-        if root.name != "policies" {
-            return Err(ArmError::validation(
-                "value",
-                format!(
-                    "The root element of a policy must be 'policies', not '{}'.",
-                    root.name
-                ),
-            ));
-        }
-        super::check_fragment_refs(st, scope, &root)?;
+        let (_, root) = parse_document(&value, format, "policies", "policy")?;
+        check_fragment_refs(st, scope, &root)?;
         let pretty = xml::pretty(&root);
-        super::check_named_value_refs(st, scope, &pretty)?;
+        check_named_value_refs(st, scope, &pretty)?;
         Ok(json!({"value": pretty}))
     }
     fn render(&self, e: &Entity, req: &Req, mode: Render) -> Result<Value, ArmError> {

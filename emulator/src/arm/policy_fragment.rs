@@ -2,10 +2,12 @@
 //! long-running operation. The stored value is the `<fragment>` element's inner content in the
 //! `xml` format; see `crate::xml` for what is normalised.
 
-use super::{
-    json_response, opt_str, properties, req_str, ArmError, ArmResult, Kind, Render, Scope,
-};
-use crate::server::{App, Req};
+use super::body::{opt_str, properties, req_str};
+use super::error::{method_not_allowed, ArmError, ArmResult};
+use super::kind::{string_values, Kind, Render};
+use super::policy_doc::{check_named_value_refs, parse_document};
+use super::{Scope, MAX_PAGE};
+use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
 use crate::xml::{self, Format};
 use serde_json::{json, Value};
@@ -105,19 +107,8 @@ impl Kind for PolicyFragments {
         let value = req_str(&p, "value", 1, usize::MAX)?;
         let description = opt_str(&p, "description", 0, 1000)?;
         let format = body_format(&p)?;
-        let stored =
-            xml::to_stored(&value, format).map_err(|m| ArmError::validation("value", m))?;
-        let root = xml::parse(&stored).map_err(|m| ArmError::validation("value", m))?;
-        if root.name != "fragment" {
-            return Err(ArmError::validation(
-                "value",
-                format!(
-                    "The root element of a policy fragment must be 'fragment', not '{}'.",
-                    root.name
-                ),
-            ));
-        }
-        super::check_named_value_refs(st, scope, &stored)?;
+        let (stored, _) = parse_document(&value, format, "fragment", "policy fragment")?;
+        check_named_value_refs(st, scope, &stored)?;
         let inner = xml::inner_content(&stored).map_err(|m| ArmError::validation("value", m))?;
         let mut out = json!({"format": "xml", "value": inner});
         if let Some(d) = description {
@@ -156,14 +147,7 @@ impl Kind for PolicyFragments {
         Ok(out)
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
-        let s = |k: &str| {
-            e.properties
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
-        };
+        let s = |k: &str| string_values(&e.properties, k);
         match field {
             "name" => Some(vec![e.name.clone()]),
             "description" | "properties/description" => Some(s("description")),
@@ -173,7 +157,7 @@ impl Kind for PolicyFragments {
     }
     fn action(&self, app: &App, req: &Req, scope: &Scope, e: &Entity, action: &str) -> ArmResult {
         if !action.eq_ignore_ascii_case("listReferences") {
-            return Err(super::method_not_allowed(req));
+            return Err(method_not_allowed(req));
         }
         let st = crate::faults::lock(&app.state);
         let refs = references(&st, &scope.service_key, &e.name);
@@ -185,7 +169,7 @@ impl Kind for PolicyFragments {
         let top = req
             .q("$top")
             .and_then(|s| s.parse::<usize>().ok())
-            .unwrap_or(super::MAX_PAGE);
+            .unwrap_or(MAX_PAGE);
         let items: Vec<Value> = refs
             .iter()
             .skip(skip)

@@ -5,9 +5,10 @@
 //! complete synchronously (PUT 201/200, PATCH 200, DELETE 200/204), which every ARM client treats
 //! as a finished long-running operation.
 
-use super::{
-    body_object, check_if_match, empty, method_not_allowed, with_etag, ArmError, ArmResult,
-};
+use super::body::body_object;
+use super::error::{method_not_allowed, ArmError, ArmResult};
+use super::etag::{check_if_match, with_etag};
+use super::response::empty;
 use crate::faults::lock;
 use crate::server::{json_response, App, Req};
 use crate::store::{
@@ -23,6 +24,17 @@ pub fn not_found(rg: &str, name: &str) -> ArmError {
     ArmError::not_found(format!(
         "The Resource 'Microsoft.ApiManagement/service/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
     ))
+}
+
+/// Whether `name` is a valid instance name: `^[a-zA-Z](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$`, 1–50
+/// characters (it becomes the `{name}.azure-api.net` host name).
+pub(crate) fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 50
+        && b[0].is_ascii_alphabetic()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[b.len() - 1] != b'-'
 }
 
 /// The instance as ARM returns it.
@@ -191,7 +203,7 @@ pub fn handle(app: &App, req: &Req, sub: &str, rg: &str, name: &str) -> ArmResul
 }
 
 fn put(app: &App, req: &Req, sub: &str, rg: &str, name: &str, key: &str) -> ArmResult {
-    if !super::valid_service_name(name) {
+    if !valid_name(name) {
         return Err(ArmError::validation("serviceName", format!("The service name '{name}' is invalid: 1-50 letters, digits and dashes, starting with a letter.")));
     }
     let body = body_object(req)?;
