@@ -32,9 +32,9 @@ pub trait Field: Sized {
     /// The field's type at plan time, when any value may be unknown.
     type Plan: Field;
     /// Decodes `v`; on failure reports a diagnostic at `path` and returns `None`.
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self>;
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self>;
     /// Encodes the field.
-    fn encode(&self) -> Value;
+    fn to_value(&self) -> Value;
     /// True when this type represents unknown values itself (`Known<T>`, or a container of
     /// them), so a partly unknown value decodes into it.
     fn holds_unknown() -> bool {
@@ -122,7 +122,7 @@ fn mismatch(path: &AttrPath, d: &mut Diags, expected: &str, v: &Value) {
 
 impl Field for String {
     type Plan = Known<String>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
             Value::String(s) => Some(s.clone()),
             other => {
@@ -131,14 +131,14 @@ impl Field for String {
             }
         }
     }
-    fn encode(&self) -> Value {
+    fn to_value(&self) -> Value {
         Value::String(self.clone())
     }
 }
 
 impl Field for i64 {
     type Plan = Known<i64>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v.as_i64() {
             Some(n) => Some(n),
             None => {
@@ -147,14 +147,14 @@ impl Field for i64 {
             }
         }
     }
-    fn encode(&self) -> Value {
+    fn to_value(&self) -> Value {
         Value::int(*self)
     }
 }
 
 impl Field for Number {
     type Plan = Known<Number>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
             Value::Number(n) => Some(n.clone()),
             other => {
@@ -163,14 +163,14 @@ impl Field for Number {
             }
         }
     }
-    fn encode(&self) -> Value {
+    fn to_value(&self) -> Value {
         Value::Number(self.clone())
     }
 }
 
 impl Field for bool {
     type Plan = Known<bool>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
             Value::Bool(b) => Some(*b),
             other => {
@@ -179,21 +179,21 @@ impl Field for bool {
             }
         }
     }
-    fn encode(&self) -> Value {
+    fn to_value(&self) -> Value {
         Value::Bool(*self)
     }
 }
 
 impl<T: Field> Field for Option<T> {
     type Plan = Known<Option<T>>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
             Value::Null => Some(None),
-            v => T::decode(v, path, d).map(Some),
+            v => T::from_value(v, path, d).map(Some),
         }
     }
-    fn encode(&self) -> Value {
-        self.as_ref().map_or(Value::Null, Field::encode)
+    fn to_value(&self) -> Value {
+        self.as_ref().map_or(Value::Null, Field::to_value)
     }
     fn holds_unknown() -> bool {
         T::holds_unknown()
@@ -202,13 +202,13 @@ impl<T: Field> Field for Option<T> {
 
 impl<T: Field> Field for Vec<T> {
     type Plan = Known<Vec<T>>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
             Value::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
-                    match T::decode(item, &path.index(i), d) {
+                    match T::from_value(item, &path.index(i), d) {
                         Some(x) => out.push(x),
                         None => ok = false,
                     }
@@ -221,8 +221,8 @@ impl<T: Field> Field for Vec<T> {
             }
         }
     }
-    fn encode(&self) -> Value {
-        Value::List(self.iter().map(Field::encode).collect())
+    fn to_value(&self) -> Value {
+        Value::List(self.iter().map(Field::to_value).collect())
     }
     fn holds_unknown() -> bool {
         T::holds_unknown()
@@ -231,13 +231,13 @@ impl<T: Field> Field for Vec<T> {
 
 impl<T: Field> Field for BTreeMap<String, T> {
     type Plan = Known<BTreeMap<String, T>>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
             Value::Map(m) => {
                 let mut out = BTreeMap::new();
                 let mut ok = true;
                 for (k, item) in m {
-                    match T::decode(item, &path.key(k), d) {
+                    match T::from_value(item, &path.key(k), d) {
                         Some(x) => {
                             out.insert(k.clone(), x);
                         }
@@ -252,8 +252,8 @@ impl<T: Field> Field for BTreeMap<String, T> {
             }
         }
     }
-    fn encode(&self) -> Value {
-        Value::Map(self.iter().map(|(k, v)| (k.clone(), v.encode())).collect())
+    fn to_value(&self) -> Value {
+        Value::Map(self.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
     }
     fn holds_unknown() -> bool {
         T::holds_unknown()
@@ -262,16 +262,16 @@ impl<T: Field> Field for BTreeMap<String, T> {
 
 impl<T: Field> Field for Known<T> {
     type Plan = Known<T>;
-    fn decode(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
+    fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         if v.is_unknown() || (!T::holds_unknown() && !v.is_wholly_known()) {
             return Some(Known::Unknown);
         }
-        T::decode(v, path, d).map(Known::Value)
+        T::from_value(v, path, d).map(Known::Value)
     }
-    fn encode(&self) -> Value {
+    fn to_value(&self) -> Value {
         match self {
             Known::Unknown => Value::UNKNOWN,
-            Known::Value(v) => v.encode(),
+            Known::Value(v) => v.to_value(),
         }
     }
     fn holds_unknown() -> bool {
@@ -365,7 +365,7 @@ macro_rules! model {
                     return None;
                 }
                 $(
-                    let $field = <$ty as $crate::framework::model::Field>::decode(
+                    let $field = <$ty as $crate::framework::model::Field>::from_value(
                         $crate::framework::model::object_field(v, $crate::model!(@name $field)),
                         &$crate::framework::model::field_path(path, $crate::model!(@name $field)),
                         d,
@@ -375,21 +375,21 @@ macro_rules! model {
             }
             fn encode(&self) -> $crate::framework::value::Value {
                 $crate::framework::value::Value::object([
-                    $( ($crate::model!(@name $field), $crate::framework::model::Field::encode(&self.$field)), )*
+                    $( ($crate::model!(@name $field), $crate::framework::model::Field::to_value(&self.$field)), )*
                 ])
             }
         }
 
         impl $crate::framework::model::Field for $name {
             type Plan = $crate::framework::model::Known<$name>;
-            fn decode(
+            fn from_value(
                 v: &$crate::framework::value::Value,
                 path: &$crate::framework::diag::AttrPath,
                 d: &mut $crate::framework::diag::Diags,
             ) -> Option<Self> {
                 <$name as $crate::framework::model::Model>::decode_at(v, path, d)
             }
-            fn encode(&self) -> $crate::framework::value::Value {
+            fn to_value(&self) -> $crate::framework::value::Value {
                 <$name as $crate::framework::model::Model>::encode(self)
             }
             fn holds_unknown() -> bool {

@@ -75,3 +75,18 @@ pub(crate) fn already_exists(
         ),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::framework::lifecycle::check_models;
+    use crate::provider::ApimProvider;
+
+    /// A misspelt or missing model field would read null or be dropped from state: every
+    /// model must name exactly the attributes and blocks its schema declares.
+    #[test]
+    fn every_model_names_exactly_its_schema() {
+        if let Err(e) = check_models(&ApimProvider::new()) {
+            panic!("{e}");
+        }
+    }
+}
