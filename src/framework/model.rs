@@ -295,6 +295,13 @@ pub trait Model: Sized + Send + Sync {
     }
 }
 
+/// The model a plan twin stands for, when everything the model needs known is known: its
+/// `Known<T>` fields may still be unknown, every other field must have its value (`None`
+/// otherwise). Plan-time checks use it to run whenever their inputs are known.
+pub fn known<M: Model>(plan: &M::Plan) -> Option<M> {
+    M::decode(&plan.encode(), &mut Diags::new())
+}
+
 /// The attribute `name` of object `v` (null when absent). Used by [`model!`](crate::model).
 #[doc(hidden)]
 pub fn object_field<'a>(v: &'a Value, name: &str) -> &'a Value {

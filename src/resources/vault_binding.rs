@@ -17,12 +17,12 @@ use crate::clients::azure::apim::PolicyFormat;
 use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
 use crate::clients::azure::{Azure, AzureError};
 use crate::clients::vault::acl;
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::plan::Planned;
-use crate::framework::resource::{Ctx, PlanRequest, Resource};
+use crate::framework::model::{self, Known};
+use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedBlock, Schema};
 use crate::framework::value::{Type, Value};
-use crate::provider::ProviderData;
 
 use super::already_exists;
 use super::binding_fragment::{fragment_id, named_value_names, render, FragmentSpec, Inject};
@@ -94,31 +94,92 @@ fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
-/// The fragment specification from a (known) plan or state; `kv_v2` decided by the caller.
-fn spec(v: &Value, kv_v2: bool) -> Option<FragmentSpec> {
-    let inject = v.get("inject");
-    let inject = if let Some(h) = inject.get("header").as_str() {
-        Inject::Header(h.to_string())
-    } else if let Some(q) = inject.get("query").as_str() {
-        Inject::Query(q.to_string())
+crate::model! {
+    /// An `apim_vault_binding`.
+    pub struct BindingModel, plan BindingPlan {
+        /// `<api_management_id>/vaultBindings/<name>`.
+        pub id: Known<String>,
+        /// `api_management_id`.
+        pub api_management_id: String,
+        /// `name`.
+        pub name: String,
+        /// `role`.
+        pub role: String,
+        /// `backend` (default `jwt`).
+        pub backend: Option<String>,
+        /// `audience`.
+        pub audience: String,
+        /// `vault_address` (default: the provider's).
+        pub vault_address: Known<Option<String>>,
+        /// `vault_namespace`.
+        pub vault_namespace: Option<String>,
+        /// `secret_path`.
+        pub secret_path: String,
+        /// `secret_field`.
+        pub secret_field: String,
+        /// The `inject` block.
+        pub inject: Option<InjectBlock>,
+        /// `cache_ttl` (default 300).
+        pub cache_ttl: Option<i64>,
+        /// `api_id`.
+        pub api_id: Option<String>,
+        /// `on_error` (default `fail`).
+        pub on_error: Option<String>,
+        /// ARM ID of the policy fragment.
+        pub fragment_id: Known<String>,
+        /// ARM IDs of the named values.
+        pub named_value_ids: Known<Vec<String>>,
+        /// The rendered fragment.
+        pub policy_xml: Known<String>,
+    }
+}
+
+crate::model! {
+    /// The `inject` block.
+    pub struct InjectBlock, plan InjectBlockPlan {
+        /// `header`.
+        pub header: Option<String>,
+        /// `query`.
+        pub query: Option<String>,
+        /// `variable`.
+        pub variable: Option<String>,
+    }
+}
+
+impl BindingModel {
+    fn backend(&self) -> &str {
+        self.backend.as_deref().unwrap_or("jwt")
+    }
+    fn cache_ttl(&self) -> i64 {
+        self.cache_ttl.unwrap_or(300)
+    }
+}
+
+/// The fragment specification of a binding; `kv_v2` decided by the caller.
+fn spec(v: &BindingModel, kv_v2: bool) -> Option<FragmentSpec> {
+    let inject = v.inject.as_ref()?;
+    let inject = if let Some(h) = &inject.header {
+        Inject::Header(h.clone())
+    } else if let Some(q) = &inject.query {
+        Inject::Query(q.clone())
     } else {
-        Inject::Variable(inject.get("variable").as_str()?.to_string())
+        Inject::Variable(inject.variable.clone()?)
     };
     Some(FragmentSpec {
-        name: v.get("name").as_str()?.to_string(),
-        backend: v.get("backend").as_str()?.to_string(),
-        secret_path: v.get("secret_path").as_str()?.to_string(),
-        secret_field: v.get("secret_field").as_str()?.to_string(),
+        name: v.name.clone(),
+        backend: v.backend().to_string(),
+        secret_path: v.secret_path.clone(),
+        secret_field: v.secret_field.clone(),
         kv_v2,
-        vault_namespace: v.get("vault_namespace").as_str().map(str::to_string),
+        vault_namespace: v.vault_namespace.clone(),
         inject,
-        cache_ttl: v.get("cache_ttl").as_i64()?,
-        fail_on_error: v.get("on_error").as_str() != Some("continue"),
+        cache_ttl: v.cache_ttl(),
+        fail_on_error: v.on_error.as_deref() != Some("continue"),
     })
 }
 
-fn service_of(v: &Value) -> Option<ServiceId> {
-    ServiceId::parse(v.get("api_management_id").as_str()?).ok()
+fn service_of(v: &BindingModel) -> Option<ServiceId> {
+    ServiceId::parse(&v.api_management_id).ok()
 }
 
 /// The API name from `api_id` (a name, or an API's full ARM ID).
@@ -135,19 +196,31 @@ fn api_policy_id(service: &ServiceId, api_id: &str) -> ApiPolicyId {
 }
 
 /// The three named values: (name, value).
-fn named_values(v: &Value) -> Option<[(String, String); 3]> {
-    let [a, r, au] = named_value_names(v.get("name").as_str()?);
-    Some([
+fn named_values(v: &BindingModel) -> [(String, String); 3] {
+    let [a, r, au] = named_value_names(&v.name);
+    [
         (
             a,
-            v.get("vault_address")
-                .as_str()?
-                .trim_end_matches('/')
-                .to_string(),
+            v.vault_address
+                .value()
+                .map(|a| a.trim_end_matches('/').to_string())
+                .unwrap_or_default(),
         ),
-        (r, v.get("role").as_str()?.to_string()),
-        (au, v.get("audience").as_str()?.to_string()),
-    ])
+        (r, v.role.clone()),
+        (au, v.audience.clone()),
+    ]
+}
+
+/// The IDs the binding's APIM objects have.
+fn object_ids(service: &ServiceId, name: &str) -> (String, String, Vec<String>) {
+    (
+        format!("{}/vaultBindings/{name}", service.arm_id()),
+        service.policy_fragment(fragment_id(name)).arm_id(),
+        named_value_names(name)
+            .into_iter()
+            .map(|n| service.named_value(n).arm_id())
+            .collect(),
+    )
 }
 
 fn azure_err(d: &mut Diags, action: &str, e: &AzureError) {
@@ -165,19 +238,15 @@ impl VaultBinding {
     async fn check_vault(
         &self,
         data: &ProviderData,
-        v: &Value,
+        v: &BindingModel,
         at_apply: bool,
         d: &mut Diags,
     ) -> Option<bool> {
         let vault = data.vault(d)?;
-        let (backend, role, path) = (
-            v.get("backend").as_str()?,
-            v.get("role").as_str()?,
-            v.get("secret_path").as_str()?,
-        );
-        let cache_ttl = v.get("cache_ttl").as_i64();
+        let (backend, role, path) = (v.backend(), v.role.as_str(), v.secret_path.as_str());
+        let cache_ttl = Some(v.cache_ttl());
         // The role: what this run plans for it, else what Vault holds.
-        let planned = data.planned.find_role(backend, role);
+        let planned = data.this_run.find_role(backend, role);
         let facts = match planned {
             Some(f) => Some(f),
             None => match vault.read_auth_role(backend, role).await {
@@ -205,7 +274,7 @@ impl VaultBinding {
             let mut docs = Vec::new();
             let mut unknown = false;
             for n in names {
-                let text = match data.planned.find_policy(n) {
+                let text = match data.this_run.find_policy(n) {
                     Some(Some(t)) => Some(t),
                     Some(None) => {
                         unknown = true;
@@ -284,9 +353,14 @@ impl VaultBinding {
     }
 
     /// Reads the APIM side into a state, starting from `prior`.
-    async fn read_apim(&self, azure: &Azure, prior: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read_apim(
+        &self,
+        azure: &Azure,
+        prior: &BindingModel,
+        d: &mut Diags,
+    ) -> Option<BindingModel> {
         let service = service_of(prior)?;
-        let name = prior.get("name").as_str()?.to_string();
+        let name = prior.name.clone();
         let mut s = prior.clone();
         let mut found_any = false;
         let mut ids = Vec::new();
@@ -300,49 +374,61 @@ impl VaultBinding {
                 return Some(prior.clone());
             }
         };
-        for (attr, nv) in ["vault_address", "role", "audience"]
-            .iter()
-            .zip(named_value_names(&name))
-        {
-            let Some(found) = listed.iter().find(|x| x.name.eq_ignore_ascii_case(&nv)) else {
-                continue;
-            };
-            found_any = true;
-            ids.push(Value::from(service.named_value(nv.clone()).arm_id()));
-            let value = found.properties.value.clone().unwrap_or_default();
-            let keep = prior
-                .get(attr)
-                .as_str()
-                .is_some_and(|p| p.trim_end_matches('/') == value);
-            if !keep {
-                s.set(attr, Value::from(value));
+        let [addr, role, audience] = named_value_names(&name);
+        let remote = |nv: &str| {
+            listed
+                .iter()
+                .find(|x| x.name.eq_ignore_ascii_case(nv))
+                .map(|found| found.properties.value.clone().unwrap_or_default())
+        };
+        for nv in [&addr, &role, &audience] {
+            if remote(nv).is_some() {
+                found_any = true;
+                ids.push(service.named_value(nv.clone()).arm_id());
             }
         }
-        s.set("named_value_ids", Value::List(ids));
+        if let Some(value) = remote(&addr) {
+            let same = prior
+                .vault_address
+                .value()
+                .is_some_and(|p| p.trim_end_matches('/') == value);
+            if !same {
+                s.vault_address = Known::Value(Some(value));
+            }
+        }
+        // Values that differ from the prior state only by a trailing `/` keep its spelling.
+        let differs = |prior: &str, remote: &str| prior.trim_end_matches('/') != remote;
+        if let Some(value) = remote(&role).filter(|v| differs(&prior.role, v)) {
+            s.role = value;
+        }
+        if let Some(value) = remote(&audience).filter(|v| differs(&prior.audience, v)) {
+            s.audience = value;
+        }
+        s.named_value_ids = Known::Value(ids);
         let fid = service.policy_fragment(fragment_id(&name));
         match azure.get_policy_fragment(&fid).await {
             Ok(t) => {
                 found_any = true;
                 let remote = t.value.properties.value;
                 let same = prior
-                    .get("policy_xml")
-                    .as_str()
+                    .policy_xml
+                    .get()
                     .is_some_and(|p| policy_xml::equivalent(p, Format::Raw, &remote, Format::Raw));
                 if !same {
-                    s.set("policy_xml", Value::from(remote));
+                    s.policy_xml = Known::Value(remote);
                 }
-                s.set("fragment_id", Value::from(fid.arm_id()));
+                s.fragment_id = Known::Value(fid.arm_id());
             }
             Err(e) if e.is_not_found() => {
-                s.set("policy_xml", Value::from(""));
-                s.set("fragment_id", Value::from(""));
+                s.policy_xml = Known::Value(String::new());
+                s.fragment_id = Known::Value(String::new());
             }
             Err(e) => {
                 azure_err(d, "read", &e);
                 return Some(prior.clone());
             }
         }
-        if let Some(api) = prior.get("api_id").as_str() {
+        if let Some(api) = &prior.api_id {
             match azure.get_api_policy(&api_policy_id(&service, api)).await {
                 Ok(t)
                     if policy_xml::includes_fragment(
@@ -354,8 +440,8 @@ impl VaultBinding {
                 }
                 // The include is gone (or the API policy is): the binding no longer applies
                 // to that API, which plan shows as `api_id` to be set again.
-                Ok(_) => s.set("api_id", Value::Null),
-                Err(e) if e.is_not_found() => s.set("api_id", Value::Null),
+                Ok(_) => s.api_id = None,
+                Err(e) if e.is_not_found() => s.api_id = None,
                 Err(e) => {
                     azure_err(d, "read", &e);
                     return Some(prior.clone());
@@ -370,11 +456,11 @@ impl VaultBinding {
         &self,
         azure: &Azure,
         service: &ServiceId,
-        prior: &Value,
-        planned: &Value,
+        prior: Option<&BindingModel>,
+        planned: &BindingModel,
     ) -> Result<(), AzureError> {
-        let old = named_values(prior);
-        for (i, (name, value)) in named_values(planned).into_iter().flatten().enumerate() {
+        let old = prior.map(named_values);
+        for (i, (name, value)) in named_values(planned).into_iter().enumerate() {
             if old.as_ref().is_some_and(|o| o[i].1 == value) {
                 continue;
             }
@@ -502,6 +588,19 @@ impl VaultBinding {
     }
 }
 
+/// The state after a successful create or update: the planned values, the IDs of the
+/// objects written, and the fragment as rendered.
+fn created(planned: BindingModel, service: &ServiceId, policy_xml: String) -> BindingModel {
+    let (id, fragment, named_values) = object_ids(service, &planned.name);
+    BindingModel {
+        id: Known::Value(id),
+        fragment_id: Known::Value(fragment),
+        named_value_ids: Known::Value(named_values),
+        policy_xml: Known::Value(policy_xml),
+        ..planned
+    }
+}
+
 /// The lock that orders this process's edits of one API policy.
 fn policy_lock(arm_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<
@@ -524,6 +623,8 @@ fn ignore_404(e: AzureError) -> Result<(), AzureError> {
 
 #[async_trait]
 impl Resource<ProviderData> for VaultBinding {
+    type Model = BindingModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -573,90 +674,72 @@ impl Resource<ProviderData> for VaultBinding {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ProviderData>,
-        req: PlanRequest<'_>,
-        planned: &mut Planned,
+        req: PlanRequest<'_, BindingModel>,
+        plan: &mut Plan<BindingModel>,
         d: &mut Diags,
     ) {
         let Some(data) = ctx.data(d) else { return };
-        let st = &mut planned.state;
-        if st.get("vault_address").is_null()
-            || (req.config.get("vault_address").is_null() && st.get("vault_address").is_unknown())
+        let st = &mut plan.state;
+        if st.vault_address.is_null()
+            || (req.config.vault_address.is_null() && st.vault_address.is_unknown())
         {
             if let Some(vault) = data.vault(&mut Diags::new()) {
-                st.set(
-                    "vault_address",
-                    Value::from(vault.address().as_str().trim_end_matches('/')),
-                );
+                let address = vault.address().as_str().trim_end_matches('/').to_string();
+                st.vault_address = Known::Value(Some(address));
             }
         }
-        let names = (
-            st.get("api_management_id").as_str().map(str::to_string),
-            st.get("name").as_str().map(str::to_string),
-        );
-        if let (Some(apim), Some(name)) = names {
-            if let Ok(service) = ServiceId::parse(&apim) {
-                st.set(
-                    "id",
-                    Value::from(format!("{}/vaultBindings/{name}", service.arm_id())),
-                );
-                st.set(
-                    "fragment_id",
-                    Value::from(service.policy_fragment(fragment_id(&name)).arm_id()),
-                );
-                st.set(
-                    "named_value_ids",
-                    Value::List(
-                        named_value_names(&name)
-                            .into_iter()
-                            .map(|n| Value::from(service.named_value(n).arm_id()))
-                            .collect(),
-                    ),
-                );
+        if let (Some(apim), Some(name)) = (st.api_management_id.get(), st.name.get()) {
+            if let Ok(service) = ServiceId::parse(apim) {
+                let (id, fragment, named_values) = object_ids(&service, name);
+                st.id = Known::Value(id);
+                st.fragment_id = Known::Value(fragment);
+                st.named_value_ids = Known::Value(named_values);
             }
         }
-        if !st.is_wholly_known() {
+        st.policy_xml = Known::Unknown;
+        let Some(known) = model::known::<BindingModel>(st) else {
             // A role or path created in this run with unknown values: checked again at apply.
-            st.set("policy_xml", Value::UNKNOWN);
             return;
-        }
-        let snapshot = st.clone();
-        let kv_v2 = self.check_vault(data, &snapshot, false, d).await;
-        let st = &mut planned.state;
-        match kv_v2.and_then(|kv| spec(&snapshot, kv)) {
-            Some(s) => {
-                let xml = render(&s);
-                // Formatting-only differences from what APIM holds keep the prior text.
-                let prior = req.prior.get("policy_xml").as_str();
-                if prior.is_some_and(|p| policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw))
-                {
-                    st.set("policy_xml", req.prior.get("policy_xml").clone());
-                } else {
-                    st.set("policy_xml", Value::from(xml));
+        };
+        let kv_v2 = self.check_vault(data, &known, false, d).await;
+        if let Some(s) = kv_v2.and_then(|kv| spec(&known, kv)) {
+            let xml = render(&s);
+            // Formatting-only differences from what APIM holds keep the prior text.
+            let prior = req.prior.and_then(|p| p.policy_xml.get());
+            plan.state.policy_xml = match prior {
+                Some(p) if policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw) => {
+                    Known::Value(p.clone())
                 }
-            }
-            None => st.set("policy_xml", Value::UNKNOWN),
+                _ => Known::Value(xml),
+            };
         }
     }
 
     async fn create(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
-        _config: &Value,
+        planned: BindingModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<BindingModel> {
         let data = ctx.data(d)?;
         let azure = data.azure(d)?;
-        let service = service_of(planned)?;
-        let name = planned.get("name").as_str()?.to_string();
-        let kv_v2 = self.check_vault(data, planned, true, d).await?;
+        let Some(service) = service_of(&planned) else {
+            d.attr_error(AttrPath::root("api_management_id"), format!("Unable to create {TYPE}"), "`api_management_id` is not an API Management instance's ARM ID.");
+            return None;
+        };
+        let name = planned.name.clone();
+        let kv_v2 = self.check_vault(data, &planned, true, d).await?;
         if d.has_errors() {
             return None;
         }
-        let xml = render(&spec(planned, kv_v2)?);
+        let Some(fragment_spec) = spec(&planned, kv_v2) else {
+            d.attr_error(AttrPath::root("inject"), format!("Unable to create {TYPE}"), "The `inject` block must set one of `header`, `query` or `variable`.");
+            return None;
+        };
+        let xml = render(&fragment_spec);
         if planned
-            .get("policy_xml")
-            .as_str()
+            .policy_xml
+            .get()
             .is_some_and(|p| !policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw))
         {
             d.error(format!("Unable to create {TYPE}"), "The secret's mount changed between plan and apply (KV version 2 or not). Run `terraform plan` again.");
@@ -689,9 +772,9 @@ impl Resource<ProviderData> for VaultBinding {
                 return None;
             }
         }
-        let api = planned.get("api_id").as_str().map(str::to_string);
+        let api = planned.api_id.clone();
         let steps = async {
-            self.write_named_values(azure, &service, &Value::Null, planned)
+            self.write_named_values(azure, &service, None, &planned)
                 .await?;
             self.write_fragment(azure, &service, &name, &xml, false)
                 .await?;
@@ -717,63 +800,60 @@ impl Resource<ProviderData> for VaultBinding {
                     format!("Unable to clean up {TYPE}"),
                     format!("Some of the binding's APIM objects could not be removed ({cleanup}). They stay in state; the next apply replaces them."),
                 );
-                let mut s = planned.clone();
-                s.set("policy_xml", Value::from(xml));
-                return Some(s);
+                return Some(created(planned, &service, xml));
             }
             return None;
         }
-        let mut s = planned.clone();
-        s.set("policy_xml", Value::from(xml));
-        Some(s)
+        Some(created(planned, &service, xml))
     }
 
-    async fn read(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        state: BindingModel,
+        d: &mut Diags,
+    ) -> Option<BindingModel> {
         let azure = ctx.data(d)?.azure(d)?;
-        self.read_apim(azure, state, d).await
+        self.read_apim(azure, &state, d).await
     }
 
     async fn update(
         &self,
         ctx: &Ctx<ProviderData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
+        prior: BindingModel,
+        planned: BindingModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<BindingModel> {
         let data = ctx.data(d)?;
         let azure = data.azure(d)?;
-        let service = service_of(planned)?;
-        let name = planned.get("name").as_str()?.to_string();
-        let kv_v2 = self.check_vault(data, planned, true, d).await?;
+        let service = service_of(&planned)?;
+        let name = planned.name.clone();
+        let kv_v2 = self.check_vault(data, &planned, true, d).await?;
         if d.has_errors() {
             return None;
         }
-        let xml = render(&spec(planned, kv_v2)?);
+        let xml = render(&spec(&planned, kv_v2)?);
         // What APIM holds must still be what the plan was made from.
-        let current = self.read_apim(azure, prior, d).await.unwrap_or(Value::Null);
-        if !current.is_null()
-            && (current.get("policy_xml") != prior.get("policy_xml")
-                || named_values(&current) != named_values(prior))
-        {
-            d.error(
-                format!("Unable to update {TYPE}"),
-                format!("The binding's APIM objects in {service} changed since this plan was made. Run `terraform plan` again to see the change, then apply."),
-            );
-            return None;
-        }
-        let (old_api, new_api) = (prior.get("api_id").as_str(), planned.get("api_id").as_str());
-        let steps = async {
-            self.write_named_values(azure, &service, prior, planned)
-                .await?;
-            let fragment_missing = prior.get("policy_xml").as_str().is_none_or(str::is_empty);
-            if fragment_missing
-                || !prior
-                    .get("policy_xml")
-                    .as_str()
-                    .is_some_and(|p| policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw))
+        if let Some(current) = self.read_apim(azure, &prior, d).await {
+            if current.policy_xml != prior.policy_xml
+                || named_values(&current) != named_values(&prior)
             {
-                self.write_fragment(azure, &service, &name, &xml, !fragment_missing)
+                d.error(
+                    format!("Unable to update {TYPE}"),
+                    format!("The binding's APIM objects in {service} changed since this plan was made. Run `terraform plan` again to see the change, then apply."),
+                );
+                return None;
+            }
+        }
+        let (old_api, new_api) = (prior.api_id.as_deref(), planned.api_id.as_deref());
+        let prior_xml = prior.policy_xml.get().filter(|p| !p.is_empty());
+        let steps = async {
+            self.write_named_values(azure, &service, Some(&prior), &planned)
+                .await?;
+            if !prior_xml
+                .is_some_and(|p| policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw))
+            {
+                self.write_fragment(azure, &service, &name, &xml, prior_xml.is_some())
                     .await?;
             }
             if old_api != new_api {
@@ -789,35 +869,38 @@ impl Resource<ProviderData> for VaultBinding {
         if let Err(e) = steps.await {
             azure_err(d, "update", &e);
             return self
-                .read_apim(azure, prior, &mut Diags::new())
+                .read_apim(azure, &prior, &mut Diags::new())
                 .await
-                .or(Some(prior.clone()));
+                .or(Some(prior));
         }
-        let mut s = planned.clone();
-        if !planned.get("policy_xml").is_unknown() {
-            s.set("policy_xml", planned.get("policy_xml").clone());
-        } else {
-            s.set("policy_xml", Value::from(xml));
-        }
-        Some(s)
+        let policy_xml = match planned.policy_xml.clone() {
+            Known::Value(p) => p,
+            Known::Unknown => xml,
+        };
+        Some(created(planned, &service, policy_xml))
     }
 
-    async fn delete(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx<ProviderData>, state: BindingModel, d: &mut Diags) {
         let Some(azure) = ctx.data(d).and_then(|p| p.azure(d)) else {
             return;
         };
-        let (Some(service), Some(name)) = (service_of(state), state.get("name").as_str()) else {
+        let Some(service) = service_of(&state) else {
             return;
         };
         if let Err(e) = self
-            .remove_all(azure, &service, name, state.get("api_id").as_str())
+            .remove_all(azure, &service, &state.name, state.api_id.as_deref())
             .await
         {
             azure_err(d, "delete", &e);
         }
     }
 
-    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<Value> {
+    async fn import(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        id: &str,
+        d: &mut Diags,
+    ) -> Option<BindingModel> {
         let azure = ctx.data(d)?.azure(d)?;
         let Some((apim, name)) = id.split_once("/vaultBindings/") else {
             d.error(
@@ -854,38 +937,34 @@ impl Resource<ProviderData> for VaultBinding {
             d.error(format!("Unable to import {TYPE}"), format!("The policy fragment {:?} is not one this provider wrote (or was edited beyond recognition); it cannot be imported as a binding.", fragment_id(name)));
             return None;
         };
-        s.set(
-            "id",
-            Value::from(format!("{}/vaultBindings/{name}", service.arm_id())),
-        );
-        s.set("api_management_id", Value::from(service.arm_id()));
-        s.set(
-            "fragment_id",
-            Value::from(service.policy_fragment(fragment_id(name)).arm_id()),
-        );
+        let (id, fragment, _) = object_ids(&service, name);
+        s.id = Known::Value(id);
+        s.api_management_id = service.arm_id();
+        s.fragment_id = Known::Value(fragment);
         // Which API includes it: the fragment's references.
         if let Ok(apis) = azure
             .fragment_api_references(&service.policy_fragment(fragment_id(name)))
             .await
         {
-            if let Some(api) = apis.first() {
-                s.set("api_id", Value::from(api.as_str()));
-            }
+            s.api_id = apis.first().cloned();
         }
-        for (attr, nv) in ["vault_address", "role", "audience"]
-            .iter()
-            .zip(named_value_names(name))
-        {
-            if let Ok(t) = azure.get_named_value(&service.named_value(nv)).await {
-                s.set(attr, Value::opt_string(t.value.properties.value));
-            }
+        let [addr, role, audience] = named_value_names(name);
+        let read = |nv: String| azure.get_named_value(&service.named_value(nv));
+        if let Ok(t) = read(addr).await {
+            s.vault_address = Known::Value(t.value.properties.value);
+        }
+        if let Ok(t) = read(role).await {
+            s.role = t.value.properties.value.unwrap_or_default();
+        }
+        if let Ok(t) = read(audience).await {
+            s.audience = t.value.properties.value.unwrap_or_default();
         }
         Some(s)
     }
 }
 
 /// The settings a fragment this provider rendered was made from (for import).
-fn parse_fragment(name: &str, xml: &str) -> Option<Value> {
+fn parse_fragment(name: &str, xml: &str) -> Option<BindingModel> {
     let between = |start: &str, end: &str| -> Option<String> {
         let i = xml.find(start)? + start.len();
         let j = xml[i..].find(end)? + i;
@@ -910,55 +989,49 @@ fn parse_fragment(name: &str, xml: &str) -> Option<Value> {
     let cache_ttl = between("duration=\"", "\"")
         .and_then(|d| d.parse::<i64>().ok())
         .unwrap_or(0);
-    let mut inject = VaultBinding
-        .schema()
-        .block
-        .nested("inject")?
-        .block
-        .empty_value();
+    let mut inject = InjectBlock::default();
     let tail = &xml[xml.rfind(&format!("ContainsKey(\"vault-secret-{name}\"))\">"))?..];
-    if let Some(h) = tail.split("<set-header name=\"").nth(1) {
-        inject.set("header", Value::from(h.split('"').next()?));
-    } else if let Some(q) = tail.split("<set-query-parameter name=\"").nth(1) {
-        inject.set("query", Value::from(q.split('"').next()?));
+    let first_attr = |start: &str| -> Option<String> {
+        Some(tail.split(start).nth(1)?.split('"').next()?.to_string())
+    };
+    if let Some(h) = first_attr("<set-header name=\"") {
+        inject.header = Some(h);
+    } else if let Some(q) = first_attr("<set-query-parameter name=\"") {
+        inject.query = Some(q);
     } else {
-        inject.set(
-            "variable",
-            Value::from(
-                tail.split("<set-variable name=\"")
-                    .nth(1)?
-                    .split('"')
-                    .next()?,
-            ),
-        );
+        inject.variable = Some(first_attr("<set-variable name=\"")?);
     }
     let namespace = between(
         "<set-header name=\"X-Vault-Namespace\" exists-action=\"override\">\n          <value>",
         "</value>",
     );
-    let mut s = VaultBinding.schema().block.empty_value();
-    s.set("name", Value::from(name));
-    s.set("backend", Value::from(backend));
-    s.set("secret_path", Value::from(secret_path));
-    s.set("secret_field", Value::from(field));
-    s.set("cache_ttl", Value::int(cache_ttl));
-    s.set(
-        "on_error",
-        Value::from(if xml.contains("<return-response>") {
-            "fail"
-        } else {
-            "continue"
-        }),
-    );
-    s.set("vault_namespace", Value::opt_string(namespace));
-    s.set("inject", inject);
-    // The text must be exactly what the provider renders for these settings.
+    let mut s = BindingModel {
+        name: name.to_string(),
+        backend: Some(backend),
+        secret_path,
+        secret_field: field,
+        cache_ttl: Some(cache_ttl),
+        on_error: Some(
+            if xml.contains("<return-response>") {
+                "fail"
+            } else {
+                "continue"
+            }
+            .to_string(),
+        ),
+        vault_namespace: namespace,
+        inject: Some(inject),
+        vault_address: Known::Value(None),
+        fragment_id: Known::Value(String::new()),
+        named_value_ids: Known::Value(Vec::new()),
+        ..BindingModel::default()
+    };
     // The text must mean exactly what the provider renders for these settings; the state
     // keeps the rendering, as after a create.
     let rendered = render(&spec(&s, kv_v2)?);
     if !policy_xml::equivalent(&rendered, Format::Raw, xml, Format::Raw) {
         return None;
     }
-    s.set("policy_xml", Value::from(rendered));
+    s.policy_xml = Known::Value(rendered);
     Some(s)
 }
