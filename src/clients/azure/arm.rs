@@ -6,8 +6,6 @@
 //! Nothing here spawns a task: dropping the future of an operation stops it at once (no
 //! further request is sent).
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -18,6 +16,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{ArmFailure, Azure, AzureError};
+use crate::clients::backoff::{random_u64, Backoff};
 use crate::clients::transport_error_text;
 use crate::log;
 
@@ -215,27 +214,6 @@ impl Exchange {
             body: self.body,
         }
     }
-}
-
-/// A random number without a random-number crate: std's hasher keys are random per process.
-fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-/// Exponential backoff from 500 ms, doubling to at most 30 s, plus up to 25 % jitter so that
-/// parallel resources do not retry in step.
-pub fn backoff(retry: u32) -> Duration {
-    let base = 500u64
-        .saturating_mul(1 << retry.saturating_sub(1).min(6))
-        .min(30_000);
-    Duration::from_millis(base + random_u64() % (base / 4 + 1))
 }
 
 /// A fresh `x-ms-client-request-id`, in the UUID form ARM echoes.
@@ -683,12 +661,7 @@ impl Azure {
                             failure: Box::new(failure),
                         }
                     };
-                    (
-                        asked.unwrap_or_else(|| backoff(retries + 1)),
-                        asked,
-                        text,
-                        err,
-                    )
+                    (Backoff::ARM.wait(retries + 1, asked), asked, text, err)
                 }
                 Err(message) => {
                     let err = AzureError::Transport {
@@ -696,7 +669,7 @@ impl Azure {
                         endpoint: self.endpoint.to_string(),
                         message: message.clone(),
                     };
-                    (backoff(retries + 1), None, message, err)
+                    (Backoff::ARM.delay(retries + 1), None, message, err)
                 }
             };
             if retries >= self.max_retries {
@@ -919,12 +892,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(
-            backoff(1) >= Duration::from_millis(500) && backoff(1) <= Duration::from_millis(625)
-        );
-        assert!(backoff(3) >= Duration::from_millis(2000));
-        assert!(backoff(30) <= Duration::from_millis(37_500));
+    fn client_request_ids_are_uuids() {
         let id = client_request_id();
         assert_eq!(id.len(), 36, "{id}");
     }

@@ -276,16 +276,6 @@ impl Vault {
     }
 }
 
-/// Exponential backoff from 250 ms, capped at 8 s, with up to 25 % jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << attempt.min(5)).min(8_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    Duration::from_millis(base + nanos % (base / 4 + 1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
