@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
-use serde_json::{json, Value as Json};
 
 use crate::clients::azure::apim::service::IdentitySelector;
 use crate::clients::azure::id::ServiceId;
+use crate::clients::vault::role::{
+    AzureRoleRequest, BoundClaimsType, JwtRoleRequest, Role, RoleMethod, RoleRequest, RoleType,
+    TokenFieldsRequest,
+};
 use crate::clients::vault::Vault;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::plan::Planned;
@@ -64,73 +67,50 @@ fn validate_guid(v: &Value, p: &AttrPath, d: &mut Diags) {
 }
 
 /// The role's fields as written to Vault (`POST auth/<backend>/role/<name>`).
-pub fn role_body(auth_type: &str, s: &Value) -> Json {
+pub fn role_body(auth_type: &str, s: &Value) -> RoleRequest {
     let principal = s.get("principal_id").as_str().unwrap_or_default();
     let tenant = s.get("tenant_id").as_str().unwrap_or_default();
-    let mut body = serde_json::Map::new();
+    let list = |k: &str| (!s.get(k).is_null()).then(|| s.get(k).string_list());
+    let token = TokenFieldsRequest {
+        token_policies: list("token_policies"),
+        token_bound_cidrs: list("token_bound_cidrs"),
+        token_ttl: s.get("token_ttl").as_i64(),
+        token_max_ttl: s.get("token_max_ttl").as_i64(),
+        token_type: s.get("token_type").as_str().map(str::to_string),
+    };
     if auth_type == "azure" {
         // HashiCorp Vault's azure auth method: the service principal is the identity.
-        body.insert("bound_service_principal_ids".into(), json!([principal]));
+        RoleRequest::Azure(AzureRoleRequest {
+            bound_service_principal_ids: vec![principal.to_string()],
+            token,
+        })
     } else {
-        body.insert("role_type".into(), json!("jwt"));
-        body.insert(
-            "bound_audiences".into(),
-            json!([s.get("audience").as_str().unwrap_or_default()]),
-        );
-        body.insert("user_claim".into(), json!("oid"));
-        body.insert("bound_claims_type".into(), json!("string"));
-        body.insert(
-            "bound_claims".into(),
-            json!({ "oid": principal, "tid": tenant }),
-        );
-    }
-    let list = |k: &str| json!(s.get(k).string_list());
-    if !s.get("token_policies").is_null() {
-        body.insert("token_policies".into(), list("token_policies"));
-    }
-    if !s.get("token_bound_cidrs").is_null() {
-        body.insert("token_bound_cidrs".into(), list("token_bound_cidrs"));
-    }
-    for k in ["token_ttl", "token_max_ttl"] {
-        if let Some(n) = s.get(k).as_i64() {
-            body.insert(k.into(), json!(n));
-        }
-    }
-    if let Some(t) = s.get("token_type").as_str() {
-        body.insert("token_type".into(), json!(t));
-    }
-    Json::Object(body)
-}
-
-fn strings(v: Option<&Json>) -> Vec<String> {
-    match v {
-        Some(Json::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        Some(Json::String(s)) if !s.is_empty() => {
-            s.split(',').map(|x| x.trim().to_string()).collect()
-        }
-        _ => Vec::new(),
+        RoleRequest::Jwt(JwtRoleRequest {
+            role_type: RoleType::Jwt,
+            bound_audiences: vec![s.get("audience").as_str().unwrap_or_default().to_string()],
+            user_claim: "oid".into(),
+            bound_claims_type: BoundClaimsType::String,
+            bound_claims: BTreeMap::from([
+                ("oid".to_string(), principal.to_string()),
+                ("tid".to_string(), tenant.to_string()),
+            ]),
+            token,
+        })
     }
 }
 
-fn claim(bound: Option<&Json>, key: &str) -> Option<String> {
-    match bound?.get(key)? {
-        Json::String(s) => Some(s.clone()),
-        Json::Array(a) if a.len() == 1 => a[0].as_str().map(str::to_string),
-        _ => None,
+/// The auth method of a role's `auth_type`.
+fn role_method(auth_type: &str) -> RoleMethod {
+    if auth_type == "azure" {
+        RoleMethod::Azure
+    } else {
+        RoleMethod::Jwt
     }
 }
 
-/// The state for a role as Vault reports it (`fields` of `GET auth/<backend>/role/<name>`),
-/// keeping what Vault does not store (the APIM ID, the identity selector) from `prior`.
-pub fn state_from_role(
-    prior: &Value,
-    backend: &str,
-    name: &str,
-    fields: &BTreeMap<String, Json>,
-) -> Value {
+/// The state for a role as Vault reports it (`GET auth/<backend>/role/<name>`), keeping what
+/// Vault does not store (the APIM ID, the identity selector) from `prior`.
+pub fn state_from_role(prior: &Value, backend: &str, name: &str, role: &Role) -> Value {
     let mut s = VaultAzureRole.schema().block.empty_value();
     let auth_type = prior.get("auth_type").as_str().unwrap_or("jwt").to_string();
     s.set("id", Value::from(format!("{backend}/{name}")));
@@ -139,37 +119,35 @@ pub fn state_from_role(
     s.set("auth_type", Value::from(auth_type.as_str()));
     s.set("api_management_id", prior.get("api_management_id").clone());
     s.set("identity", prior.get("identity").clone());
-    let (principal, tenant) = if auth_type == "azure" {
-        (
-            strings(fields.get("bound_service_principal_ids"))
-                .into_iter()
-                .next(),
+    let (principal, tenant) = match role {
+        Role::Azure(r) => (
+            r.bound_service_principal_ids.first().cloned(),
             prior.get("tenant_id").as_str().map(str::to_string),
-        )
-    } else {
-        let bound = fields.get("bound_claims");
-        (claim(bound, "oid"), claim(bound, "tid"))
+        ),
+        Role::Jwt(r) => (
+            r.bound_claim("oid").map(str::to_string),
+            r.bound_claim("tid").map(str::to_string),
+        ),
     };
     s.set("principal_id", Value::opt_string(principal.clone()));
     s.set("tenant_id", Value::opt_string(tenant.clone()));
-    let audiences = strings(fields.get("bound_audiences"));
+    let audiences = match role {
+        Role::Jwt(r) => r.bound_audiences.as_slice(),
+        Role::Azure(_) => &[],
+    };
     s.set(
         "audience",
-        match audiences.as_slice() {
+        match audiences {
             [one] => Value::from(one.as_str()),
             [] => prior.get("audience").clone(),
             many => Value::from(many.join(",")),
         },
     );
-    s.set(
-        "user_claim",
-        Value::from(
-            fields
-                .get("user_claim")
-                .and_then(Json::as_str)
-                .unwrap_or("oid"),
-        ),
-    );
+    let user_claim = match role {
+        Role::Jwt(r) => r.user_claim.as_deref(),
+        Role::Azure(_) => None,
+    };
+    s.set("user_claim", Value::from(user_claim.unwrap_or("oid")));
     let mut claims = BTreeMap::new();
     if let Some(p) = principal {
         claims.insert("oid".to_string(), Value::from(p));
@@ -178,47 +156,22 @@ pub fn state_from_role(
         claims.insert("tid".to_string(), Value::from(t));
     }
     s.set("bound_claims", Value::Map(claims));
+    let token = role.token();
     s.set(
         "token_policies",
-        Value::strings(strings(fields.get("token_policies"))),
+        Value::strings(token.token_policies.clone()),
     );
     s.set(
         "token_bound_cidrs",
-        Value::strings(strings(fields.get("token_bound_cidrs"))),
+        Value::strings(token.token_bound_cidrs.clone()),
     );
-    for k in ["token_ttl", "token_max_ttl"] {
-        s.set(
-            k,
-            Value::int(fields.get(k).and_then(Json::as_i64).unwrap_or(0)),
-        );
-    }
+    s.set("token_ttl", Value::int(token.token_ttl));
+    s.set("token_max_ttl", Value::int(token.token_max_ttl));
     s.set(
         "token_type",
-        Value::from(
-            fields
-                .get("token_type")
-                .and_then(Json::as_str)
-                .unwrap_or("default"),
-        ),
+        Value::from(token.token_type.as_deref().unwrap_or("default")),
     );
     s
-}
-
-/// The facts of a role, from Vault's description of it, that a binding's checks need.
-pub fn role_token_facts(fields: &BTreeMap<String, Json>) -> RoleFacts {
-    let mut policies = strings(fields.get("token_policies"));
-    if !fields
-        .get("token_no_default_policy")
-        .and_then(Json::as_bool)
-        .unwrap_or(false)
-        && !policies.iter().any(|p| p == "default")
-    {
-        policies.push("default".into());
-    }
-    RoleFacts {
-        token_policies: Some(policies),
-        token_ttl: fields.get("token_ttl").and_then(Json::as_i64),
-    }
 }
 
 /// The facts of a planned role (`None` values where the plan does not know them yet).
@@ -277,8 +230,9 @@ impl VaultAzureRole {
     ) -> Option<Option<Value>> {
         let backend = prior.get("backend").as_str()?.to_string();
         let name = prior.get("name").as_str()?.to_string();
-        match vault.read_auth_role(&backend, &name).await {
-            Ok(Some(fields)) => Some(Some(state_from_role(prior, &backend, &name, &fields))),
+        let method = role_method(prior.get("auth_type").as_str().unwrap_or("jwt"));
+        match vault.read_role(&backend, &name, method).await {
+            Ok(Some(role)) => Some(Some(state_from_role(prior, &backend, &name, &role))),
             Ok(None) => Some(None),
             Err(e) => {
                 api_error(
@@ -442,7 +396,10 @@ impl Resource<ProviderData> for VaultAzureRole {
                 return None;
             }
         }
-        match vault.read_auth_role(&backend, &name).await {
+        match vault
+            .read_role(&backend, &name, role_method(&auth_type))
+            .await
+        {
             Ok(Some(_)) => {
                 already_exists(
                     d,
@@ -460,7 +417,7 @@ impl Resource<ProviderData> for VaultAzureRole {
             }
         }
         if let Err(e) = vault
-            .write_auth_role(&backend, &name, &role_body(&auth_type, planned))
+            .write_role(&backend, &name, &role_body(&auth_type, planned))
             .await
         {
             api_error(d, "create", TYPE, &object, &e);
@@ -493,7 +450,7 @@ impl Resource<ProviderData> for VaultAzureRole {
         let name = planned.get("name").as_str()?.to_string();
         let auth_type = planned.get("auth_type").as_str().unwrap_or("jwt");
         if let Err(e) = vault
-            .write_auth_role(&backend, &name, &role_body(auth_type, planned))
+            .write_role(&backend, &name, &role_body(auth_type, planned))
             .await
         {
             api_error(
@@ -524,7 +481,7 @@ impl Resource<ProviderData> for VaultAzureRole {
         else {
             return;
         };
-        if let Err(e) = vault.delete_auth_role(backend, name).await {
+        if let Err(e) = vault.delete_role(backend, name).await {
             api_error(
                 d,
                 "delete",
@@ -570,6 +527,7 @@ impl Resource<ProviderData> for VaultAzureRole {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn planned(auth_type: &str) -> Value {
         let mut s = VaultAzureRole.schema().block.empty_value();
@@ -592,7 +550,7 @@ mod tests {
     /// service principal (`POST auth/azure/role/:name`), recorded as the contract.
     #[test]
     fn azure_auth_role_request_matches_the_documented_contract() {
-        let body = role_body("azure", &planned("azure"));
+        let body = serde_json::to_value(role_body("azure", &planned("azure"))).unwrap();
         assert_eq!(
             body,
             json!({
@@ -602,20 +560,22 @@ mod tests {
             })
         );
         // And the answer of `GET auth/azure/role/:name` maps back without a diff.
-        let recorded: BTreeMap<String, Json> = serde_json::from_value(json!({
-            "bound_service_principal_ids": ["11111111-2222-3333-4444-555555555555"],
-            "bound_group_ids": [],
-            "bound_locations": [],
-            "bound_subscription_ids": [],
-            "bound_resource_groups": [],
-            "bound_scale_sets": [],
-            "token_policies": ["orders"],
-            "token_ttl": 900,
-            "token_max_ttl": 0,
-            "token_bound_cidrs": [],
-            "token_type": "default",
-        }))
-        .unwrap();
+        let recorded = Role::Azure(
+            serde_json::from_value(json!({
+                "bound_service_principal_ids": ["11111111-2222-3333-4444-555555555555"],
+                "bound_group_ids": [],
+                "bound_locations": [],
+                "bound_subscription_ids": [],
+                "bound_resource_groups": [],
+                "bound_scale_sets": [],
+                "token_policies": ["orders"],
+                "token_ttl": 900,
+                "token_max_ttl": 0,
+                "token_bound_cidrs": [],
+                "token_type": "default",
+            }))
+            .unwrap(),
+        );
         let mut prior = planned("azure");
         prior.set("backend", Value::from("azure"));
         prior.set("name", Value::from("orders"));
@@ -627,7 +587,7 @@ mod tests {
 
     #[test]
     fn jwt_role_request_binds_audience_and_claims() {
-        let body = role_body("jwt", &planned("jwt"));
+        let body = serde_json::to_value(role_body("jwt", &planned("jwt"))).unwrap();
         assert_eq!(body["role_type"], "jwt");
         assert_eq!(body["bound_audiences"], json!(["api://vault"]));
         assert_eq!(body["user_claim"], "oid");

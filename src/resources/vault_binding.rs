@@ -26,8 +26,8 @@ use crate::provider::ProviderData;
 
 use super::already_exists;
 use super::binding_fragment::{fragment_id, named_value_names, render, FragmentSpec, Inject};
+use super::planned::RoleFacts;
 use super::policy_xml::{self, Format};
-use super::vault_azure_role::role_token_facts;
 
 const TYPE: &str = "apim_vault_binding";
 
@@ -180,8 +180,11 @@ impl VaultBinding {
         let planned = data.planned.find_role(backend, role);
         let facts = match planned {
             Some(f) => Some(f),
-            None => match vault.read_auth_role(backend, role).await {
-                Ok(Some(fields)) => Some(role_token_facts(&fields)),
+            None => match vault.read_role_token(backend, role).await {
+                Ok(Some(token)) => Some(RoleFacts {
+                    token_policies: Some(token.effective_policies()),
+                    token_ttl: Some(token.token_ttl),
+                }),
                 Ok(None) => None,
                 Err(e) => {
                     d.error(

@@ -10,9 +10,11 @@
 pub mod acl;
 pub mod audit;
 pub mod auth;
+mod fields;
 pub mod lease;
 pub mod mounts;
 pub mod policy;
+pub mod role;
 mod token;
 mod transport;
 
