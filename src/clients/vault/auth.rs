@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::fields::{or_default, Data};
-use super::{Vault, VaultError};
+use super::{json_body, Vault, VaultError};
 
 /// An auth mount as `GET sys/auth/<path>` describes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +109,7 @@ impl Vault {
     /// path is in use by a mount of the requested type and description, an earlier attempt
     /// whose answer was lost enabled it: that counts as success.
     pub async fn enable_auth(&self, path: &str, req: &EnableAuth<'_>) -> Result<(), VaultError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
+        let body = json_body(req);
         self.create_once(Method::POST, &format!("sys/auth/{path}"), &body, || async {
             Ok(self
                 .read_auth_mount(path)
@@ -121,7 +121,7 @@ impl Vault {
 
     /// `POST sys/auth/<path>/tune`.
     pub async fn tune_auth(&self, path: &str, req: &TuneMount) -> Result<(), VaultError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
+        let body = json_body(req);
         self.send::<Json>(Method::POST, &format!("sys/auth/{path}/tune"), Some(&body))
             .await
             .map(|_| ())
@@ -153,7 +153,7 @@ impl Vault {
     /// `POST auth/<mount>/config`. Vault fetches the discovery document or JWKS while
     /// saving, so an unreachable URL fails here.
     pub async fn write_jwt_config(&self, mount: &str, cfg: &JwtConfig) -> Result<(), VaultError> {
-        let body = serde_json::to_value(cfg).unwrap_or_default();
+        let body = json_body(cfg);
         self.send::<Json>(Method::POST, &format!("auth/{mount}/config"), Some(&body))
             .await
             .map(|_| ())

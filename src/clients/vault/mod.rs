@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use url::Url;
 
 use transport::Transport;
@@ -154,6 +155,12 @@ fn is_transient_key_source_failure(message: &str) -> bool {
         ]
         .iter()
         .any(|t| m.contains(t))
+}
+
+/// A request body as JSON. The bodies are structs of strings, numbers, lists and maps with
+/// string keys, which always encode.
+fn json_body<T: Serialize + ?Sized>(req: &T) -> serde_json::Value {
+    serde_json::to_value(req).unwrap_or_default()
 }
 
 /// A Vault client shared by every resource of one provider process.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::fields::{or_default, seconds, string_list, Data};
-use super::{Vault, VaultError};
+use super::{json_body, Vault, VaultError};
 
 /// The token parameters of a role write, as every auth method takes them (`token_*`); a
 /// field left `None` is not sent, so Vault keeps what it has (its default on create).
@@ -270,12 +270,8 @@ impl Vault {
         name: &str,
         req: &RoleRequest,
     ) -> Result<(), VaultError> {
-        let path = role_path(mount, name);
-        let body = serde_json::to_value(req).map_err(|e| VaultError::Decode {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        self.send::<Json>(Method::POST, &path, Some(&body))
+        let body = json_body(req);
+        self.send::<Json>(Method::POST, &role_path(mount, name), Some(&body))
             .await
             .map(|_| ())
     }
