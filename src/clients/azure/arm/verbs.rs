@@ -17,11 +17,7 @@ impl Azure {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<Tagged<T>, AzureError> {
-        let mut req = ArmRequest::new(Method::GET, path, what);
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
-        self.send(req).await?.decode(what)
+        self.send(get(path, query, what)).await?.decode(what)
     }
 
     /// PUT of a JSON body to an ARM ID (following a long-running operation), decoded.
@@ -32,10 +28,8 @@ impl Azure {
         if_match: Option<&str>,
         what: &str,
     ) -> Result<Tagged<T>, AzureError> {
-        let req = ArmRequest::new(Method::PUT, path, what)
-            .json(body)
-            .if_match(if_match);
-        self.send(req).await?.decode(what)
+        self.write_json(Method::PUT, path, body, if_match, what)
+            .await
     }
 
     /// PATCH of a JSON body to an ARM ID (following a long-running operation), decoded.
@@ -46,7 +40,19 @@ impl Azure {
         if_match: Option<&str>,
         what: &str,
     ) -> Result<Tagged<T>, AzureError> {
-        let req = ArmRequest::new(Method::PATCH, path, what)
+        self.write_json(Method::PATCH, path, body, if_match, what)
+            .await
+    }
+
+    async fn write_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        if_match: Option<&str>,
+        what: &str,
+    ) -> Result<Tagged<T>, AzureError> {
+        let req = ArmRequest::new(method, path, what)
             .json(body)
             .if_match(if_match);
         self.send(req).await?.decode(what)
@@ -95,10 +101,7 @@ impl Azure {
             next_link: Option<String>,
         }
         let mut out = Vec::new();
-        let mut req = ArmRequest::new(Method::GET, path, what);
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
+        let mut req = get(path, query, what);
         // A bound on pages, so that a server that loops its nextLink cannot hold us forever.
         for _ in 0..10_000 {
             let page: Page<T> = self.send(req).await?.decode(what)?.value;
@@ -114,4 +117,13 @@ impl Azure {
             request_id: None,
         })
     }
+}
+
+/// A GET of an ARM ID with query parameters.
+fn get(path: &str, query: &[(&str, &str)], what: &str) -> ArmRequest {
+    query
+        .iter()
+        .fold(ArmRequest::new(Method::GET, path, what), |req, (k, v)| {
+            req.query(k, v)
+        })
 }
