@@ -1,6 +1,7 @@
 //! Typed API clients. They know nothing of Terraform: no values, schemas or diagnostics.
 
 pub mod azure;
+pub mod backoff;
 pub mod vault;
 
 /// A request that got no answer, as a message: without the URL (which holds no secret, but

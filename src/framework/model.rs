@@ -15,9 +15,10 @@
 //! | `String`, `i64`, `bool`, a model | an error | an error |
 //! | `Option<T>` | `None` | an error (unless `T` holds unknowns) |
 //! | `Vec<T>`, `BTreeMap<String, T>` | an error | an error |
-//! | `Known<T>` | as `T` | `Known::Unknown` |
+//! | `Known<T>` | as `T`; unknown when `T` takes no null | `Known::Unknown` |
 //!
-//! So a computed attribute is `Known<T>` (unknown in a plan, known once applied), an optional
+//! So a computed attribute is `Known<T>` (unknown in a plan, known once applied; null in a
+//! configuration, which leaves it to the provider, reads as not known yet), an optional
 //! one is `Option<T>` (an optional list too: null and empty are different values to
 //! Terraform, and a round trip must keep which it was), an optional-and-computed one is
 //! `Known<Option<T>>`, and a repeated block, which Terraform never sends as null, `Vec<M>`.
@@ -38,6 +39,10 @@ pub trait Field: Sized {
     /// True when this type represents unknown values itself (`Known<T>`, or a container of
     /// them), so a partly unknown value decodes into it.
     fn holds_unknown() -> bool {
+        false
+    }
+    /// True when null is one of this type's values (`Option<T>`).
+    fn takes_null() -> bool {
         false
     }
 }
@@ -198,6 +203,9 @@ impl<T: Field> Field for Option<T> {
     fn holds_unknown() -> bool {
         T::holds_unknown()
     }
+    fn takes_null() -> bool {
+        true
+    }
 }
 
 impl<T: Field> Field for Vec<T> {
@@ -263,7 +271,12 @@ impl<T: Field> Field for BTreeMap<String, T> {
 impl<T: Field> Field for Known<T> {
     type Plan = Known<T>;
     fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
-        if v.is_unknown() || (!T::holds_unknown() && !v.is_wholly_known()) {
+        // Null where `T` takes none: a computed attribute that a configuration leaves to the
+        // provider. Its value is what the provider will compute: not known yet.
+        if v.is_unknown()
+            || (v.is_null() && !T::takes_null())
+            || (!T::holds_unknown() && !v.is_wholly_known())
+        {
             return Some(Known::Unknown);
         }
         T::from_value(v, path, d).map(Known::Value)
@@ -276,6 +289,9 @@ impl<T: Field> Field for Known<T> {
     }
     fn holds_unknown() -> bool {
         true
+    }
+    fn takes_null() -> bool {
+        T::takes_null()
     }
 }
 

@@ -7,7 +7,7 @@ mod rules;
 pub mod this_run;
 pub mod vault_audit;
 pub mod vault_auth_backend;
-// pub mod vault_azure_role;
+pub mod vault_azure_role;
 pub mod vault_binding;
 pub mod vault_lease;
 pub mod vault_policy;
@@ -22,7 +22,7 @@ pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
     vec![
         Box::new(vault_policy::VaultPolicy),
         Box::new(vault_auth_backend::VaultAuthBackend),
-        // Box::new(vault_azure_role::VaultAzureRole),
+        Box::new(vault_azure_role::VaultAzureRole),
         Box::new(vault_binding::VaultBinding),
         Box::new(vault_audit::VaultAudit),
     ]

@@ -8,19 +8,22 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
-use serde_json::{json, Value as Json};
 
 use crate::clients::azure::apim::service::IdentitySelector;
 use crate::clients::azure::id::ServiceId;
+use crate::clients::vault::role::{
+    AzureRoleRequest, BoundClaimsType, JwtRoleRequest, Role, RoleMethod, RoleRequest, RoleType,
+    TokenFieldsRequest,
+};
 use crate::clients::vault::Vault;
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::plan::Planned;
-use crate::framework::resource::{Ctx, PlanRequest, Resource};
+use crate::framework::model::Known;
+use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
-use crate::provider::ProviderData;
 
-use super::planned::RoleFacts;
+use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
 use super::{already_exists, api_error};
 
@@ -63,182 +66,166 @@ fn validate_guid(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
+crate::model! {
+    /// An `apim_vault_azure_role`.
+    pub struct RoleModel, plan RolePlan {
+        /// `<backend>/<name>`.
+        pub id: Known<String>,
+        /// `name`.
+        pub name: String,
+        /// `backend` (default `jwt`).
+        pub backend: Option<String>,
+        /// `auth_type` (default `jwt`).
+        pub auth_type: Option<String>,
+        /// `api_management_id`.
+        pub api_management_id: Option<String>,
+        /// `identity` (default `SystemAssigned`).
+        pub identity: Option<String>,
+        /// `principal_id` (resolved from the instance).
+        pub principal_id: Known<Option<String>>,
+        /// `tenant_id` (resolved from the instance).
+        pub tenant_id: Known<Option<String>>,
+        /// `audience`.
+        pub audience: String,
+        /// `token_policies`.
+        pub token_policies: Known<Option<Vec<String>>>,
+        /// `token_ttl`.
+        pub token_ttl: Known<Option<i64>>,
+        /// `token_max_ttl`.
+        pub token_max_ttl: Known<Option<i64>>,
+        /// `token_bound_cidrs`.
+        pub token_bound_cidrs: Known<Option<Vec<String>>>,
+        /// `token_type`.
+        pub token_type: Known<Option<String>>,
+        /// `user_claim`: `oid`.
+        pub user_claim: Known<String>,
+        /// `bound_claims`: `oid` and `tid`.
+        pub bound_claims: Known<BTreeMap<String, String>>,
+    }
+}
+
+impl RoleModel {
+    fn backend(&self) -> &str {
+        self.backend.as_deref().unwrap_or("jwt")
+    }
+    fn auth_type(&self) -> &str {
+        self.auth_type.as_deref().unwrap_or("jwt")
+    }
+}
+
 /// The role's fields as written to Vault (`POST auth/<backend>/role/<name>`).
-pub fn role_body(auth_type: &str, s: &Value) -> Json {
-    let principal = s.get("principal_id").as_str().unwrap_or_default();
-    let tenant = s.get("tenant_id").as_str().unwrap_or_default();
-    let mut body = serde_json::Map::new();
-    if auth_type == "azure" {
-        // HashiCorp Vault's azure auth method: the service principal is the identity.
-        body.insert("bound_service_principal_ids".into(), json!([principal]));
-    } else {
-        body.insert("role_type".into(), json!("jwt"));
-        body.insert(
-            "bound_audiences".into(),
-            json!([s.get("audience").as_str().unwrap_or_default()]),
-        );
-        body.insert("user_claim".into(), json!("oid"));
-        body.insert("bound_claims_type".into(), json!("string"));
-        body.insert(
-            "bound_claims".into(),
-            json!({ "oid": principal, "tid": tenant }),
-        );
-    }
-    let list = |k: &str| json!(s.get(k).string_list());
-    if !s.get("token_policies").is_null() {
-        body.insert("token_policies".into(), list("token_policies"));
-    }
-    if !s.get("token_bound_cidrs").is_null() {
-        body.insert("token_bound_cidrs".into(), list("token_bound_cidrs"));
-    }
-    for k in ["token_ttl", "token_max_ttl"] {
-        if let Some(n) = s.get(k).as_i64() {
-            body.insert(k.into(), json!(n));
-        }
-    }
-    if let Some(t) = s.get("token_type").as_str() {
-        body.insert("token_type".into(), json!(t));
-    }
-    Json::Object(body)
-}
-
-fn strings(v: Option<&Json>) -> Vec<String> {
-    match v {
-        Some(Json::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        Some(Json::String(s)) if !s.is_empty() => {
-            s.split(',').map(|x| x.trim().to_string()).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn claim(bound: Option<&Json>, key: &str) -> Option<String> {
-    match bound?.get(key)? {
-        Json::String(s) => Some(s.clone()),
-        Json::Array(a) if a.len() == 1 => a[0].as_str().map(str::to_string),
-        _ => None,
-    }
-}
-
-/// The state for a role as Vault reports it (`fields` of `GET auth/<backend>/role/<name>`),
-/// keeping what Vault does not store (the APIM ID, the identity selector) from `prior`.
-pub fn state_from_role(
-    prior: &Value,
-    backend: &str,
-    name: &str,
-    fields: &BTreeMap<String, Json>,
-) -> Value {
-    let mut s = VaultAzureRole.schema().block.empty_value();
-    let auth_type = prior.get("auth_type").as_str().unwrap_or("jwt").to_string();
-    s.set("id", Value::from(format!("{backend}/{name}")));
-    s.set("name", Value::from(name));
-    s.set("backend", Value::from(backend));
-    s.set("auth_type", Value::from(auth_type.as_str()));
-    s.set("api_management_id", prior.get("api_management_id").clone());
-    s.set("identity", prior.get("identity").clone());
-    let (principal, tenant) = if auth_type == "azure" {
-        (
-            strings(fields.get("bound_service_principal_ids"))
-                .into_iter()
-                .next(),
-            prior.get("tenant_id").as_str().map(str::to_string),
-        )
-    } else {
-        let bound = fields.get("bound_claims");
-        (claim(bound, "oid"), claim(bound, "tid"))
+pub fn role_body(s: &RoleModel) -> RoleRequest {
+    let principal = s.principal_id.as_str().unwrap_or_default();
+    let tenant = s.tenant_id.as_str().unwrap_or_default();
+    let token = TokenFieldsRequest {
+        token_policies: s.token_policies.value().cloned(),
+        token_bound_cidrs: s.token_bound_cidrs.value().cloned(),
+        token_ttl: s.token_ttl.value().copied(),
+        token_max_ttl: s.token_max_ttl.value().copied(),
+        token_type: s.token_type.value().cloned(),
     };
-    s.set("principal_id", Value::opt_string(principal.clone()));
-    s.set("tenant_id", Value::opt_string(tenant.clone()));
-    let audiences = strings(fields.get("bound_audiences"));
-    s.set(
-        "audience",
-        match audiences.as_slice() {
-            [one] => Value::from(one.as_str()),
-            [] => prior.get("audience").clone(),
-            many => Value::from(many.join(",")),
-        },
-    );
-    s.set(
-        "user_claim",
-        Value::from(
-            fields
-                .get("user_claim")
-                .and_then(Json::as_str)
-                .unwrap_or("oid"),
-        ),
-    );
-    let mut claims = BTreeMap::new();
-    if let Some(p) = principal {
-        claims.insert("oid".to_string(), Value::from(p));
+    if s.auth_type() == "azure" {
+        // HashiCorp Vault's azure auth method: the service principal is the identity.
+        RoleRequest::Azure(AzureRoleRequest {
+            bound_service_principal_ids: vec![principal.to_string()],
+            token,
+        })
+    } else {
+        RoleRequest::Jwt(JwtRoleRequest {
+            role_type: RoleType::Jwt,
+            bound_audiences: vec![s.audience.clone()],
+            user_claim: "oid".into(),
+            bound_claims_type: BoundClaimsType::String,
+            bound_claims: BTreeMap::from([
+                ("oid".to_string(), principal.to_string()),
+                ("tid".to_string(), tenant.to_string()),
+            ]),
+            token,
+        })
     }
-    if let Some(t) = tenant {
-        claims.insert("tid".to_string(), Value::from(t));
-    }
-    s.set("bound_claims", Value::Map(claims));
-    s.set(
-        "token_policies",
-        Value::strings(strings(fields.get("token_policies"))),
-    );
-    s.set(
-        "token_bound_cidrs",
-        Value::strings(strings(fields.get("token_bound_cidrs"))),
-    );
-    for k in ["token_ttl", "token_max_ttl"] {
-        s.set(
-            k,
-            Value::int(fields.get(k).and_then(Json::as_i64).unwrap_or(0)),
-        );
-    }
-    s.set(
-        "token_type",
-        Value::from(
-            fields
-                .get("token_type")
-                .and_then(Json::as_str)
-                .unwrap_or("default"),
-        ),
-    );
-    s
 }
 
-/// The facts of a role, from Vault's description of it, that a binding's checks need.
-pub fn role_token_facts(fields: &BTreeMap<String, Json>) -> RoleFacts {
-    let mut policies = strings(fields.get("token_policies"));
-    if !fields
-        .get("token_no_default_policy")
-        .and_then(Json::as_bool)
-        .unwrap_or(false)
-        && !policies.iter().any(|p| p == "default")
-    {
-        policies.push("default".into());
+/// The auth method of a role's `auth_type`.
+fn role_method(auth_type: &str) -> RoleMethod {
+    if auth_type == "azure" {
+        RoleMethod::Azure
+    } else {
+        RoleMethod::Jwt
     }
-    RoleFacts {
-        token_policies: Some(policies),
-        token_ttl: fields.get("token_ttl").and_then(Json::as_i64),
+}
+
+/// The state for a role as Vault reports it (`GET auth/<backend>/role/<name>`), keeping what
+/// Vault does not store (the APIM ID, the identity selector) from `prior`.
+pub fn state_from_role(prior: &RoleModel, backend: &str, name: &str, role: &Role) -> RoleModel {
+    let (principal, tenant) = match role {
+        Role::Azure(r) => (
+            r.bound_service_principal_ids.first().cloned(),
+            prior.tenant_id.value().cloned(),
+        ),
+        Role::Jwt(r) => (
+            r.bound_claim("oid").map(str::to_string),
+            r.bound_claim("tid").map(str::to_string),
+        ),
+    };
+    let audiences = match role {
+        Role::Jwt(r) => r.bound_audiences.as_slice(),
+        Role::Azure(_) => &[],
+    };
+    let audience = match audiences {
+        [one] => one.clone(),
+        [] => prior.audience.clone(),
+        many => many.join(","),
+    };
+    let user_claim = match role {
+        Role::Jwt(r) => r.user_claim.as_deref(),
+        Role::Azure(_) => None,
+    };
+    let mut claims = BTreeMap::new();
+    if let Some(p) = &principal {
+        claims.insert("oid".to_string(), p.clone());
+    }
+    if let Some(t) = &tenant {
+        claims.insert("tid".to_string(), t.clone());
+    }
+    let token = role.token();
+    RoleModel {
+        id: Known::Value(format!("{backend}/{name}")),
+        name: name.to_string(),
+        backend: Some(backend.to_string()),
+        auth_type: Some(prior.auth_type().to_string()),
+        api_management_id: prior.api_management_id.clone(),
+        identity: prior.identity.clone(),
+        principal_id: Known::Value(principal),
+        tenant_id: Known::Value(tenant),
+        audience,
+        token_policies: Known::Value(Some(token.token_policies.clone())),
+        token_ttl: Known::Value(Some(token.token_ttl)),
+        token_max_ttl: Known::Value(Some(token.token_max_ttl)),
+        token_bound_cidrs: Known::Value(Some(token.token_bound_cidrs.clone())),
+        token_type: Known::Value(Some(
+            token.token_type.clone().unwrap_or_else(|| "default".into()),
+        )),
+        user_claim: Known::Value(user_claim.unwrap_or("oid").to_string()),
+        bound_claims: Known::Value(claims),
     }
 }
 
 /// The facts of a planned role (`None` values where the plan does not know them yet).
-fn planned_facts(s: &Value) -> RoleFacts {
-    let p = s.get("token_policies");
+fn planned_facts(s: &RolePlan) -> RoleFacts {
     RoleFacts {
-        token_policies: p.is_wholly_known().then(|| {
-            let mut v = p.string_list();
+        token_policies: s.token_policies.get().map(|p| {
+            let mut v = p.clone().unwrap_or_default();
             v.push("default".into());
             v
         }),
-        token_ttl: s.get("token_ttl").as_i64(),
+        token_ttl: s.token_ttl.value().copied(),
     }
 }
 
 /// The APIM instance and identity a configuration names, when both are known.
-fn identity_target(v: &Value) -> Option<(ServiceId, IdentitySelector)> {
-    let id = ServiceId::parse(v.get("api_management_id").as_str()?).ok()?;
-    let which =
-        IdentitySelector::parse(v.get("identity").as_str().unwrap_or("SystemAssigned")).ok()?;
+fn identity_target(v: &RolePlan) -> Option<(ServiceId, IdentitySelector)> {
+    let id = ServiceId::parse(v.api_management_id.as_str()?).ok()?;
+    let which = IdentitySelector::parse(v.identity.as_str().unwrap_or("SystemAssigned")).ok()?;
     Some((id, which))
 }
 
@@ -272,13 +259,14 @@ impl VaultAzureRole {
     async fn read_role(
         &self,
         vault: &Vault,
-        prior: &Value,
+        prior: &RoleModel,
         d: &mut Diags,
-    ) -> Option<Option<Value>> {
-        let backend = prior.get("backend").as_str()?.to_string();
-        let name = prior.get("name").as_str()?.to_string();
-        match vault.read_auth_role(&backend, &name).await {
-            Ok(Some(fields)) => Some(Some(state_from_role(prior, &backend, &name, &fields))),
+    ) -> Option<Option<RoleModel>> {
+        let backend = prior.backend().to_string();
+        let name = prior.name.clone();
+        let method = role_method(prior.auth_type());
+        match vault.read_role(&backend, &name, method).await {
+            Ok(Some(role)) => Some(Some(state_from_role(prior, &backend, &name, &role))),
             Ok(None) => Some(None),
             Err(e) => {
                 api_error(
@@ -296,6 +284,8 @@ impl VaultAzureRole {
 
 #[async_trait]
 impl Resource<ProviderData> for VaultAzureRole {
+    type Model = RoleModel;
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -331,19 +321,17 @@ impl Resource<ProviderData> for VaultAzureRole {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ProviderData>,
-        req: PlanRequest<'_>,
-        planned: &mut Planned,
+        req: PlanRequest<'_, RoleModel>,
+        plan: &mut Plan<RoleModel>,
         d: &mut Diags,
     ) {
         let cfg = req.config;
-        let st = &mut planned.state;
-        if let (Some(b), Some(n)) = (st.get("backend").as_str(), st.get("name").as_str()) {
-            let id = format!("{b}/{n}");
-            st.set("id", Value::from(id));
+        let st = &mut plan.state;
+        if let (Some(b), Some(n)) = (st.backend.as_str(), st.name.get()) {
+            st.id = Known::Value(format!("{b}/{n}"));
         }
-        st.set("user_claim", Value::from("oid"));
-        let apim = cfg.get("api_management_id");
-        if apim.as_str().is_some() {
+        st.user_claim = Known::Value("oid".into());
+        if cfg.api_management_id.value().is_some() {
             if let Some((service, which)) = identity_target(cfg) {
                 let Some(data) = ctx.data(d) else { return };
                 let Some(azure) = data.azure(d) else { return };
@@ -353,8 +341,8 @@ impl Resource<ProviderData> for VaultAzureRole {
                     .await
                 {
                     Ok(Ok(identity)) => {
-                        st.set("principal_id", Value::from(identity.principal_id.as_str()));
-                        st.set("tenant_id", Value::from(identity.tenant_id.as_str()));
+                        st.principal_id = Known::Value(Some(identity.principal_id.clone()));
+                        st.tenant_id = Known::Value(Some(identity.tenant_id.clone()));
                     }
                     Ok(Err(e)) if e.is_not_found() => {
                         d.attr_error(
@@ -381,29 +369,30 @@ impl Resource<ProviderData> for VaultAzureRole {
                     }
                 }
             }
-        } else if apim.is_unknown() {
+        } else if cfg.api_management_id.is_unknown() {
             // The instance is created in the same run: the identity is known at apply.
-            st.set("principal_id", Value::UNKNOWN);
-            st.set("tenant_id", Value::UNKNOWN);
+            st.principal_id = Known::Unknown;
+            st.tenant_id = Known::Unknown;
         }
-        let (p, t) = (st.get("principal_id").clone(), st.get("tenant_id").clone());
-        let claims = match (p.as_str(), t.as_str()) {
-            (Some(p), Some(t)) => Value::object([("oid", Value::from(p)), ("tid", Value::from(t))]),
-            _ => Value::UNKNOWN,
+        st.bound_claims = match (st.principal_id.as_str(), st.tenant_id.as_str()) {
+            (Some(p), Some(t)) => Known::Value(BTreeMap::from([
+                ("oid".to_string(), p.to_string()),
+                ("tid".to_string(), t.to_string()),
+            ])),
+            _ => Known::Unknown,
         };
-        st.set("bound_claims", claims);
         // Bindings planned later in this run judge this role as planned.
         if let (Some(data), Some(b), Some(n)) = (
             ctx.data(&mut Diags::new()),
-            st.get("backend").as_str(),
-            st.get("name").as_str(),
+            st.backend.as_str(),
+            st.name.get(),
         ) {
-            data.planned.role(b, n, planned_facts(st));
+            data.this_run.role(b, n, planned_facts(st));
         }
         // The backend must be a mount of the right kind, when it exists already.
         if let (Some(backend), Some(kind)) = (
-            st.get("backend").as_str().map(str::to_string),
-            st.get("auth_type").as_str().map(str::to_string),
+            st.backend.as_str().map(str::to_string),
+            st.auth_type.as_str().map(str::to_string),
         ) {
             if let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) {
                 VaultAzureRole::check_backend(vault, &backend, &kind, d).await;
@@ -414,18 +403,13 @@ impl Resource<ProviderData> for VaultAzureRole {
     async fn create(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
-        _config: &Value,
+        planned: RoleModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<RoleModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let backend = planned.get("backend").as_str()?.to_string();
-        let name = planned.get("name").as_str()?.to_string();
-        let auth_type = planned
-            .get("auth_type")
-            .as_str()
-            .unwrap_or("jwt")
-            .to_string();
+        let backend = planned.backend().to_string();
+        let name = planned.name.clone();
+        let auth_type = planned.auth_type().to_string();
         let object = format!("role {name:?} on {backend:?}");
         match vault.read_auth_mount(&backend).await {
             Ok(None) => {
@@ -442,7 +426,10 @@ impl Resource<ProviderData> for VaultAzureRole {
                 return None;
             }
         }
-        match vault.read_auth_role(&backend, &name).await {
+        match vault
+            .read_role(&backend, &name, role_method(&auth_type))
+            .await
+        {
             Ok(Some(_)) => {
                 already_exists(
                     d,
@@ -460,40 +447,43 @@ impl Resource<ProviderData> for VaultAzureRole {
             }
         }
         if let Err(e) = vault
-            .write_auth_role(&backend, &name, &role_body(&auth_type, planned))
+            .write_role(&backend, &name, &role_body(&planned))
             .await
         {
             api_error(d, "create", TYPE, &object, &e);
             return None;
         }
-        match self.read_role(vault, planned, d).await {
+        match self.read_role(vault, &planned, d).await {
             Some(Some(s)) => Some(s),
-            _ => Some(planned.clone()),
+            _ => Some(planned),
         }
     }
 
-    async fn read(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        state: RoleModel,
+        d: &mut Diags,
+    ) -> Option<RoleModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        match self.read_role(vault, state, d).await {
+        match self.read_role(vault, &state, d).await {
             Some(found) => found,
-            None => Some(state.clone()),
+            None => Some(state),
         }
     }
 
     async fn update(
         &self,
         ctx: &Ctx<ProviderData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
+        prior: RoleModel,
+        planned: RoleModel,
         d: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<RoleModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let backend = planned.get("backend").as_str()?.to_string();
-        let name = planned.get("name").as_str()?.to_string();
-        let auth_type = planned.get("auth_type").as_str().unwrap_or("jwt");
+        let backend = planned.backend().to_string();
+        let name = planned.name.clone();
         if let Err(e) = vault
-            .write_auth_role(&backend, &name, &role_body(auth_type, planned))
+            .write_role(&backend, &name, &role_body(&planned))
             .await
         {
             api_error(
@@ -504,27 +494,23 @@ impl Resource<ProviderData> for VaultAzureRole {
                 &e,
             );
             return self
-                .read_role(vault, prior, &mut Diags::new())
+                .read_role(vault, &prior, &mut Diags::new())
                 .await
                 .flatten()
-                .or(Some(prior.clone()));
+                .or(Some(prior));
         }
-        match self.read_role(vault, planned, d).await {
+        match self.read_role(vault, &planned, d).await {
             Some(Some(s)) => Some(s),
-            _ => Some(planned.clone()),
+            _ => Some(planned),
         }
     }
 
-    async fn delete(&self, ctx: &Ctx<ProviderData>, state: &Value, d: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx<ProviderData>, state: RoleModel, d: &mut Diags) {
         let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
             return;
         };
-        let (Some(backend), Some(name)) =
-            (state.get("backend").as_str(), state.get("name").as_str())
-        else {
-            return;
-        };
-        if let Err(e) = vault.delete_auth_role(backend, name).await {
+        let (backend, name) = (state.backend(), state.name.as_str());
+        if let Err(e) = vault.delete_role(backend, name).await {
             api_error(
                 d,
                 "delete",
@@ -535,7 +521,12 @@ impl Resource<ProviderData> for VaultAzureRole {
         }
     }
 
-    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<Value> {
+    async fn import(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        id: &str,
+        d: &mut Diags,
+    ) -> Option<RoleModel> {
         let vault = ctx.data(d)?.vault(d)?;
         let Some((backend, name)) = id.trim_matches('/').rsplit_once('/') else {
             d.error(
@@ -544,15 +535,17 @@ impl Resource<ProviderData> for VaultAzureRole {
             );
             return None;
         };
-        let mut prior = self.schema().block.empty_value();
-        prior.set("backend", Value::from(backend));
-        prior.set("name", Value::from(name));
-        prior.set("identity", Value::from("SystemAssigned"));
         let kind = match vault.read_auth_mount(backend).await {
             Ok(Some(m)) if m.kind == "azure" => "azure",
             _ => "jwt",
         };
-        prior.set("auth_type", Value::from(kind));
+        let prior = RoleModel {
+            backend: Some(backend.to_string()),
+            name: name.to_string(),
+            identity: Some("SystemAssigned".into()),
+            auth_type: Some(kind.into()),
+            ..RoleModel::default()
+        };
         match self.read_role(vault, &prior, d).await {
             Some(Some(s)) => Some(s),
             Some(None) => {
@@ -570,29 +563,28 @@ impl Resource<ProviderData> for VaultAzureRole {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn planned(auth_type: &str) -> Value {
-        let mut s = VaultAzureRole.schema().block.empty_value();
-        s.set("auth_type", Value::from(auth_type));
-        s.set(
-            "principal_id",
-            Value::from("11111111-2222-3333-4444-555555555555"),
-        );
-        s.set(
-            "tenant_id",
-            Value::from("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
-        );
-        s.set("audience", Value::from("api://vault"));
-        s.set("token_policies", Value::strings(["orders"]));
-        s.set("token_ttl", Value::int(900));
-        s
+    fn planned(auth_type: &str) -> RoleModel {
+        RoleModel {
+            auth_type: Some(auth_type.into()),
+            principal_id: Known::Value(Some("11111111-2222-3333-4444-555555555555".into())),
+            tenant_id: Known::Value(Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into())),
+            audience: "api://vault".into(),
+            token_policies: Known::Value(Some(vec!["orders".into()])),
+            token_ttl: Known::Value(Some(900)),
+            token_max_ttl: Known::Value(None),
+            token_bound_cidrs: Known::Value(None),
+            token_type: Known::Value(None),
+            ..RoleModel::default()
+        }
     }
 
     /// The request HashiCorp Vault's azure auth method documents for a role bound to one
     /// service principal (`POST auth/azure/role/:name`), recorded as the contract.
     #[test]
     fn azure_auth_role_request_matches_the_documented_contract() {
-        let body = role_body("azure", &planned("azure"));
+        let body = serde_json::to_value(role_body(&planned("azure"))).unwrap();
         assert_eq!(
             body,
             json!({
@@ -602,32 +594,36 @@ mod tests {
             })
         );
         // And the answer of `GET auth/azure/role/:name` maps back without a diff.
-        let recorded: BTreeMap<String, Json> = serde_json::from_value(json!({
-            "bound_service_principal_ids": ["11111111-2222-3333-4444-555555555555"],
-            "bound_group_ids": [],
-            "bound_locations": [],
-            "bound_subscription_ids": [],
-            "bound_resource_groups": [],
-            "bound_scale_sets": [],
-            "token_policies": ["orders"],
-            "token_ttl": 900,
-            "token_max_ttl": 0,
-            "token_bound_cidrs": [],
-            "token_type": "default",
-        }))
-        .unwrap();
-        let mut prior = planned("azure");
-        prior.set("backend", Value::from("azure"));
-        prior.set("name", Value::from("orders"));
+        let recorded = Role::Azure(
+            serde_json::from_value(json!({
+                "bound_service_principal_ids": ["11111111-2222-3333-4444-555555555555"],
+                "bound_group_ids": [],
+                "bound_locations": [],
+                "bound_subscription_ids": [],
+                "bound_resource_groups": [],
+                "bound_scale_sets": [],
+                "token_policies": ["orders"],
+                "token_ttl": 900,
+                "token_max_ttl": 0,
+                "token_bound_cidrs": [],
+                "token_type": "default",
+            }))
+            .unwrap(),
+        );
+        let prior = RoleModel {
+            backend: Some("azure".into()),
+            name: "orders".into(),
+            ..planned("azure")
+        };
         let s = state_from_role(&prior, "azure", "orders", &recorded);
-        assert_eq!(s.get("principal_id"), prior.get("principal_id"));
-        assert_eq!(s.get("tenant_id"), prior.get("tenant_id"));
-        assert_eq!(s.get("token_ttl"), &Value::int(900));
+        assert_eq!(s.principal_id, prior.principal_id);
+        assert_eq!(s.tenant_id, prior.tenant_id);
+        assert_eq!(s.token_ttl, Known::Value(Some(900)));
     }
 
     #[test]
     fn jwt_role_request_binds_audience_and_claims() {
-        let body = role_body("jwt", &planned("jwt"));
+        let body = serde_json::to_value(role_body(&planned("jwt"))).unwrap();
         assert_eq!(body["role_type"], "jwt");
         assert_eq!(body["bound_audiences"], json!(["api://vault"]));
         assert_eq!(body["user_claim"], "oid");

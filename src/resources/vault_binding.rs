@@ -26,8 +26,8 @@ use crate::framework::value::{Type, Value};
 
 use super::already_exists;
 use super::binding_fragment::{fragment_id, named_value_names, render, FragmentSpec, Inject};
+use super::this_run::RoleFacts;
 use super::policy_xml::{self, Format};
-use super::vault_azure_role::role_token_facts;
 
 const TYPE: &str = "apim_vault_binding";
 
@@ -249,8 +249,11 @@ impl VaultBinding {
         let planned = data.this_run.find_role(backend, role);
         let facts = match planned {
             Some(f) => Some(f),
-            None => match vault.read_auth_role(backend, role).await {
-                Ok(Some(fields)) => Some(role_token_facts(&fields)),
+            None => match vault.read_role_token(backend, role).await {
+                Ok(Some(token)) => Some(RoleFacts {
+                    token_policies: Some(token.effective_policies()),
+                    token_ttl: Some(token.token_ttl),
+                }),
                 Ok(None) => None,
                 Err(e) => {
                     d.error(
@@ -948,15 +951,14 @@ impl Resource<ProviderData> for VaultBinding {
         {
             s.api_id = apis.first().cloned();
         }
-        let [addr, role, audience] = named_value_names(name);
-        let read = |nv: String| azure.get_named_value(&service.named_value(nv));
-        if let Ok(t) = read(addr).await {
+        let [addr, role, audience] = named_value_names(name).map(|n| service.named_value(n));
+        if let Ok(t) = azure.get_named_value(&addr).await {
             s.vault_address = Known::Value(t.value.properties.value);
         }
-        if let Ok(t) = read(role).await {
+        if let Ok(t) = azure.get_named_value(&role).await {
             s.role = t.value.properties.value.unwrap_or_default();
         }
-        if let Ok(t) = read(audience).await {
+        if let Ok(t) = azure.get_named_value(&audience).await {
             s.audience = t.value.properties.value.unwrap_or_default();
         }
         Some(s)

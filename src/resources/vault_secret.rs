@@ -258,20 +258,11 @@ impl EphemeralResource<ProviderData> for VaultSecret {
             }
         };
 
-        let body = read.data.clone().unwrap_or(serde_json::Value::Null);
-        let (fields, read_version) = if kv2 {
-            (
-                body.get("data").cloned().unwrap_or(serde_json::Value::Null),
-                body.pointer("/metadata/version")
-                    .and_then(serde_json::Value::as_i64),
-            )
-        } else {
-            (body, None)
-        };
+        let (fields, read_version) = read.fields(kv2);
         let data: BTreeMap<String, String> = fields
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), as_text(v))).collect())
-            .unwrap_or_default();
+            .iter()
+            .map(|(k, v)| (k.clone(), as_text(v)))
+            .collect();
 
         let leased = !read.lease_id.is_empty();
         let result = SecretModel {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Vault, VaultError};
+use super::{json_body, Vault, VaultError};
 
 /// One enabled audit device, as `GET sys/audit` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -105,10 +105,7 @@ impl Vault {
         path: &str,
         req: &EnableAuditRequest<'_>,
     ) -> Result<(), VaultError> {
-        let body = serde_json::to_value(req).map_err(|e| VaultError::Decode {
-            path: format!("sys/audit/{}", clean(path)),
-            message: e.to_string(),
-        })?;
+        let body = json_body(req);
         // A retry refused because an earlier attempt, whose answer was lost, enabled it.
         self.create_once(
             Method::PUT,

@@ -1,15 +1,14 @@
-//! Auth mounts and the JWT auth method: enable/tune/disable (`sys/auth`), configuration
-//! (`auth/<mount>/config`) and roles (`auth/<mount>/role/<name>`).
+//! Auth mounts and the JWT auth method: enable/tune/disable (`sys/auth`) and configuration
+//! (`auth/<mount>/config`). Roles are in `role.rs`.
 //! API references: <https://developer.hashicorp.com/vault/api-docs/system/auth> and
 //! <https://developer.hashicorp.com/vault/api-docs/auth/jwt>.
-
-use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{Vault, VaultError};
+use super::fields::{or_default, Data};
+use super::{json_body, Vault, VaultError};
 
 /// An auth mount as `GET sys/auth/<path>` describes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,33 +64,31 @@ pub struct TuneMount {
     pub description: Option<String>,
 }
 
-/// The JWT auth method's configuration (`auth/<mount>/config`): where the signing keys come
-/// from and which issuer tokens must carry. Exactly one key source is set.
+/// The JWT auth method's configuration: the `data` of `GET auth/<mount>/config` and the body
+/// of `POST auth/<mount>/config` (API reference:
+/// <https://developer.hashicorp.com/vault/api-docs/auth/jwt#configure>): where the signing
+/// keys come from and which issuer tokens must carry. Exactly one key source is set; the
+/// others are written empty, so that switching sources clears the old one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JwtConfig {
     /// OIDC discovery base URL (without `.well-known`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "or_default")]
     pub oidc_discovery_url: String,
     /// CA (PEM) for the discovery URL.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "or_default")]
     pub oidc_discovery_ca_pem: String,
     /// JWKS URL.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "or_default")]
     pub jwks_url: String,
     /// CA (PEM) for the JWKS URL.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "or_default")]
     pub jwks_ca_pem: String,
     /// Static public keys (PEM).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "or_default")]
     pub jwt_validation_pubkeys: Vec<String>,
     /// Required `iss`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub bound_issuer: String,
-}
-
-#[derive(Deserialize)]
-struct Data<T> {
-    data: T,
 }
 
 impl Vault {
@@ -112,7 +109,7 @@ impl Vault {
     /// path is in use by a mount of the requested type and description, an earlier attempt
     /// whose answer was lost enabled it: that counts as success.
     pub async fn enable_auth(&self, path: &str, req: &EnableAuth<'_>) -> Result<(), VaultError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
+        let body = json_body(req);
         self.create_once(Method::POST, &format!("sys/auth/{path}"), &body, || async {
             Ok(self
                 .read_auth_mount(path)
@@ -124,7 +121,7 @@ impl Vault {
 
     /// `POST sys/auth/<path>/tune`.
     pub async fn tune_auth(&self, path: &str, req: &TuneMount) -> Result<(), VaultError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
+        let body = json_body(req);
         self.send::<Json>(Method::POST, &format!("sys/auth/{path}/tune"), Some(&body))
             .await
             .map(|_| ())
@@ -156,69 +153,51 @@ impl Vault {
     /// `POST auth/<mount>/config`. Vault fetches the discovery document or JWKS while
     /// saving, so an unreachable URL fails here.
     pub async fn write_jwt_config(&self, mount: &str, cfg: &JwtConfig) -> Result<(), VaultError> {
-        // Unset key sources are sent empty so that switching sources clears the old one.
-        let mut body = serde_json::to_value(cfg).unwrap_or_default();
-        if let Some(m) = body.as_object_mut() {
-            for k in [
-                "oidc_discovery_url",
-                "oidc_discovery_ca_pem",
-                "jwks_url",
-                "jwks_ca_pem",
-            ] {
-                m.entry(k).or_insert(Json::String(String::new()));
-            }
-            m.entry("jwt_validation_pubkeys")
-                .or_insert(Json::Array(Vec::new()));
-        }
+        let body = json_body(cfg);
         self.send::<Json>(Method::POST, &format!("auth/{mount}/config"), Some(&body))
             .await
             .map(|_| ())
     }
+}
 
-    /// `GET auth/<mount>/role/<name>` as raw JSON fields; `None` when there is no such role.
-    pub async fn read_auth_role(
-        &self,
-        mount: &str,
-        name: &str,
-    ) -> Result<Option<BTreeMap<String, Json>>, VaultError> {
-        match self
-            .send::<Option<Data<BTreeMap<String, Json>>>>(
-                Method::GET,
-                &format!("auth/{mount}/role/{name}"),
-                None,
-            )
-            .await
-        {
-            Ok(d) => Ok(d.map(|d| d.data)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jwt_config_writes_every_key_source() {
+        let cfg = JwtConfig {
+            oidc_discovery_url: "https://login.microsoftonline.com/t/v2.0".into(),
+            bound_issuer: "https://login.microsoftonline.com/t/v2.0".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&cfg).unwrap(),
+            json!({
+                "oidc_discovery_url": "https://login.microsoftonline.com/t/v2.0",
+                "oidc_discovery_ca_pem": "",
+                "jwks_url": "",
+                "jwks_ca_pem": "",
+                "jwt_validation_pubkeys": [],
+                "bound_issuer": "https://login.microsoftonline.com/t/v2.0",
+            })
+        );
     }
 
-    /// `POST auth/<mount>/role/<name>` with the given fields.
-    pub async fn write_auth_role(
-        &self,
-        mount: &str,
-        name: &str,
-        fields: &Json,
-    ) -> Result<(), VaultError> {
-        self.send::<Json>(
-            Method::POST,
-            &format!("auth/{mount}/role/{name}"),
-            Some(fields),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// `DELETE auth/<mount>/role/<name>`; success when it is already gone.
-    pub async fn delete_auth_role(&self, mount: &str, name: &str) -> Result<(), VaultError> {
-        match self
-            .send::<Json>(Method::DELETE, &format!("auth/{mount}/role/{name}"), None)
-            .await
-        {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other.map(|_| ()),
-        }
+    #[test]
+    fn jwt_config_reads_null_and_absent_as_empty() {
+        let cfg: JwtConfig = serde_json::from_value(json!({
+            "jwks_url": "https://keys", "jwt_validation_pubkeys": null,
+            "oidc_discovery_url": null, "jwt_supported_algs": [],
+        }))
+        .unwrap();
+        assert_eq!(
+            cfg,
+            JwtConfig {
+                jwks_url: "https://keys".into(),
+                ..Default::default()
+            }
+        );
     }
 }

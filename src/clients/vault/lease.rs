@@ -7,9 +7,11 @@
 //! (OpenBao: <https://openbao.org/api-docs/system/leases/>).
 
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
 
-use super::{Vault, VaultError};
+use super::fields::or_default;
+use super::{json_body, Vault, VaultError};
 
 /// One lease, as `sys/leases/lookup` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,6 +46,24 @@ struct Keys {
     keys: Vec<String>,
 }
 
+/// Body of `PUT sys/leases/lookup` and of `PUT sys/leases/revoke`: the lease. API reference:
+/// <https://developer.hashicorp.com/vault/api-docs/system/leases#read-lease> and
+/// <https://developer.hashicorp.com/vault/api-docs/system/leases#revoke-lease>.
+#[derive(Serialize)]
+struct LeaseRequest<'a> {
+    lease_id: &'a str,
+}
+
+/// Body of `PUT sys/leases/renew`: the lease and the extension asked for (Vault's choice
+/// when absent). API reference:
+/// <https://developer.hashicorp.com/vault/api-docs/system/leases#renew-lease>.
+#[derive(Serialize)]
+struct RenewLeaseRequest<'a> {
+    lease_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    increment: Option<u64>,
+}
+
 /// The answer of `sys/leases/renew`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Renewed {
@@ -58,8 +78,9 @@ pub struct Renewed {
     pub renewable: bool,
 }
 
-/// What a read of a secret answers: its data and, for a leased secret, the lease.
-#[derive(Debug, Clone, Deserialize)]
+/// What a read of a secret answers: its data and, for a leased secret, the lease. `Debug`
+/// leaves the data out.
+#[derive(Clone, Deserialize)]
 pub struct SecretRead {
     /// Empty when the secret has no lease (KV).
     #[serde(default)]
@@ -72,7 +93,53 @@ pub struct SecretRead {
     pub renewable: bool,
     /// The secret (for KV v2: `{"data": {...}, "metadata": {...}}`).
     #[serde(default)]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
+}
+
+impl std::fmt::Debug for SecretRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRead")
+            .field("lease_id", &self.lease_id)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `data` of a KV version 2 read (`GET <mount>/data/<path>`): the secret's fields and
+/// its metadata. API reference:
+/// <https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2#read-secret-version>.
+#[derive(Default, Deserialize)]
+struct KvV2Data {
+    #[serde(default, deserialize_with = "or_default")]
+    data: Map<String, Json>,
+    #[serde(default, deserialize_with = "or_default")]
+    metadata: KvV2Metadata,
+}
+
+/// The metadata of a KV version 2 read (the fields used here).
+#[derive(Default, Deserialize)]
+struct KvV2Metadata {
+    /// The version read.
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+impl SecretRead {
+    /// The secret's fields (empty when the answer has none) and, for a KV version 2 secret
+    /// (`kv_v2`, whose `data` holds `data` and `metadata`), the version read.
+    pub fn fields(&self, kv_v2: bool) -> (Map<String, Json>, Option<i64>) {
+        let data = self.data.clone().unwrap_or(Json::Null);
+        if kv_v2 {
+            let kv: KvV2Data = serde_json::from_value(data).unwrap_or_default();
+            (kv.data, kv.metadata.version)
+        } else {
+            match data {
+                Json::Object(fields) => (fields, None),
+                _ => (Map::new(), None),
+            }
+        }
+    }
 }
 
 /// True when Vault's answer means "no such lease".
@@ -93,7 +160,7 @@ impl Vault {
     /// `PUT sys/leases/lookup`: the lease, or `None` when Vault knows no such lease
     /// ("invalid lease"). Read-only: it neither renews nor revokes.
     pub async fn lookup_lease(&self, lease_id: &str) -> Result<Option<Lease>, VaultError> {
-        let body = serde_json::json!({ "lease_id": lease_id });
+        let body = json_body(&LeaseRequest { lease_id });
         match self
             .send::<DataEnvelope<Lease>>(Method::PUT, "sys/leases/lookup", Some(&body))
             .await
@@ -135,10 +202,10 @@ impl Vault {
         lease_id: &str,
         increment: Option<u64>,
     ) -> Result<Renewed, VaultError> {
-        let mut body = serde_json::json!({ "lease_id": lease_id });
-        if let Some(i) = increment {
-            body["increment"] = serde_json::json!(i);
-        }
+        let body = json_body(&RenewLeaseRequest {
+            lease_id,
+            increment,
+        });
         self.send(Method::PUT, "sys/leases/renew", Some(&body))
             .await
     }
@@ -146,9 +213,9 @@ impl Vault {
     /// `PUT sys/leases/revoke`: revokes the lease (and what it grants, e.g. drops the
     /// database user). Success when the lease is already gone.
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<(), VaultError> {
-        let body = serde_json::json!({ "lease_id": lease_id });
+        let body = json_body(&LeaseRequest { lease_id });
         match self
-            .send::<serde_json::Value>(Method::PUT, "sys/leases/revoke", Some(&body))
+            .send::<Json>(Method::PUT, "sys/leases/revoke", Some(&body))
             .await
         {
             Ok(_) => Ok(()),
@@ -193,6 +260,57 @@ mod tests {
         assert_eq!(l.last_renewal, None);
         assert_eq!(l.ttl, 3597);
         assert!(!l.renewable);
+    }
+
+    #[test]
+    fn request_bodies() {
+        assert_eq!(
+            json_body(&LeaseRequest {
+                lease_id: "db/creds/app/x"
+            }),
+            serde_json::json!({"lease_id": "db/creds/app/x"})
+        );
+        assert_eq!(
+            json_body(&RenewLeaseRequest {
+                lease_id: "x",
+                increment: Some(600)
+            }),
+            serde_json::json!({"lease_id": "x", "increment": 600})
+        );
+        assert_eq!(
+            json_body(&RenewLeaseRequest {
+                lease_id: "x",
+                increment: None
+            }),
+            serde_json::json!({"lease_id": "x"})
+        );
+    }
+
+    fn read(data: Json) -> SecretRead {
+        serde_json::from_value(serde_json::json!({"lease_id": "", "data": data})).unwrap()
+    }
+
+    #[test]
+    fn kv_v2_reads_give_fields_and_version() {
+        let r = read(serde_json::json!({
+            "data": {"password": "s3cr3t", "port": 5432},
+            "metadata": {"version": 3, "created_time": "2026-01-01T00:00:00Z", "deletion_time": ""}
+        }));
+        let (fields, version) = r.fields(true);
+        assert_eq!(fields["password"], "s3cr3t");
+        assert_eq!(fields["port"], 5432);
+        assert_eq!(version, Some(3));
+        // Read as another engine's answer, the same data is two fields and no version.
+        let (fields, version) = r.fields(false);
+        assert_eq!(fields.len(), 2);
+        assert_eq!(version, None);
+        // A destroyed version answers `data: null`.
+        let (fields, version) =
+            read(serde_json::json!({"data": null, "metadata": {"version": 2}})).fields(true);
+        assert!(fields.is_empty());
+        assert_eq!(version, Some(2));
+        assert_eq!(read(Json::Null).fields(false), (Map::new(), None));
+        assert!(!format!("{r:?}").contains("s3cr3t"), "{r:?}");
     }
 
     #[test]

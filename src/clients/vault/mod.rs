@@ -10,9 +10,11 @@
 pub mod acl;
 pub mod audit;
 pub mod auth;
+mod fields;
 pub mod lease;
 pub mod mounts;
 pub mod policy;
+pub mod role;
 mod token;
 mod transport;
 
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use url::Url;
 
 use transport::Transport;
@@ -154,6 +157,12 @@ fn is_transient_key_source_failure(message: &str) -> bool {
         .any(|t| m.contains(t))
 }
 
+/// A request body as JSON. The bodies are structs of strings, numbers, lists and maps with
+/// string keys, which always encode.
+fn json_body<T: Serialize + ?Sized>(req: &T) -> serde_json::Value {
+    serde_json::to_value(req).unwrap_or_default()
+}
+
 /// A Vault client shared by every resource of one provider process.
 pub struct Vault {
     settings: VaultSettings,
@@ -274,16 +283,6 @@ impl Vault {
             (Err(e), _) => Err(e),
         }
     }
-}
-
-/// Exponential backoff from 250 ms, capped at 8 s, with up to 25 % jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << attempt.min(5)).min(8_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    Duration::from_millis(base + nanos % (base / 4 + 1))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::fields::Data;
 use super::{Vault, VaultError};
 
 /// The mount serving a path.
@@ -34,11 +35,6 @@ impl MountInfo {
     pub fn is_leased(&self) -> bool {
         !matches!(self.kind.as_str(), "kv" | "generic" | "cubbyhole")
     }
-}
-
-#[derive(Deserialize)]
-struct Data<T> {
-    data: T,
 }
 
 #[derive(Deserialize)]

@@ -2,25 +2,31 @@
 //! API reference: <https://openbao.org/api-docs/system/policies/>.
 
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Vault, VaultError};
+use super::fields::Data;
+use super::{json_body, Vault, VaultError};
 
-#[derive(Deserialize)]
-struct Read {
-    data: Policy,
-}
-
+/// The `data` of `GET sys/policies/acl/<name>` (the fields used here).
+/// API reference: <https://openbao.org/api-docs/system/policies/#read-acl-policy>.
 #[derive(Deserialize)]
 struct Policy {
     policy: String,
+}
+
+/// Body of `PUT sys/policies/acl/<name>`.
+/// API reference: <https://openbao.org/api-docs/system/policies/#createupdate-acl-policy>.
+#[derive(Serialize)]
+struct WritePolicyRequest<'a> {
+    /// The policy document (HCL or JSON).
+    policy: &'a str,
 }
 
 impl Vault {
     /// GET `sys/policies/acl/<name>`: the policy text, or `None` when there is no such policy.
     pub async fn read_policy(&self, name: &str) -> Result<Option<String>, VaultError> {
         match self
-            .send::<Read>(Method::GET, &format!("sys/policies/acl/{name}"), None)
+            .send::<Data<Policy>>(Method::GET, &format!("sys/policies/acl/{name}"), None)
             .await
         {
             Ok(r) => Ok(Some(r.data.policy)),
@@ -31,7 +37,7 @@ impl Vault {
 
     /// PUT `sys/policies/acl/<name>`: creates or replaces the policy.
     pub async fn write_policy(&self, name: &str, text: &str) -> Result<(), VaultError> {
-        let body = serde_json::json!({ "policy": text });
+        let body = json_body(&WritePolicyRequest { policy: text });
         self.send::<serde_json::Value>(
             Method::PUT,
             &format!("sys/policies/acl/{name}"),
@@ -50,5 +56,23 @@ impl Vault {
             Err(e) if e.is_not_found() => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies() {
+        assert_eq!(
+            json_body(&WritePolicyRequest {
+                policy: "path \"kv/*\" {}"
+            }),
+            serde_json::json!({"policy": "path \"kv/*\" {}"})
+        );
+        let read: Data<Policy> =
+            serde_json::from_str(r#"{"data": {"name": "orders", "policy": "x"}}"#).unwrap();
+        assert_eq!(read.data.policy, "x");
     }
 }

@@ -15,11 +15,11 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::transport::Transport;
-use super::{JwtLogin, VaultError};
+use super::{json_body, JwtLogin, VaultError};
 use crate::log;
 
 /// Where the token comes from.
@@ -100,6 +100,21 @@ struct Auth {
 #[derive(Deserialize)]
 struct AuthResponse {
     auth: Option<Auth>,
+}
+
+/// Body of `POST auth/token/renew-self`: the TTL asked for, as a duration string.
+/// API reference: <https://developer.hashicorp.com/vault/api-docs/auth/token#renew-a-token-self>.
+#[derive(Serialize)]
+struct RenewSelfRequest {
+    increment: String,
+}
+
+/// Body of `POST auth/<mount>/login` of the JWT auth method. It carries the JWT, so it has
+/// no `Debug`. API reference: <https://developer.hashicorp.com/vault/api-docs/auth/jwt#jwt-login>.
+#[derive(Serialize)]
+struct JwtLoginRequest<'a> {
+    role: &'a str,
+    jwt: &'a str,
 }
 
 /// The parts of `auth/token/lookup-self` used here.
@@ -292,7 +307,9 @@ impl TokenKeeper {
 
     /// `auth/token/renew-self` by the token's own TTL.
     async fn renew_self(&self, h: &mut Held) -> Result<(), VaultError> {
-        let body = serde_json::json!({ "increment": format!("{}s", h.ttl.as_secs()) });
+        let body = json_body(&RenewSelfRequest {
+            increment: format!("{}s", h.ttl.as_secs()),
+        });
         let resp: AuthResponse = self
             .request(
                 reqwest::Method::POST,
@@ -334,7 +351,10 @@ impl TokenKeeper {
     /// `auth/<mount>/login` with the JWT.
     async fn login(&self, login: &JwtLogin) -> Result<Held, VaultError> {
         let path = format!("auth/{}/login", login.mount.trim_matches('/'));
-        let body = serde_json::json!({ "role": login.role, "jwt": login.jwt });
+        let body = json_body(&JwtLoginRequest {
+            role: &login.role,
+            jwt: &login.jwt,
+        });
         let resp: AuthResponse = self
             .request(reqwest::Method::POST, &path, "", Some(&body))
             .await?;

@@ -16,7 +16,8 @@ use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
-use super::{backoff, VaultError};
+use super::VaultError;
+use crate::clients::backoff::Backoff;
 use crate::clients::transport_error_text;
 use crate::log;
 
@@ -77,7 +78,7 @@ impl Transport {
             match self.once(method, path, token, body).await {
                 Err(e) if e.retryable() && attempt < self.max_retries => {
                     attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(Backoff::VAULT.delay(attempt)).await;
                 }
                 other => return (other, attempt > 0),
             }
