@@ -40,7 +40,7 @@ fn vault_examples_apply() {
     }
     // Audit devices need a server that accepts API-created ones, and a collector listening.
     let bao = Bao::start_with_config("unsafe_allow_api_audit_creation = true");
-    let collector = crate::audit::Collector::start();
+    let collector = crate::vault_audit::Collector::start();
     let body =
         std::fs::read_to_string(root.join("examples/resources/apim_vault_audit/resource.tf"))
             .unwrap();

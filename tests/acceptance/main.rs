@@ -8,20 +8,20 @@
 mod support;
 
 mod acl;
-mod audit;
-mod auth_backend;
 mod azure_client;
-mod azure_role;
-mod binding;
 mod docs;
 mod faults;
 mod harness;
-mod lease;
-mod policy;
 mod protocol;
 mod quickstart;
 mod runtime;
 mod schema;
 mod tidy;
+mod vault_audit;
+mod vault_auth_backend;
+mod vault_azure_role;
+mod vault_binding;
+mod vault_lease;
 mod vault_outage;
+mod vault_policy;
 mod vault_tls;
