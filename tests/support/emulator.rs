@@ -212,6 +212,33 @@ impl Emulator {
         super::status_and_json(response)
     }
 
+    /// A managed-identity token of the seeded APIM instance for `audience`, from the instance
+    /// metadata endpoint, as the gateway gets it.
+    #[track_caller]
+    pub fn managed_identity_token(&self, audience: &str) -> String {
+        let url = url::Url::parse_with_params(
+            &format!("{}/metadata/identity/oauth2/token", self.url()),
+            [
+                ("api-version", "2018-02-01"),
+                ("resource", audience),
+                ("msi_res_id", self.api_management_id()),
+            ],
+        )
+        .expect("metadata URL");
+        let response = self
+            .http
+            .get(url)
+            .header("Metadata", "true")
+            .send()
+            .unwrap_or_else(|e| panic!("managed-identity token request: {e}"));
+        let (status, body) = super::status_and_json(response);
+        assert_eq!(status, 200, "managed-identity token for {audience}: {body}");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token: {body}"))
+            .to_string()
+    }
+
     /// An ARM bearer token for the seeded client (client-credentials grant).
     #[track_caller]
     pub fn arm_token(&self) -> String {

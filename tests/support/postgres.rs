@@ -176,13 +176,17 @@ impl Postgres {
         )
     }
 
+    /// The `psql` next to the server binaries, else the one on `PATH`.
+    pub fn psql_binary(&self) -> PathBuf {
+        Some(self.bin.join("psql"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("psql"))
+    }
+
     /// Runs SQL with `psql` as `user`/`password` over TCP; answers the rows as
     /// unaligned, tuples-only text, or the error output.
     pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
-        let psql = Some(self.bin.join("psql"))
-            .filter(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("psql"));
-        let mut cmd = Command::new(psql);
+        let mut cmd = Command::new(self.psql_binary());
         cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-U", user, "-d", "postgres", "-c", sql])

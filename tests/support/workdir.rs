@@ -15,17 +15,6 @@ use super::tools::{TerraformBin, Tools};
 /// Source address of the provider under test, as written in `required_providers`.
 pub const PROVIDER_SOURCE: &str = "registry.terraform.io/apimvault/apim";
 
-/// The `terraform` block every configuration using the provider starts with: with
-/// `dev_overrides`, the source address must match the override.
-pub const REQUIRED_PROVIDERS: &str = r#"terraform {
-  required_providers {
-    apim = {
-      source = "apimvault/apim"
-    }
-  }
-}
-"#;
-
 /// Environment variable prefixes not passed on from the test process to Terraform (and so
 /// to the provider), keeping tests independent of the developer's shell.
 const SCRUBBED_PREFIXES: &[&str] = &["TF_", "VAULT_", "BAO_", "ARM_", "AZURE_", "APIM_VAULT_"];
