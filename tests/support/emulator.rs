@@ -334,10 +334,6 @@ impl Emulator {
             16 * 1024,
         )
     }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 impl Drop for Emulator {

@@ -43,7 +43,6 @@
 //! directories), `APIM_TEST_TF_LOG=<level>` (Terraform's `TF_LOG`, written to the captured
 //! stderr), `APIM_TEST_TF_TIMEOUT=<seconds>` (per Terraform command, default 300),
 //! `APIM_TEST_TMPDIR` (where working directories go).
-#![allow(dead_code)]
 
 pub mod apim_runtime;
 mod bao;
@@ -58,26 +57,16 @@ mod testcase;
 mod tools;
 mod workdir;
 
-#[allow(unused_imports)]
 pub use apim_runtime::{check_policy_vocabulary, Flow, Gateway, Outcome, Request};
-#[allow(unused_imports)]
 pub use bao::Bao;
-#[allow(unused_imports)]
 pub use bao_cluster::BaoCluster;
-#[allow(unused_imports)]
 pub use collector::Collector;
-#[allow(unused_imports)]
 pub use emulator::Emulator;
-#[allow(unused_imports)]
 pub use fault_proxy::FaultProxy;
-#[allow(unused_imports)]
 pub use postgres::Postgres;
-#[allow(unused_imports)]
-pub use testcase::{run, run_with, Step, TestCase};
-#[allow(unused_imports)]
+pub use testcase::{run, Step, TestCase};
 pub use tools::{terraform_versions, TerraformBin, Tools};
-#[allow(unused_imports)]
-pub use workdir::{provider_dir, TfOutput, Workdir, PROVIDER_SOURCE};
+pub use workdir::{TfOutput, Workdir, PROVIDER_SOURCE};
 
 /// Text comparison that ignores how Terraform wrapped and framed a message: box-drawing
 /// gutters (`│`, `╷`, `╵`) are dropped and every run of whitespace becomes one space.

@@ -22,7 +22,8 @@ pub struct Postgres {
     port: u16,
     password: String,
     bin: PathBuf,
-    dir: tempfile::TempDir,
+    /// The cluster's folder (data, password file, logs), removed on drop.
+    _dir: tempfile::TempDir,
 }
 
 impl Postgres {
@@ -124,7 +125,7 @@ impl Postgres {
                         port,
                         password,
                         bin,
-                        dir,
+                        _dir: dir,
                     };
                 }
                 if started.elapsed() > START_TIMEOUT {
@@ -157,14 +158,6 @@ impl Postgres {
 
     pub fn password(&self) -> &str {
         &self.password
-    }
-
-    /// `postgresql://postgres:<password>@127.0.0.1:<port>/postgres?sslmode=disable`
-    pub fn url(&self) -> String {
-        format!(
-            "postgresql://{SUPERUSER}:{}@127.0.0.1:{}/postgres?sslmode=disable",
-            self.password, self.port
-        )
     }
 
     /// A `connection_url` for OpenBao's database engine, with its `{{username}}` and
@@ -205,10 +198,6 @@ impl Postgres {
     pub fn psql(&self, sql: &str) -> String {
         self.psql_as(SUPERUSER, &self.password, sql)
             .unwrap_or_else(|e| panic!("psql {sql:?} failed: {e}"))
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

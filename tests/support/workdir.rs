@@ -100,7 +100,8 @@ impl fmt::Display for TfOutput {
 pub struct Workdir {
     tf: TerraformBin,
     path: PathBuf,
-    temp: Option<tempfile::TempDir>,
+    /// The directory, removed on drop (`None` with `APIM_TEST_KEEP=1`).
+    _temp: Option<tempfile::TempDir>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
 }
@@ -146,15 +147,10 @@ impl Workdir {
         Workdir {
             tf: tf.clone(),
             path,
-            temp,
+            _temp: temp,
             env: Vec::new(),
             timeout,
         }
-    }
-
-    /// The Terraform CLI this directory runs.
-    pub fn terraform(&self) -> &TerraformBin {
-        &self.tf
     }
 
     pub fn path(&self) -> &Path {
@@ -354,17 +350,6 @@ impl Workdir {
     /// never reaches state.
     pub fn state_raw(&self) -> String {
         std::fs::read_to_string(self.path.join("terraform.tfstate")).unwrap_or_default()
-    }
-
-    /// Keeps the directory on disk after drop (also `APIM_TEST_KEEP=1`).
-    pub fn keep(&mut self) {
-        if let Some(temp) = self.temp.take() {
-            eprintln!(
-                "acceptance: keeping working directory {}",
-                self.path.display()
-            );
-            let _ = temp.keep();
-        }
     }
 }
 
