@@ -301,34 +301,7 @@ fn postgres_behind_bao_database_engine_issues_leased_credentials() {
         .is_err());
 
     let bao = Bao::start();
-    bao.api_ok(
-        "POST",
-        "sys/mounts/database",
-        Some(json!({"type": "database"})),
-    );
-    bao.api_ok(
-        "POST",
-        "database/config/pg",
-        Some(json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": pg.bao_connection_url(),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": ["app"],
-        })),
-    );
-    bao.api_ok(
-        "POST",
-        "database/roles/app",
-        Some(json!({
-            "db_name": "pg",
-            "creation_statements": [
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            "default_ttl": "5m",
-            "max_ttl": "1h",
-        })),
-    );
+    bao.enable_database(&pg, &[("app", "5m", "1h")]);
     let creds = bao.api_ok("GET", "database/creds/app", None);
     let lease_id = creds["lease_id"].as_str().unwrap();
     assert!(lease_id.starts_with("database/creds/app/"), "{creds}");

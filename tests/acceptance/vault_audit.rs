@@ -107,6 +107,19 @@ fn has_flow(lines: &[String]) -> bool {
         && find(&entries, "response", SECRET_PATH).is_some()
 }
 
+/// What `read` answers once it holds the flow's entries, or after 15 s (for the assertions to
+/// say what is missing).
+fn wait_for_flow(read: impl Fn() -> Vec<String>) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines = read();
+        if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The entries of the flow are there, with the token, the JWT and the secret only as the
 /// device's HMAC values.
 fn assert_flow_audited(
@@ -369,15 +382,10 @@ resource "apim_vault_audit" "file" {{
                 .lines()
                 .count();
             let (jwt, token) = binding_flow(&bao, &emu, &secret);
-            let start = Instant::now();
-            let lines = loop {
+            let lines = wait_for_flow(|| {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let lines: Vec<String> = text.lines().skip(before).map(str::to_string).collect();
-                if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
-                    break lines;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
+                text.lines().skip(before).map(str::to_string).collect()
+            });
             assert_flow_audited(
                 &bao,
                 emu.principal_id(),
@@ -563,14 +571,7 @@ fn vault_audit_syslog() {
             assert_eq!(wd.resource("apim_vault_audit.syslog")["path"], "syslog");
             let before = received.lock().unwrap().len();
             let (jwt, token) = binding_flow(&bao, &emu, &secret);
-            let start = Instant::now();
-            let lines = loop {
-                let lines: Vec<String> = received.lock().unwrap()[before..].to_vec();
-                if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
-                    break lines;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
+            let lines = wait_for_flow(|| received.lock().unwrap()[before..].to_vec());
             assert_flow_audited(
                 &bao,
                 emu.principal_id(),

@@ -58,14 +58,13 @@ fn setup(bao: &Bao, emu: &Emulator) {
         "secret/data/orders/backend",
         Some(json!({"data": {"api_key": SECRET}})),
     );
-    let (s, b) = emu.arm("PUT",
+    emu.arm_ok("PUT",
         &format!("{}/apis/orders-api", emu.api_management_id()),
         Some(
             json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"], "serviceUrl": "https://backend.example"}}),
         ),
     );
-    assert!(s == 200 || s == 201, "{s} {b}");
-    let (s, b) = emu.arm(
+    emu.arm_ok(
         "PUT",
         &format!(
             "{}/apis/orders-api/policies/policy",
@@ -73,7 +72,6 @@ fn setup(bao: &Bao, emu: &Emulator) {
         ),
         Some(json!({"properties": {"format": "rawxml", "value": ORIGINAL_POLICY}})),
     );
-    assert!(s == 200 || s == 201, "{s} {b}");
 }
 
 /// The trio (its policy reading `secret/data/orders/*`, its role's tokens living `role_ttl`
@@ -469,11 +467,7 @@ fn vault_binding_with_a_leased_secret() {
     let emu = Emulator::start();
     setup(&bao, &emu);
     // A KV version 1 mount in leased-passthrough mode hands out a lease with every read.
-    bao.api_ok(
-        "POST",
-        "sys/mounts/apim-leased",
-        Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
-    );
+    bao.enable_leased_kv("apim-leased");
     bao.api_ok(
         "POST",
         "apim-leased/orders/db",

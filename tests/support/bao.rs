@@ -240,6 +240,16 @@ impl Bao {
         }
     }
 
+    /// A KV version 1 mount at `mount` in leased-passthrough mode: every read hands out a
+    /// lease (with the `ttl` the secret was written with).
+    pub fn enable_leased_kv(&self, mount: &str) {
+        self.api_ok(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
+        );
+    }
+
     /// A JWT auth mount at `mount` trusting the emulator's Entra tokens (v1 issuer, discovery
     /// under the emulator's CA): what `apim_vault_auth_backend` makes, made through the API.
     pub fn trust_emulator(&self, emu: &Emulator, mount: &str) {

@@ -290,6 +290,17 @@ impl Emulator {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// [`Emulator::arm`] that panics (with the answer) unless the status is 2xx; answers the
+    /// body.
+    #[track_caller]
+    pub fn arm_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.arm(method, path, body);
+        if !(200..300).contains(&status) {
+            panic!("ARM {method} {path} answered {status}: {value}");
+        }
+        value
+    }
+
     /// Adds a fault rule (`POST /_emulator/faults`), e.g.
     /// `json!({"method": "PUT", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 8})`.
     #[track_caller]
