@@ -76,11 +76,7 @@ fn local_acl_evaluation_matches_openbao() {
     let mut names = Vec::new();
     for (i, p) in POLICIES.iter().enumerate() {
         let name = format!("acl-test-{i}");
-        bao.api_ok(
-            "PUT",
-            &format!("sys/policies/acl/{name}"),
-            Some(json!({ "policy": p })),
-        );
+        bao.write_policy(&name, p);
         names.push(name);
     }
     let parsed: Vec<_> = POLICIES.iter().map(|p| parse(p).unwrap()).collect();
@@ -88,17 +84,10 @@ fn local_acl_evaluation_matches_openbao() {
     let sets: Vec<Vec<usize>> = vec![vec![0], vec![1], vec![0, 1]];
     let mut compared = 0;
     for set in sets {
-        let token = bao.api_ok(
-            "POST",
-            "auth/token/create",
-            Some(json!({
-                "policies": set.iter().map(|i| names[*i].clone()).collect::<Vec<_>>(),
-                "no_default_policy": true,
-            })),
-        )["auth"]["client_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let token = bao.create_token(json!({
+            "policies": set.iter().map(|i| names[*i].clone()).collect::<Vec<_>>(),
+            "no_default_policy": true,
+        }));
         let local_policies: Vec<_> = set.iter().map(|i| parsed[*i].clone()).collect();
         let paths = paths();
         let answer = bao.api_ok(

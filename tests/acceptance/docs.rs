@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::support::{run, Bao, Step, TestCase};
+use crate::support::fixtures::{hcl_file, provider_from_env};
+use crate::support::{run, Bao, Collector, Emulator, Step, TestCase};
 
 #[test]
 fn docs_are_generated_from_the_schema() {
@@ -25,8 +26,6 @@ fn docs_are_generated_from_the_schema() {
     );
 }
 
-const HEADER: &str = "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\nprovider \"apim\" {}\n";
-
 #[test]
 fn vault_examples_apply() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -36,28 +35,32 @@ fn vault_examples_apply() {
     ] {
         let bao = Bao::start();
         let body = std::fs::read_to_string(root.join(example)).unwrap();
-        run(TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))]).envs(bao.env()));
+        run(TestCase::new(vec![Step::config(format!(
+            "{}\n{body}",
+            provider_from_env()
+        ))])
+        .envs(bao.env()));
     }
     // Audit devices need a server that accepts API-created ones, and a collector listening.
     let bao = Bao::start_with_config("unsafe_allow_api_audit_creation = true");
-    let collector = crate::audit::Collector::start();
+    let collector = Collector::start();
     let body =
         std::fs::read_to_string(root.join("examples/resources/apim_vault_audit/resource.tf"))
             .unwrap();
-    run(
-        TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
-            .envs(bao.env())
-            .env("TF_VAR_siem_collector_address", collector.addr.clone())
-            .env(
-                "TF_VAR_audit_log_file",
-                bao.dir().join("audit.log").display().to_string(),
-            ),
-    );
+    run(TestCase::new(vec![Step::config(format!(
+        "{}\n{body}",
+        provider_from_env()
+    ))])
+    .envs(bao.env())
+    .env("TF_VAR_siem_collector_address", collector.addr.clone())
+    .env(
+        "TF_VAR_audit_log_file",
+        bao.dir().join("audit.log").display().to_string(),
+    ));
 }
 
 #[test]
 fn auth_backend_example_applies_against_the_emulator() {
-    use crate::support::Emulator;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bao = Bao::start();
     let emu = Emulator::start();
@@ -74,16 +77,17 @@ fn auth_backend_example_applies_against_the_emulator() {
     let body = body.replace(
         tenant_line,
         &format!(
-            "  tenant_id   = \"{}\"\n  oidc_discovery_ca_pem = file({})\n",
+            "  tenant_id   = \"{}\"\n  oidc_discovery_ca_pem = {}\n",
             emu.tenant_id(),
-            serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap()
+            hcl_file(emu.ca_file())
         ),
     );
-    run(
-        TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
-            .envs(bao.env())
-            .envs(emu.env()),
-    );
+    run(TestCase::new(vec![Step::config(format!(
+        "{}\n{body}",
+        provider_from_env()
+    ))])
+    .envs(bao.env())
+    .envs(emu.env()));
 }
 
 /// The auth backend, role and binding examples applied together against OpenBao and the
@@ -91,7 +95,6 @@ fn auth_backend_example_applies_against_the_emulator() {
 /// the same run, passes the binding's plan-time checks.
 #[test]
 fn apim_examples_apply_against_the_emulator() {
-    use crate::support::Emulator;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bao = Bao::start();
     let emu = Emulator::start();
@@ -116,9 +119,9 @@ fn apim_examples_apply_against_the_emulator() {
         read("examples/resources/apim_vault_auth_backend/resource.tf").replace(
             "  tenant_id   = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n",
             &format!(
-                "  tenant_id   = \"{}\"\n  oidc_discovery_ca_pem = file({})\n",
+                "  tenant_id   = \"{}\"\n  oidc_discovery_ca_pem = {}\n",
                 emu.tenant_id(),
-                serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap()
+                hcl_file(emu.ca_file())
             ),
         ),
         read("examples/resources/apim_vault_azure_role/resource.tf"),
@@ -131,17 +134,17 @@ fn apim_examples_apply_against_the_emulator() {
         "a placeholder was not replaced:\n{body}"
     );
     // The API the binding names.
-    let (status, answer) = emu.arm(
+    emu.arm_ok(
         "PUT",
         &format!("{}/apis/orders-api", emu.api_management_id()),
         Some(serde_json::json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"]}})),
     );
-    assert!((200..300).contains(&status), "{status} {answer}");
-    run(
-        TestCase::new(vec![Step::config(format!("{HEADER}\n{body}"))])
-            .envs(bao.env())
-            .envs(emu.env()),
-    );
+    run(TestCase::new(vec![Step::config(format!(
+        "{}\n{body}",
+        provider_from_env()
+    ))])
+    .envs(bao.env())
+    .envs(emu.env()));
 }
 
 /// The provider page's example is valid configuration (it points at real Vault and Azure, so

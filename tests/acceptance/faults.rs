@@ -11,9 +11,10 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
+use crate::support::fixtures::{provider_from_env, read_policy, trio_binding, vault_trio};
 use crate::support::{
     assert_state_matches, jwts_in, vault_inventory, vault_state_objects, Bao, Emulator,
-    TerraformBin, Workdir, REQUIRED_PROVIDERS,
+    TerraformBin, Workdir,
 };
 
 /// The secret the bindings point at; searched for in logs and state.
@@ -46,47 +47,27 @@ pub(crate) fn scale() -> Scale {
     }
 }
 
+/// The trio and `n` bindings on the API `app`, reading `secret/data/app`.
 fn module(emu: &Emulator, n: usize) -> String {
-    let ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap();
     format!(
-        r#"{REQUIRED_PROVIDERS}
-provider "apim" {{}}
-resource "apim_vault_auth_backend" "b" {{
-  tenant_id             = "{tenant}"
-  oidc_discovery_ca_pem = file({ca})
-}}
-resource "apim_vault_policy" "p" {{
-  name = "app"
-  rule {{
-    path         = "secret/data/app"
-    capabilities = ["read"]
-  }}
-}}
-resource "apim_vault_azure_role" "r" {{
-  name              = "app"
-  backend           = apim_vault_auth_backend.b.path
-  api_management_id = "{apim}"
-  audience          = "api://vault"
-  token_policies    = [apim_vault_policy.p.name]
-  token_ttl         = 900
-}}
-resource "apim_vault_binding" "x" {{
-  count             = {n}
-  api_management_id = "{apim}"
-  name              = "app-${{count.index}}"
-  role              = apim_vault_azure_role.r.name
-  backend           = apim_vault_auth_backend.b.path
-  audience          = "api://vault"
-  secret_path       = "secret/data/app"
-  secret_field      = "key"
-  api_id            = "app"
-  inject {{
-    header = "X-Key-${{count.index}}"
-  }}
-}}
-"#,
-        tenant = emu.tenant_id(),
-        apim = emu.api_management_id(),
+        "{}{}{}",
+        provider_from_env(),
+        vault_trio(emu, "secret/data/app", "token_ttl = 900"),
+        trio_binding(
+            "x",
+            &format!(
+                r#"count             = {n}
+api_management_id = "{}"
+name              = "app-${{count.index}}"
+secret_path       = "secret/data/app"
+secret_field      = "key"
+api_id            = "app"
+inject {{
+  header = "X-Key-${{count.index}}"
+}}"#,
+                emu.api_management_id()
+            )
+        )
     )
 }
 
@@ -150,12 +131,11 @@ fn setup(bao: &Bao, emu: &Emulator) {
         "secret/data/app",
         Some(json!({"data": {"key": SECRET_VALUE}})),
     );
-    let (status, body) = emu.arm(
+    emu.arm_ok(
         "PUT",
         &format!("{}/apis/app", emu.api_management_id()),
         Some(json!({"properties": {"displayName": "App", "path": "app", "protocols": ["https"]}})),
     );
-    assert!((200..300).contains(&status), "{status} {body}");
 }
 
 #[test]
@@ -365,12 +345,11 @@ fn vault_sealed_then_unsealed() {
     for (k, v) in bao.env() {
         wd.env(k, v);
     }
-    wd.write_config(
-        &format!(
-            "{REQUIRED_PROVIDERS}{}",
-            "provider \"apim\" {}\nresource \"apim_vault_policy\" \"p\" {\n  name = \"sealed\"\n  rule {\n    path         = \"kv/data/x\"\n    capabilities = [\"read\"]\n  }\n}\n"
-        ),
-    );
+    wd.write_config(&format!(
+        "{}{}",
+        provider_from_env(),
+        read_policy("p", "sealed", "kv/data/x")
+    ));
     bao.api_ok("PUT", "sys/seal", None);
     let out = wd.apply();
     assert!(!out.success(), "an apply against a sealed Vault must fail");

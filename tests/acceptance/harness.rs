@@ -5,13 +5,13 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 
 use serde_json::json;
 
+use crate::support::fixtures::{hcl_file, REQUIRED_PROVIDERS};
 use crate::support::{
     contains_normalized, panic_message, run, terraform_versions, Bao, Emulator, Postgres, Step,
-    TerraformBin, TestCase, Tools, Workdir, PROVIDER_SOURCE, REQUIRED_PROVIDERS,
+    TerraformBin, TestCase, Tools, Workdir, PROVIDER_SOURCE,
 };
 
 /// Runs `f`, which must panic; answers the panic message.
@@ -20,10 +20,6 @@ fn expect_panic(f: impl FnOnce()) -> String {
         Ok(()) => panic!("expected the harness to report a failure, but everything passed"),
         Err(payload) => panic_message(&*payload),
     }
-}
-
-fn hcl_string(path: &Path) -> String {
-    serde_json::to_string(&path.to_string_lossy()).unwrap()
 }
 
 #[test]
@@ -105,8 +101,8 @@ fn drift_step_detects_a_changed_input() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("value.txt");
     let config = format!(
-        "resource \"terraform_data\" \"x\" {{\n  input = trimspace(file({}))\n}}\n",
-        hcl_string(&file)
+        "resource \"terraform_data\" \"x\" {{\n  input = trimspace({})\n}}\n",
+        hcl_file(&file)
     );
     run(TestCase::new(vec![
         Step::config(config.clone())
@@ -305,34 +301,7 @@ fn postgres_behind_bao_database_engine_issues_leased_credentials() {
         .is_err());
 
     let bao = Bao::start();
-    bao.api_ok(
-        "POST",
-        "sys/mounts/database",
-        Some(json!({"type": "database"})),
-    );
-    bao.api_ok(
-        "POST",
-        "database/config/pg",
-        Some(json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": pg.bao_connection_url(),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": ["app"],
-        })),
-    );
-    bao.api_ok(
-        "POST",
-        "database/roles/app",
-        Some(json!({
-            "db_name": "pg",
-            "creation_statements": [
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            "default_ttl": "5m",
-            "max_ttl": "1h",
-        })),
-    );
+    bao.enable_database(&pg, &[("app", "5m", "1h")]);
     let creds = bao.api_ok("GET", "database/creds/app", None);
     let lease_id = creds["lease_id"].as_str().unwrap();
     assert!(lease_id.starts_with("database/creds/app/"), "{creds}");

@@ -347,11 +347,7 @@ fn runtime_fragment_leased_secret_and_namespace() {
 
     // A leased secret: KV v1 with leased passthrough (each read creates a lease); the field
     // is under `data`.
-    bao.api_ok(
-        "POST",
-        "sys/mounts/apim-leased",
-        Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
-    );
+    bao.enable_leased_kv("apim-leased");
     bao.api_ok(
         "POST",
         "apim-leased/orders/db",

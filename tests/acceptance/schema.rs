@@ -1,14 +1,13 @@
 //! `terraform providers schema -json` through the real CLI: what users and tools see.
 
+use crate::support::fixtures::REQUIRED_PROVIDERS;
 use crate::support::{terraform_versions, Workdir};
 
 #[test]
 fn providers_schema_lists_config_and_types_with_descriptions() {
     for tf in terraform_versions() {
         let wd = Workdir::new(tf);
-        wd.write_config(
-            "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\n",
-        );
+        wd.write_config(REQUIRED_PROVIDERS);
         let out = wd.run_ok(&["providers", "schema", "-json"]);
         let v: serde_json::Value = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.stdout));
@@ -49,9 +48,7 @@ fn providers_schema_lists_config_and_types_with_descriptions() {
 fn providers_schema_and_docs_agree() {
     let tf = &terraform_versions()[0];
     let wd = Workdir::new(tf);
-    wd.write_config(
-        "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\n",
-    );
+    wd.write_config(REQUIRED_PROVIDERS);
     let out = wd.run_ok(&["providers", "schema", "-json"]);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let p = &v["provider_schemas"]["registry.terraform.io/apimvault/apim"];

@@ -1,4 +1,5 @@
-//! The architecture invariants of ARCHITECTURE.md, checked by reading the source.
+//! The architecture invariants of ARCHITECTURE.md, and the tests' conventions (a test file
+//! per Terraform type, a reason on every silenced lint), checked by reading the source.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,12 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
 fn src() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+    root().join("src")
 }
 
 /// Lines of code (not comments) in `dir` that contain any of `needles`.
@@ -96,5 +101,136 @@ fn stdout_belongs_to_the_handshake() {
         bad.is_empty(),
         "only the handshake writes to stdout:\n{}",
         bad.join("\n")
+    );
+}
+
+/// Each Terraform type has its acceptance tests in a file named after it: every
+/// `src/resources/vault_*.rs` (or `src/resources/vault_*/` folder) has a
+/// `tests/acceptance/vault_*.rs` of the same name, declared in `main.rs`.
+#[test]
+fn every_vault_type_has_a_test_file_of_its_name() {
+    let tests = root().join("tests/acceptance");
+    let main = std::fs::read_to_string(tests.join("main.rs")).unwrap();
+    let mut types = Vec::new();
+    for entry in std::fs::read_dir(src().join("resources")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = if path.is_dir() {
+            path.file_name()
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            path.file_stem()
+        } else {
+            None
+        };
+        if let Some(name) = name.and_then(|n| n.to_str()) {
+            if name.starts_with("vault_") {
+                types.push(name.to_string());
+            }
+        }
+    }
+    assert!(
+        !types.is_empty(),
+        "no src/resources/vault_*: this check looks in the wrong place"
+    );
+    let missing: Vec<_> = types
+        .iter()
+        .filter(|t| {
+            !tests.join(format!("{t}.rs")).is_file()
+                || !main.lines().any(|l| l.trim() == format!("mod {t};"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "types without a test file of their name (tests/acceptance/<type>.rs, declared in main.rs): {missing:?}"
+    );
+}
+
+/// The attributes in `text` that silence lints (`allow`, `expect`, also under `cfg_attr`)
+/// without a `reason = "..."`, as `line: attribute`. Attributes are read from the start of a
+/// line (where rustfmt puts them) to their closing bracket.
+fn silenced_without_reason(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let first = lines[i].trim_start();
+        let Some(body) = first
+            .strip_prefix("#![")
+            .or_else(|| first.strip_prefix("#["))
+        else {
+            i += 1;
+            continue;
+        };
+        // The attribute's text up to its closing bracket, across lines; brackets in string
+        // literals do not count.
+        let (start, mut attr, mut depth, mut in_string, mut escaped) =
+            (i, String::new(), 1, false, false);
+        let mut rest = body.to_string();
+        'lines: loop {
+            for c in rest.chars() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' if in_string => escaped = true,
+                    '"' => in_string = !in_string,
+                    '[' if !in_string => depth += 1,
+                    ']' if !in_string => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break 'lines;
+                        }
+                    }
+                    _ => {}
+                }
+                attr.push(c);
+            }
+            i += 1;
+            match lines.get(i) {
+                Some(next) => {
+                    attr.push(' ');
+                    rest = next.trim().to_string();
+                }
+                None => break,
+            }
+        }
+        i += 1;
+        let compact: String = attr.split_whitespace().collect();
+        let silences = ["allow(", "expect("].iter().any(|a| {
+            compact.starts_with(a) || (compact.starts_with("cfg_attr(") && compact.contains(a))
+        });
+        if silences && !compact.contains("reason=\"") {
+            out.push(format!("{}: #[{}]", start + 1, attr.trim()));
+        }
+    }
+    out
+}
+
+#[test]
+fn silenced_lints_say_why() {
+    // src/ and emulator/ are checked as well: none of their `allow`s lacks a reason today.
+    let mut bad = Vec::new();
+    for dir in ["src", "tests", "emulator"] {
+        for f in rust_files(&root().join(dir)) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let file = f.strip_prefix(root()).unwrap_or(&f).display().to_string();
+            for hit in silenced_without_reason(&text) {
+                bad.push(format!("{file}:{hit}"));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "lint attributes without `reason = \"...\"`:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn silenced_lints_are_found_however_they_are_written() {
+    let text = "fn a() {}\n#[allow(dead_code)]\nfn b() {}\n#![allow(\n    clippy::x,\n    reason = \"why [not]\"\n)]\n#[cfg_attr(test, expect(unused))]\n#[expect(unused, reason = \"r\")]\n#[derive(Debug)]\n#[allow(clippy::y, reason = \"a ] in a reason\")]\n";
+    assert_eq!(
+        silenced_without_reason(text),
+        [
+            "2: #[allow(dead_code)]",
+            "8: #[cfg_attr(test, expect(unused))]"
+        ]
     );
 }

@@ -6,9 +6,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::fixtures::{hcl_file, provider_from_env, provider_with_vault, read_policy};
 use crate::support::{
     assert_state_matches, contains_normalized, vault_inventory, vault_state_objects, Bao,
-    BaoCluster, Emulator, FaultProxy, TerraformBin, TfOutput, Workdir, REQUIRED_PROVIDERS,
+    BaoCluster, Emulator, FaultProxy, TerraformBin, TfOutput, Workdir,
 };
 
 const POLICIES: usize = 24;
@@ -18,14 +19,8 @@ const BACKEND: &str = "ha-entra";
 /// Policies, then an auth backend and roles that need all of them: enough Vault writes to
 /// still be under way when the server goes.
 fn module(emu: &Emulator) -> String {
-    let ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap();
     format!(
-        r#"{REQUIRED_PROVIDERS}
-provider "apim" {{
-  vault {{
-    max_retries = 5
-  }}
-}}
+        r#"{}
 resource "apim_vault_policy" "p" {{
   count = {POLICIES}
   name  = "ha-${{count.index}}"
@@ -37,7 +32,7 @@ resource "apim_vault_policy" "p" {{
 resource "apim_vault_auth_backend" "b" {{
   path                  = "{BACKEND}"
   tenant_id             = "{tenant}"
-  oidc_discovery_ca_pem = file({ca})
+  oidc_discovery_ca_pem = {ca}
   depends_on            = [apim_vault_policy.p]
 }}
 resource "apim_vault_azure_role" "r" {{
@@ -50,7 +45,9 @@ resource "apim_vault_azure_role" "r" {{
   token_ttl         = 600
 }}
 "#,
+        provider_with_vault("max_retries = 5"),
         tenant = emu.tenant_id(),
+        ca = hcl_file(emu.ca_file()),
         apim = emu.api_management_id(),
     )
 }
@@ -242,43 +239,29 @@ fn vault_sealed_for_a_moment_mid_apply_the_apply_completes() {
 #[test]
 fn static_token_expiring_mid_apply_fails_with_a_diagnostic() {
     let bao = Bao::start();
-    let created = bao.api_ok(
-        "POST",
-        "auth/token/create",
-        Some(serde_json::json!({"policies": ["root"], "ttl": "4s", "renewable": false})),
-    );
-    let short = created["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let short = bao
+        .create_token(serde_json::json!({"policies": ["root"], "ttl": "4s", "renewable": false}));
     let mut wd = Workdir::new(&TerraformBin::primary());
     wd.env("VAULT_ADDR", bao.addr()).env("VAULT_TOKEN", &short);
     wd.write_config(&format!(
-        "{REQUIRED_PROVIDERS}{}",
-        r#"
-provider "apim" {}
-resource "apim_vault_policy" "first" {
-  name = "before-expiry"
-  rule {
-    path         = "secret/data/a"
-    capabilities = ["read"]
-  }
-}
-resource "terraform_data" "wait" {
+        r#"{}{}
+resource "terraform_data" "wait" {{
   depends_on = [apim_vault_policy.first]
-  provisioner "local-exec" {
+  provisioner "local-exec" {{
     command = "sleep 6"
-  }
-}
-resource "apim_vault_policy" "second" {
+  }}
+}}
+resource "apim_vault_policy" "second" {{
   name       = "after-expiry"
   depends_on = [terraform_data.wait]
-  rule {
+  rule {{
     path         = "secret/data/b"
     capabilities = ["read"]
-  }
-}
-"#
+  }}
+}}
+"#,
+        provider_from_env(),
+        read_policy("first", "before-expiry", "secret/data/a"),
     ));
     let out = wd.apply();
     assert!(!out.success(), "the write after expiry must fail:\n{out}");
@@ -387,8 +370,9 @@ fn max_retries_from_the_environment() {
     wd.env("VAULT_ADDR", proxy.addr())
         .env("VAULT_TOKEN", bao.token());
     wd.write_config(&format!(
-        "{}\nprovider \"apim\" {{}}\nresource \"apim_vault_policy\" \"p\" {{\n  name = \"retried\"\n  rule {{\n    path         = \"secret/data/r\"\n    capabilities = [\"read\"]\n  }}\n}}\n",
-        REQUIRED_PROVIDERS
+        "{}{}",
+        provider_from_env(),
+        read_policy("p", "retried", "secret/data/r")
     ));
 
     wd.env("VAULT_MAX_RETRIES", "zero");

@@ -1,24 +1,14 @@
 //! Vault over TLS: verification is on by default, a private CA is trusted through
 //! `ca_cert_file` (or `VAULT_CACERT`), and `skip_tls_verify` works but warns.
 
-use crate::support::{contains_normalized, Bao, TerraformBin, Workdir, REQUIRED_PROVIDERS};
+use crate::support::fixtures::{hcl_string, provider_with_vault, read_policy};
+use crate::support::{contains_normalized, Bao, TerraformBin, Workdir};
 
 fn config(vault: &str) -> String {
     format!(
-        r#"{REQUIRED_PROVIDERS}
-provider "apim" {{
-  vault {{
-{vault}
-  }}
-}}
-resource "apim_vault_policy" "p" {{
-  name = "over-tls"
-  rule {{
-    path         = "secret/data/tls"
-    capabilities = ["read"]
-  }}
-}}
-"#
+        "{}{}",
+        provider_with_vault(vault),
+        read_policy("p", "over-tls", "secret/data/tls")
     )
 }
 
@@ -46,8 +36,8 @@ fn vault_tls_verified_by_default_private_ca_trusted_skip_warns() {
 
     // The private CA, by setting and by environment.
     let ca = bao.tls_ca_file();
-    let ca_hcl = serde_json::to_string(&ca.to_string_lossy()).unwrap();
-    wd.write_config(&config(&format!("    ca_cert_file = {ca_hcl}")));
+    let ca_hcl = hcl_string(&ca.to_string_lossy());
+    wd.write_config(&config(&format!("ca_cert_file = {ca_hcl}")));
     let out = wd.apply();
     assert!(out.success(), "{out}");
     assert!(
@@ -61,7 +51,7 @@ fn vault_tls_verified_by_default_private_ca_trusted_skip_warns() {
 
     // Verification off: works, and says what it risks.
     wd.env("VAULT_CACERT", "");
-    wd.write_config(&config("    skip_tls_verify = true"));
+    wd.write_config(&config("skip_tls_verify = true"));
     let out = wd.plan_output(true);
     assert!(out.success(), "{out}");
     let text = out.combined();

@@ -1049,7 +1049,6 @@ impl Parser {
 #[derive(Debug)]
 pub struct HttpResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
     pub body: String,
     /// The body was read without `preserveContent: true` (APIM gives it only once).
     consumed: Cell<bool>,
@@ -1752,7 +1751,7 @@ impl Outcome {
             .collect()
     }
 
-    /// A printable trace: calls and events in order, then the end of the flow.
+    /// A printable trace: the request, calls and events in order, then the end of the flow.
     pub fn trace(&self) -> String {
         let mut out = String::new();
         for line in &self.log {
@@ -1877,7 +1876,7 @@ impl Gateway {
             query: request.query.clone(),
             calls: Vec::new(),
             events: Vec::new(),
-            log: Vec::new(),
+            log: vec![format!("request {} {}", request.method, request.path)],
         };
         let statements: Vec<&Element> = match self.root.name.as_str() {
             "fragment" => self.root.children.iter().collect(),
@@ -2380,19 +2379,8 @@ impl Run<'_> {
         }
         let result = rb.send().and_then(|resp| {
             let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
             resp.text().map(|body| HttpResponse {
                 status,
-                headers,
                 body,
                 consumed: Cell::new(false),
             })
@@ -2454,14 +2442,12 @@ mod tests {
     fn vars() -> BTreeMap<String, Value> {
         let login = HttpResponse {
             status: 200,
-            headers: vec![],
             body: r#"{"auth":{"client_token":"s.tok","policies":["a"]},"n":5,"b":true,"nul":null}"#
                 .into(),
             consumed: Cell::new(false),
         };
         let denied = HttpResponse {
             status: 403,
-            headers: vec![],
             body: r#"{"errors":["permission denied"]}"#.into(),
             consumed: Cell::new(false),
         };

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::emulator::Emulator;
+use super::postgres::Postgres;
 use super::process::tail;
 use super::tools::Tools;
 
@@ -152,6 +154,144 @@ impl Bao {
             panic!("OpenBao {method} {path} answered {status}: {value}");
         }
         value
+    }
+
+    /// The text of the ACL policy `name`, or `None` when there is no such policy.
+    #[track_caller]
+    pub fn policy(&self, name: &str) -> Option<String> {
+        let (status, body) = self.api("GET", &format!("sys/policies/acl/{name}"), None);
+        match status {
+            200 => Some(
+                body["data"]["policy"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            404 => None,
+            other => panic!("unexpected status {other} reading policy {name}: {body}"),
+        }
+    }
+
+    /// Writes the ACL policy `name`.
+    #[track_caller]
+    pub fn write_policy(&self, name: &str, text: &str) {
+        self.api_ok(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            Some(json!({ "policy": text })),
+        );
+    }
+
+    /// A new token (`auth/token/create` with `request`: `policies`, `ttl`...).
+    #[track_caller]
+    pub fn create_token(&self, request: Value) -> String {
+        let created = self.api_ok("POST", "auth/token/create", Some(request));
+        created["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no client_token: {created}"))
+            .to_string()
+    }
+
+    /// `sys/leases/lookup` of `lease_id`: the lease's data, or `None` for "invalid lease".
+    #[track_caller]
+    pub fn lease(&self, lease_id: &str) -> Option<Value> {
+        let (status, body) = self.api(
+            "PUT",
+            "sys/leases/lookup",
+            Some(json!({"lease_id": lease_id})),
+        );
+        match status {
+            200 => Some(body["data"].clone()),
+            400 if body.to_string().contains("invalid lease") => None,
+            other => panic!("lookup of {lease_id} answered {other}: {body}"),
+        }
+    }
+
+    /// The database engine at `database/` against `pg` (connection `pg`), with a role per
+    /// `(name, default_ttl, max_ttl)` issuing PostgreSQL logins.
+    pub fn enable_database(&self, pg: &Postgres, roles: &[(&str, &str, &str)]) {
+        self.api_ok(
+            "POST",
+            "sys/mounts/database",
+            Some(json!({"type": "database"})),
+        );
+        self.api_ok(
+            "POST",
+            "database/config/pg",
+            Some(json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": pg.bao_connection_url(),
+                "username": pg.superuser(),
+                "password": pg.password(),
+                "allowed_roles": "*",
+            })),
+        );
+        for (role, ttl, max_ttl) in roles {
+            self.api_ok(
+                "POST",
+                &format!("database/roles/{role}"),
+                Some(json!({
+                    "db_name": "pg",
+                    "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
+                    "default_ttl": ttl,
+                    "max_ttl": max_ttl,
+                })),
+            );
+        }
+    }
+
+    /// A KV version 1 mount at `mount` in leased-passthrough mode: every read hands out a
+    /// lease (with the `ttl` the secret was written with).
+    pub fn enable_leased_kv(&self, mount: &str) {
+        self.api_ok(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
+        );
+    }
+
+    /// A JWT auth mount at `mount` trusting the emulator's Entra tokens (v1 issuer, discovery
+    /// under the emulator's CA): what `apim_vault_auth_backend` makes, made through the API.
+    pub fn trust_emulator(&self, emu: &Emulator, mount: &str) {
+        let issuer = format!("{}/{}/", emu.url(), emu.tenant_id());
+        let ca = std::fs::read_to_string(emu.ca_file()).expect("read the emulator CA");
+        self.api_ok(
+            "POST",
+            &format!("sys/auth/{mount}"),
+            Some(json!({"type": "jwt"})),
+        );
+        self.api_ok(
+            "POST",
+            &format!("auth/{mount}/config"),
+            Some(json!({
+                "oidc_discovery_url": issuer,
+                "oidc_discovery_ca_pem": ca,
+                "bound_issuer": issuer,
+            })),
+        );
+    }
+
+    /// A `jwt` role `name` at the JWT mount `mount` for the emulator APIM instance's identity
+    /// (its `oid` and `tid` bound, `user_claim = "oid"`) and `audience`; `settings` adds
+    /// fields (`token_policies`, `token_ttl`...).
+    pub fn emulator_role(
+        &self,
+        emu: &Emulator,
+        mount: &str,
+        name: &str,
+        audience: &str,
+        settings: Value,
+    ) {
+        let mut role = json!({
+            "role_type": "jwt",
+            "bound_audiences": [audience],
+            "user_claim": "oid",
+            "bound_claims": {"oid": emu.principal_id(), "tid": emu.tenant_id()},
+        });
+        for (k, v) in settings.as_object().into_iter().flatten() {
+            role[k] = v.clone();
+        }
+        self.api_ok("POST", &format!("auth/{mount}/role/{name}"), Some(role));
     }
 
     fn log_tail(&self) -> String {

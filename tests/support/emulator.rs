@@ -212,6 +212,33 @@ impl Emulator {
         super::status_and_json(response)
     }
 
+    /// A managed-identity token of the seeded APIM instance for `audience`, from the instance
+    /// metadata endpoint, as the gateway gets it.
+    #[track_caller]
+    pub fn managed_identity_token(&self, audience: &str) -> String {
+        let url = url::Url::parse_with_params(
+            &format!("{}/metadata/identity/oauth2/token", self.url()),
+            [
+                ("api-version", "2018-02-01"),
+                ("resource", audience),
+                ("msi_res_id", self.api_management_id()),
+            ],
+        )
+        .expect("metadata URL");
+        let response = self
+            .http
+            .get(url)
+            .header("Metadata", "true")
+            .send()
+            .unwrap_or_else(|e| panic!("managed-identity token request: {e}"));
+        let (status, body) = super::status_and_json(response);
+        assert_eq!(status, 200, "managed-identity token for {audience}: {body}");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token: {body}"))
+            .to_string()
+    }
+
     /// An ARM bearer token for the seeded client (client-credentials grant).
     #[track_caller]
     pub fn arm_token(&self) -> String {
@@ -263,6 +290,17 @@ impl Emulator {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// [`Emulator::arm`] that panics (with the answer) unless the status is 2xx; answers the
+    /// body.
+    #[track_caller]
+    pub fn arm_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.arm(method, path, body);
+        if !(200..300).contains(&status) {
+            panic!("ARM {method} {path} answered {status}: {value}");
+        }
+        value
+    }
+
     /// Adds a fault rule (`POST /_emulator/faults`), e.g.
     /// `json!({"method": "PUT", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 8})`.
     #[track_caller]
@@ -306,10 +344,6 @@ impl Emulator {
             &std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default(),
             16 * 1024,
         )
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

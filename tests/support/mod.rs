@@ -16,26 +16,26 @@
 //! * [`Gateway`] ([`apim_runtime`]): executes an APIM policy fragment for one request, as
 //!   the gateway would (named values, cache, managed identity, `send-request`), and
 //!   [`check_policy_vocabulary`].
+//! * [`Collector`]: a SIEM collector (a TCP listener keeping the lines audit devices send).
+//! * [`fixtures`]: the configuration tests share, as HCL text: the `terraform` block,
+//!   provider blocks, the Vault "trio" (auth backend, policy, role) most binding tests need.
 //! * [`Workdir`]: one Terraform working directory (config, state, CLI config).
 //! * [`TestCase`] / [`Step`] / [`run`]: config, import and drift steps, then destroy and
 //!   `check_destroy`.
 //!
 //! ```ignore
 //! let bao = Bao::start();
-//! let config = |path: &str| format!(
-//!     "{REQUIRED_PROVIDERS}\nresource \"apim_vault_policy\" \"p\" {{\n  name = \"app\"\n  policy = <<-EOT\n    path \"{path}\" {{ capabilities = [\"read\"] }}\n  EOT\n}}\n");
+//! let config = |path: &str| format!("{}{}", provider_from_env(), read_policy("p", "app", path));
 //! run(TestCase::new(vec![
 //!     Step::config(config("secret/data/a"))
 //!         .check(|wd| assert_eq!(wd.resource("apim_vault_policy.p")["name"], "app")),
-//!     Step::import("apim_vault_policy.p").verify_ignore(&["policy", "rule"]),
-//!     Step::drift(|| {
-//!         bao.api_ok("PUT", "sys/policies/acl/app", Some(json!({"policy": "path \"x\" { capabilities = [\"list\"] }"})));
-//!     })
+//!     Step::import("apim_vault_policy.p"),
+//!     Step::drift(|| bao.write_policy("app", "path \"x\" { capabilities = [\"list\"] }"))
 //!     .plan_contains("apim_vault_policy.p will be updated in-place"),
 //!     Step::config(config("secret/data/a")), // apply repairs the drift
 //! ])
 //! .envs(bao.env())
-//! .check_destroy(|| assert_eq!(bao.api("GET", "sys/policies/acl/app", None).0, 404)));
+//! .check_destroy(|| assert_eq!(bao.policy("app"), None)));
 //! ```
 //!
 //! Environment knobs: `APIM_TOOLS_DIR` (tools folder, default `<repo>/.tools`),
@@ -43,37 +43,30 @@
 //! directories), `APIM_TEST_TF_LOG=<level>` (Terraform's `TF_LOG`, written to the captured
 //! stderr), `APIM_TEST_TF_TIMEOUT=<seconds>` (per Terraform command, default 300),
 //! `APIM_TEST_TMPDIR` (where working directories go).
-#![allow(dead_code)]
 
 pub mod apim_runtime;
 mod bao;
 mod bao_cluster;
+mod collector;
 mod emulator;
 mod fault_proxy;
+pub mod fixtures;
 mod postgres;
 mod process;
 mod testcase;
 mod tools;
 mod workdir;
 
-#[allow(unused_imports)]
 pub use apim_runtime::{check_policy_vocabulary, Flow, Gateway, Outcome, Request};
-#[allow(unused_imports)]
 pub use bao::Bao;
-#[allow(unused_imports)]
 pub use bao_cluster::BaoCluster;
-#[allow(unused_imports)]
+pub use collector::Collector;
 pub use emulator::Emulator;
-#[allow(unused_imports)]
 pub use fault_proxy::FaultProxy;
-#[allow(unused_imports)]
 pub use postgres::Postgres;
-#[allow(unused_imports)]
-pub use testcase::{run, run_with, Step, TestCase};
-#[allow(unused_imports)]
+pub use testcase::{run, Step, TestCase};
 pub use tools::{terraform_versions, TerraformBin, Tools};
-#[allow(unused_imports)]
-pub use workdir::{provider_dir, TfOutput, Workdir, PROVIDER_SOURCE, REQUIRED_PROVIDERS};
+pub use workdir::{TfOutput, Workdir, PROVIDER_SOURCE};
 
 /// Text comparison that ignores how Terraform wrapped and framed a message: box-drawing
 /// gutters (`│`, `╷`, `╵`) are dropped and every run of whitespace becomes one space.
@@ -94,6 +87,23 @@ pub fn normalize_text(text: &str) -> String {
 /// Whether `haystack` contains `needle`, both compared with [`normalize_text`].
 pub fn contains_normalized(haystack: &str, needle: &str) -> bool {
     normalize_text(haystack).contains(&normalize_text(needle))
+}
+
+/// Panics when any of `needles` (`(what it is, its text)`) occurs in `haystack`, named
+/// `what`; an empty needle panics too (the test observed nothing).
+#[track_caller]
+pub fn assert_absent(what: &str, haystack: &str, needles: &[(&str, &str)]) {
+    for (name, needle) in needles {
+        assert!(
+            !needle.is_empty(),
+            "{name} is empty: the test observed nothing"
+        );
+        assert!(
+            !haystack.contains(needle),
+            "{what} contains {name} ({} bytes searched)",
+            haystack.len()
+        );
+    }
 }
 
 /// The message of a caught panic, for tests that assert how the harness fails.

@@ -22,7 +22,8 @@ pub struct Postgres {
     port: u16,
     password: String,
     bin: PathBuf,
-    dir: tempfile::TempDir,
+    /// The cluster's folder (data, password file, logs), removed on drop.
+    _dir: tempfile::TempDir,
 }
 
 impl Postgres {
@@ -124,7 +125,7 @@ impl Postgres {
                         port,
                         password,
                         bin,
-                        dir,
+                        _dir: dir,
                     };
                 }
                 if started.elapsed() > START_TIMEOUT {
@@ -159,14 +160,6 @@ impl Postgres {
         &self.password
     }
 
-    /// `postgresql://postgres:<password>@127.0.0.1:<port>/postgres?sslmode=disable`
-    pub fn url(&self) -> String {
-        format!(
-            "postgresql://{SUPERUSER}:{}@127.0.0.1:{}/postgres?sslmode=disable",
-            self.password, self.port
-        )
-    }
-
     /// A `connection_url` for OpenBao's database engine, with its `{{username}}` and
     /// `{{password}}` templates (give `username`/`password` separately).
     pub fn bao_connection_url(&self) -> String {
@@ -176,13 +169,17 @@ impl Postgres {
         )
     }
 
+    /// The `psql` next to the server binaries, else the one on `PATH`.
+    pub fn psql_binary(&self) -> PathBuf {
+        Some(self.bin.join("psql"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("psql"))
+    }
+
     /// Runs SQL with `psql` as `user`/`password` over TCP; answers the rows as
     /// unaligned, tuples-only text, or the error output.
     pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
-        let psql = Some(self.bin.join("psql"))
-            .filter(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("psql"));
-        let mut cmd = Command::new(psql);
+        let mut cmd = Command::new(self.psql_binary());
         cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-U", user, "-d", "postgres", "-c", sql])
@@ -201,10 +198,6 @@ impl Postgres {
     pub fn psql(&self, sql: &str) -> String {
         self.psql_as(SUPERUSER, &self.password, sql)
             .unwrap_or_else(|e| panic!("psql {sql:?} failed: {e}"))
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

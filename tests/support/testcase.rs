@@ -28,8 +28,6 @@ use super::workdir::{TfOutput, Workdir};
 pub type Hook<'a> = Box<dyn Fn() + 'a>;
 /// A closure checking the working directory after a step.
 pub type Check<'a> = Box<dyn Fn(&Workdir) + 'a>;
-/// A closure computing an import ID from the previous step's working directory.
-pub type ImportIdFn<'a> = Box<dyn Fn(&Workdir) -> String + 'a>;
 
 /// A sequence of steps run against every Terraform of [`terraform_versions`].
 #[derive(Default)]
@@ -39,8 +37,6 @@ pub struct TestCase<'a> {
     pub check_destroy: Option<Hook<'a>>,
     /// Environment for every Terraform command (and so the provider), e.g. [`super::Bao::env`].
     pub env: Vec<(String, String)>,
-    /// Skip Terraform versions below this one (e.g. "1.12.0").
-    pub terraform_min: Option<&'a str>,
 }
 
 impl<'a> TestCase<'a> {
@@ -65,11 +61,6 @@ impl<'a> TestCase<'a> {
         self.env.extend(vars);
         self
     }
-
-    pub fn terraform_min(mut self, version: &'a str) -> Self {
-        self.terraform_min = Some(version);
-        self
-    }
 }
 
 /// One step of a [`TestCase`]. Its kind: an import step when `import_resource` is set, a
@@ -91,9 +82,8 @@ pub struct Step<'a> {
 
     /// Import step: the resource address to import.
     pub import_resource: Option<&'a str>,
-    /// Import ID; default: `import_id_fn`, else the resource's `id` in the previous state.
+    /// Import ID; default: the resource's `id` in the previous state.
     pub import_id: Option<String>,
-    pub import_id_fn: Option<ImportIdFn<'a>>,
     /// Attribute paths (dotted: `a`, `a.b`, `list.0.x`) not compared after import.
     pub import_verify_ignore: Vec<&'a str>,
 
@@ -129,11 +119,6 @@ impl<'a> Step<'a> {
         }
     }
 
-    pub fn with_config(mut self, hcl: impl Into<String>) -> Self {
-        self.config = Some(hcl.into());
-        self
-    }
-
     pub fn pre_config(mut self, f: impl Fn() + 'a) -> Self {
         self.pre_config = Some(Box::new(f));
         self
@@ -156,11 +141,6 @@ impl<'a> Step<'a> {
 
     pub fn import_id(mut self, id: impl Into<String>) -> Self {
         self.import_id = Some(id.into());
-        self
-    }
-
-    pub fn import_id_fn(mut self, f: impl Fn(&Workdir) -> String + 'a) -> Self {
-        self.import_id_fn = Some(Box::new(f));
         self
     }
 
@@ -194,15 +174,6 @@ pub fn run(case: TestCase<'_>) {
 
 /// Runs `case` against one Terraform.
 pub fn run_with(tf: &TerraformBin, case: &TestCase<'_>) {
-    if let Some(min) = case.terraform_min {
-        if !tf.at_least(min) {
-            eprintln!(
-                "acceptance: skipping Terraform {} (this case needs >= {min})",
-                tf.version
-            );
-            return;
-        }
-    }
     let mut wd = Workdir::new(tf);
     for (k, v) in &case.env {
         wd.env(k, v);
@@ -404,13 +375,11 @@ impl Runner<'_, '_> {
         });
         let id = if let Some(id) = &step.import_id {
             id.clone()
-        } else if let Some(f) = &step.import_id_fn {
-            f(self.wd)
         } else {
             match previous.get("id").and_then(Value::as_str) {
                 Some(id) => id.to_string(),
                 None => fail(format!(
-                    "{address} has no string `id` attribute in state; set import_id or import_id_fn"
+                    "{address} has no string `id` attribute in state; set import_id"
                 )),
             }
         };

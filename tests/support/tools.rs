@@ -11,8 +11,6 @@ pub const PRIMARY_TERRAFORM_VERSION: &str = "1.15.5";
 /// (default `<repo>/.tools`).
 #[derive(Debug)]
 pub struct Tools {
-    /// The tools folder.
-    pub root: PathBuf,
     /// The Terraform 1.15.5 launcher (`bin/terraform`).
     pub terraform: PathBuf,
     /// The OpenBao server and CLI (`bin/bao`).
@@ -71,7 +69,6 @@ impl Tools {
             .map(PathBuf::from)
             .filter(|dir| dir.join("pg_ctl").exists());
         Tools {
-            root,
             terraform,
             bao,
             null_provider_dir,
@@ -125,11 +122,6 @@ impl TerraformBin {
     /// (major, minor, patch) of `version`; missing parts are 0.
     pub fn version_tuple(&self) -> (u32, u32, u32) {
         parse_version(&self.version)
-    }
-
-    /// Whether this binary's version is at least `min` ("1.12" or "1.12.0").
-    pub fn at_least(&self, min: &str) -> bool {
-        self.version_tuple() >= parse_version(min)
     }
 }
 

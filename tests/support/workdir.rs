@@ -15,17 +15,6 @@ use super::tools::{TerraformBin, Tools};
 /// Source address of the provider under test, as written in `required_providers`.
 pub const PROVIDER_SOURCE: &str = "registry.terraform.io/apimvault/apim";
 
-/// The `terraform` block every configuration using the provider starts with: with
-/// `dev_overrides`, the source address must match the override.
-pub const REQUIRED_PROVIDERS: &str = r#"terraform {
-  required_providers {
-    apim = {
-      source = "apimvault/apim"
-    }
-  }
-}
-"#;
-
 /// Environment variable prefixes not passed on from the test process to Terraform (and so
 /// to the provider), keeping tests independent of the developer's shell.
 const SCRUBBED_PREFIXES: &[&str] = &["TF_", "VAULT_", "BAO_", "ARM_", "AZURE_", "APIM_VAULT_"];
@@ -111,7 +100,8 @@ impl fmt::Display for TfOutput {
 pub struct Workdir {
     tf: TerraformBin,
     path: PathBuf,
-    temp: Option<tempfile::TempDir>,
+    /// The directory, removed on drop (`None` with `APIM_TEST_KEEP=1`).
+    _temp: Option<tempfile::TempDir>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
 }
@@ -157,15 +147,10 @@ impl Workdir {
         Workdir {
             tf: tf.clone(),
             path,
-            temp,
+            _temp: temp,
             env: Vec::new(),
             timeout,
         }
-    }
-
-    /// The Terraform CLI this directory runs.
-    pub fn terraform(&self) -> &TerraformBin {
-        &self.tf
     }
 
     pub fn path(&self) -> &Path {
@@ -365,17 +350,6 @@ impl Workdir {
     /// never reaches state.
     pub fn state_raw(&self) -> String {
         std::fs::read_to_string(self.path.join("terraform.tfstate")).unwrap_or_default()
-    }
-
-    /// Keeps the directory on disk after drop (also `APIM_TEST_KEEP=1`).
-    pub fn keep(&mut self) {
-        if let Some(temp) = self.temp.take() {
-            eprintln!(
-                "acceptance: keeping working directory {}",
-                self.path.display()
-            );
-            let _ = temp.keep();
-        }
     }
 }
 

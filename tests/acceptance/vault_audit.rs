@@ -3,22 +3,12 @@
 //! login with an emulator-minted managed-identity token, then its read of the bound secret),
 //! with secrets and tokens only as HMAC-SHA256 values.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{run, Bao, Emulator, Step, TestCase};
-
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    apim = { source = "apimvault/apim" }
-  }
-}
-"#;
+use crate::support::fixtures::{provider_at, provider_with_vault, read_policy, vault_at};
+use crate::support::{run, Bao, Collector, Emulator, Step, TestCase};
 
 /// OpenBao accepts API-created audit devices only with this switch (test servers only).
 const ALLOW_API_AUDIT: &str = "unsafe_allow_api_audit_creation = true";
@@ -28,101 +18,17 @@ const JWT_MOUNT: &str = "apim-jwt";
 const ROLE: &str = "orders-api";
 const SECRET_PATH: &str = "secret/data/orders/backend-key";
 
-fn provider(bao: &Bao) -> String {
-    format!(
-        "{HEADER}\nprovider \"apim\" {{\n  vault {{\n    address = \"{}\"\n    token   = \"{}\"\n  }}\n}}\n",
-        bao.addr(),
-        bao.token()
-    )
-}
-
-/// A SIEM collector: a TCP listener on a free loopback port that keeps every line it
-/// receives, from any number of connections.
-pub(crate) struct Collector {
-    pub(crate) addr: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Collector {
-    pub(crate) fn start() -> Collector {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
-        let addr = listener
-            .local_addr()
-            .expect("collector address")
-            .to_string();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let sink = Arc::clone(&sink);
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stream).lines() {
-                        match line {
-                            Ok(l) => sink.lock().unwrap().push(l),
-                            Err(_) => break,
-                        }
-                    }
-                });
-            }
-        });
-        Collector { addr, lines }
-    }
-
-    fn count(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    /// The lines received after the first `from`, once `done` holds for them (or panics
-    /// after 15 s).
-    fn wait_since(&self, from: usize, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let got: Vec<String> = self.lines.lock().unwrap()[from..].to_vec();
-            if done(&got) {
-                return got;
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                panic!(
-                    "the collector did not receive the expected entries; got:\n{}",
-                    got.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The Vault side of a binding, as the quickstart sets it up: a JWT auth mount trusting the
 /// emulator's Entra discovery, a role bound to the APIM instance's managed identity, and a
 /// KV v2 secret. The policy granting the read is managed by Terraform (in the config).
 fn setup_binding(bao: &Bao, emu: &Emulator, secret_value: &str) {
-    let issuer = format!("{}/{}/", emu.url(), emu.tenant_id());
-    let ca = std::fs::read_to_string(emu.ca_file()).expect("read the emulator CA");
-    bao.api_ok(
-        "POST",
-        &format!("sys/auth/{JWT_MOUNT}"),
-        Some(json!({"type": "jwt"})),
-    );
-    bao.api_ok(
-        "POST",
-        &format!("auth/{JWT_MOUNT}/config"),
-        Some(json!({
-            "oidc_discovery_url": issuer,
-            "oidc_discovery_ca_pem": ca,
-            "bound_issuer": issuer,
-        })),
-    );
-    bao.api_ok(
-        "POST",
-        &format!("auth/{JWT_MOUNT}/role/{ROLE}"),
-        Some(json!({
-            "role_type": "jwt",
-            "bound_audiences": [AUDIENCE],
-            "user_claim": "oid",
-            "bound_claims": {"oid": emu.principal_id(), "tid": emu.tenant_id()},
-            "token_policies": ["orders-reader"],
-            "token_ttl": "15m",
-        })),
+    bao.trust_emulator(emu, JWT_MOUNT);
+    bao.emulator_role(
+        emu,
+        JWT_MOUNT,
+        ROLE,
+        AUDIENCE,
+        json!({"token_policies": ["orders-reader"], "token_ttl": "15m"}),
     );
     bao.api_ok(
         "POST",
@@ -132,46 +38,14 @@ fn setup_binding(bao: &Bao, emu: &Emulator, secret_value: &str) {
 }
 
 /// The policy the role's tokens get, managed by Terraform next to the audit device.
-const POLICY: &str = r#"
-resource "apim_vault_policy" "orders" {
-  name = "orders-reader"
-  rule {
-    path         = "secret/data/orders/*"
-    capabilities = ["read"]
-  }
-}
-"#;
-
-/// A managed-identity token for the APIM instance, from the emulator's instance metadata
-/// endpoint, as the gateway gets it.
-fn mi_token(emu: &Emulator, audience: &str) -> String {
-    let url = url::Url::parse_with_params(
-        &format!("{}/metadata/identity/oauth2/token", emu.url()),
-        [
-            ("api-version", "2018-02-01"),
-            ("resource", audience),
-            ("msi_res_id", emu.api_management_id()),
-        ],
-    )
-    .expect("metadata URL");
-    let mi: Value = emu
-        .http()
-        .get(url)
-        .header("Metadata", "true")
-        .send()
-        .expect("managed-identity token request")
-        .json()
-        .expect("managed-identity token answer");
-    mi["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access_token: {mi}"))
-        .to_string()
+fn policy() -> String {
+    read_policy("orders", "orders-reader", "secret/data/orders/*")
 }
 
 /// What the APIM gateway does at request time: a managed-identity token from the instance
 /// metadata endpoint, a JWT login, a read of the bound secret. Answers (jwt, client token).
 fn binding_flow(bao: &Bao, emu: &Emulator, secret_value: &str) -> (String, String) {
-    let jwt = mi_token(emu, AUDIENCE);
+    let jwt = emu.managed_identity_token(AUDIENCE);
 
     // The gateway has no Vault token: a plain client, not the root-token helper.
     let http = reqwest::blocking::Client::new();
@@ -231,6 +105,19 @@ fn has_flow(lines: &[String]) -> bool {
         .collect();
     find(&entries, "response", &format!("auth/{JWT_MOUNT}/login")).is_some()
         && find(&entries, "response", SECRET_PATH).is_some()
+}
+
+/// What `read` answers once it holds the flow's entries, or after 15 s (for the assertions to
+/// say what is missing).
+fn wait_for_flow(read: impl Fn() -> Vec<String>) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines = read();
+        if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The entries of the flow are there, with the token, the JWT and the secret only as the
@@ -319,8 +206,7 @@ fn device(bao: &Bao, path: &str) -> Option<Value> {
 
 fn socket_config(bao: &Bao, collector: &str) -> String {
     format!(
-        r#"{}
-{POLICY}
+        r#"{}{}
 resource "apim_vault_audit" "siem" {{
   type        = "socket"
   path        = "to-siem"
@@ -332,7 +218,8 @@ resource "apim_vault_audit" "siem" {{
   }}
 }}
 "#,
-        provider(bao)
+        provider_at(bao),
+        policy()
     )
 }
 
@@ -363,7 +250,7 @@ fn vault_audit_socket_collector() {
             // SIEM too. The login's reason is response data, so it is hashed; the ACL
             // denial is the entry's own `error`, in clear.
             let from = collector.count();
-            let wrong = mi_token(&emu, "api://another-app");
+            let wrong = emu.managed_identity_token("api://another-app");
             let http = reqwest::blocking::Client::new();
             let status = http
                 .post(format!("{}/v1/auth/{JWT_MOUNT}/login", bao.addr()))
@@ -464,8 +351,7 @@ fn vault_audit_file() {
     let log = bao.dir().join("audit.log");
     let config = |allow_raw: bool| {
         format!(
-            r#"{}
-{POLICY}
+            r#"{}{}
 resource "apim_vault_audit" "file" {{
   type = "file"
   options = {{
@@ -475,7 +361,8 @@ resource "apim_vault_audit" "file" {{
   allow_raw_secrets = {allow_raw}
 }}
 "#,
-            provider(&bao),
+            provider_at(&bao),
+            policy(),
             log.display()
         )
     };
@@ -495,15 +382,10 @@ resource "apim_vault_audit" "file" {{
                 .lines()
                 .count();
             let (jwt, token) = binding_flow(&bao, &emu, &secret);
-            let start = Instant::now();
-            let lines = loop {
+            let lines = wait_for_flow(|| {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let lines: Vec<String> = text.lines().skip(before).map(str::to_string).collect();
-                if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
-                    break lines;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
+                text.lines().skip(before).map(str::to_string).collect()
+            });
             assert_flow_audited(
                 &bao,
                 emu.principal_id(),
@@ -543,7 +425,7 @@ resource "apim_vault_audit" "siem" {{
   }}
 }}
 "#,
-        provider(&bao)
+        provider_at(&bao)
     );
     run(TestCase::new(vec![
         Step::config(config.clone()).expect_error(
@@ -560,7 +442,7 @@ fn vault_audit_bad_input() {
     let resource = |body: &str| {
         format!(
             "{}\nresource \"apim_vault_audit\" \"a\" {{\n{body}\n}}\n",
-            provider(&bao)
+            provider_at(&bao)
         )
     };
     let cases: Vec<(String, &str)> = vec![
@@ -595,22 +477,14 @@ fn vault_audit_bad_input() {
         ]));
     }
     // A token without `sudo` is told which capabilities audit devices need.
-    bao.api_ok(
-        "PUT",
-        "sys/policies/acl/no-sudo",
-        Some(json!({"policy": "path \"sys/audit\" { capabilities = [\"read\"] }\npath \"sys/audit/*\" { capabilities = [\"create\", \"update\", \"delete\"] }"})),
+    bao.write_policy(
+        "no-sudo",
+        "path \"sys/audit\" { capabilities = [\"read\"] }\npath \"sys/audit/*\" { capabilities = [\"create\", \"update\", \"delete\"] }",
     );
-    let weak = bao.api_ok(
-        "POST",
-        "auth/token/create",
-        Some(json!({"policies": ["no-sudo"]})),
-    )["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let weak = bao.create_token(json!({"policies": ["no-sudo"]}));
     run(TestCase::new(vec![Step::config(format!(
-        "{HEADER}\nprovider \"apim\" {{\n  vault {{\n    address = \"{}\"\n    token   = \"{weak}\"\n  }}\n}}\nresource \"apim_vault_audit\" \"a\" {{\n  type = \"file\"\n  options = {{\n    file_path = \"{}\"\n  }}\n}}\n",
-        bao.addr(),
+        "{}\nresource \"apim_vault_audit\" \"a\" {{\n  type = \"file\"\n  options = {{\n    file_path = \"{}\"\n  }}\n}}\n",
+        provider_with_vault(&vault_at(bao.addr(), &weak)),
         bao.dir().join("weak.log").display()
     ))
     .expect_error("Audit devices need a token with `sudo`")]));
@@ -688,22 +562,16 @@ fn vault_audit_syslog() {
     let secret = format!("orders-syslog-key-{}", std::process::id());
     setup_binding(&bao, &emu, &secret);
     let config = format!(
-        "{}\n{POLICY}\nresource \"apim_vault_audit\" \"syslog\" {{\n  type = \"syslog\"\n  options = {{\n    tag      = \"vault-apim\"\n    facility = \"AUTH\"\n  }}\n}}\n",
-        provider(&bao)
+        "{}{}\nresource \"apim_vault_audit\" \"syslog\" {{\n  type = \"syslog\"\n  options = {{\n    tag      = \"vault-apim\"\n    facility = \"AUTH\"\n  }}\n}}\n",
+        provider_at(&bao),
+        policy()
     );
     run(TestCase::new(vec![
         Step::config(config).check(|wd| {
             assert_eq!(wd.resource("apim_vault_audit.syslog")["path"], "syslog");
             let before = received.lock().unwrap().len();
             let (jwt, token) = binding_flow(&bao, &emu, &secret);
-            let start = Instant::now();
-            let lines = loop {
-                let lines: Vec<String> = received.lock().unwrap()[before..].to_vec();
-                if has_flow(&lines) || start.elapsed() > Duration::from_secs(15) {
-                    break lines;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
+            let lines = wait_for_flow(|| received.lock().unwrap()[before..].to_vec());
             assert_flow_audited(
                 &bao,
                 emu.principal_id(),

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::support::apim_runtime::{Gateway, Request};
+use crate::support::fixtures::{
+    entra_backend, provider_from_env, trio_binding, vault_trio, AUDIENCE,
+};
 use crate::support::{run, Bao, Emulator, Step, TestCase};
 
-const AUDIENCE: &str = "api://apim-vault";
 const SECRET: &str = "s3cr3t-orders-key";
 const ORIGINAL_POLICY: &str = "<policies>\r\n  <inbound>\r\n    <base />\r\n    <set-header name=\"X-Team\" exists-action=\"override\">\r\n      <value>orders</value>\r\n    </set-header>\r\n  </inbound>\r\n  <backend>\r\n    <base />\r\n  </backend>\r\n  <outbound>\r\n    <base />\r\n  </outbound>\r\n  <on-error>\r\n    <base />\r\n  </on-error>\r\n</policies>";
 
@@ -56,14 +58,13 @@ fn setup(bao: &Bao, emu: &Emulator) {
         "secret/data/orders/backend",
         Some(json!({"data": {"api_key": SECRET}})),
     );
-    let (s, b) = emu.arm("PUT",
+    emu.arm_ok("PUT",
         &format!("{}/apis/orders-api", emu.api_management_id()),
         Some(
             json!({"properties": {"displayName": "Orders", "path": "orders", "protocols": ["https"], "serviceUrl": "https://backend.example"}}),
         ),
     );
-    assert!(s == 200 || s == 201, "{s} {b}");
-    let (s, b) = emu.arm(
+    emu.arm_ok(
         "PUT",
         &format!(
             "{}/apis/orders-api/policies/policy",
@@ -71,64 +72,62 @@ fn setup(bao: &Bao, emu: &Emulator) {
         ),
         Some(json!({"properties": {"format": "rawxml", "value": ORIGINAL_POLICY}})),
     );
-    assert!(s == 200 || s == 201, "{s} {b}");
 }
 
+/// The trio (its policy reading `secret/data/orders/*`, its role's tokens living `role_ttl`
+/// seconds) and `apim_vault_binding.orders` with `binding`.
 fn config(emu: &Emulator, binding: &str, role_ttl: i64) -> String {
+    config_reading(emu, "secret/data/orders/*", binding, role_ttl)
+}
+
+/// [`config`] with the trio's policy granting the read on `read_path`.
+fn config_reading(emu: &Emulator, read_path: &str, binding: &str, role_ttl: i64) -> String {
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    apim = {{ source = "apimvault/apim" }}
-  }}
-}}
-provider "apim" {{}}
-
-resource "apim_vault_auth_backend" "entra" {{
-  path                  = "apim-jwt"
-  tenant_id             = "{tenant}"
-  oidc_discovery_ca_pem = file({ca})
-}}
-
-resource "apim_vault_policy" "orders" {{
-  name = "orders-reader"
-  rule {{
-    path         = "secret/data/orders/*"
-    capabilities = ["read"]
-  }}
-}}
-
-resource "apim_vault_azure_role" "orders" {{
-  name              = "orders-apim"
-  backend           = apim_vault_auth_backend.entra.path
-  api_management_id = "{apim}"
-  audience          = "{AUDIENCE}"
-  token_policies    = [apim_vault_policy.orders.name]
-  token_ttl         = {role_ttl}
-}}
-
-resource "apim_vault_binding" "orders" {{
-  api_management_id = "{apim}"
-  name              = "orders"
-  role              = apim_vault_azure_role.orders.name
-  backend           = apim_vault_auth_backend.entra.path
-  audience          = "{AUDIENCE}"
-{binding}
-}}
-"#,
-        tenant = emu.tenant_id(),
-        ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap(),
-        apim = emu.api_management_id(),
+        "{}{}{}",
+        provider_from_env(),
+        vault_trio(emu, read_path, &format!("token_ttl = {role_ttl}")),
+        orders_binding(emu, binding)
     )
 }
 
-const BINDING: &str = r#"  secret_path  = "secret/data/orders/backend"
-  secret_field = "api_key"
-  api_id       = "orders-api"
-  cache_ttl    = 120
-  inject {
-    header = "X-Api-Key"
-  }"#;
+/// `apim_vault_binding.orders` on the emulator's instance, logging in with the trio's role.
+fn orders_binding(emu: &Emulator, binding: &str) -> String {
+    trio_binding(
+        "orders",
+        &format!(
+            "api_management_id = \"{}\"\nname              = \"orders\"\n{binding}",
+            emu.api_management_id()
+        ),
+    )
+}
+
+/// `config` with the binding naming the role `role` (a literal, not the trio's role).
+fn with_role(config: &str, role: &str) -> String {
+    let reference = "role     = apim_vault_azure_role.orders.name";
+    assert!(config.contains(reference), "{config}");
+    config.replace(reference, &format!("role     = \"{role}\""))
+}
+
+const BINDING: &str = r#"secret_path  = "secret/data/orders/backend"
+secret_field = "api_key"
+api_id       = "orders-api"
+cache_ttl    = 120
+inject {
+  header = "X-Api-Key"
+}"#;
+
+/// [`BINDING`] reading `password` at `path` instead of the KV secret, with the trio's
+/// policy granting that read.
+fn config_on(emu: &Emulator, path: &str) -> String {
+    config_reading(
+        emu,
+        path,
+        &BINDING
+            .replace("secret/data/orders/backend", path)
+            .replace("secret_field = \"api_key\"", "secret_field = \"password\""),
+        600,
+    )
+}
 
 /// Runs the fragment APIM holds, with the named values APIM holds, as the gateway would.
 fn gateway_call(emu: &Emulator) -> Result<crate::support::apim_runtime::Outcome, String> {
@@ -152,6 +151,14 @@ fn vault_binding_lifecycle_and_runtime() {
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
+    // cache_ttl and inject changed.
+    let updated = config(
+        &emu,
+        &BINDING
+            .replace("120", "60")
+            .replace("header = \"X-Api-Key\"", "query = \"key\""),
+        600,
+    );
     let case = TestCase::new(vec![
         Step::config(config(&emu, BINDING, 600)).check(|wd| {
             let b = wd.resource("apim_vault_binding.orders");
@@ -179,14 +186,7 @@ fn vault_binding_lifecycle_and_runtime() {
         }),
         Step::import("apim_vault_binding.orders"),
         // cache_ttl and inject change in place.
-        Step::config(config(
-            &emu,
-            &BINDING
-                .replace("120", "60")
-                .replace("header = \"X-Api-Key\"", "query = \"key\""),
-            600,
-        ))
-        .check(|_| {
+        Step::config(updated.clone()).check(|_| {
             let xml = fragment(&emu, "orders").unwrap();
             assert!(xml.contains("duration=\"60\""));
             let out = gateway_call(&emu).unwrap();
@@ -202,13 +202,7 @@ fn vault_binding_lifecycle_and_runtime() {
         })
         .plan_contains("apim_vault_binding.orders will be updated in-place")
         .plan_contains("someone-else"),
-        Step::config(config(
-            &emu,
-            &BINDING
-                .replace("120", "60")
-                .replace("header = \"X-Api-Key\"", "query = \"key\""),
-            600,
-        )),
+        Step::config(updated.clone()),
         Step::drift(|| {
             let xml = fragment(&emu, "orders")
                 .unwrap()
@@ -220,13 +214,7 @@ fn vault_binding_lifecycle_and_runtime() {
             );
         })
         .plan_contains("86400"),
-        Step::config(config(
-            &emu,
-            &BINDING
-                .replace("120", "60")
-                .replace("header = \"X-Api-Key\"", "query = \"key\""),
-            600,
-        )),
+        Step::config(updated.clone()),
         Step::drift(|| {
             let p = api_policy(&emu)
                 .unwrap()
@@ -241,14 +229,8 @@ fn vault_binding_lifecycle_and_runtime() {
             );
         })
         .plan_contains("+ api_id"),
-        // A role edited in Vault (token_ttl below the cache lifetime) is refused at plan.
-        Step::config(config(
-            &emu,
-            &BINDING
-                .replace("120", "60")
-                .replace("header = \"X-Api-Key\"", "query = \"key\""),
-            600,
-        )),
+        // Apply puts the include back.
+        Step::config(updated.clone()),
     ])
     .envs(bao.env())
     .envs(emu.env())
@@ -275,10 +257,7 @@ fn vault_binding_plan_time_refusals() {
     let cases = [
         // A role that does not exist (and is not planned in this run).
         (
-            config(&emu, BINDING, 600).replace(
-                "role              = apim_vault_azure_role.orders.name",
-                "role = \"nobody\"",
-            ),
+            with_role(&config(&emu, BINDING, 600), "nobody"),
             "Vault role not found",
         ),
         // Policies that do not grant read on the path.
@@ -309,41 +288,33 @@ fn vault_binding_plan_time_refusals() {
     );
 }
 
-const SECOND: &str = r#"
-resource "apim_vault_binding" "audit" {
-  api_management_id = apim_vault_binding.orders.api_management_id
-  name              = "orders-audit"
-  role              = apim_vault_azure_role.orders.name
-  backend           = apim_vault_auth_backend.entra.path
-  audience          = "api://apim-vault"
-  secret_path       = "secret/data/orders/backend"
-  secret_field      = "api_key"
-  api_id            = "orders-api"
-  inject {
-    variable = "auditKey"
-  }
-}
+/// A second binding on the API of `apim_vault_binding.orders`, into a variable.
+const AUDIT: &str = r#"api_management_id = apim_vault_binding.orders.api_management_id
+name              = "orders-audit"
+secret_path       = "secret/data/orders/backend"
+secret_field      = "api_key"
+api_id            = "orders-api"
+inject {
+  variable = "auditKey"
+}"#;
 
-resource "apim_vault_binding" "standalone" {
-  api_management_id = apim_vault_binding.orders.api_management_id
-  name              = "standalone"
-  role              = apim_vault_azure_role.orders.name
-  backend           = apim_vault_auth_backend.entra.path
-  audience          = "api://apim-vault"
-  secret_path       = "secret/data/orders/backend"
-  secret_field      = "api_key"
-  inject {
-    header = "X-Key"
-  }
-}
-"#;
+/// A binding on no API: its fragment is there for other policies to include.
+const STANDALONE: &str = r#"api_management_id = apim_vault_binding.orders.api_management_id
+name              = "standalone"
+secret_path       = "secret/data/orders/backend"
+secret_field      = "api_key"
+inject {
+  header = "X-Key"
+}"#;
 
 #[test]
 fn vault_binding_two_on_one_api_and_one_without_api() {
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
-    let config = format!("{}{SECOND}", config(&emu, BINDING, 600));
+    let base = config(&emu, BINDING, 600);
+    let standalone = trio_binding("standalone", STANDALONE);
+    let config = format!("{base}{}{standalone}", trio_binding("audit", AUDIT));
     run(TestCase::new(vec![
         Step::config(config.clone()).check(|_| {
             let policy = api_policy(&emu).unwrap();
@@ -362,15 +333,7 @@ fn vault_binding_two_on_one_api_and_one_without_api() {
             );
         }),
         // Removing one binding leaves the other's include and the rest of the policy.
-        Step::config(
-            config.replace(
-                &SECOND[..SECOND
-                    .find("resource \"apim_vault_binding\" \"standalone\"")
-                    .unwrap()],
-                "",
-            ),
-        )
-        .check(|_| {
+        Step::config(format!("{base}{standalone}")).check(|_| {
             let policy = api_policy(&emu).unwrap();
             assert!(policy.contains("fragment-id=\"vault-orders\""), "{policy}");
             assert!(!policy.contains("vault-orders-audit"), "{policy}");
@@ -393,68 +356,31 @@ fn vault_binding_refuses_leases_shorter_than_the_cache_and_roles_edited_in_vault
         "sys/mounts/database",
         Some(json!({"type": "database", "config": {"default_lease_ttl": "60s"}})),
     );
-    let leased = config(&emu, BINDING, 600)
-        .replace("secret/data/orders/*", "database/creds/orders")
-        .replace("secret/data/orders/backend", "database/creds/orders")
-        .replace("secret_field = \"api_key\"", "secret_field = \"password\"");
-    run(TestCase::new(vec![
-        Step::config(leased).expect_error("longer than the default lease TTL (60 s)")
-    ])
-    .envs(bao.env())
-    .envs(emu.env()));
+    run(
+        TestCase::new(vec![Step::config(config_on(&emu, "database/creds/orders"))
+            .expect_error("longer than the default lease TTL (60 s)")])
+        .envs(bao.env())
+        .envs(emu.env()),
+    );
     // A role managed elsewhere (here: made through the API) whose policy is edited in Vault
     // so that it no longer grants the read: the binding's next plan refuses, naming the fix.
     // (When the role and policy are in the same configuration, the plan judges them as they
     // will be after the apply, which repairs them.)
     let principal = emu.inventory()[emu.api_management_id()]["identity"]["principalId"].clone();
-    let binding_only = format!(
-        r#"
-terraform {{
-  required_providers {{
-    apim = {{ source = "apimvault/apim" }}
-  }}
-}}
-provider "apim" {{}}
-
-resource "apim_vault_auth_backend" "entra" {{
-  path                  = "apim-jwt"
-  tenant_id             = "{tenant}"
-  oidc_discovery_ca_pem = file({ca})
-}}
-
-resource "apim_vault_binding" "orders" {{
-  api_management_id = "{apim}"
-  name              = "orders"
-  role              = "outside"
-  backend           = apim_vault_auth_backend.entra.path
-  audience          = "{AUDIENCE}"
-{BINDING}
-}}
-"#,
-        tenant = emu.tenant_id(),
-        ca = serde_json::to_string(&emu.ca_file().to_string_lossy()).unwrap(),
-        apim = emu.api_management_id(),
+    let backend_only = format!("{}{}", provider_from_env(), entra_backend(&emu, ""));
+    let binding_only = with_role(
+        &format!("{backend_only}{}", orders_binding(&emu, BINDING)),
+        "outside",
     );
     let grant = |path: &str| {
-        bao.api_ok(
-            "PUT",
-            "sys/policies/acl/outside-reader",
-            Some(json!({ "policy": format!("path \"{path}\" {{ capabilities = [\"read\"] }}") })),
+        bao.write_policy(
+            "outside-reader",
+            &format!("path \"{path}\" {{ capabilities = [\"read\"] }}"),
         );
     };
     run(TestCase::new(vec![
         // The role appears once the mount exists (a step that makes it through the API).
-        Step::config(
-            binding_only
-                .replace(
-                    "resource \"apim_vault_binding\"",
-                    "locals { x = 1 }\nresource \"terraform_data\"",
-                )
-                .split("resource \"terraform_data\"")
-                .next()
-                .unwrap()
-                .to_string(),
-        ),
+        Step::config(backend_only),
         Step::config(binding_only.clone()).pre_config(|| {
             grant("secret/data/orders/*");
             bao.api_ok(
@@ -541,38 +467,34 @@ fn vault_binding_with_a_leased_secret() {
     let emu = Emulator::start();
     setup(&bao, &emu);
     // A KV version 1 mount in leased-passthrough mode hands out a lease with every read.
-    bao.api_ok(
-        "POST",
-        "sys/mounts/apim-leased",
-        Some(json!({"type": "kv", "options": {"version": "1", "leased_passthrough": "true"}})),
-    );
+    bao.enable_leased_kv("apim-leased");
     bao.api_ok(
         "POST",
         "apim-leased/orders/db",
         Some(json!({"password": "leased-pw", "ttl": "10m"})),
     );
-    let config = config(&emu, BINDING, 600)
-        .replace("secret/data/orders/*", "apim-leased/orders/db")
-        .replace("secret/data/orders/backend", "apim-leased/orders/db")
-        .replace("secret_field = \"api_key\"", "secret_field = \"password\"");
-    run(TestCase::new(vec![Step::config(config).check(|_| {
-        let xml = fragment(&emu, "orders").unwrap();
-        assert!(
-            xml.contains("[\"data\"][\"password\"]"),
-            "not KV v2: the field is under data"
-        );
-        let out = gateway_call(&emu).unwrap();
-        assert_eq!(
-            out.header("X-Api-Key"),
-            Some("leased-pw"),
-            "{}",
-            out.trace()
-        );
-        let (status, body) = bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
-        assert_eq!(status, 200, "the gateway's read took a lease: {body}");
-    })])
-    .envs(bao.env())
-    .envs(emu.env()));
+    run(
+        TestCase::new(vec![Step::config(config_on(&emu, "apim-leased/orders/db"))
+            .check(|_| {
+                let xml = fragment(&emu, "orders").unwrap();
+                assert!(
+                    xml.contains("[\"data\"][\"password\"]"),
+                    "not KV v2: the field is under data"
+                );
+                let out = gateway_call(&emu).unwrap();
+                assert_eq!(
+                    out.header("X-Api-Key"),
+                    Some("leased-pw"),
+                    "{}",
+                    out.trace()
+                );
+                let (status, body) =
+                    bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
+                assert_eq!(status, 200, "the gateway's read took a lease: {body}");
+            })])
+        .envs(bao.env())
+        .envs(emu.env()),
+    );
 }
 
 /// An edit made in APIM between `plan` and `apply` is detected, not overwritten.

@@ -3,34 +3,11 @@
 
 use serde_json::{json, Value};
 
+use crate::support::fixtures::{entra_backend, hcl_file, provider_from_env};
 use crate::support::{run, Bao, Emulator, Step, TestCase};
 
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    apim = { source = "apimvault/apim" }
-  }
-}
-provider "apim" {}
-"#;
-
-fn hcl(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-fn backend(emu: &Emulator, extra: &str) -> String {
-    format!(
-        r#"{HEADER}
-resource "apim_vault_auth_backend" "entra" {{
-  path                  = "apim-jwt"
-  tenant_id             = "{tenant}"
-  oidc_discovery_ca_pem = file({ca})
-{extra}
-}}
-"#,
-        tenant = emu.tenant_id(),
-        ca = hcl(&emu.ca_file().to_string_lossy()),
-    )
+fn backend(emu: &Emulator, settings: &str) -> String {
+    format!("{}{}", provider_from_env(), entra_backend(emu, settings))
 }
 
 fn jwt_config(bao: &Bao, path: &str) -> Value {
@@ -65,7 +42,7 @@ fn vault_auth_backend_from_tenant_id() {
         // Tune values update in place.
         Step::config(backend(
             &emu,
-            "  description = \"Entra ID for APIM\"\n  default_lease_ttl = 900\n  max_lease_ttl = 3600",
+            "description = \"Entra ID for APIM\"\ndefault_lease_ttl = 900\nmax_lease_ttl = 3600",
         ))
         .check(|_| {
             let m = mount(&bao, "apim-jwt").unwrap();
@@ -76,7 +53,7 @@ fn vault_auth_backend_from_tenant_id() {
         // Version 2 tokens: the issuer moves to <authority>/<tenant>/v2.0.
         Step::config(backend(
             &emu,
-            "  description = \"Entra ID for APIM\"\n  default_lease_ttl = 900\n  max_lease_ttl = 3600\n  token_version = 2",
+            "description = \"Entra ID for APIM\"\ndefault_lease_ttl = 900\nmax_lease_ttl = 3600\ntoken_version = 2",
         ))
         .check(|_| {
             let cfg = jwt_config(&bao, "apim-jwt");
@@ -92,7 +69,7 @@ fn vault_auth_backend_from_tenant_id() {
         .plan_contains("https://evil.example/"),
         Step::config(backend(
             &emu,
-            "  description = \"Entra ID for APIM\"\n  default_lease_ttl = 900\n  max_lease_ttl = 3600\n  token_version = 2",
+            "description = \"Entra ID for APIM\"\ndefault_lease_ttl = 900\nmax_lease_ttl = 3600\ntoken_version = 2",
         )),
         // A tune made out of band shows too.
         Step::drift(|| {
@@ -119,14 +96,15 @@ fn vault_auth_backend_explicit_jwks() {
     let jwks = format!("{}/{}/discovery/v2.0/keys", emu.url(), emu.tenant_id());
     let issuer = format!("{}/{}/", emu.url(), emu.tenant_id());
     let config = format!(
-        r#"{HEADER}
+        r#"{}
 resource "apim_vault_auth_backend" "keys" {{
   jwks_url     = "{jwks}"
-  jwks_ca_pem  = file({ca})
+  jwks_ca_pem  = {ca}
   bound_issuer = "{issuer}"
 }}
 "#,
-        ca = hcl(&emu.ca_file().to_string_lossy()),
+        provider_from_env(),
+        ca = hcl_file(emu.ca_file()),
     );
     run(TestCase::new(vec![
         Step::config(config).check(|wd| {
@@ -149,25 +127,29 @@ resource "apim_vault_auth_backend" "keys" {{
 fn vault_auth_backend_bad_input() {
     let bao = Bao::start();
     let emu = Emulator::start();
+    let header = provider_from_env();
+    let resource = |body: &str| {
+        format!("{header}\nresource \"apim_vault_auth_backend\" \"b\" {{\n{body}\n}}\n")
+    };
     let cases = [
         (
-            format!("{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  tenant_id = \"contoso.onmicrosoft.com\"\n}}\n"),
+            resource("  tenant_id = \"contoso.onmicrosoft.com\""),
             "use the tenant's GUID",
         ),
         (
-            format!("{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  tenant_id = \"{}\"\n  jwks_url = \"https://x.example/keys\"\n}}\n", emu.tenant_id()),
+            resource(&format!("  tenant_id = \"{}\"\n  jwks_url = \"https://x.example/keys\"", emu.tenant_id())),
             "Only one of `tenant_id`, `oidc_discovery_url`, `jwks_url`, `jwt_validation_pubkeys` may be set",
         ),
         (
-            format!("{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  oidc_discovery_url = \"https://x.example/t/.well-known/openid-configuration\"\n  bound_issuer = \"https://x.example/t/\"\n}}\n"),
+            resource("  oidc_discovery_url = \"https://x.example/t/.well-known/openid-configuration\"\n  bound_issuer = \"https://x.example/t/\""),
             "Vault appends `/.well-known/openid-configuration` itself",
         ),
         (
-            format!("{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  path = \"/jwt/\"\n  tenant_id = \"{}\"\n}}\n", emu.tenant_id()),
+            resource(&format!("  path = \"/jwt/\"\n  tenant_id = \"{}\"", emu.tenant_id())),
             "without leading or trailing `/`",
         ),
         (
-            format!("{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  tenant_id = \"{}\"\n  token_version = 3\n}}\n", emu.tenant_id()),
+            resource(&format!("  tenant_id = \"{}\"\n  token_version = 3", emu.tenant_id())),
             "`token_version` must be 1",
         ),
     ];
@@ -180,20 +162,20 @@ fn vault_auth_backend_bad_input() {
     }
     // Another method already mounted at the path: no adoption, a pointer to import.
     bao.api_ok("POST", "sys/auth/taken", Some(json!({"type": "userpass"})));
-    run(TestCase::new(vec![Step::config(format!(
-        "{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  path = \"taken\"\n  tenant_id = \"{}\"\n  oidc_discovery_ca_pem = file({})\n}}\n",
+    run(TestCase::new(vec![Step::config(resource(&format!(
+        "  path = \"taken\"\n  tenant_id = \"{}\"\n  oidc_discovery_ca_pem = {}",
         emu.tenant_id(),
-        hcl(&emu.ca_file().to_string_lossy())
-    ))
+        hcl_file(emu.ca_file())
+    )))
     .expect_error("mounted at \"taken\" already exists")])
     .envs(bao.env())
     .envs(emu.env()));
     assert_eq!(mount(&bao, "taken").unwrap()["type"], "userpass");
     // Discovery that Vault cannot reach (no CA given): the apply fails and leaves no mount.
-    run(TestCase::new(vec![Step::config(format!(
-        "{HEADER}\nresource \"apim_vault_auth_backend\" \"b\" {{\n  path = \"no-ca\"\n  tenant_id = \"{}\"\n}}\n",
+    run(TestCase::new(vec![Step::config(resource(&format!(
+        "  path = \"no-ca\"\n  tenant_id = \"{}\"",
         emu.tenant_id()
-    ))
+    )))
     .expect_error("Unable to create apim_vault_auth_backend")])
     .envs(bao.env())
     .envs(emu.env()));

@@ -4,70 +4,16 @@
 
 use serde_json::{json, Value};
 
+use crate::support::fixtures::{provider_from_env, vault_trio, AUDIENCE};
 use crate::support::{run, Bao, Emulator, Step, TestCase};
 
-const AUDIENCE: &str = "api://apim-vault";
-
-fn hcl(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-fn config(emu: &Emulator, role_extra: &str) -> String {
+/// The trio, its role with `role_settings`.
+fn config(emu: &Emulator, role_settings: &str) -> String {
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    apim = {{ source = "apimvault/apim" }}
-  }}
-}}
-provider "apim" {{}}
-
-resource "apim_vault_auth_backend" "entra" {{
-  path                  = "apim-jwt"
-  tenant_id             = "{tenant}"
-  oidc_discovery_ca_pem = file({ca})
-}}
-
-resource "apim_vault_policy" "orders" {{
-  name = "orders-reader"
-  rule {{
-    path         = "kv/data/orders/*"
-    capabilities = ["read"]
-  }}
-}}
-
-resource "apim_vault_azure_role" "orders" {{
-  name              = "orders-apim"
-  backend           = apim_vault_auth_backend.entra.path
-  api_management_id = "{apim}"
-  audience          = "{AUDIENCE}"
-  token_policies    = [apim_vault_policy.orders.name]
-{role_extra}
-}}
-"#,
-        tenant = emu.tenant_id(),
-        ca = hcl(&emu.ca_file().to_string_lossy()),
-        apim = emu.api_management_id(),
+        "{}{}",
+        provider_from_env(),
+        vault_trio(emu, "kv/data/orders/*", role_settings)
     )
-}
-
-/// A managed-identity token for the emulator instance, as the APIM gateway gets it.
-fn mi_token(emu: &Emulator, audience: &str) -> String {
-    let url = format!(
-        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}&msi_res_id={}",
-        emu.url(),
-        audience,
-        emu.api_management_id()
-    );
-    let resp = emu
-        .http()
-        .get(&url)
-        .header("Metadata", "true")
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let body: Value = resp.json().unwrap();
-    body["access_token"].as_str().unwrap().to_string()
 }
 
 /// A token minted by the emulator's control plane with claim overrides.
@@ -100,7 +46,7 @@ fn vault_azure_role_from_api_management_id() {
     let bao = Bao::start();
     let emu = Emulator::start();
     let case = TestCase::new(vec![
-        Step::config(config(&emu, "  token_ttl = 600")).check(|wd| {
+        Step::config(config(&emu, "token_ttl = 600")).check(|wd| {
             let r = role(&bao).expect("role written");
             assert_eq!(r["bound_claims"]["oid"], principal(&emu));
             assert_eq!(r["bound_claims"]["tid"], Value::from(emu.tenant_id()));
@@ -111,12 +57,12 @@ fn vault_azure_role_from_api_management_id() {
             assert_eq!(s["principal_id"], principal(&emu));
             assert_eq!(s["id"], "apim-jwt/orders-apim");
             // The instance's own token logs in and gets exactly the role's policies and TTL.
-            let (status, body) = login(&bao, &mi_token(&emu, AUDIENCE));
+            let (status, body) = login(&bao, &emu.managed_identity_token(AUDIENCE));
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["auth"]["token_policies"], json!(["default", "orders-reader"]));
             assert_eq!(body["auth"]["lease_duration"], 600);
             // Another audience, identity or tenant: refused.
-            let (status, _) = login(&bao, &mi_token(&emu, "api://something-else"));
+            let (status, _) = login(&bao, &emu.managed_identity_token("api://something-else"));
             assert_eq!(status, 400, "wrong audience refused");
             let other_oid = minted(&emu, json!({"resource": AUDIENCE, "claims": {"oid": "00000000-0000-0000-0000-000000000001"}}));
             assert_eq!(login(&bao, &other_oid).0, 400, "other identity refused");
@@ -129,9 +75,9 @@ fn vault_azure_role_from_api_management_id() {
             .import_id("apim-jwt/orders-apim")
             .verify_ignore(&["api_management_id"]),
         // token_ttl changes in place.
-        Step::config(config(&emu, "  token_ttl = 300")).check(|_| {
+        Step::config(config(&emu, "token_ttl = 300")).check(|_| {
             assert_eq!(role(&bao).unwrap()["token_ttl"], 300);
-            let (_, body) = login(&bao, &mi_token(&emu, AUDIENCE));
+            let (_, body) = login(&bao, &emu.managed_identity_token(AUDIENCE));
             assert_eq!(body["auth"]["lease_duration"], 300);
         }),
         // Edited in Vault: plan shows it.
@@ -144,7 +90,7 @@ fn vault_azure_role_from_api_management_id() {
         })
         .plan_contains("apim_vault_azure_role.orders will be updated in-place")
         .plan_contains("\"admin\""),
-        Step::config(config(&emu, "  token_ttl = 300")),
+        Step::config(config(&emu, "token_ttl = 300")),
         // The identity is re-created in Azure: plan shows the bound claims changing, and after
         // apply the new identity logs in.
         Step::drift(|| {
@@ -157,11 +103,11 @@ fn vault_azure_role_from_api_management_id() {
         })
         .plan_contains("~ principal_id")
         .plan_contains("~ bound_claims"),
-        Step::config(config(&emu, "  token_ttl = 300")).check(|wd| {
+        Step::config(config(&emu, "token_ttl = 300")).check(|wd| {
             let s = wd.resource("apim_vault_azure_role.orders");
             assert_eq!(s["principal_id"], principal(&emu), "the new principal");
             assert_eq!(role(&bao).unwrap()["bound_claims"]["oid"], s["principal_id"]);
-            let (status, body) = login(&bao, &mi_token(&emu, AUDIENCE));
+            let (status, body) = login(&bao, &emu.managed_identity_token(AUDIENCE));
             assert_eq!(status, 200, "{body}");
         }),
     ])
@@ -198,7 +144,7 @@ fn vault_azure_role_bad_input() {
     .unwrap();
     let emu = Emulator::start_with_args(&["--seed", &seed.to_string_lossy()]);
     let sub = emu.subscription_id().to_string();
-    let base = "terraform {\n  required_providers {\n    apim = { source = \"apimvault/apim\" }\n  }\n}\nprovider \"apim\" {}\n";
+    let base = provider_from_env();
     let role = |identity: &str| {
         format!("{base}\nresource \"apim_vault_azure_role\" \"r\" {{\n  name = \"r\"\n  audience = \"{AUDIENCE}\"\n{identity}\n}}\n")
     };

@@ -1,0 +1,127 @@
+//! The provider's own Vault token outliving its TTL during a long apply: a configured
+//! renewable token is renewed; a JWT login's token is renewed and, past its max TTL, replaced
+//! by a new login.
+
+use serde_json::json;
+
+use crate::support::fixtures::{provider_with_vault, MANAGES_POLICIES};
+use crate::support::{assert_absent, terraform_versions, Bao, Emulator, Workdir};
+
+/// A config that creates a policy, waits `hold` seconds in a provisioner, then creates a
+/// second policy: the provider's token must still work after the wait.
+fn slow_config(vault: &str, hold: u32) -> String {
+    format!(
+        r#"{}
+resource "apim_vault_policy" "before" {{
+  name   = "before-the-wait"
+  policy = "path \"secret/data/a\" {{ capabilities = [\"read\"] }}"
+}}
+
+resource "terraform_data" "wait" {{
+  depends_on = [apim_vault_policy.before]
+  provisioner "local-exec" {{
+    command = "sleep {hold}"
+  }}
+}}
+
+resource "apim_vault_policy" "after" {{
+  depends_on = [terraform_data.wait]
+  name       = "after-the-wait"
+  policy     = "path \"secret/data/b\" {{ capabilities = [\"read\"] }}"
+}}
+"#,
+        provider_with_vault(vault)
+    )
+}
+
+#[test]
+fn an_apply_outlives_the_ttl_of_a_configured_renewable_token() {
+    let bao = Bao::start();
+    bao.write_policy("tf-admin", MANAGES_POLICIES);
+    let vault = format!("address = \"{}\"", bao.addr());
+    for tf in terraform_versions() {
+        let five_seconds =
+            || json!({"policies": ["tf-admin"], "ttl": "5s", "explicit_max_ttl": "10m"});
+        let short = bao.create_token(five_seconds());
+        let control = bao.create_token(five_seconds());
+        let mut wd = Workdir::new(tf);
+        wd.write_config(&slow_config(&vault, 12));
+        wd.env("VAULT_TOKEN", &short);
+        wd.env("TF_LOG_PROVIDER", "debug");
+        let apply = wd.apply();
+        assert!(apply.success(), "apply failed:\n{apply}");
+        assert!(bao.policy("before-the-wait").is_some());
+        assert!(bao.policy("after-the-wait").is_some());
+        assert!(apply.stderr.contains("Vault token renewed"), "{apply}");
+        assert_absent(
+            "the debug log",
+            &apply.combined(),
+            &[("the token", short.as_str())],
+        );
+
+        // The TTL was real: the same kind of token, left alone, expired during the wait.
+        let (status, _) = bao.api("POST", "auth/token/lookup", Some(json!({"token": control})));
+        assert_ne!(status, 200, "the control token should have expired");
+        let looked = bao.api_ok("POST", "auth/token/lookup", Some(json!({"token": short})));
+        assert!(!looked["data"]["last_renewal_time"].is_null(), "{looked}");
+        eprintln!(
+            "lease: Terraform {}: a 5 s token outlived a 12 s wait with {} renewals; after apply: ttl {} s, last_renewal_time {}",
+            tf.version,
+            apply.stderr.matches("Vault token renewed").count(),
+            looked["data"]["ttl"],
+            looked["data"]["last_renewal_time"]
+        );
+
+        wd.env("VAULT_TOKEN", bao.token());
+        let destroy = wd.destroy();
+        assert!(destroy.success(), "{destroy}");
+        assert!(bao.policy("after-the-wait").is_none());
+    }
+}
+
+const AUDIENCE: &str = "api://terraform-ci";
+
+#[test]
+fn an_apply_outlives_the_ttl_and_max_ttl_of_a_jwt_login_token() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    bao.write_policy("tf-admin", MANAGES_POLICIES);
+    bao.trust_emulator(&emu, "ci-jwt");
+    // Tokens live 4 s and at most 9 s in all: a 14 s wait needs renewals and a new login.
+    bao.emulator_role(
+        &emu,
+        "ci-jwt",
+        "terraform",
+        AUDIENCE,
+        json!({"token_policies": ["tf-admin"], "token_ttl": "4s", "token_max_ttl": "9s"}),
+    );
+    let vault = format!(
+        "address = \"{}\"\nauth_login_jwt {{\n  mount = \"ci-jwt\"\n  role  = \"terraform\"\n}}",
+        bao.addr()
+    );
+    for tf in terraform_versions() {
+        let jwt = emu.managed_identity_token(AUDIENCE);
+        let mut wd = Workdir::new(tf);
+        wd.write_config(&slow_config(&vault, 14));
+        wd.env("APIM_VAULT_AUTH_JWT", &jwt);
+        wd.env("TF_LOG_PROVIDER", "debug");
+        let apply = wd.apply();
+        assert!(apply.success(), "apply failed:\n{apply}");
+        assert!(bao.policy("after-the-wait").is_some());
+        assert!(apply.stderr.contains("Vault token renewed"), "{apply}");
+        assert!(apply.stderr.contains("Logged in to Vault again"), "{apply}");
+        assert_absent(
+            "the debug log",
+            &apply.combined(),
+            &[("the JWT", jwt.as_str())],
+        );
+        eprintln!(
+            "lease: Terraform {}: JWT login tokens (ttl 4 s, max 9 s) over a 14 s wait: {} renewals, {} new logins",
+            tf.version,
+            apply.stderr.matches("Vault token renewed").count(),
+            apply.stderr.matches("Logged in to Vault again").count()
+        );
+        let destroy = wd.destroy();
+        assert!(destroy.success(), "{destroy}");
+    }
+}
