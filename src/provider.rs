@@ -10,8 +10,8 @@ use url::Url;
 
 use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, Vault, VaultSettings};
-use crate::framework::diag::{AttrPath, Diags};
 use crate::context::{AzureCloud, ProviderData};
+use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
 use crate::framework::model::Known;
 use crate::framework::resource::Provider;

@@ -108,8 +108,8 @@ pub trait ResourceType<D: Send + Sync>: Send + Sync {
     fn type_name(&self) -> &'static str;
     /// The schema.
     fn schema(&self) -> &Schema;
-    /// The model's attribute names (for the test that holds models to schemas).
-    fn model_fields(&self) -> &'static [&'static str];
+    /// The model's fields (for the test that holds models to schemas).
+    fn model_shape(&self) -> Vec<super::model::FieldShape>;
     /// ValidateResourceConfig.
     fn validate(&self, config: &Value, write_only_allowed: bool) -> Diags;
     /// PlanResourceChange: the planned state and the paths forcing replacement.
@@ -144,8 +144,8 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
     fn schema(&self) -> &Schema {
         Resource::schema(self)
     }
-    fn model_fields(&self) -> &'static [&'static str] {
-        R::Model::FIELDS
+    fn model_shape(&self) -> Vec<super::model::FieldShape> {
+        R::Model::shape()
     }
 
     fn validate(&self, config: &Value, write_only_allowed: bool) -> Diags {
@@ -308,8 +308,8 @@ pub trait DataSourceType<D: Send + Sync>: Send + Sync {
     fn type_name(&self) -> &'static str;
     /// The schema.
     fn schema(&self) -> &Schema;
-    /// The model's attribute names.
-    fn model_fields(&self) -> &'static [&'static str];
+    /// The model's fields.
+    fn model_shape(&self) -> Vec<super::model::FieldShape>;
     /// ValidateDataResourceConfig.
     fn validate(&self, config: &Value) -> Diags;
     /// ReadDataSource: the state, from the configuration.
@@ -324,8 +324,8 @@ impl<D: Send + Sync + 'static, S: DataSource<D>> DataSourceType<D> for S {
     fn schema(&self) -> &Schema {
         DataSource::schema(self)
     }
-    fn model_fields(&self) -> &'static [&'static str] {
-        S::Model::FIELDS
+    fn model_shape(&self) -> Vec<super::model::FieldShape> {
+        S::Model::shape()
     }
     fn validate(&self, config: &Value) -> Diags {
         let mut d = Diags::new();
@@ -364,8 +364,8 @@ pub trait EphemeralType<D: Send + Sync>: Send + Sync {
     fn type_name(&self) -> &'static str;
     /// The schema.
     fn schema(&self) -> &Schema;
-    /// The model's attribute names.
-    fn model_fields(&self) -> &'static [&'static str];
+    /// The model's fields.
+    fn model_shape(&self) -> Vec<super::model::FieldShape>;
     /// ValidateEphemeralResourceConfig.
     fn validate(&self, config: &Value) -> Diags;
     /// OpenEphemeralResource.
@@ -389,8 +389,8 @@ impl<D: Send + Sync + 'static, E: EphemeralResource<D>> EphemeralType<D> for E {
     fn schema(&self) -> &Schema {
         EphemeralResource::schema(self)
     }
-    fn model_fields(&self) -> &'static [&'static str] {
-        E::Model::FIELDS
+    fn model_shape(&self) -> Vec<super::model::FieldShape> {
+        E::Model::shape()
     }
     fn validate(&self, config: &Value) -> Diags {
         let mut d = Diags::new();
@@ -451,15 +451,31 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             errors.push(e);
         }
     };
-    push(check_fields("provider", P::Model::FIELDS, &p.schema().block));
+    push(check_fields(
+        "provider",
+        &P::Model::shape(),
+        &p.schema().block,
+    ));
     for r in p.resources() {
-        push(check_fields(r.type_name(), r.model_fields(), &r.schema().block));
+        push(check_fields(
+            r.type_name(),
+            &r.model_shape(),
+            &r.schema().block,
+        ));
     }
     for s in p.data_sources() {
-        push(check_fields(s.type_name(), s.model_fields(), &s.schema().block));
+        push(check_fields(
+            s.type_name(),
+            &s.model_shape(),
+            &s.schema().block,
+        ));
     }
     for e in p.ephemeral_resources() {
-        push(check_fields(e.type_name(), e.model_fields(), &e.schema().block));
+        push(check_fields(
+            e.type_name(),
+            &e.model_shape(),
+            &e.schema().block,
+        ));
     }
     if errors.is_empty() {
         Ok(())

@@ -13,6 +13,6 @@ pub mod validate;
 pub mod value;
 
 pub use diag::{AttrPath, Diags};
-pub use schema::{Attribute, Block, Constraint, NestedBlock, Schema};
 pub use model::{Known, Model};
+pub use schema::{Attribute, Block, Constraint, NestedBlock, Schema};
 pub use value::{Type, Value};

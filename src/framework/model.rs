@@ -14,7 +14,8 @@
 //! |---|---|---|
 //! | `String`, `i64`, `bool`, a model | an error | an error |
 //! | `Option<T>` | `None` | an error (unless `T` holds unknowns) |
-//! | `Vec<T>`, `BTreeMap<String, T>` | an error | an error |
+//! | `Vec<T>` | empty | an error |
+//! | `BTreeMap<String, T>` | an error | an error |
 //! | `Known<T>` | as `T`; unknown when `T` takes no null | `Known::Unknown` |
 //!
 //! So a computed attribute is `Known<T>` (unknown in a plan, known once applied; null in a
@@ -212,6 +213,8 @@ impl<T: Field> Field for Vec<T> {
     type Plan = Known<Vec<T>>;
     fn from_value(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self> {
         match v {
+            // A repeated block Terraform left out; Terraform itself sends `[]`.
+            Value::Null => Some(Vec::new()),
             Value::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 let mut ok = true;
@@ -261,7 +264,11 @@ impl<T: Field> Field for BTreeMap<String, T> {
         }
     }
     fn to_value(&self) -> Value {
-        Value::Map(self.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
+        Value::Map(
+            self.iter()
+                .map(|(k, v)| (k.clone(), v.to_value()))
+                .collect(),
+        )
     }
     fn holds_unknown() -> bool {
         T::holds_unknown()
@@ -305,6 +312,8 @@ pub trait Model: Sized + Send + Sync {
     fn decode_at(v: &Value, path: &AttrPath, d: &mut Diags) -> Option<Self>;
     /// Encodes the object.
     fn encode(&self) -> Value;
+    /// Each field's name and what its type takes (null, unknown), in declaration order.
+    fn shape() -> Vec<FieldShape>;
     /// Decodes a top-level object.
     fn decode(v: &Value, d: &mut Diags) -> Option<Self> {
         Self::decode_at(v, &AttrPath::default(), d)
@@ -316,6 +325,17 @@ pub trait Model: Sized + Send + Sync {
 /// otherwise). Plan-time checks use it to run whenever their inputs are known.
 pub fn known<M: Model>(plan: &M::Plan) -> Option<M> {
     M::decode(&plan.encode(), &mut Diags::new())
+}
+
+/// What a model's field can hold, for the test that holds models to their schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldShape {
+    /// The attribute or block name.
+    pub name: &'static str,
+    /// Null is one of its values (`Option<T>`).
+    pub takes_null: bool,
+    /// It holds unknown values (`Known<T>`).
+    pub holds_unknown: bool,
 }
 
 /// The attribute `name` of object `v` (null when absent). Used by [`model!`](crate::model).
@@ -396,6 +416,13 @@ macro_rules! model {
                 )*
                 Some($name { $( $field: $field?, )* })
             }
+            fn shape() -> Vec<$crate::framework::model::FieldShape> {
+                vec![ $( $crate::framework::model::FieldShape {
+                    name: $crate::model!(@name $field),
+                    takes_null: <$ty as $crate::framework::model::Field>::takes_null(),
+                    holds_unknown: <$ty as $crate::framework::model::Field>::holds_unknown(),
+                } ),* ]
+            }
             fn encode(&self) -> $crate::framework::value::Value {
                 $crate::framework::value::Value::object([
                     $( ($crate::model!(@name $field), $crate::framework::model::Field::to_value(&self.$field)), )*
@@ -448,25 +475,46 @@ pub fn schema_names(block: &super::schema::Block) -> Vec<&'static str> {
         .collect()
 }
 
-/// Checks that a model's fields are exactly the block's attributes and blocks; the error
-/// names the differences.
+/// Checks a model against its schema block: the same names, and a field type for each
+/// attribute that can hold what Terraform sends for it (an optional attribute may be null,
+/// so its field must take null; a computed one may be unknown or left null). The error
+/// names each difference.
 pub fn check_fields(
     type_name: &str,
-    fields: &[&str],
+    shape: &[FieldShape],
     block: &super::schema::Block,
 ) -> Result<(), String> {
-    let mut declared = schema_names(block);
-    declared.sort_unstable();
-    let mut have: Vec<&str> = fields.to_vec();
-    have.sort_unstable();
-    if declared == have {
-        return Ok(());
+    use super::schema::Presence;
+    let mut problems = Vec::new();
+    for name in schema_names(block) {
+        if !shape.iter().any(|f| f.name == name) {
+            problems.push(format!("no field for `{name}`"));
+        }
     }
-    let missing: Vec<_> = declared.iter().filter(|n| !have.contains(n)).collect();
-    let extra: Vec<_> = have.iter().filter(|n| !declared.contains(n)).collect();
-    Err(format!(
-        "{type_name}: the model lacks {missing:?} and has fields the schema does not declare: {extra:?}"
-    ))
+    for f in shape {
+        let Some(attr) = block.attribute(f.name) else {
+            if block.nested(f.name).is_none() {
+                problems.push(format!("field `{}` is not in the schema", f.name));
+            }
+            continue;
+        };
+        let fits = match attr.presence {
+            Presence::Required => true,
+            Presence::Optional => f.takes_null,
+            Presence::Computed | Presence::OptionalComputed => f.takes_null || f.holds_unknown,
+        };
+        if !fits {
+            problems.push(format!(
+                "field `{}` cannot hold what Terraform sends for a {:?} attribute (use Option<T>, or Known<T> for a computed one)",
+                f.name, attr.presence
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{type_name}: {}", problems.join("; ")))
+    }
 }
 
 /// Undoes what a model round trip lost where the model's user changed nothing: wherever
@@ -553,7 +601,6 @@ mod tests {
     #[test]
     fn an_unknown_where_the_model_needs_a_value_is_a_diagnostic_with_its_path() {
         let mut v = thing(Value::from("x"), Value::Null);
-        v.get_mut("rule").unwrap().as_list();
         if let Value::Map(m) = &mut v {
             m.insert(
                 "rule".into(),
@@ -588,6 +635,46 @@ mod tests {
         assert!(d.0.is_empty());
         assert!(p.name.is_unknown() && p.rule.is_unknown());
         assert_eq!(p.r#type, Known::Value(None));
+    }
+
+    #[test]
+    fn a_model_that_does_not_fit_its_schema_is_named() {
+        use crate::framework::schema::{Attribute, Block, NestedBlock};
+        let rule = Block::new("r")
+            .attr(Attribute::string("path").required())
+            .attr(
+                Attribute::of(
+                    "capabilities",
+                    crate::framework::Type::list_of(crate::framework::Type::String),
+                )
+                .required(),
+            );
+        let fits = Block::new("t")
+            .attr(Attribute::string("id").computed())
+            .attr(Attribute::string("name").required())
+            .attr(Attribute::string("type"))
+            .attr(Attribute::number("ttl").optional_computed())
+            .block(NestedBlock::list("rule", rule.clone()));
+        assert_eq!(check_fields("t", &Thing::shape(), &fits), Ok(()));
+        let misnamed = Block::new("t")
+            .attr(Attribute::string("id").computed())
+            .attr(Attribute::string("nmae").required())
+            .attr(Attribute::string("type"))
+            .attr(Attribute::number("ttl").optional_computed())
+            .block(NestedBlock::list("rule", rule.clone()));
+        let e = check_fields("t", &Thing::shape(), &misnamed).unwrap_err();
+        assert!(
+            e.contains("no field for `nmae`") && e.contains("field `name` is not in the schema"),
+            "{e}"
+        );
+        let optional_name = Block::new("t")
+            .attr(Attribute::string("id").computed())
+            .attr(Attribute::string("name"))
+            .attr(Attribute::string("type"))
+            .attr(Attribute::number("ttl").optional_computed())
+            .block(NestedBlock::list("rule", rule));
+        let e = check_fields("t", &Thing::shape(), &optional_name).unwrap_err();
+        assert!(e.contains("field `name` cannot hold"), "{e}");
     }
 
     #[test]

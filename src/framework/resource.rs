@@ -103,8 +103,12 @@ pub trait Resource<D: Send + Sync>: Send + Sync + 'static {
         diags: &mut Diags,
     ) -> Option<Self::Model>;
     /// Reads the remote object; `None` when it is gone (Terraform then plans to create it).
-    async fn read(&self, ctx: &Ctx<D>, state: Self::Model, diags: &mut Diags)
-        -> Option<Self::Model>;
+    async fn read(
+        &self,
+        ctx: &Ctx<D>,
+        state: Self::Model,
+        diags: &mut Diags,
+    ) -> Option<Self::Model>;
     /// Updates in place; returns the new state (`None` after an error that changed nothing).
     async fn update(
         &self,

@@ -1,7 +1,6 @@
 //! One file per Terraform type, plus this registry. Resources use the framework and the
 //! typed clients; they never see the protocol.
 
-pub mod binding_fragment;
 pub mod policy_xml;
 mod rules;
 pub mod this_run;
@@ -38,9 +37,7 @@ pub fn data_sources() -> Vec<Box<dyn DataSourceType<ProviderData>>> {
 
 /// Every ephemeral resource type.
 pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralType<ProviderData>>> {
-    vec![
-        Box::new(vault_secret::VaultSecret)
-    ]
+    vec![Box::new(vault_secret::VaultSecret)]
 }
 
 /// The uniform diagnostic for a failed API call: "Unable to <action> <type>", with the
@@ -81,10 +78,11 @@ mod tests {
     use crate::framework::lifecycle::check_models;
     use crate::provider::ApimProvider;
 
-    /// A misspelt or missing model field would read null or be dropped from state: every
-    /// model must name exactly the attributes and blocks its schema declares.
+    /// A misspelt or missing model field would read null or be dropped from state, and a
+    /// field that cannot hold null or unknown would fail on what Terraform sends: every model
+    /// must name exactly its schema's attributes and blocks, each with a type that fits.
     #[test]
-    fn every_model_names_exactly_its_schema() {
+    fn every_model_fits_its_schema() {
         if let Err(e) = check_models(&ApimProvider::new()) {
             panic!("{e}");
         }

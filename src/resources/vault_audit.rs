@@ -97,8 +97,12 @@ fn equivalent_options(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>
 /// import): its option keys are the ones the configuration set, and only those are kept,
 /// with the prior spelling where the server's value means the same.
 fn state_from_device(path: &str, dev: &AuditDevice, prior: Option<&AuditModel>) -> AuditModel {
-    let description = match (dev.description.as_str(), prior.map(|p| &p.description)) {
-        ("", Some(p)) if p.as_deref().is_none_or(str::is_empty) => p.clone(),
+    // Vault reports no description as "": the state keeps the configuration's null (or "").
+    let description = match (
+        dev.description.as_str(),
+        prior.and_then(|p| p.description.clone()),
+    ) {
+        ("", None) => None,
         (d, _) => Some(d.to_string()),
     };
     let options = match prior {
@@ -301,7 +305,9 @@ impl Resource<ProviderData> for VaultAudit {
             plan.replace(AttrPath::root("path"));
         }
         // Options that mean the same to the server keep the spelling in state: no diff.
-        if let (Known::Value(Some(cfg)), Some(prior_options)) = (&req.config.options, &prior.options) {
+        if let (Known::Value(Some(cfg)), Some(prior_options)) =
+            (&req.config.options, &prior.options)
+        {
             if equivalent_options(cfg, prior_options) {
                 plan.state.options = Known::Value(Some(prior_options.clone()));
                 plan.requires_replace
@@ -318,7 +324,11 @@ impl Resource<ProviderData> for VaultAudit {
     ) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
         let kind = planned.r#type.clone();
-        let path = planned.path.value().cloned().unwrap_or_else(|| kind.clone());
+        let path = planned
+            .path
+            .value()
+            .cloned()
+            .unwrap_or_else(|| kind.clone());
         let description = planned.description.clone().unwrap_or_default();
         let local = planned.local.unwrap_or(false);
         let options = planned.options.clone().unwrap_or_default();
@@ -369,7 +379,11 @@ impl Resource<ProviderData> for VaultAudit {
         d: &mut Diags,
     ) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let path = state.path.value().cloned().unwrap_or_else(|| state.r#type.clone());
+        let path = state
+            .path
+            .value()
+            .cloned()
+            .unwrap_or_else(|| state.r#type.clone());
         match vault.read_audit_device(&path).await {
             Ok(Some(dev)) => Some(state_from_device(&path, &dev, Some(&state))),
             Ok(None) => None,
@@ -402,12 +416,7 @@ impl Resource<ProviderData> for VaultAudit {
         }
     }
 
-    async fn import(
-        &self,
-        ctx: &Ctx<ProviderData>,
-        id: &str,
-        d: &mut Diags,
-    ) -> Option<AuditModel> {
+    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
         let path = id.trim_matches('/');
         if path.is_empty() || path.chars().any(char::is_whitespace) {
@@ -517,9 +526,11 @@ mod tests {
     #[test]
     fn raw_logging_needs_the_acknowledgement() {
         let config = |allow: bool| {
-            let mut v = prior(&[("address", "a:1"), ("log_raw", "True")]).encode();
-            v.set("allow_raw_secrets", allow.into());
-            AuditPlan::decode(&v, &mut Diags::new()).expect("decodes")
+            let m = AuditModel {
+                allow_raw_secrets: Some(allow),
+                ..prior(&[("address", "a:1"), ("log_raw", "True")])
+            };
+            AuditPlan::decode(&m.encode(), &mut Diags::new()).expect("decodes")
         };
         let mut d = Diags::new();
         Resource::validate(&VaultAudit, &config(false), &mut d);

@@ -329,7 +329,9 @@ impl Resource<ProviderData> for VaultAuthBackend {
         d: &mut Diags,
     ) {
         let cfg = req.config;
-        if let (Some(tenant), Some(version)) = (cfg.tenant_id.as_str(), plan.state.token_version.value()) {
+        if let (Some(tenant), Some(version)) =
+            (cfg.tenant_id.as_str(), plan.state.token_version.value())
+        {
             let Some(data) = ctx.data(d) else { return };
             let (env, host) = authority(data);
             let issuer = entra_issuer(&env, host.as_deref(), tenant, *version);

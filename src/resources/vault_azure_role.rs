@@ -521,12 +521,7 @@ impl Resource<ProviderData> for VaultAzureRole {
         }
     }
 
-    async fn import(
-        &self,
-        ctx: &Ctx<ProviderData>,
-        id: &str,
-        d: &mut Diags,
-    ) -> Option<RoleModel> {
+    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<RoleModel> {
         let vault = ctx.data(d)?.vault(d)?;
         let Some((backend, name)) = id.trim_matches('/').rsplit_once('/') else {
             d.error(

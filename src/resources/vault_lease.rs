@@ -15,11 +15,11 @@ use async_trait::async_trait;
 
 use crate::clients::vault::lease::Lease;
 use crate::clients::vault::{Vault, VaultError};
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::resource::{Ctx, DataSource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
-use crate::context::ProviderData;
 
 use super::api_error;
 

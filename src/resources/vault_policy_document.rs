@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 
 use crate::clients::vault::acl;
+use crate::context::ProviderData;
 use crate::framework::diag::Diags;
 use crate::framework::resource::{Ctx, DataSource};
 use crate::framework::schema::{Attribute, Block, Schema};
-use crate::context::ProviderData;
 
 use super::rules::{self, Rule};
 

@@ -22,10 +22,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::clients::vault::{Vault, VaultError};
+use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::resource::{Ctx, EphemeralResource, Opened};
 use crate::framework::schema::{validators, Attribute, Block, Schema};
-use crate::context::ProviderData;
 use crate::framework::value::{Type, Value};
 use crate::log;
 

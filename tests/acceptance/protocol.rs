@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apim_provider::framework::{Type, Value};
+use apim_provider::server::codec;
 use apim_provider::server::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use apim_provider::server::proto::tfplugin6 as pb;
-use apim_provider::server::codec;
 use base64::Engine;
 use hyper_util::rt::TokioIo;
 use pb::provider_client::ProviderClient;

@@ -1,12 +1,14 @@
 //! The `apim_vault_binding` policy fragment executed as the APIM gateway runs it: the
-//! fragment from `binding_fragment::render`, the emulator's managed-identity endpoint for the
+//! fragment from `vault_binding::render::render`, the emulator's managed-identity endpoint for the
 //! APIM instance's identity, and a real OpenBao (JWT auth trusting the emulator, KV v2, a
 //! leased KV v1 mount, a namespace).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use apim_provider::resources::binding_fragment::{named_value_names, render, FragmentSpec, Inject};
+use apim_provider::resources::vault_binding::render::{
+    named_value_names, render, FragmentSpec, Inject,
+};
 use serde_json::{json, Value};
 
 use crate::support::apim_runtime::{CallKind, ManagedIdentity};

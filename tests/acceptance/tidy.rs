@@ -104,6 +104,57 @@ fn stdout_belongs_to_the_handshake() {
     );
 }
 
+/// A type reads and writes its values through its model: no string key into a `Value` in
+/// `resources/` or the provider block (a misspelt key reads null or is dropped silently).
+#[test]
+fn types_use_their_models_not_string_keys() {
+    const VALUE_READS: &[&str] = &[
+        ".as_str()",
+        ".as_i64()",
+        ".as_bool()",
+        ".as_list()",
+        ".as_map()",
+        ".is_null()",
+        ".is_unknown()",
+        ".string_list()",
+    ];
+    let mut bad = offenders("resources", &[".set(\"", "get_mut(\"", "empty_value()"]);
+    for f in rust_files(&src().join("resources"))
+        .into_iter()
+        .chain([src().join("provider.rs")])
+    {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let by_key = code.match_indices(".get(\"").any(|(at, _)| {
+                let rest = &code[at..];
+                let after = rest.find(')').map_or("", |close| &rest[close + 1..]);
+                VALUE_READS.iter().any(|r| after.starts_with(r))
+            });
+            if by_key {
+                bad.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "read and write values through the type's model (framework::model), not by key:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The provider block builds the per-process context and the types use it: `resources/`
+/// never imports `provider.rs`, so the registry and the types do not import each other.
+#[test]
+fn types_do_not_import_the_provider_block() {
+    let bad = offenders("resources", &["crate::provider"]);
+    assert!(
+        bad.is_empty(),
+        "resources/ takes ProviderData from crate::context:\n{}",
+        bad.join("\n")
+    );
+}
+
 /// Each Terraform type has its acceptance tests in a file named after it: every
 /// `src/resources/vault_*.rs` (or `src/resources/vault_*/` folder) has a
 /// `tests/acceptance/vault_*.rs` of the same name, declared in `main.rs`.

@@ -8,9 +8,9 @@ use crate::framework::lifecycle::EphemeralType;
 use crate::framework::resource::Provider;
 use crate::server::proto::tfplugin6 as pb;
 
+use super::unsupported::unknown_type;
 use crate::server::convert;
 use crate::server::service::ProviderService;
-use super::unsupported::unknown_type;
 
 fn find<'a, P: Provider>(
     s: &'a ProviderService<P>,

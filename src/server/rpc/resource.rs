@@ -89,9 +89,7 @@ pub async fn read<P: Provider>(
         if !d.has_errors() {
             match res.read(&s.ctx(), &current, &mut d).await {
                 Refreshed::State(v) => new_state = convert::encode(&v, &ty, "state", &mut d),
-                Refreshed::Gone => {
-                    new_state = convert::encode(&Value::Null, &ty, "state", &mut d)
-                }
+                Refreshed::Gone => new_state = convert::encode(&Value::Null, &ty, "state", &mut d),
                 Refreshed::Unchanged => {}
             }
         }

@@ -1,5 +1,5 @@
 //! The policy fragment of an `apim_vault_binding`: the runtime flow APIM runs on each
-//! request, rendered in the `rawxml` format.
+//! request, rendered in the `rawxml` format, and read back from a fragment for import.
 //!
 //! Flow: look the secret up in the gateway cache; on a miss, get a managed-identity token
 //! for the audience, log in to Vault's JWT auth with it, read the secret with the Vault
@@ -13,6 +13,11 @@
 //! that the project's runtime test can execute the fragment as APIM would.
 
 use std::fmt::Write;
+
+use crate::framework::model::Known;
+use crate::resources::policy_xml::{self, Format};
+
+use super::model::{spec, BindingModel, InjectBlock};
 
 /// Where the secret goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +240,79 @@ pub fn render(spec: &FragmentSpec) -> String {
     }
     x.push_str("    </when>\n  </choose>\n</fragment>\n");
     x
+}
+
+/// The settings a fragment this provider rendered was made from (for import).
+pub(super) fn parse_fragment(name: &str, xml: &str) -> Option<BindingModel> {
+    let between = |start: &str, end: &str| -> Option<String> {
+        let i = xml.find(start)? + start.len();
+        let j = xml[i..].find(end)? + i;
+        Some(xml[i..j].to_string())
+    };
+    let backend = between("/v1/auth/", "/login</set-url>")?;
+    let read_url = format!("{{{{vault-{name}-addr}}}}/v1/");
+    let after_login = &xml[xml.find("/login</set-url>")?..];
+    let i = after_login.find(&read_url)? + read_url.len();
+    let secret_path = after_login[i..].split("</set-url>").next()?.to_string();
+    let (kv_v2, field) = if let Some(f) = between("[\"data\"][\"data\"][\"", "\"]") {
+        (true, f)
+    } else {
+        (
+            false,
+            between(
+                "Body.As<JObject>(preserveContent: true)[\"data\"][\"",
+                "\"]",
+            )?,
+        )
+    };
+    let cache_ttl = between("duration=\"", "\"")
+        .and_then(|d| d.parse::<i64>().ok())
+        .unwrap_or(0);
+    let mut inject = InjectBlock::default();
+    let tail = &xml[xml.rfind(&format!("ContainsKey(\"vault-secret-{name}\"))\">"))?..];
+    let first_attr = |start: &str| -> Option<String> {
+        Some(tail.split(start).nth(1)?.split('"').next()?.to_string())
+    };
+    if let Some(h) = first_attr("<set-header name=\"") {
+        inject.header = Some(h);
+    } else if let Some(q) = first_attr("<set-query-parameter name=\"") {
+        inject.query = Some(q);
+    } else {
+        inject.variable = Some(first_attr("<set-variable name=\"")?);
+    }
+    let namespace = between(
+        "<set-header name=\"X-Vault-Namespace\" exists-action=\"override\">\n          <value>",
+        "</value>",
+    );
+    let mut s = BindingModel {
+        name: name.to_string(),
+        backend: Some(backend),
+        secret_path,
+        secret_field: field,
+        cache_ttl: Some(cache_ttl),
+        on_error: Some(
+            if xml.contains("<return-response>") {
+                "fail"
+            } else {
+                "continue"
+            }
+            .to_string(),
+        ),
+        vault_namespace: namespace,
+        inject: Some(inject),
+        vault_address: Known::Value(None),
+        fragment_id: Known::Value(String::new()),
+        named_value_ids: Known::Value(Vec::new()),
+        ..BindingModel::default()
+    };
+    // The text must mean exactly what the provider renders for these settings; the state
+    // keeps the rendering, as after a create.
+    let rendered = render(&spec(&s, kv_v2)?);
+    if !policy_xml::equivalent(&rendered, Format::Raw, xml, Format::Raw) {
+        return None;
+    }
+    s.policy_xml = Known::Value(rendered);
+    Some(s)
 }
 
 #[cfg(test)]

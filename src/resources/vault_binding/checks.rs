@@ -1,0 +1,195 @@
+//! What the binding checks before APIM is touched: its attributes (validators) and, at plan
+//! and again at apply, the Vault side: the role exists, its policies grant `read` on the
+//! secret path, and the cache lifetime fits the token and lease TTLs.
+
+use crate::clients::vault::acl;
+use crate::context::ProviderData;
+use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::schema::validators;
+use crate::framework::value::Value;
+use crate::resources::this_run::RoleFacts;
+
+use super::model::BindingModel;
+use super::{VaultBinding, TYPE};
+
+pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
+    validators::string(v, p, d, "Invalid binding name", |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 60
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`name` is {s:?}: use 1 to 60 lowercase letters, digits and dashes, not starting or ending with a dash (it names APIM named values and a policy fragment)."))
+        }
+    });
+}
+
+pub(super) fn validate_field(v: &Value, p: &AttrPath, d: &mut Diags) {
+    validators::string(v, p, d, "Invalid secret field", |s| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "`secret_field` is {s:?}: use the field's name (letters, digits, `_`, `-`, `.`)."
+            ))
+        }
+    });
+}
+
+pub(super) fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
+    validators::string(v, p, d, "Invalid secret path", |s| {
+        if s.is_empty()
+            || s.starts_with('/')
+            || s.starts_with("v1/")
+            || s.contains(char::is_whitespace)
+        {
+            Err(format!("`secret_path` is {s:?}: give the API path without `/v1/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\"."))
+        } else {
+            Ok(())
+        }
+    });
+}
+
+pub(super) fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
+    validators::string(v, p, d, "Invalid name", |s| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{p}` is {s:?}: use letters, digits, `-`, `_` or `.`."
+            ))
+        }
+    });
+}
+
+impl VaultBinding {
+    pub(super) async fn check_vault(
+        &self,
+        data: &ProviderData,
+        v: &BindingModel,
+        at_apply: bool,
+        d: &mut Diags,
+    ) -> Option<bool> {
+        let vault = data.vault(d)?;
+        let (backend, role, path) = (v.backend(), v.role.as_str(), v.secret_path.as_str());
+        let cache_ttl = Some(v.cache_ttl());
+        // The role: what this run plans for it, else what Vault holds.
+        let planned = data.this_run.find_role(backend, role);
+        let facts = match planned {
+            Some(f) => Some(f),
+            None => match vault.read_role_token(backend, role).await {
+                Ok(Some(token)) => Some(RoleFacts {
+                    token_policies: Some(token.effective_policies()),
+                    token_ttl: Some(token.token_ttl),
+                }),
+                Ok(None) => None,
+                Err(e) => {
+                    d.error(
+                        format!("Unable to check {TYPE}"),
+                        format!("Reading role {role:?} on {backend:?}: {e}"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let Some(facts) = facts else {
+            d.attr_error(
+                AttrPath::root("role"),
+                "Vault role not found",
+                format!("There is no role {role:?} on the auth mount {backend:?}, so APIM could not log in. Create it with an apim_vault_azure_role (and reference it: `role = apim_vault_azure_role.<name>.name`), or fix `role`/`backend`."),
+            );
+            return None;
+        };
+        // Its policies must grant read on the path.
+        if let Some(names) = &facts.token_policies {
+            let mut docs = Vec::new();
+            let mut unknown = false;
+            for n in names {
+                let text = match data.this_run.find_policy(n) {
+                    Some(Some(t)) => Some(t),
+                    Some(None) => {
+                        unknown = true;
+                        None
+                    }
+                    None => match vault.read_policy(n).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            d.error(
+                                format!("Unable to check {TYPE}"),
+                                format!("Reading policy {n:?}: {e}"),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                if let Some(t) = text {
+                    match acl::parse(&t) {
+                        Ok(rules) => docs.push(rules),
+                        Err(_) => unknown = true,
+                    }
+                }
+            }
+            if !unknown && !acl::capabilities_on(&docs, path).contains("read") {
+                d.attr_error(
+                    AttrPath::root("secret_path"),
+                    "The role cannot read the secret",
+                    format!(
+                        "Role {role:?} has the policies {} and none of them grants `read` on {path:?} (or one denies it), so APIM would get 403 from Vault. Add a rule `path \"{path}\" {{ capabilities = [\"read\"] }}` to one of them (e.g. an apim_vault_policy in the role's token_policies).",
+                        names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+        // The cache must not outlive the token it was fetched with.
+        if let (Some(ttl), Some(c)) = (facts.token_ttl.filter(|t| *t > 0), cache_ttl) {
+            if c > ttl {
+                d.attr_error(
+                    AttrPath::root("cache_ttl"),
+                    "Cache outlives the Vault token",
+                    format!("`cache_ttl` is {c} s, longer than the role's token_ttl of {ttl} s: the gateway would keep a secret longer than the token that fetched it was valid. Lower `cache_ttl` to at most {ttl}, or raise the role's token_ttl."),
+                );
+            }
+        }
+        // The secret's mount: KV v2 or leased.
+        let mount = match vault.mount_of(path).await {
+            Ok(m) => m,
+            Err(e) => {
+                d.error(
+                    format!("Unable to check {TYPE}"),
+                    format!("Looking up the mount of {path:?}: {e}"),
+                );
+                return None;
+            }
+        };
+        let Some(mount) = mount else {
+            if at_apply {
+                d.attr_error(AttrPath::root("secret_path"), "No secrets engine at the path", format!("No secrets engine is mounted at {path:?}. Check `secret_path` (it is the API path, e.g. kv/data/<name> for KV v2)."));
+            }
+            return None;
+        };
+        if mount.is_leased() {
+            if let (Ok(lease_ttl), Some(c)) =
+                (vault.default_lease_ttl(&mount.path).await, cache_ttl)
+            {
+                if lease_ttl > 0 && c > lease_ttl {
+                    d.attr_error(
+                        AttrPath::root("cache_ttl"),
+                        "Cache outlives the secret's lease",
+                        format!("`cache_ttl` is {c} s, longer than the default lease TTL ({lease_ttl} s) of the {:?} mount: the gateway would keep using a credential after Vault revoked it. Lower `cache_ttl` below {lease_ttl}.", mount.path),
+                    );
+                }
+            }
+        }
+        Some(mount.is_kv_v2())
+    }
+}
