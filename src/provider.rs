@@ -391,3 +391,19 @@ impl Provider for ApimProvider {
         &self.ephemeral
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ApimProvider;
+    use crate::framework::lifecycle::check_models;
+
+    /// A misspelt or missing model field would read null or be dropped from state, and a
+    /// field that cannot hold null or unknown would fail on what Terraform sends: every model
+    /// must name exactly its schema's attributes and blocks, each with a type that fits.
+    #[test]
+    fn every_model_fits_its_schema() {
+        if let Err(e) = check_models(&ApimProvider::new()) {
+            panic!("{e}");
+        }
+    }
+}
