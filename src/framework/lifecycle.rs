@@ -59,6 +59,13 @@ fn decode<M: Model>(v: &Value, d: &mut Diags) -> Option<M> {
     M::decode(v, d)
 }
 
+/// A model as a state: encoded, with its write-only values nulled.
+fn state_of<M: Model>(m: &M, schema: &Schema) -> Value {
+    let mut v = m.encode();
+    null_write_only(&schema.block, &mut v);
+    v
+}
+
 /// Encodes a state that must be wholly known (what apply, read and import return).
 fn known_state(v: Value, type_name: &str, d: &mut Diags) -> Option<Value> {
     if v.is_wholly_known() {
@@ -279,8 +286,7 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
             _ if d.has_errors() => Refreshed::Unchanged,
             None => Refreshed::Gone,
             Some(m) => {
-                let mut v = m.encode();
-                null_write_only(&Resource::schema(self).block, &mut v);
+                let v = state_of(&m, Resource::schema(self));
                 match known_state(v, Resource::type_name(self), d) {
                     Some(v) => Refreshed::State(v),
                     None => Refreshed::Unchanged,
@@ -292,12 +298,7 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
     async fn import(&self, ctx: &Ctx<D>, id: &str, d: &mut Diags) -> Option<Value> {
         let outcome = unless_stopped(ctx, Resource::import(self, ctx, id, d)).await;
         let m = or_stopped(outcome, d, "importing").flatten()?;
-        if d.has_errors() {
-            return None;
-        }
-        let mut v = m.encode();
-        null_write_only(&Resource::schema(self).block, &mut v);
-        Some(v)
+        (!d.has_errors()).then(|| state_of(&m, Resource::schema(self)))
     }
 }
 
@@ -338,12 +339,7 @@ impl<D: Send + Sync + 'static, S: DataSource<D>> DataSourceType<D> for S {
         let config = decode::<S::Model>(config, d)?;
         let outcome = unless_stopped(ctx, DataSource::read(self, ctx, config, d)).await;
         let m = or_stopped(outcome, d, "reading a data source").flatten()?;
-        if d.has_errors() {
-            return None;
-        }
-        let mut v = m.encode();
-        null_write_only(&DataSource::schema(self).block, &mut v);
-        Some(v)
+        (!d.has_errors()).then(|| state_of(&m, DataSource::schema(self)))
     }
 }
 
