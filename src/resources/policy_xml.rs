@@ -83,6 +83,8 @@ struct Inbound {
     /// Spans of `<include-fragment fragment-id="ID"/>` elements directly in `<inbound>`,
     /// with the fragment ID.
     includes: Vec<(usize, usize, String)>,
+    /// The names of the elements directly in `<inbound>`.
+    direct: Vec<String>,
 }
 
 fn inbound(raw: &str) -> Result<Inbound, String> {
@@ -104,7 +106,12 @@ fn inbound(raw: &str) -> Result<Inbound, String> {
                         open_end: map[after],
                         base_end: None,
                         includes: Vec::new(),
+                        direct: Vec::new(),
                     });
+                } else if path == ["policies", "inbound"] {
+                    if let Some(inb) = found.as_mut() {
+                        inb.direct.push(name.clone());
+                    }
                 }
                 path.push(name);
             }
@@ -112,6 +119,7 @@ fn inbound(raw: &str) -> Result<Inbound, String> {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
                 if path == ["policies", "inbound"] {
                     if let Some(inb) = found.as_mut() {
+                        inb.direct.push(name.clone());
                         if name == "base" {
                             inb.base_end = Some(map[after]);
                         } else if name == "include-fragment" {
@@ -163,6 +171,19 @@ pub fn include_fragment(raw: &str, fragment_id: &str) -> Result<String, String> 
     if inb.includes.iter().any(|(_, _, id)| id == fragment_id) {
         return Ok(raw.to_string());
     }
+    let (at, indent) = insertion(raw, &inb);
+    let mut id = String::new();
+    fragment_id.chars().for_each(|c| xml_escape(c, &mut id));
+    Ok(format!(
+        "{}\n{indent}<include-fragment fragment-id=\"{id}\" />{}",
+        &raw[..at],
+        &raw[at..]
+    ))
+}
+
+/// Where content goes in `<inbound>`: just after `<base />` (or the start tag, without one),
+/// and the indent of its lines.
+fn insertion(raw: &str, inb: &Inbound) -> (usize, String) {
     let at = inb.base_end.unwrap_or(inb.open_end);
     // Indent like the line the insertion point is on.
     let line_start = raw[..at].rfind('\n').map_or(0, |i| i + 1);
@@ -175,13 +196,23 @@ pub fn include_fragment(raw: &str, fragment_id: &str) -> Result<String, String> 
     } else {
         format!("{indent}  ")
     };
-    let mut id = String::new();
-    fragment_id.chars().for_each(|c| xml_escape(c, &mut id));
-    Ok(format!(
-        "{}\n{indent}<include-fragment fragment-id=\"{id}\" />{}",
-        &raw[..at],
-        &raw[at..]
-    ))
+    (at, indent)
+}
+
+/// Where a managed block goes in the policy's `<inbound>` (byte offset in `raw`) and the
+/// indent of its lines: right after `<base />`, so the parent scopes run first.
+pub fn inbound_insertion(raw: &str) -> Result<(usize, String), String> {
+    let inb = inbound(raw)?;
+    Ok(insertion(raw, &inb))
+}
+
+/// The first `cache-lookup-value` or `cache-store-value` directly in the policy's
+/// `<inbound>` (by element name), if any.
+pub fn inbound_cache_policies(raw: &str) -> Option<&'static str> {
+    let inb = inbound(raw).ok()?;
+    ["cache-lookup-value", "cache-store-value"]
+        .into_iter()
+        .find(|name| inb.direct.iter().any(|n| n == name))
 }
 
 /// `raw` without the `<include-fragment>` of `fragment_id` (and the whitespace before it on

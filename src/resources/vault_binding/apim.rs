@@ -1,23 +1,22 @@
-//! The binding's objects in API Management: three named values, a policy fragment, and the
-//! `<include-fragment>` in an API's inbound policy; read, written and removed with ETags so
-//! that a concurrent edit is never overwritten.
+//! The binding's place in API Management: its record and part in the managed block of its
+//! API's inbound policy. Every change reads the policy, edits the block, and writes it back
+//! with the ETag it read (`If-Match`), so a concurrent edit, by another binding of this
+//! process, another pipeline or the portal, is never overwritten: a 412 reads again and
+//! re-applies the change, which only touches the block.
 
 use std::sync::OnceLock;
 
 use crate::clients::azure::apim::api_policy::PolicyCreate;
-use crate::clients::azure::apim::named_value::NamedValueCreate;
-use crate::clients::azure::apim::policy_fragment::PolicyFragmentCreate;
 use crate::clients::azure::apim::PolicyFormat;
-use crate::clients::azure::id::{ResourceId, ServiceId};
+use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
 use crate::clients::azure::{Azure, AzureError};
 use crate::framework::diag::Diags;
-use crate::framework::model::Known;
-use crate::resources::policy_xml::{self, Format};
 
-use super::model::{api_policy_id, named_values, service_of, BindingModel};
-use super::render::{fragment_id, named_value_names};
-use super::{VaultBinding, TYPE};
+use super::model::api_name;
+use super::render::{find_block, with_block, Block, BindingSpec};
+use super::TYPE;
 
+/// The uniform diagnostic for a failed ARM call.
 pub(super) fn azure_err(d: &mut Diags, action: &str, e: &AzureError) {
     let hint = if e.is_precondition_failed() {
         " It was changed outside Terraform since it was read: run `terraform plan` again to see the change, then apply."
@@ -27,240 +26,100 @@ pub(super) fn azure_err(d: &mut Diags, action: &str, e: &AzureError) {
     d.error(format!("Unable to {action} {TYPE}"), format!("{e}.{hint}"));
 }
 
-impl VaultBinding {
-    /// Reads the APIM side into a state, starting from `prior`.
-    pub(super) async fn read_apim(
-        &self,
-        azure: &Azure,
-        prior: &BindingModel,
-        d: &mut Diags,
-    ) -> Option<BindingModel> {
-        let service = service_of(prior)?;
-        let name = prior.name.clone();
-        let mut s = prior.clone();
-        let mut found_any = false;
-        let mut ids = Vec::new();
-        // One list call for the three named values (a refresh costs at most three API
-        // calls: this, the fragment and the API policy).
-        let filter = format!("startswith(name,'vault-{name}-')");
-        let listed = match azure.list_named_values(&service, Some(&filter)).await {
-            Ok(l) => l,
-            Err(e) => {
-                azure_err(d, "read", &e);
-                return Some(prior.clone());
-            }
-        };
-        let [addr, role, audience] = named_value_names(&name);
-        let remote = |nv: &str| {
-            listed
-                .iter()
-                .find(|x| x.name.eq_ignore_ascii_case(nv))
-                .map(|found| found.properties.value.clone().unwrap_or_default())
-        };
-        for nv in [&addr, &role, &audience] {
-            if remote(nv).is_some() {
-                found_any = true;
-                ids.push(service.named_value(nv.clone()).arm_id());
-            }
-        }
-        if let Some(value) = remote(&addr) {
-            let same = prior
-                .vault_address
-                .value()
-                .is_some_and(|p| p.trim_end_matches('/') == value);
-            if !same {
-                s.vault_address = Known::Value(Some(value));
-            }
-        }
-        // Values that differ from the prior state only by a trailing `/` keep its spelling.
-        let differs = |prior: &str, remote: &str| prior.trim_end_matches('/') != remote;
-        if let Some(value) = remote(&role).filter(|v| differs(&prior.role, v)) {
-            s.role = value;
-        }
-        if let Some(value) = remote(&audience).filter(|v| differs(&prior.audience, v)) {
-            s.audience = value;
-        }
-        s.named_value_ids = Known::Value(ids);
-        let fid = service.policy_fragment(fragment_id(&name));
-        match azure.get_policy_fragment(&fid).await {
-            Ok(t) => {
-                found_any = true;
-                let remote = t.value.properties.value;
-                let same = prior
-                    .policy_xml
-                    .get()
-                    .is_some_and(|p| policy_xml::equivalent(p, Format::Raw, &remote, Format::Raw));
-                if !same {
-                    s.policy_xml = Known::Value(remote);
-                }
-                s.fragment_id = Known::Value(fid.arm_id());
-            }
-            Err(e) if e.is_not_found() => {
-                s.policy_xml = Known::Value(String::new());
-                s.fragment_id = Known::Value(String::new());
-            }
-            Err(e) => {
-                azure_err(d, "read", &e);
-                return Some(prior.clone());
-            }
-        }
-        if let Some(api) = &prior.api_id {
-            match azure.get_api_policy(&api_policy_id(&service, api)).await {
-                Ok(t)
-                    if policy_xml::includes_fragment(
-                        &t.value.properties.value,
-                        &fragment_id(&name),
-                    ) =>
-                {
-                    found_any = true;
-                }
-                // The include is gone (or the API policy is): the binding no longer applies
-                // to that API, which plan shows as `api_id` to be set again.
-                Ok(_) => s.api_id = None,
-                Err(e) if e.is_not_found() => s.api_id = None,
-                Err(e) => {
-                    azure_err(d, "read", &e);
-                    return Some(prior.clone());
-                }
-            }
-        }
-        found_any.then_some(s)
-    }
+pub(super) fn api_policy_id(service: &ServiceId, api_id: &str) -> ApiPolicyId {
+    service.api(api_name(api_id)).policy()
+}
 
-    /// Writes every named value that differs from `prior` (all of them on create).
-    pub(super) async fn write_named_values(
-        &self,
-        azure: &Azure,
-        service: &ServiceId,
-        prior: Option<&BindingModel>,
-        planned: &BindingModel,
-    ) -> Result<(), AzureError> {
-        let old = prior.map(named_values);
-        for (i, (name, value)) in named_values(planned).into_iter().enumerate() {
-            if old.as_ref().is_some_and(|o| o[i].1 == value) {
-                continue;
-            }
-            let id = service.named_value(name.clone());
-            // Updates go with the ETag just read, so a concurrent edit is not overwritten.
-            let etag = match azure.get_named_value(&id).await {
-                Ok(t) => t.etag,
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            };
-            let body = NamedValueCreate {
-                display_name: name,
-                value: Some(value),
-                secret: false,
-                tags: vec!["apim-vault-binding".into()],
-                key_vault: None,
-            };
-            azure.put_named_value(&id, &body, etag.as_deref()).await?;
-        }
-        Ok(())
+/// An API's policy document (`rawxml`) and its ETag; `None` when the API has none.
+pub(super) async fn read_policy(
+    azure: &Azure,
+    id: &ApiPolicyId,
+) -> Result<Option<(String, Option<String>)>, AzureError> {
+    match azure.get_api_policy(id).await {
+        Ok(t) => Ok(Some((t.value.properties.value, t.etag))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
+}
 
-    pub(super) async fn write_fragment(
-        &self,
-        azure: &Azure,
-        service: &ServiceId,
-        name: &str,
-        xml: &str,
-        exists: bool,
-    ) -> Result<(), AzureError> {
-        let id = service.policy_fragment(fragment_id(name));
-        let etag = if exists {
-            match azure.get_policy_fragment(&id).await {
-                Ok(t) => t.etag,
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
+/// What the block of an API's policy says of binding `name`: its record, and whether the
+/// block is as its records render it. `None` when the policy or the record is not there.
+pub(super) fn record_of(doc: &str, api: &str, name: &str) -> Option<(BindingSpec, bool)> {
+    let found = find_block(doc)?;
+    let spec = found.block.bindings.into_iter().find(|s| s.name == name)?;
+    Some((spec, super::render::block_intact(doc, api)))
+}
+
+/// How an edit of the block ended.
+pub(super) enum Edited {
+    /// The policy was written (or deleted, after the last binding of a policy the first one
+    /// created).
+    Written,
+    /// Nothing to change.
+    Unchanged,
+}
+
+/// Edits the block of `api`'s policy with `change`, which may refuse (an error message). The
+/// edits of this process to one API take turns; another writer's edit in between is detected
+/// by its ETag and the change applied again on top of it.
+pub(super) async fn edit_block(
+    azure: &Azure,
+    service: &ServiceId,
+    api: &str,
+    change: impl Fn(&mut Block) -> Result<(), String>,
+) -> Result<Edited, AzureError> {
+    let id = api_policy_id(service, api);
+    let lock = policy_lock(&id.arm_id());
+    let _turn = lock.lock().await;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = read_policy(azure, &id).await?;
+        let doc = current.as_ref().map(|(d, _)| d.as_str());
+        let mut block = match doc.and_then(find_block) {
+            Some(found) if !found.unreadable.is_empty() => {
+                return Err(AzureError::Config(format!(
+                    "the managed block in the policy of API {:?} has records that were edited by hand and cannot be read ({}); restore them, or remove the block and apply every binding of that API again",
+                    api_name(api),
+                    found.unreadable.join(", ")
+                )));
             }
-        } else {
-            None
+            Some(found) => found.block,
+            None => Block::default(),
         };
-        let body = PolicyFragmentCreate {
-            value: xml.to_string(),
-            description: Some(format!(
-                "Fetches a Vault secret at request time (apim_vault_binding {name})"
-            )),
-            format: PolicyFormat::Rawxml,
-        };
-        azure
-            .put_policy_fragment(&id, &body, etag.as_deref())
-            .await
-            .map(|_| ())
-    }
-
-    /// Adds (or removes) the include in the API's inbound policy, with If-Match. Bindings of
-    /// the same API edit one document: edits from this process take turns, and an edit that
-    /// meets a concurrent change (412) reads the document again and re-applies itself, since
-    /// it touches only its own `<include-fragment>`.
-    pub(super) async fn set_include(
-        &self,
-        azure: &Azure,
-        service: &ServiceId,
-        api: &str,
-        name: &str,
-        include: bool,
-    ) -> Result<(), AzureError> {
-        let id = api_policy_id(service, api);
-        let lock = policy_lock(&id.arm_id());
-        let _turn = lock.lock().await;
-        let fid = fragment_id(name);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (doc, etag) = match azure.get_api_policy(&id).await {
-                Ok(t) => (t.value.properties.value, t.etag),
-                Err(e) if e.is_not_found() && include => {
-                    (policy_xml::DEFAULT_API_POLICY.to_string(), None)
-                }
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let edited = if include {
-                policy_xml::include_fragment(&doc, &fid)
-            } else {
-                policy_xml::exclude_fragment(&doc, &fid)
-            }
-            .map_err(|m| {
-                AzureError::Config(format!("the policy of API {api:?} cannot be edited: {m}"))
-            })?;
-            if edited == doc {
-                return Ok(());
-            }
-            let body = PolicyCreate {
-                value: edited,
-                format: PolicyFormat::Rawxml,
-            };
-            match azure.put_api_policy(&id, &body, etag.as_deref()).await {
-                Err(e) if e.is_precondition_failed() && attempt < 5 => continue,
-                other => return other.map(|_| ()),
-            }
+        change(&mut block).map_err(AzureError::Config)?;
+        block.bindings.sort_by(|a, b| a.name.cmp(&b.name));
+        let edited = with_block(doc, api_name(api), &block).map_err(|m| {
+            AzureError::Config(format!(
+                "the policy of API {:?} cannot be edited: {m}",
+                api_name(api)
+            ))
+        })?;
+        if edited.as_deref() == doc {
+            return Ok(Edited::Unchanged);
         }
-    }
-
-    /// Removes everything the binding added, in reverse order; missing pieces are fine.
-    pub(super) async fn remove_all(
-        &self,
-        azure: &Azure,
-        service: &ServiceId,
-        name: &str,
-        api: Option<&str>,
-    ) -> Result<(), AzureError> {
-        if let Some(api) = api {
-            self.set_include(azure, service, api, name, false).await?;
-        }
-        azure
-            .delete_policy_fragment(&service.policy_fragment(fragment_id(name)), "*")
-            .await
-            .or_else(ignore_404)?;
-        for nv in named_value_names(name) {
-            azure
-                .delete_named_value(&service.named_value(nv), "*")
+        let etag = current.as_ref().and_then(|(_, e)| e.clone());
+        let outcome = match &edited {
+            Some(text) => {
+                let body = PolicyCreate {
+                    value: text.clone(),
+                    format: PolicyFormat::Rawxml,
+                };
+                azure
+                    .put_api_policy(&id, &body, etag.as_deref())
+                    .await
+                    .map(|_| ())
+            }
+            None => azure
+                .delete_api_policy(&id, etag.as_deref().unwrap_or("*"))
                 .await
-                .or_else(ignore_404)?;
+                .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
+        };
+        match outcome {
+            Err(e) if e.is_precondition_failed() && attempt < 5 => continue,
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(Edited::Written),
         }
-        Ok(())
     }
 }
 
@@ -274,12 +133,4 @@ fn policy_lock(arm_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     map.entry(arm_id.to_ascii_lowercase()).or_default().clone()
-}
-
-fn ignore_404(e: AzureError) -> Result<(), AzureError> {
-    if e.is_not_found() {
-        Ok(())
-    } else {
-        Err(e)
-    }
 }

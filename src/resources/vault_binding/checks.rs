@@ -9,7 +9,11 @@ use crate::framework::schema::validators;
 use crate::framework::value::Value;
 use crate::resources::this_run::RoleFacts;
 
-use super::model::BindingModel;
+use crate::resources::policy_xml;
+
+use super::apim::{api_policy_id, read_policy};
+use super::model::{api_name, service_of, BindingModel};
+use super::render::{find_block, with_block, BindingSpec};
 use super::{VaultBinding, TYPE};
 
 pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
@@ -23,7 +27,7 @@ pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
         if ok {
             Ok(())
         } else {
-            Err(format!("`name` is {s:?}: use 1 to 60 lowercase letters, digits and dashes, not starting or ending with a dash (it names APIM named values and a policy fragment)."))
+            Err(format!("`name` is {s:?}: use 1 to 60 lowercase letters, digits and dashes, not starting or ending with a dash (it names the binding's record and variables in the API's policy)."))
         }
     });
 }
@@ -79,7 +83,7 @@ impl VaultBinding {
         v: &BindingModel,
         at_apply: bool,
         d: &mut Diags,
-    ) -> Option<bool> {
+    ) -> Option<(bool, bool)> {
         let vault = data.vault(d)?;
         let (backend, role, path) = (v.backend(), v.role.as_str(), v.secret_path.as_str());
         let cache_ttl = Some(v.cache_ttl());
@@ -177,6 +181,13 @@ impl VaultBinding {
             }
             return None;
         };
+        if mount.is_leased() && cache_ttl == Some(0) {
+            d.attr_error(
+                AttrPath::root("cache_ttl"),
+                "A leased secret needs the cache",
+                format!("`cache_ttl` is 0, so the gateway would read {path:?} on every request, and each read of a leased secret makes Vault issue a new credential (for a database, a new user) that lives until its lease ends. Set `cache_ttl` to how long one credential may serve requests (at most its lease TTL)."),
+            );
+        }
         if mount.is_leased() {
             if let (Ok(lease_ttl), Some(c)) =
                 (vault.default_lease_ttl(&mount.path).await, cache_ttl)
@@ -190,6 +201,92 @@ impl VaultBinding {
                 }
             }
         }
-        Some(mount.is_kv_v2())
+        Some((mount.is_kv_v2(), mount.is_leased()))
+    }
+}
+
+/// The policy document size APIM accepts on an instance of `sku`: 16 KiB on Consumption,
+/// 256 KiB on every other tier (classic and v2), per the service limits.
+fn document_limit(sku: &str) -> usize {
+    if sku.eq_ignore_ascii_case("Consumption") {
+        16 * 1024
+    } else {
+        256 * 1024
+    }
+}
+
+impl VaultBinding {
+    /// Plan-time checks on the Azure side: the API exists, its policy has no cache lookup or
+    /// store of its own in `<inbound>` (APIM allows one of each per section), and with this
+    /// binding (`mine`, when its mount is known) the policy fits the instance's document size.
+    pub(super) async fn check_azure(
+        &self,
+        data: &ProviderData,
+        v: &BindingModel,
+        mine: Option<&BindingSpec>,
+        d: &mut Diags,
+    ) {
+        let Some(azure) = data.azure(d) else { return };
+        let Some(service) = service_of(v) else { return };
+        let api = api_name(&v.api_id);
+        match azure.get_api(&service.api(api)).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                d.attr_error(
+                    AttrPath::root("api_id"),
+                    "API not found",
+                    format!("{service} has no API {api:?}. Check `api_id` (the API's name, or its ARM ID), or create the API first and reference it (`api_id = azurerm_api_management_api.<name>.name`)."),
+                );
+                return;
+            }
+            Err(e) => {
+                d.error(format!("Unable to check {TYPE}"), format!("Reading API {api:?}: {e}"));
+                return;
+            }
+        }
+        let doc = match read_policy(azure, &api_policy_id(&service, api)).await {
+            Ok(doc) => doc.map(|(text, _)| text),
+            Err(e) => {
+                d.error(format!("Unable to check {TYPE}"), format!("Reading the policy of API {api:?}: {e}"));
+                return;
+            }
+        };
+        let mut block = doc
+            .as_deref()
+            .and_then(find_block)
+            .map(|f| f.block)
+            .unwrap_or_default();
+        if let Some(doc) = &doc {
+            let outside = match find_block(doc) {
+                Some(f) => format!("{}{}", &doc[..f.range.start], &doc[f.range.end..]),
+                None => doc.clone(),
+            };
+            if let Some(own) = policy_xml::inbound_cache_policies(&outside) {
+                d.attr_error(
+                    AttrPath::root("api_id"),
+                    "The API's policy caches values itself",
+                    format!("The inbound policy of API {api:?} has its own <{own}>, and APIM allows one per policy section; the bindings keep their secrets with one lookup and one store of their own in that section. Move the API's value caching to another section (or scope), or bind the secret to another API."),
+                );
+            }
+        }
+        let Some(mine) = mine else { return };
+        block.bindings.retain(|s| s.name != mine.name);
+        block.bindings.push(mine.clone());
+        block.bindings.sort_by(|a, b| a.name.cmp(&b.name));
+        let Ok(Some(after)) = with_block(doc.as_deref(), api, &block) else {
+            return;
+        };
+        let sku = match azure.get_service(&service).await {
+            Ok(s) => s.value.sku.map(|s| s.name).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let limit = document_limit(&sku);
+        if after.len() > limit {
+            d.attr_error(
+                AttrPath::root("api_id"),
+                "The API's policy would be too large",
+                format!("With this binding, the policy of API {api:?} would be {} bytes, over the {} KiB APIM accepts on a {} instance ({} bindings on that API). Spread the bindings over more APIs, or share one secret between bindings.", after.len(), limit / 1024, if sku.is_empty() { "this" } else { &sku }, block.bindings.len()),
+            );
+        }
     }
 }

@@ -1,13 +1,21 @@
 //! `apim_vault_binding`: makes an APIM API fetch one Vault secret at request time.
 //!
-//! Apply writes three named values (Vault address, role, audience), a `rawxml` policy
-//! fragment with the runtime flow (see `render.rs`) and, with `api_id`, an
-//! `<include-fragment>` in that API's inbound policy. Plan checks on the Vault side that the
-//! binding can work: the role exists, its policies grant `read` on the secret path, and the
-//! cache lifetime fits the token and lease TTLs.
+//! The binding lives in its API's inbound policy, in one block the provider manages for all
+//! the bindings of that API (`render.rs`): its record, its read, its injection, and what it
+//! shares with the others (the cache, the logins). Apply edits the block (`apim.rs`); no
+//! named values and no policy fragments, so an instance holds as many bindings as its policy
+//! documents' size allows. Plan checks that the binding can work (`checks.rs`): the role
+//! exists, its policies grant `read` on the secret path, the cache fits the token and lease
+//! lifetimes, the API exists, and the policy still fits the instance's document size.
+//!
+//! - `model.rs`: the binding's model, its record, its ID;
+//! - `checks.rs`: the attributes' grammar and the checks against Vault and Azure;
+//! - `apim.rs`: reading and editing the block with ETags;
+//! - `render.rs`: the block and the binding's part of it.
 
 mod apim;
 mod checks;
+mod grammar;
 mod model;
 pub mod render;
 
@@ -15,27 +23,171 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 
-use crate::clients::azure::id::{ResourceId, ServiceId};
+use crate::clients::azure::id::ServiceId;
 use crate::clients::azure::AzureError;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::model::{self as models, Known};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedBlock, Schema};
-use crate::framework::value::Type;
 
 use super::already_exists;
 use super::policy_xml::{self, Format};
-use apim::azure_err;
+use apim::{azure_err, edit_block, read_policy, record_of, Edited};
 use checks::{validate_field, validate_header_name, validate_name, validate_path};
-use model::{created, named_values, object_ids, service_of, spec};
 pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
-use render::{fragment_id, named_value_names, parse_fragment, render};
+use model::{api_name, binding_id, from_record, service_of, spec};
+use render::binding_part;
 
 const TYPE: &str = "apim_vault_binding";
 
 /// The resource.
 pub struct VaultBinding;
+
+fn validate_service_id(v: &crate::framework::Value, p: &AttrPath, d: &mut Diags) {
+    validators::string(v, p, d, "Invalid API Management ID", |s| {
+        ServiceId::parse(s)
+            .map(|_| ())
+            .map_err(|e| format!("`api_management_id`: {e}"))
+    });
+}
+
+/// The import ID's parts: the instance, the API, the binding's name.
+fn parse_id(id: &str) -> Result<(ServiceId, String, String), String> {
+    let form = "`<api_management_id>/apis/<api>/vaultBindings/<name>` (the binding's `id`)";
+    let (api_part, name) = id
+        .rsplit_once("/vaultBindings/")
+        .ok_or_else(|| format!("The import ID {id:?} must be {form}."))?;
+    let (apim, api) = api_part
+        .rsplit_once("/apis/")
+        .ok_or_else(|| format!("The import ID {id:?} must be {form}."))?;
+    let service = ServiceId::parse_insensitive(apim)
+        .map_err(|e| format!("The import ID's instance: {e}"))?;
+    Ok((service, api.to_string(), name.to_string()))
+}
+
+impl VaultBinding {
+    /// The binding's record in its API's policy, as a state; `None` when it is not there.
+    async fn read_binding(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        service: &ServiceId,
+        api: &str,
+        name: &str,
+        prior: Option<&BindingModel>,
+        d: &mut Diags,
+    ) -> Result<Option<BindingModel>, ()> {
+        let azure = ctx.data(d).and_then(|p| p.azure(d)).ok_or(())?;
+        match read_policy(azure, &apim::api_policy_id(service, api)).await {
+            Ok(doc) => Ok(doc.and_then(|(doc, _)| {
+                let (spec, intact) = record_of(&doc, api_name(api), name)?;
+                Some(from_record(service, api, &spec, prior, intact))
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => {
+                azure_err(d, "read", &e);
+                Err(())
+            }
+        }
+    }
+
+    /// Writes the binding's record (adding it when `create`), after the apply-time checks.
+    async fn write(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        planned: BindingModel,
+        create: bool,
+        d: &mut Diags,
+    ) -> Option<BindingModel> {
+        let data = ctx.data(d)?;
+        let azure = data.azure(d)?;
+        let action = if create { "create" } else { "update" };
+        let Some(service) = service_of(&planned) else {
+            d.attr_error(
+                AttrPath::root("api_management_id"),
+                format!("Unable to {action} {TYPE}"),
+                "`api_management_id` is not an API Management instance's ARM ID.",
+            );
+            return None;
+        };
+        let (kv_v2, leased) = self.check_vault(data, &planned, true, d).await?;
+        if d.has_errors() {
+            return None;
+        }
+        let Some(mine) = spec(&planned, kv_v2, leased) else {
+            d.error(
+                format!("Unable to {action} {TYPE}"),
+                "The binding needs an `inject` target and a Vault address (`vault_address`, or the provider's `vault.address`).",
+            );
+            return None;
+        };
+        let part = binding_part(&mine);
+        if let Some(p) = planned.policy_xml.get() {
+            if !policy_xml::equivalent(p, Format::Raw, &part, Format::Raw) {
+                d.error(format!("Unable to {action} {TYPE}"), "The secret's mount changed between plan and apply (KV version 2, or leased). Run `terraform plan` again.");
+                return None;
+            }
+        }
+        let name = planned.name.clone();
+        let api = planned.api_id.clone();
+        let import_id = binding_id(&service, &api, &name);
+        let change = |block: &mut render::Block| {
+            let existing = block.bindings.iter().position(|s| s.name == name);
+            match existing {
+                // Adopting a binding made elsewhere would hide it: ask for an import.
+                Some(_) if create => Err(format!("exists:{import_id}")),
+                Some(i) => {
+                    block.bindings[i] = mine.clone();
+                    Ok(())
+                }
+                None => {
+                    block.bindings.push(mine.clone());
+                    Ok(())
+                }
+            }
+        };
+        // A stop ends the edit before its write or after it, never in the middle: the state
+        // is read back from APIM either way.
+        let outcome = match ctx
+            .cancel
+            .run(edit_block(azure, &service, &api, change))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(AzureError::Config(
+                "cancelled: Terraform asked the provider to stop".into(),
+            )),
+        };
+        match outcome {
+            Ok(Edited::Written | Edited::Unchanged) => Some(BindingModel {
+                id: Known::Value(import_id),
+                policy_xml: Known::Value(part),
+                ..planned
+            }),
+            Err(AzureError::Config(m)) if m.starts_with("exists:") => {
+                let what = format!(
+                    "A binding named {name:?} in the policy of API {:?} of {service}",
+                    api_name(&api)
+                );
+                already_exists(d, TYPE, &what, &m["exists:".len()..], "");
+                None
+            }
+            Err(e) => {
+                azure_err(d, action, &e);
+                // What APIM holds now is the state: the record if it was written, else the
+                // prior state (update) or nothing (create).
+                match self
+                    .read_binding(ctx, &service, &api, &name, Some(&planned), &mut Diags::new())
+                    .await
+                {
+                    Ok(found) if create => found,
+                    Ok(Some(found)) => Some(found),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
 
 #[async_trait]
 impl Resource<ProviderData> for VaultBinding {
@@ -49,21 +201,16 @@ impl Resource<ProviderData> for VaultBinding {
         static S: OnceLock<Schema> = OnceLock::new();
         S.get_or_init(|| {
             Schema::new(
-                Block::new("Makes one API Management API (or any policy that includes the fragment) fetch one Vault secret at request time: APIM logs in to Vault with its managed identity, reads the secret, caches it for `cache_ttl` and injects it. Plan checks that the binding can work: the role exists, its policies grant `read` on `secret_path`, and `cache_ttl` fits the token and lease TTLs.")
-                    .attr(Attribute::string("id").computed().use_state_for_unknown().describe("`<api_management_id>/vaultBindings/<name>`."))
-                    .attr(Attribute::string("api_management_id").required().requires_replace().validate(|v, p, d| {
-                        if let Some(s) = v.as_str() {
-                            if let Err(e) = ServiceId::parse(s) {
-                                d.attr_error(p.clone(), "Invalid API Management ID", format!("`api_management_id`: {e}"));
-                            }
-                        }
-                    }).describe("ARM ID of the API Management instance."))
-                    .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Name of the binding: lowercase letters, digits and dashes. Names the named values (`vault-<name>-addr`, `-role`, `-audience`) and the policy fragment (`vault-<name>`)."))
+                Block::new("Makes one API Management API fetch one Vault secret at request time: APIM logs in to Vault with its managed identity, reads the secret, caches it and injects it into the request to the backend. The binding lives in a block the provider manages in the API's inbound policy, shared by all the bindings of that API (one cache lookup, one login per role, one read per secret); no named values or policy fragments are used. Plan checks that the binding can work: the role exists, its policies grant `read` on `secret_path`, `cache_ttl` fits the token and lease TTLs, and the API exists.")
+                    .attr(Attribute::string("id").computed().use_state_for_unknown().describe("`<api_management_id>/apis/<api_id>/vaultBindings/<name>`; the import ID."))
+                    .attr(Attribute::string("api_management_id").required().requires_replace().validate(validate_service_id).describe("ARM ID of the API Management instance."))
+                    .attr(Attribute::string("api_id").required().requires_replace().describe("The API (its name, or its ARM ID) whose inbound policy runs the binding, right after `<base />`."))
+                    .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Name of the binding: lowercase letters, digits and dashes, unique within its API."))
                     .attr(Attribute::string("role").required().validate(validators::not_empty).describe("The Vault role APIM logs in with (an apim_vault_azure_role's name)."))
                     .attr(Attribute::string("backend").default("jwt").describe("Mount path of the JWT auth method."))
                     .attr(Attribute::string("audience").required().validate(validators::not_empty).describe("The token audience APIM asks Entra ID for; must be one of the role's bound audiences."))
                     .attr(Attribute::string("vault_address").optional_computed().describe("The Vault address the gateway calls. Defaults to the provider's Vault address."))
-                    .attr(Attribute::string("vault_namespace").describe("Vault Enterprise namespace, sent as `X-Vault-Namespace` on both Vault calls."))
+                    .attr(Attribute::string("vault_namespace").describe("Vault Enterprise namespace, sent as `X-Vault-Namespace` on every Vault call."))
                     .attr(Attribute::string("secret_path").required().validate(validate_path).describe("API path of the secret, e.g. `kv/data/orders/backend` (KV v2) or `database/creds/orders`."))
                     .attr(Attribute::string("secret_field").required().validate(validate_field).describe("Field to inject (read from `data.data` for KV v2, from `data` otherwise)."))
                     .block(
@@ -71,20 +218,33 @@ impl Resource<ProviderData> for VaultBinding {
                             "inject",
                             Block::new("Where the secret goes: exactly one of `header`, `query`, `variable`.")
                                 .attr(Attribute::string("header").validate(validate_header_name).describe("A header of the backend request."))
-                                .attr(Attribute::string("query").validate(validate_header_name).describe("A query parameter of the backend request."))
+                                .attr(Attribute::string("query").validate(validate_header_name).describe("A query parameter of the backend request. APIM's gateway logs record backend URLs, query string included: prefer `header`."))
                                 .attr(Attribute::string("variable").validate(validate_header_name).describe("A context variable, for other policies to use."))
                                 .constraint(Constraint::ExactlyOneOf(&["header", "query", "variable"])),
                         )
                         .items(1, 1),
                     )
-                    .attr(Attribute::number("cache_ttl").default(300).validate(validators::non_negative_int).describe("Seconds the gateway caches the secret; 0 disables caching."))
-                    .attr(Attribute::string("api_id").describe("An API (its name, or its ARM ID) whose inbound policy includes the fragment, right after `<base />`."))
+                    .attr(Attribute::number("cache_ttl").default(300).validate(validators::non_negative_int).describe("Seconds the gateway caches the secret (never longer than the lease Vault gives with it); 0 fetches it on every request, which is refused for leased secrets (each read would be a new credential)."))
+                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires."))
                     .attr(Attribute::string("on_error").default("fail").one_of(&["fail", "continue"]).describe("When Vault cannot be reached or refuses: `fail` answers 502 without telling why; `continue` forwards the request without the secret."))
-                    .attr(Attribute::string("fragment_id").computed().describe("ARM ID of the policy fragment."))
-                    .attr(Attribute::of("named_value_ids", Type::list_of(Type::String)).computed().describe("ARM IDs of the named values."))
-                    .attr(Attribute::string("policy_xml").computed().describe("The rendered policy fragment (`rawxml`).")),
+                    .attr(Attribute::string("policy_xml").computed().describe("The binding's part of the managed block (`rawxml`): its read and its injection. An edit of the block outside Terraform shows as a change here, which apply repairs.")),
             )
         })
+    }
+
+    fn validate(&self, config: &BindingPlan, d: &mut Diags) {
+        let query = config
+            .inject
+            .get()
+            .and_then(|i| i.as_ref())
+            .and_then(|i| i.query.as_ref());
+        if query.is_some() {
+            d.attr_warning(
+                AttrPath::root("inject").attr("query"),
+                "The secret would be in URLs",
+                "APIM's gateway logs and Application Insights record the backend request's URL, query string included, so a secret injected as a query parameter ends up in logs. Use `header` (or `variable`) unless the backend only reads it from the query.",
+            );
+        }
     }
 
     async fn modify_plan(
@@ -104,29 +264,31 @@ impl Resource<ProviderData> for VaultBinding {
                 st.vault_address = Known::Value(Some(address));
             }
         }
-        if let (Some(apim), Some(name)) = (st.api_management_id.get(), st.name.get()) {
+        if let (Some(apim), Some(api), Some(name)) =
+            (st.api_management_id.get(), st.api_id.get(), st.name.get())
+        {
             if let Ok(service) = ServiceId::parse(apim) {
-                let (id, fragment, named_values) = object_ids(&service, name);
-                st.id = Known::Value(id);
-                st.fragment_id = Known::Value(fragment);
-                st.named_value_ids = Known::Value(named_values);
+                st.id = Known::Value(binding_id(&service, api, name));
             }
         }
         st.policy_xml = Known::Unknown;
+        // The checks run whenever their inputs are known, for a create as for an update; a
+        // role or path that this run creates with values not known yet is checked at apply.
         let Some(known) = models::known::<BindingModel>(st) else {
-            // A role or path created in this run with unknown values: checked again at apply.
             return;
         };
-        let kv_v2 = self.check_vault(data, &known, false, d).await;
-        if let Some(s) = kv_v2.and_then(|kv| spec(&known, kv)) {
-            let xml = render(&s);
+        let mount = self.check_vault(data, &known, false, d).await;
+        let mine = mount.and_then(|(kv_v2, leased)| spec(&known, kv_v2, leased));
+        self.check_azure(data, &known, mine.as_ref(), d).await;
+        if let Some(mine) = mine {
+            let part = binding_part(&mine);
             // Formatting-only differences from what APIM holds keep the prior text.
             let prior = req.prior.and_then(|p| p.policy_xml.get());
             plan.state.policy_xml = match prior {
-                Some(p) if policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw) => {
+                Some(p) if policy_xml::equivalent(p, Format::Raw, &part, Format::Raw) => {
                     Known::Value(p.clone())
                 }
-                _ => Known::Value(xml),
+                _ => Known::Value(part),
             };
         }
     }
@@ -137,98 +299,7 @@ impl Resource<ProviderData> for VaultBinding {
         planned: BindingModel,
         d: &mut Diags,
     ) -> Option<BindingModel> {
-        let data = ctx.data(d)?;
-        let azure = data.azure(d)?;
-        let Some(service) = service_of(&planned) else {
-            d.attr_error(
-                AttrPath::root("api_management_id"),
-                format!("Unable to create {TYPE}"),
-                "`api_management_id` is not an API Management instance's ARM ID.",
-            );
-            return None;
-        };
-        let name = planned.name.clone();
-        let kv_v2 = self.check_vault(data, &planned, true, d).await?;
-        if d.has_errors() {
-            return None;
-        }
-        let Some(fragment_spec) = spec(&planned, kv_v2) else {
-            d.attr_error(
-                AttrPath::root("inject"),
-                format!("Unable to create {TYPE}"),
-                "The `inject` block must set one of `header`, `query` or `variable`.",
-            );
-            return None;
-        };
-        let xml = render(&fragment_spec);
-        if planned
-            .policy_xml
-            .get()
-            .is_some_and(|p| !policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw))
-        {
-            d.error(format!("Unable to create {TYPE}"), "The secret's mount changed between plan and apply (KV version 2 or not). Run `terraform plan` again.");
-            return None;
-        }
-        // Adopting objects made outside Terraform would hide them: ask for an import.
-        let fid = service.policy_fragment(fragment_id(&name));
-        match ctx.cancel.run(azure.get_policy_fragment(&fid)).await {
-            Ok(Ok(_)) => {
-                let what = format!("The policy fragment {} in {service}", fragment_id(&name));
-                already_exists(
-                    d,
-                    TYPE,
-                    &what,
-                    &format!("{}/vaultBindings/{name}", service.arm_id()),
-                    "",
-                );
-                return None;
-            }
-            Ok(Err(e)) if e.is_not_found() => {}
-            Ok(Err(e)) => {
-                azure_err(d, "create", &e);
-                return None;
-            }
-            Err(_) => {
-                d.error(
-                    format!("Unable to create {TYPE}"),
-                    "Cancelled: Terraform asked the provider to stop.",
-                );
-                return None;
-            }
-        }
-        let api = planned.api_id.clone();
-        let steps = async {
-            self.write_named_values(azure, &service, None, &planned)
-                .await?;
-            self.write_fragment(azure, &service, &name, &xml, false)
-                .await?;
-            if let Some(api) = &api {
-                self.set_include(azure, &service, api, &name, true).await?;
-            }
-            Ok::<(), AzureError>(())
-        };
-        let outcome = match ctx.cancel.run(steps).await {
-            Ok(r) => r,
-            Err(_) => Err(AzureError::Config(
-                "cancelled: Terraform asked the provider to stop".into(),
-            )),
-        };
-        if let Err(e) = outcome {
-            azure_err(d, "create", &e);
-            // Leave nothing behind; if that fails too, keep what exists in state (tainted).
-            if let Err(cleanup) = self
-                .remove_all(azure, &service, &name, api.as_deref())
-                .await
-            {
-                d.error(
-                    format!("Unable to clean up {TYPE}"),
-                    format!("Some of the binding's APIM objects could not be removed ({cleanup}). They stay in state; the next apply replaces them."),
-                );
-                return Some(created(planned, &service, xml));
-            }
-            return None;
-        }
-        Some(created(planned, &service, xml))
+        self.write(ctx, planned, true, d).await
     }
 
     async fn read(
@@ -237,78 +308,24 @@ impl Resource<ProviderData> for VaultBinding {
         state: BindingModel,
         d: &mut Diags,
     ) -> Option<BindingModel> {
-        let azure = ctx.data(d)?.azure(d)?;
-        self.read_apim(azure, &state, d).await
+        let service = service_of(&state)?;
+        match self
+            .read_binding(ctx, &service, &state.api_id, &state.name, Some(&state), d)
+            .await
+        {
+            Ok(found) => found,
+            Err(()) => Some(state),
+        }
     }
 
     async fn update(
         &self,
         ctx: &Ctx<ProviderData>,
-        prior: BindingModel,
+        _prior: BindingModel,
         planned: BindingModel,
         d: &mut Diags,
     ) -> Option<BindingModel> {
-        let data = ctx.data(d)?;
-        let azure = data.azure(d)?;
-        let service = service_of(&planned)?;
-        let name = planned.name.clone();
-        let kv_v2 = self.check_vault(data, &planned, true, d).await?;
-        if d.has_errors() {
-            return None;
-        }
-        let xml = render(&spec(&planned, kv_v2)?);
-        // What APIM holds must still be what the plan was made from.
-        if let Some(current) = self.read_apim(azure, &prior, d).await {
-            if current.policy_xml != prior.policy_xml
-                || named_values(&current) != named_values(&prior)
-            {
-                d.error(
-                    format!("Unable to update {TYPE}"),
-                    format!("The binding's APIM objects in {service} changed since this plan was made. Run `terraform plan` again to see the change, then apply."),
-                );
-                return None;
-            }
-        }
-        let (old_api, new_api) = (prior.api_id.as_deref(), planned.api_id.as_deref());
-        let prior_xml = prior.policy_xml.get().filter(|p| !p.is_empty());
-        let steps = async {
-            self.write_named_values(azure, &service, Some(&prior), &planned)
-                .await?;
-            if !prior_xml.is_some_and(|p| policy_xml::equivalent(p, Format::Raw, &xml, Format::Raw))
-            {
-                self.write_fragment(azure, &service, &name, &xml, prior_xml.is_some())
-                    .await?;
-            }
-            if old_api != new_api {
-                if let Some(old) = old_api {
-                    self.set_include(azure, &service, old, &name, false).await?;
-                }
-            }
-            if let Some(new) = new_api {
-                self.set_include(azure, &service, new, &name, true).await?;
-            }
-            Ok::<(), AzureError>(())
-        };
-        // A stop between two writes ends the update there; the state is then read back from
-        // APIM, so it holds what was written.
-        let outcome = match ctx.cancel.run(steps).await {
-            Ok(r) => r,
-            Err(_) => Err(AzureError::Config(
-                "cancelled: Terraform asked the provider to stop".into(),
-            )),
-        };
-        if let Err(e) = outcome {
-            azure_err(d, "update", &e);
-            return self
-                .read_apim(azure, &prior, &mut Diags::new())
-                .await
-                .or(Some(prior));
-        }
-        let policy_xml = match planned.policy_xml.clone() {
-            Known::Value(p) => p,
-            Known::Unknown => xml,
-        };
-        Some(created(planned, &service, policy_xml))
+        self.write(ctx, planned, false, d).await
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, state: BindingModel, d: &mut Diags) {
@@ -318,11 +335,15 @@ impl Resource<ProviderData> for VaultBinding {
         let Some(service) = service_of(&state) else {
             return;
         };
-        if let Err(e) = self
-            .remove_all(azure, &service, &state.name, state.api_id.as_deref())
-            .await
-        {
-            azure_err(d, "delete", &e);
+        let name = state.name.clone();
+        let remove = |block: &mut render::Block| {
+            block.bindings.retain(|s| s.name != name);
+            Ok(())
+        };
+        if let Err(e) = edit_block(azure, &service, &state.api_id, remove).await {
+            if !e.is_not_found() {
+                azure_err(d, "delete", &e);
+            }
         }
     }
 
@@ -332,63 +353,23 @@ impl Resource<ProviderData> for VaultBinding {
         id: &str,
         d: &mut Diags,
     ) -> Option<BindingModel> {
-        let azure = ctx.data(d)?.azure(d)?;
-        let Some((apim, name)) = id.split_once("/vaultBindings/") else {
-            d.error(
-                format!("Unable to import {TYPE}"),
-                format!("The import ID {id:?} must be `<api_management_id>/vaultBindings/<name>`."),
-            );
-            return None;
+        let (service, api, name) = match parse_id(id) {
+            Ok(parts) => parts,
+            Err(m) => {
+                d.error(format!("Unable to import {TYPE}"), m);
+                return None;
+            }
         };
-        let service = match ServiceId::parse_insensitive(apim) {
-            Ok(s) => s,
-            Err(e) => {
+        match self.read_binding(ctx, &service, &api, &name, None, d).await {
+            Ok(Some(state)) => Some(state),
+            Ok(None) => {
                 d.error(
                     format!("Unable to import {TYPE}"),
-                    format!("The import ID's instance: {e}"),
+                    format!("The policy of API {api:?} in {service} has no binding named {name:?}."),
                 );
-                return None;
+                None
             }
-        };
-        let fragment = match azure
-            .get_policy_fragment(&service.policy_fragment(fragment_id(name)))
-            .await
-        {
-            Ok(t) => t.value.properties.value,
-            Err(e) if e.is_not_found() => {
-                d.error(format!("Unable to import {TYPE}"), format!("{service} has no policy fragment {:?}: there is no binding named {name:?}.", fragment_id(name)));
-                return None;
-            }
-            Err(e) => {
-                azure_err(d, "import", &e);
-                return None;
-            }
-        };
-        let Some(mut s) = parse_fragment(name, &fragment) else {
-            d.error(format!("Unable to import {TYPE}"), format!("The policy fragment {:?} is not one this provider wrote (or was edited beyond recognition); it cannot be imported as a binding.", fragment_id(name)));
-            return None;
-        };
-        let (id, fragment, _) = object_ids(&service, name);
-        s.id = Known::Value(id);
-        s.api_management_id = service.arm_id();
-        s.fragment_id = Known::Value(fragment);
-        // Which API includes it: the fragment's references.
-        if let Ok(apis) = azure
-            .fragment_api_references(&service.policy_fragment(fragment_id(name)))
-            .await
-        {
-            s.api_id = apis.first().cloned();
+            Err(()) => None,
         }
-        let [addr, role, audience] = named_value_names(name).map(|n| service.named_value(n));
-        if let Ok(t) = azure.get_named_value(&addr).await {
-            s.vault_address = Known::Value(t.value.properties.value);
-        }
-        if let Ok(t) = azure.get_named_value(&role).await {
-            s.role = t.value.properties.value.unwrap_or_default();
-        }
-        if let Ok(t) = azure.get_named_value(&audience).await {
-            s.audience = t.value.properties.value.unwrap_or_default();
-        }
-        Some(s)
     }
 }

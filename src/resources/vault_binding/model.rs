@@ -1,15 +1,14 @@
-//! The binding's model, and what is derived from it: the fragment's specification, the
-//! named values' contents, the IDs of the APIM objects.
+//! The binding's model, and what is derived from it: its part of the managed block and its ID.
 
-use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
+use crate::clients::azure::id::{ResourceId, ServiceId};
 use crate::framework::model::Known;
 
-use super::render::{fragment_id, named_value_names, FragmentSpec, Inject};
+use super::render::{binding_part, BindingSpec, Inject};
 
 crate::model! {
     /// An `apim_vault_binding`.
     pub struct BindingModel, plan BindingPlan {
-        /// `<api_management_id>/vaultBindings/<name>`.
+        /// `<api_management_id>/apis/<api_id>/vaultBindings/<name>`.
         pub id: Known<String>,
         /// `api_management_id`.
         pub api_management_id: String,
@@ -33,15 +32,13 @@ crate::model! {
         pub inject: Option<InjectBlock>,
         /// `cache_ttl` (default 300).
         pub cache_ttl: Option<i64>,
-        /// `api_id`.
-        pub api_id: Option<String>,
+        /// `rotation` (default 0): bumping it invalidates the cached secrets at once.
+        pub rotation: Option<i64>,
+        /// `api_id`: the API whose inbound policy runs the binding.
+        pub api_id: String,
         /// `on_error` (default `fail`).
         pub on_error: Option<String>,
-        /// ARM ID of the policy fragment.
-        pub fragment_id: Known<String>,
-        /// ARM IDs of the named values.
-        pub named_value_ids: Known<Vec<String>>,
-        /// The rendered fragment.
+        /// The binding's part of the managed block.
         pub policy_xml: Known<String>,
     }
 }
@@ -67,8 +64,9 @@ impl BindingModel {
     }
 }
 
-/// The fragment specification of a binding; `kv_v2` decided by the caller.
-pub(super) fn spec(v: &BindingModel, kv_v2: bool) -> Option<FragmentSpec> {
+/// The binding's settings as the block records them, given what the secret's mount is
+/// (`kv_v2`, `leased`); `None` without an `inject` target or a Vault address.
+pub(super) fn spec(v: &BindingModel, kv_v2: bool, leased: bool) -> Option<BindingSpec> {
     let inject = v.inject.as_ref()?;
     let inject = if let Some(h) = &inject.header {
         Inject::Header(h.clone())
@@ -77,15 +75,20 @@ pub(super) fn spec(v: &BindingModel, kv_v2: bool) -> Option<FragmentSpec> {
     } else {
         Inject::Variable(inject.variable.clone()?)
     };
-    Some(FragmentSpec {
+    Some(BindingSpec {
         name: v.name.clone(),
+        vault_address: v.vault_address.value()?.trim_end_matches('/').to_string(),
+        vault_namespace: v.vault_namespace.clone(),
         backend: v.backend().to_string(),
+        role: v.role.clone(),
+        audience: v.audience.clone(),
         secret_path: v.secret_path.clone(),
         secret_field: v.secret_field.clone(),
         kv_v2,
-        vault_namespace: v.vault_namespace.clone(),
+        leased,
         inject,
         cache_ttl: v.cache_ttl(),
+        rotation: v.rotation.unwrap_or(0),
         fail_on_error: v.on_error.as_deref() != Some("continue"),
     })
 }
@@ -95,7 +98,7 @@ pub(super) fn service_of(v: &BindingModel) -> Option<ServiceId> {
 }
 
 /// The API name from `api_id` (a name, or an API's full ARM ID).
-fn api_name(api_id: &str) -> &str {
+pub(super) fn api_name(api_id: &str) -> &str {
     api_id
         .trim_end_matches('/')
         .rsplit('/')
@@ -103,51 +106,58 @@ fn api_name(api_id: &str) -> &str {
         .unwrap_or(api_id)
 }
 
-pub(super) fn api_policy_id(service: &ServiceId, api_id: &str) -> ApiPolicyId {
-    service.api(api_name(api_id)).policy()
-}
-
-/// The three named values: (name, value).
-pub(super) fn named_values(v: &BindingModel) -> [(String, String); 3] {
-    let [a, r, au] = named_value_names(&v.name);
-    [
-        (
-            a,
-            v.vault_address
-                .value()
-                .map(|a| a.trim_end_matches('/').to_string())
-                .unwrap_or_default(),
-        ),
-        (r, v.role.clone()),
-        (au, v.audience.clone()),
-    ]
-}
-
-/// The IDs the binding's APIM objects have.
-pub(super) fn object_ids(service: &ServiceId, name: &str) -> (String, String, Vec<String>) {
-    (
-        format!("{}/vaultBindings/{name}", service.arm_id()),
-        service.policy_fragment(fragment_id(name)).arm_id(),
-        named_value_names(name)
-            .into_iter()
-            .map(|n| service.named_value(n).arm_id())
-            .collect(),
+/// The binding's ID: `<api_management_id>/apis/<api>/vaultBindings/<name>`.
+pub(super) fn binding_id(service: &ServiceId, api_id: &str, name: &str) -> String {
+    format!(
+        "{}/vaultBindings/{name}",
+        service.api(api_name(api_id)).arm_id()
     )
 }
 
-/// The state after a successful create or update: the planned values, the IDs of the
-/// objects written, and the fragment as rendered.
-pub(super) fn created(
-    planned: BindingModel,
+/// The state of a binding whose record the block holds: the recorded settings, with the
+/// spellings of `prior` kept where they mean the same.
+pub(super) fn from_record(
     service: &ServiceId,
-    policy_xml: String,
+    api_id: &str,
+    spec: &BindingSpec,
+    prior: Option<&BindingModel>,
+    intact: bool,
 ) -> BindingModel {
-    let (id, fragment, named_values) = object_ids(service, &planned.name);
+    let (header, query, variable) = match &spec.inject {
+        Inject::Header(h) => (Some(h.clone()), None, None),
+        Inject::Query(q) => (None, Some(q.clone()), None),
+        Inject::Variable(v) => (None, None, Some(v.clone())),
+    };
+    let address = match prior.and_then(|p| p.vault_address.value()) {
+        Some(p) if p.trim_end_matches('/') == spec.vault_address => p.clone(),
+        _ => spec.vault_address.clone(),
+    };
     BindingModel {
-        id: Known::Value(id),
-        fragment_id: Known::Value(fragment),
-        named_value_ids: Known::Value(named_values),
-        policy_xml: Known::Value(policy_xml),
-        ..planned
+        id: Known::Value(binding_id(service, api_id, &spec.name)),
+        api_management_id: prior.map_or_else(|| service.arm_id(), |p| p.api_management_id.clone()),
+        name: spec.name.clone(),
+        role: spec.role.clone(),
+        backend: Some(spec.backend.clone()),
+        audience: spec.audience.clone(),
+        vault_address: Known::Value(Some(address)),
+        vault_namespace: spec.vault_namespace.clone(),
+        secret_path: spec.secret_path.clone(),
+        secret_field: spec.secret_field.clone(),
+        inject: Some(InjectBlock {
+            header,
+            query,
+            variable,
+        }),
+        cache_ttl: Some(spec.cache_ttl),
+        rotation: Some(spec.rotation),
+        api_id: prior.map_or_else(|| api_name(api_id).to_string(), |p| p.api_id.clone()),
+        on_error: Some(if spec.fail_on_error { "fail" } else { "continue" }.to_string()),
+        // A block edited by hand shows as a change of every binding's part, which apply
+        // repairs by rendering the block again.
+        policy_xml: Known::Value(if intact {
+            binding_part(spec)
+        } else {
+            String::new()
+        }),
     }
 }

@@ -1,26 +1,36 @@
-//! The policy fragment of an `apim_vault_binding`: the runtime flow APIM runs on each
-//! request, rendered in the `rawxml` format, and read back from a fragment for import.
+//! The managed block: what APIM runs for the bindings of one API, rendered from all of them,
+//! inside that API's inbound policy (`rawxml`).
 //!
-//! Flow: look the secret up in the gateway cache; on a miss, get a managed-identity token
-//! for the audience, log in to Vault's JWT auth with it, read the secret with the Vault
-//! token, keep the field in a variable and cache it for `cache_ttl` seconds; then inject it.
-//! A failed login or read answers 502 (`on_error = fail`) without Vault's message, or goes
-//! on without the secret (`continue`). The Vault address, role and audience come from named
-//! values (`{{name}}`), so that they can be read and changed in APIM like any setting.
+//! One block per API, between two comments the provider owns, right after `<base />`:
 //!
-//! Policy expressions use one small, fixed set of forms (casts of `context.Variables`,
-//! `ContainsKey`, `StatusCode`, `Body.As<JObject>()` with indexers, string concatenation), so
-//! that the project's runtime test can execute the fragment as APIM would.
+//! 1. one record comment per binding, holding its settings (so that any provider process, in
+//!    any pipeline, can render the block again from what APIM holds);
+//! 2. at most one `cache-lookup-value` of all the API's cached secrets under one key
+//!    (`caching-type="internal"`: secrets never leave the gateway for an external cache); on a
+//!    miss, per distinct (address, namespace, mount, role, audience) one managed-identity
+//!    token and one Vault JWT login, one read per secret, the secrets kept together as one
+//!    JSON value, and one `cache-store-value` for min(`cache_ttl`, every lease's
+//!    `lease_duration`) when every read succeeded. Bindings with `cache_ttl = 0` are fetched
+//!    on every request, after the cached ones;
+//! 3. each binding's injection (header, query parameter or variable), or its failure: 502
+//!    (`on_error = "fail"`) or the request going on without the secret (`continue`);
+//! 4. every variable that held a token, a Vault answer or the secrets, cleared.
+//!
+//! No named values and no policy fragments: the number of bindings is bounded only by the
+//! policy document's size. Every value from the configuration is escaped for where it goes
+//! (`grammar.rs`), and the text never contains `{{` or `}}`, which APIM would substitute.
 
 use std::fmt::Write;
 
-use crate::framework::model::Known;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::grammar::{cs_string, url_path, xml_attr, xml_text};
 use crate::resources::policy_xml::{self, Format};
 
-use super::model::{spec, BindingModel, InjectBlock};
-
-/// Where the secret goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a binding puts its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Inject {
     /// A request header to the backend.
     Header(String),
@@ -30,353 +40,569 @@ pub enum Inject {
     Variable(String),
 }
 
-/// What the fragment is made from.
-#[derive(Debug, Clone)]
-pub struct FragmentSpec {
+/// Everything the block needs of one binding; stored in its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingSpec {
     /// The binding's name (lowercase letters, digits, dashes).
     pub name: String,
+    /// Vault's address, without a trailing `/`.
+    pub vault_address: String,
+    /// Vault Enterprise namespace, sent as `X-Vault-Namespace` on every Vault call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_namespace: Option<String>,
     /// Mount path of the JWT auth method.
     pub backend: String,
+    /// The role the gateway logs in with.
+    pub role: String,
+    /// The managed-identity token's audience.
+    pub audience: String,
     /// API path of the secret, e.g. `kv/data/orders/backend`.
     pub secret_path: String,
     /// Field of the secret to inject.
     pub secret_field: String,
     /// KV version 2 (the field is under `data.data`, otherwise under `data`).
     pub kv_v2: bool,
-    /// Vault Enterprise namespace, sent as `X-Vault-Namespace` on both Vault calls.
-    pub vault_namespace: Option<String>,
+    /// The secret comes with a lease: the cache lasts no longer than its `lease_duration`.
+    pub leased: bool,
     /// Where the secret goes.
     pub inject: Inject,
-    /// Seconds the secret stays in the gateway cache; 0 disables caching.
+    /// Seconds the gateway caches the secret; 0: fetched on every request.
     pub cache_ttl: i64,
-    /// Answer 502 on failure (`fail`) rather than going on (`continue`).
+    /// A number whose change invalidates the cached secrets at once.
+    pub rotation: i64,
+    /// Answer 502 when the secret cannot be had (`on_error = "fail"`).
     pub fail_on_error: bool,
 }
 
-/// The names of the binding's named values: (Vault address, role, audience).
-pub fn named_value_names(binding: &str) -> [String; 3] {
-    [
-        format!("vault-{binding}-addr"),
-        format!("vault-{binding}-role"),
-        format!("vault-{binding}-audience"),
-    ]
+/// The bindings of one API, and whether their first one created the API's policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Block {
+    /// The API had no policy before the first binding; the last one deletes it again.
+    pub created_policy: bool,
+    /// The bindings, sorted by name.
+    pub bindings: Vec<BindingSpec>,
 }
 
-/// The policy fragment's ID.
-pub fn fragment_id(binding: &str) -> String {
-    format!("vault-{binding}")
-}
+const BEGIN: &str = "<!-- apim-vault-bindings begin";
+const BEGIN_NOTE: &str = " (managed by terraform-provider-apim for apim_vault_binding resources; edits between begin and end are overwritten)";
+const CREATED: &str = " created-policy";
+const RECORD: &str = "<!-- apim-vault-binding ";
+const END: &str = "<!-- apim-vault-bindings end -->";
+/// The variable holding the cached secrets as JSON.
+const CACHED: &str = "apim-vault";
+/// The variable holding the secrets fetched on every request.
+const LIVE: &str = "apim-vault-live";
+/// Seconds a `send-request` to Vault may take.
+const TIMEOUT: u32 = 10;
 
-fn attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A C# string literal.
-fn cs(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
+/// FNV-1a over `parts`: stable across builds and platforms, unlike the standard hasher.
+fn hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    out.push('"');
-    out
+    h
 }
 
-/// A short, stable hash of the settings that decide which secret the fragment fetches.
-fn settings_hash(spec: &FragmentSpec) -> String {
-    // FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let text = format!(
-        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
-        spec.backend,
-        spec.secret_path,
-        spec.secret_field,
-        spec.kv_v2,
-        spec.vault_namespace.as_deref().unwrap_or("")
-    );
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+/// The login a binding shares with every binding of the same (address, namespace, mount,
+/// role, audience): one token and one login per cache miss.
+fn login_id(s: &BindingSpec) -> String {
+    let h = hash(&[
+        &s.vault_address,
+        s.vault_namespace.as_deref().unwrap_or(""),
+        &s.backend,
+        &s.role,
+        &s.audience,
+    ]);
     format!("{:08x}", h >> 32)
 }
 
-/// Renders the fragment.
-pub fn render(spec: &FragmentSpec) -> String {
-    let n = &spec.name;
-    let [addr, role, audience] = named_value_names(n);
-    let secret_var = format!("vault-secret-{n}");
-    let msi_var = format!("vault-msi-{n}");
-    let login_var = format!("vault-login-{n}");
-    let read_var = format!("vault-read-{n}");
-    // The gateway cache is shared by the whole instance: the key changes with the settings
-    // that decide the secret, so an apply that changes them is not answered from the cache.
-    let cache_key = format!("vault-secret-{n}-{}", settings_hash(spec));
-    let field_path = if spec.kv_v2 {
-        format!("[\"data\"][\"data\"][{}]", cs(&spec.secret_field))
+fn response(var: &str) -> String {
+    format!("((IResponse)context.Variables[\"{var}\"])")
+}
+
+/// The C# condition "the `send-request` into `var` got 200".
+fn answered(var: &str) -> String {
+    let r = response(var);
+    format!("context.Variables.ContainsKey(\"{var}\") && {r} != null && {r}.StatusCode == 200")
+}
+
+fn body(var: &str) -> String {
+    format!(
+        "{}.Body.As<JObject>(preserveContent: true)",
+        response(var)
+    )
+}
+
+fn read_var(s: &BindingSpec) -> String {
+    format!("apim-vault-read-{}", s.name)
+}
+
+fn field(s: &BindingSpec) -> String {
+    let f = cs_string(&s.secret_field);
+    if s.kv_v2 {
+        format!("{}[\"data\"][\"data\"][{f}]", body(&read_var(s)))
     } else {
-        format!("[\"data\"][{}]", cs(&spec.secret_field))
-    };
-    let namespace = spec
-        .vault_namespace
+        format!("{}[\"data\"][{f}]", body(&read_var(s)))
+    }
+}
+
+/// The C# condition "the binding's read succeeded and holds its field".
+fn read_ok(s: &BindingSpec) -> String {
+    format!("{} && {} != null", answered(&read_var(s)), field(s))
+}
+
+fn namespace_header(s: &BindingSpec, indent: &str) -> String {
+    s.vault_namespace
         .as_deref()
         .map(|ns| {
             format!(
-                "\n{0}<set-header name=\"X-Vault-Namespace\" exists-action=\"override\">\n{0}  <value>{1}</value>\n{0}</set-header>",
-                "          ",
-                attr(ns)
+                "\n{indent}<set-header name=\"X-Vault-Namespace\" exists-action=\"override\">\n{indent}    <value>{}</value>\n{indent}</set-header>",
+                xml_text(ns)
             )
         })
-        .unwrap_or_default();
-    let failure = if spec.fail_on_error {
-        "<return-response>\n                <set-status code=\"502\" reason=\"Bad Gateway\" />\n              </return-response>"
-    } else {
-        "<set-variable name=\"vault-error-NAME\" value=\"true\" />"
+        .unwrap_or_default()
+}
+
+/// The secret's read: `GET <address>/v1/<path>` with the group's Vault token.
+fn read(s: &BindingSpec, indent: &str) -> String {
+    let login = format!("apim-vault-login-{}", login_id(s));
+    format!(
+        "{indent}<send-request mode=\"new\" response-variable-name=\"{var}\" timeout=\"{TIMEOUT}\" ignore-error=\"true\">\n\
+         {indent}    <set-url>{url}</set-url>\n\
+         {indent}    <set-method>GET</set-method>\n\
+         {indent}    <set-header name=\"X-Vault-Token\" exists-action=\"override\">\n\
+         {indent}        <value>@({token}[\"auth\"][\"client_token\"].ToString())</value>\n\
+         {indent}    </set-header>{ns}\n\
+         {indent}</send-request>",
+        var = read_var(s),
+        url = xml_text(&format!("{}/v1/{}", s.vault_address, url_path(&s.secret_path))),
+        token = body(&login),
+        ns = namespace_header(s, &format!("{indent}    ")),
+    )
+}
+
+/// The binding's injection, from the JSON of secrets in `source`.
+fn inject(s: &BindingSpec, source: &str, indent: &str) -> String {
+    let key = cs_string(&s.name);
+    let secrets = format!("JObject.Parse(context.Variables.GetValueOrDefault<string>(\"{source}\", \"{{}}\"))");
+    let value = format!("@((string){secrets}[{key}])");
+    let set = match &s.inject {
+        Inject::Header(h) => format!(
+            "{indent}        <set-header name=\"{}\" exists-action=\"override\">\n{indent}            <value>{value}</value>\n{indent}        </set-header>",
+            xml_attr(h)
+        ),
+        Inject::Query(q) => format!(
+            "{indent}        <set-query-parameter name=\"{}\" exists-action=\"override\">\n{indent}            <value>{value}</value>\n{indent}        </set-query-parameter>",
+            xml_attr(q)
+        ),
+        Inject::Variable(v) => format!(
+            "{indent}        <set-variable name=\"{}\" value=\"{value}\" />",
+            xml_attr(v)
+        ),
     };
-    let failure = failure.replace("NAME", n);
-    let ok = |var: &str| {
+    let otherwise = if s.fail_on_error {
         format!(
-            "@(context.Variables.ContainsKey(\"{var}\") && ((IResponse)context.Variables[\"{var}\"]) != null && ((IResponse)context.Variables[\"{var}\"]).StatusCode == 200)"
+            "\n{indent}    <otherwise>\n{indent}        <return-response>\n{indent}            <set-status code=\"502\" reason=\"Bad Gateway\" />\n{indent}        </return-response>\n{indent}    </otherwise>"
         )
+    } else {
+        String::new()
     };
-    // The read succeeded only if the field is there: a missing field is a failure too.
-    let read_ok = format!(
-        "{} && ((IResponse)context.Variables[\"{read_var}\"]).Body.As<JObject>(preserveContent: true){field_path} != null)",
-        ok(&read_var).trim_end_matches(')')
-    );
+    format!(
+        "{indent}<choose>\n{indent}    <when condition=\"@({secrets}[{key}] != null)\">\n{set}\n{indent}    </when>{otherwise}\n{indent}</choose>"
+    )
+}
+
+/// The binding's own part of the block (its read and its injection): `policy_xml`.
+pub fn binding_part(s: &BindingSpec) -> String {
+    let source = if s.cache_ttl > 0 { CACHED } else { LIVE };
+    format!("{}\n{}\n", read(s, ""), inject(s, source, ""))
+}
+
+/// Logins and reads of `set`, leaving the secrets as JSON in `var`; and the variables to
+/// clear once they are no longer needed.
+fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>) {
     let mut x = String::new();
-    x.push_str("<fragment>\n");
-    if spec.cache_ttl > 0 {
-        let _ = writeln!(
+    let mut clear = Vec::new();
+    let mut groups: Vec<(String, Vec<&BindingSpec>)> = Vec::new();
+    for s in set {
+        let id = login_id(s);
+        match groups.iter_mut().find(|(g, _)| *g == id) {
+            Some((_, members)) => members.push(s),
+            None => groups.push((id, vec![s])),
+        }
+    }
+    for (id, members) in &groups {
+        let first = members[0];
+        let mi = format!("apim-vault-mi-{id}");
+        let login = format!("apim-vault-login-{id}");
+        let _ = write!(
             x,
-            "  <cache-lookup-value key=\"{cache_key}\" variable-name=\"{secret_var}\" />"
+            "{indent}<authentication-managed-identity resource=\"{aud}\" output-token-variable-name=\"{mi}\" ignore-error=\"true\" />\n\
+             {indent}<send-request mode=\"new\" response-variable-name=\"{login}\" timeout=\"{TIMEOUT}\" ignore-error=\"true\">\n\
+             {indent}    <set-url>{url}</set-url>\n\
+             {indent}    <set-method>POST</set-method>\n\
+             {indent}    <set-header name=\"Content-Type\" exists-action=\"override\">\n\
+             {indent}        <value>application/json</value>\n\
+             {indent}    </set-header>{ns}\n\
+             {indent}    <set-body>@(new JObject(new JProperty(\"role\", {role}), new JProperty(\"jwt\", context.Variables.GetValueOrDefault<string>(\"{mi}\", \"\"))).ToString())</set-body>\n\
+             {indent}</send-request>\n\
+             {indent}<set-variable name=\"{mi}\" value=\"\" />\n\
+             {indent}<choose>\n\
+             {indent}    <when condition=\"@({ok})\">\n",
+            aud = xml_attr(&first.audience),
+            url = xml_text(&format!(
+                "{}/v1/auth/{}/login",
+                first.vault_address,
+                url_path(&first.backend)
+            )),
+            ns = namespace_header(first, &format!("{indent}    ")),
+            role = cs_string(&first.role),
+            ok = answered(&login),
+        );
+        for s in members {
+            let _ = writeln!(x, "{}", read(s, &format!("{indent}        ")));
+            clear.push(read_var(s));
+        }
+        let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
+        clear.push(login);
+    }
+    let mut json = String::from("\"{\"");
+    for s in set {
+        let _ = write!(
+            json,
+            " + ({ok} ? {key} + \":\" + JsonConvert.SerializeObject({field}.ToString()) + \",\" : \"\")",
+            ok = read_ok(s),
+            key = cs_string(&format!("\"{}\"", s.name)),
+            field = field(s),
         );
     }
-    let _ = write!(
-        x,
-        r#"  <choose>
-    <when condition="@(!context.Variables.ContainsKey("{secret_var}"))">
-      <authentication-managed-identity resource="{{{{{audience}}}}}" output-token-variable-name="{msi_var}" ignore-error="true" />
-      <send-request mode="new" response-variable-name="{login_var}" timeout="10" ignore-error="true">
-        <set-url>{{{{{addr}}}}}/v1/auth/{backend}/login</set-url>
-        <set-method>POST</set-method>
-        <set-header name="Content-Type" exists-action="override">
-          <value>application/json</value>
-        </set-header>{namespace}
-        <set-body>@("{{\"role\":\"{{{{{role}}}}}\",\"jwt\":\"" + (string)context.Variables.GetValueOrDefault("{msi_var}", "") + "\"}}")</set-body>
-      </send-request>
-      <choose>
-        <when condition="{login_ok}">
-          <send-request mode="new" response-variable-name="{read_var}" timeout="10" ignore-error="true">
-            <set-url>{{{{{addr}}}}}/v1/{secret_path}</set-url>
-            <set-method>GET</set-method>
-            <set-header name="X-Vault-Token" exists-action="override">
-              <value>@(((IResponse)context.Variables["{login_var}"]).Body.As<JObject>()["auth"]["client_token"].ToString())</value>
-            </set-header>{namespace}
-          </send-request>
-          <choose>
-            <when condition="{read_ok}">
-              <set-variable name="{secret_var}" value="@(((IResponse)context.Variables["{read_var}"]).Body.As<JObject>(preserveContent: true){field_path}.ToString())" />
-"#,
-        backend = attr(&spec.backend),
-        secret_path = attr(&spec.secret_path),
-        login_ok = ok(&login_var),
-        read_ok = read_ok,
-    );
-    if spec.cache_ttl > 0 {
-        let _ = writeln!(
-            x,
-            "              <cache-store-value key=\"{cache_key}\" value=\"@((string)context.Variables[\"{secret_var}\"])\" duration=\"{}\" />",
-            spec.cache_ttl
+    json.push_str(" + \"\\\"\\\":0}\"");
+    let _ = writeln!(x, "{indent}<set-variable name=\"{var}\" value=\"@({json})\" />");
+    (x, clear)
+}
+
+/// The cache key of the API's cached secrets: it changes with every setting that decides a
+/// secret and with every `rotation`, so a change is never answered from the cache.
+fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
+    let mut parts: Vec<String> = vec![api.to_string()];
+    for s in set {
+        parts.extend([
+            s.name.clone(),
+            s.vault_address.clone(),
+            s.vault_namespace.clone().unwrap_or_default(),
+            s.backend.clone(),
+            s.role.clone(),
+            s.audience.clone(),
+            s.secret_path.clone(),
+            s.secret_field.clone(),
+            s.kv_v2.to_string(),
+            s.rotation.to_string(),
+        ]);
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    format!("apim-vault-{:016x}", hash(&refs))
+}
+
+/// How long the cached secrets may be kept: the shortest `cache_ttl`, and no longer than
+/// any lease Vault gave with this fetch.
+fn duration(set: &[&BindingSpec]) -> String {
+    let ttl = set.iter().map(|s| s.cache_ttl).min().unwrap_or(0);
+    let mut expr = ttl.to_string();
+    for s in set.iter().filter(|s| s.leased) {
+        expr = format!(
+            "Math.Min({expr}, {}[\"lease_duration\"].Value<int>())",
+            body(&read_var(s))
         );
     }
-    let _ = write!(
-        x,
-        r#"            </when>
-            <otherwise>
-              {failure}
-            </otherwise>
-          </choose>
-        </when>
-        <otherwise>
-          {failure}
-        </otherwise>
-      </choose>
-    </when>
-  </choose>
-  <choose>
-    <when condition="@(context.Variables.ContainsKey("{secret_var}"))">
-"#
-    );
-    let value = format!("@((string)context.Variables[\"{secret_var}\"])");
-    match &spec.inject {
-        Inject::Header(h) => {
-            let _ = writeln!(
-                x,
-                "      <set-header name=\"{}\" exists-action=\"override\">\n        <value>{value}</value>\n      </set-header>",
-                attr(h)
-            );
-        }
-        Inject::Query(q) => {
-            let _ = writeln!(
-                x,
-                "      <set-query-parameter name=\"{}\" exists-action=\"override\">\n        <value>{value}</value>\n      </set-query-parameter>",
-                attr(q)
-            );
-        }
-        Inject::Variable(v) => {
-            let _ = writeln!(
-                x,
-                "      <set-variable name=\"{}\" value=\"{value}\" />",
-                attr(v)
-            );
-        }
+    if set.iter().any(|s| s.leased) {
+        format!("@({expr})")
+    } else {
+        expr
     }
-    x.push_str("    </when>\n  </choose>\n</fragment>\n");
+}
+
+fn record(s: &BindingSpec) -> String {
+    let json = serde_json::to_vec(s).unwrap_or_default();
+    format!(
+        "{RECORD}{} {} -->",
+        s.name,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    )
+}
+
+/// The whole block for `api`, each line starting with `indent`.
+pub fn render_block(api: &str, block: &Block, indent: &str) -> String {
+    let mut x = String::new();
+    let created = if block.created_policy { CREATED } else { "" };
+    let _ = writeln!(x, "{indent}{BEGIN}{BEGIN_NOTE}{created} -->");
+    for s in &block.bindings {
+        let _ = writeln!(x, "{indent}{}", record(s));
+    }
+    let cached: Vec<&BindingSpec> = block.bindings.iter().filter(|s| s.cache_ttl > 0).collect();
+    let live: Vec<&BindingSpec> = block.bindings.iter().filter(|s| s.cache_ttl <= 0).collect();
+    let mut clear = Vec::new();
+    if !cached.is_empty() {
+        let key = xml_attr(&cache_key(api, &cached));
+        let i2 = format!("{indent}        ");
+        let (fetched, used) = fetch(&cached, CACHED, &i2);
+        let all_ok = cached
+            .iter()
+            .map(|s| format!("({})", read_ok(s)))
+            .collect::<Vec<_>>()
+            .join(" && ");
+        let _ = write!(
+            x,
+            "{indent}<cache-lookup-value key=\"{key}\" variable-name=\"{CACHED}\" caching-type=\"internal\" />\n\
+             {indent}<choose>\n\
+             {indent}    <when condition=\"@(!context.Variables.ContainsKey(\"{CACHED}\"))\">\n\
+             {fetched}\
+             {i2}<choose>\n\
+             {i2}    <when condition=\"@({all_ok})\">\n\
+             {i2}        <cache-store-value key=\"{key}\" value=\"@((string)context.Variables[\"{CACHED}\"])\" duration=\"{dur}\" caching-type=\"internal\" />\n\
+             {i2}    </when>\n\
+             {i2}</choose>\n",
+            dur = duration(&cached),
+        );
+        for v in used {
+            let _ = writeln!(x, "{i2}<set-variable name=\"{v}\" value=\"\" />");
+        }
+        let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
+        clear.push(CACHED.to_string());
+    }
+    if !live.is_empty() {
+        let (fetched, used) = fetch(&live, LIVE, indent);
+        x.push_str(&fetched);
+        clear.extend(used);
+        clear.push(LIVE.to_string());
+    }
+    for s in &block.bindings {
+        let source = if s.cache_ttl > 0 { CACHED } else { LIVE };
+        let _ = writeln!(x, "{}", inject(s, source, indent));
+    }
+    for v in clear {
+        let _ = writeln!(x, "{indent}<set-variable name=\"{v}\" value=\"\" />");
+    }
+    let _ = write!(x, "{indent}{END}");
     x
 }
 
-/// The settings a fragment this provider rendered was made from (for import).
-pub(super) fn parse_fragment(name: &str, xml: &str) -> Option<BindingModel> {
-    let between = |start: &str, end: &str| -> Option<String> {
-        let i = xml.find(start)? + start.len();
-        let j = xml[i..].find(end)? + i;
-        Some(xml[i..j].to_string())
-    };
-    let backend = between("/v1/auth/", "/login</set-url>")?;
-    let read_url = format!("{{{{vault-{name}-addr}}}}/v1/");
-    let after_login = &xml[xml.find("/login</set-url>")?..];
-    let i = after_login.find(&read_url)? + read_url.len();
-    let secret_path = after_login[i..].split("</set-url>").next()?.to_string();
-    let (kv_v2, field) = if let Some(f) = between("[\"data\"][\"data\"][\"", "\"]") {
-        (true, f)
-    } else {
-        (
-            false,
-            between(
-                "Body.As<JObject>(preserveContent: true)[\"data\"][\"",
-                "\"]",
-            )?,
-        )
-    };
-    let cache_ttl = between("duration=\"", "\"")
-        .and_then(|d| d.parse::<i64>().ok())
-        .unwrap_or(0);
-    let mut inject = InjectBlock::default();
-    let tail = &xml[xml.rfind(&format!("ContainsKey(\"vault-secret-{name}\"))\">"))?..];
-    let first_attr = |start: &str| -> Option<String> {
-        Some(tail.split(start).nth(1)?.split('"').next()?.to_string())
-    };
-    if let Some(h) = first_attr("<set-header name=\"") {
-        inject.header = Some(h);
-    } else if let Some(q) = first_attr("<set-query-parameter name=\"") {
-        inject.query = Some(q);
-    } else {
-        inject.variable = Some(first_attr("<set-variable name=\"")?);
+/// A block found in a policy document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Byte range of the block in the document, with the line break before it.
+    pub range: std::ops::Range<usize>,
+    /// What its records say.
+    pub block: Block,
+    /// Bindings whose record could not be read (edited by hand).
+    pub unreadable: Vec<String>,
+}
+
+/// The managed block of `raw`, if it has one.
+pub fn find_block(raw: &str) -> Option<Found> {
+    let begin = raw.find(BEGIN)?;
+    let end = raw[begin..].find(END).map(|i| begin + i + END.len())?;
+    let header_end = raw[begin..].find("-->").map(|i| begin + i)?;
+    let created_policy = raw[begin..header_end].contains(CREATED);
+    let mut bindings = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut at = begin;
+    while let Some(i) = raw[at..end].find(RECORD) {
+        let start = at + i + RECORD.len();
+        let Some(close) = raw[start..end].find("-->") else {
+            break;
+        };
+        let text = raw[start..start + close].trim();
+        let (name, data) = text.split_once(' ').unwrap_or((text, ""));
+        let spec = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(data.trim())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<BindingSpec>(&b).ok())
+            .filter(|s| s.name == name);
+        match spec {
+            Some(s) => bindings.push(s),
+            None => unreadable.push(name.to_string()),
+        }
+        at = start + close;
     }
-    let namespace = between(
-        "<set-header name=\"X-Vault-Namespace\" exists-action=\"override\">\n          <value>",
-        "</value>",
-    );
-    let mut s = BindingModel {
-        name: name.to_string(),
-        backend: Some(backend),
-        secret_path,
-        secret_field: field,
-        cache_ttl: Some(cache_ttl),
-        on_error: Some(
-            if xml.contains("<return-response>") {
-                "fail"
-            } else {
-                "continue"
+    bindings.sort_by(|a, b| a.name.cmp(&b.name));
+    let line_start = raw[..begin]
+        .rfind(|c: char| c != ' ' && c != '\t' && c != '\r' && c != '\n')
+        .map_or(0, |i| i + 1);
+    Some(Found {
+        range: line_start..end,
+        block: Block {
+            created_policy,
+            bindings,
+        },
+        unreadable,
+    })
+}
+
+/// What the bindings' policy document becomes: `doc` (`None`: the API has no policy) with
+/// its block replaced by `block` (rendered for `api`), or removed when `block` has no
+/// binding. `None` when the result is "no policy": the last binding of a policy the first one
+/// created. Everything outside the block stays as it was, byte for byte.
+pub fn with_block(doc: Option<&str>, api: &str, block: &Block) -> Result<Option<String>, String> {
+    let (base, created_policy) = match doc {
+        None => (policy_xml::DEFAULT_API_POLICY.to_string(), true),
+        Some(d) => match find_block(d) {
+            Some(f) => {
+                let mut base = d.to_string();
+                base.replace_range(f.range.clone(), "");
+                (base, f.block.created_policy)
             }
-            .to_string(),
-        ),
-        vault_namespace: namespace,
-        inject: Some(inject),
-        vault_address: Known::Value(None),
-        fragment_id: Known::Value(String::new()),
-        named_value_ids: Known::Value(Vec::new()),
-        ..BindingModel::default()
+            None => (d.to_string(), false),
+        },
     };
-    // The text must mean exactly what the provider renders for these settings; the state
-    // keeps the rendering, as after a create.
-    let rendered = render(&spec(&s, kv_v2)?);
-    if !policy_xml::equivalent(&rendered, Format::Raw, xml, Format::Raw) {
-        return None;
+    if block.bindings.is_empty() {
+        let untouched_default =
+            policy_xml::equivalent(&base, Format::Raw, policy_xml::DEFAULT_API_POLICY, Format::Raw);
+        return Ok(if created_policy && untouched_default {
+            None
+        } else {
+            Some(base)
+        });
     }
-    s.policy_xml = Known::Value(rendered);
-    Some(s)
+    let block = Block {
+        created_policy,
+        bindings: block.bindings.clone(),
+    };
+    let (at, indent) = policy_xml::inbound_insertion(&base)?;
+    let rendered = render_block(api, &block, &indent);
+    Ok(Some(format!("{}\n{rendered}{}", &base[..at], &base[at..])))
+}
+
+/// True when `doc`'s block is exactly what its records render (APIM's reformatting aside):
+/// nobody edited it by hand.
+pub fn block_intact(doc: &str, api: &str) -> bool {
+    let Some(found) = find_block(doc) else {
+        return false;
+    };
+    if !found.unreadable.is_empty() {
+        return false;
+    }
+    let wrap = |b: &str| format!("<policies><inbound>{b}</inbound></policies>");
+    let expected = render_block(api, &found.block, "");
+    policy_xml::equivalent(
+        &wrap(&doc[found.range.clone()]),
+        Format::Raw,
+        &wrap(&expected),
+        Format::Raw,
+    ) && doc[found.range.clone()].matches(RECORD).count() == found.block.bindings.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::policy_xml::{canonical, Format};
 
-    fn spec() -> FragmentSpec {
-        FragmentSpec {
-            name: "orders".into(),
+    pub(crate) fn spec(name: &str) -> BindingSpec {
+        BindingSpec {
+            name: name.into(),
+            vault_address: "https://vault.example.com:8200".into(),
+            vault_namespace: None,
             backend: "jwt".into(),
+            role: "orders".into(),
+            audience: "api://vault".into(),
             secret_path: "kv/data/orders/backend".into(),
             secret_field: "api_key".into(),
             kv_v2: true,
-            vault_namespace: None,
+            leased: false,
             inject: Inject::Header("X-Api-Key".into()),
             cache_ttl: 300,
+            rotation: 0,
             fail_on_error: true,
         }
     }
 
-    #[test]
-    fn renders_the_runtime_flow_as_well_formed_rawxml() {
-        let x = render(&spec());
-        canonical(&x, Format::Raw).unwrap_or_else(|e| panic!("{e}\n{x}"));
-        for needle in [
-            "<cache-lookup-value key=\"vault-secret-orders-",
-            "resource=\"{{vault-orders-audience}}\"",
-            "<set-url>{{vault-orders-addr}}/v1/auth/jwt/login</set-url>",
-            "\\\"role\\\":\\\"{{vault-orders-role}}\\\"",
-            "<set-url>{{vault-orders-addr}}/v1/kv/data/orders/backend</set-url>",
-            "[\"data\"][\"data\"][\"api_key\"] != null)\">",
-            "duration=\"300\"",
-            "<set-status code=\"502\" reason=\"Bad Gateway\" />",
-            "<set-header name=\"X-Api-Key\" exists-action=\"override\">",
-        ] {
-            assert!(x.contains(needle), "missing {needle} in:\n{x}");
+    fn block(specs: Vec<BindingSpec>) -> Block {
+        Block {
+            created_policy: false,
+            bindings: specs,
         }
-        assert!(!x.contains("X-Vault-Namespace"));
     }
 
     #[test]
-    fn variants() {
-        let mut s = spec();
-        s.cache_ttl = 0;
-        s.kv_v2 = false;
-        s.fail_on_error = false;
-        s.vault_namespace = Some("team-a".into());
-        s.inject = Inject::Query("key".into());
-        let x = render(&s);
-        canonical(&x, Format::Raw).unwrap();
-        assert!(!x.contains("cache-"), "no caching at 0");
-        assert!(
-            x.contains("Body.As<JObject>(preserveContent: true)[\"data\"][\"api_key\"] != null")
-        );
-        assert!(x.contains("<set-variable name=\"vault-error-orders\" value=\"true\" />"));
-        assert!(!x.contains("return-response"));
-        assert_eq!(
-            x.matches("<value>team-a</value>").count(),
-            2,
-            "namespace on both calls"
-        );
-        assert!(x.contains("<set-query-parameter name=\"key\""));
-        s.inject = Inject::Variable("backendKey".into());
-        assert!(render(&s).contains("<set-variable name=\"backendKey\""));
+    fn one_lookup_one_store_and_one_login_per_role_whatever_the_number_of_bindings() {
+        let mut other_role = spec("c");
+        other_role.role = "billing".into();
+        let b = block(vec![spec("a"), spec("b"), other_role]);
+        let x = render_block("orders", &b, "");
+        assert_eq!(x.matches("<cache-lookup-value").count(), 1);
+        assert_eq!(x.matches("<cache-store-value").count(), 1);
+        assert_eq!(x.matches("<authentication-managed-identity").count(), 2);
+        assert_eq!(x.matches("/login</set-url>").count(), 2);
+        assert_eq!(x.matches("apim-vault-read-").count() >= 3, true);
+        assert!(x.contains("caching-type=\"internal\""));
+        assert!(!x.contains("{{") && !x.contains("}}"), "{x}");
+        assert!(!x.contains("include-fragment"));
+    }
+
+    #[test]
+    fn the_block_is_well_formed_in_the_xml_view_and_reads_back_its_records() {
+        let mut leased = spec("db");
+        leased.leased = true;
+        leased.kv_v2 = false;
+        leased.secret_path = "database/creds/orders".into();
+        leased.inject = Inject::Variable("db-password".into());
+        let mut live = spec("live");
+        live.cache_ttl = 0;
+        live.fail_on_error = false;
+        live.vault_namespace = Some("team-a".into());
+        let b = block(vec![spec("a"), leased, live]);
+        let doc = with_block(Some(policy_xml::DEFAULT_API_POLICY), "orders", &b)
+            .unwrap()
+            .unwrap();
+        assert!(policy_xml::canonical(&doc, Format::Raw).is_ok(), "{doc}");
+        let found = find_block(&doc).unwrap();
+        assert_eq!(found.block.bindings, b.bindings);
+        assert!(found.unreadable.is_empty());
+        assert!(block_intact(&doc, "orders"));
+        assert!(doc.contains("Math.Min(300, "), "leases bound the cache: {doc}");
+    }
+
+    #[test]
+    fn removing_the_last_binding_restores_the_document_byte_for_byte() {
+        let original = "<policies>\n  <inbound>\n    <base />\n    <set-header name=\"A\" exists-action=\"override\">\n      <value>1</value>\n    </set-header>\n  </inbound>\n  <backend>\n    <base />\n  </backend>\n  <outbound>\n    <base />\n  </outbound>\n  <on-error>\n    <base />\n  </on-error>\n</policies>";
+        let with = with_block(Some(original), "orders", &block(vec![spec("a")]))
+            .unwrap()
+            .unwrap();
+        let with_two = with_block(Some(&with), "orders", &block(vec![spec("a"), spec("b")]))
+            .unwrap()
+            .unwrap();
+        let back = with_block(Some(&with_two), "orders", &block(vec![]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn a_policy_the_first_binding_created_is_deleted_by_the_last() {
+        let with = with_block(None, "orders", &block(vec![spec("a")]))
+            .unwrap()
+            .unwrap();
+        assert!(find_block(&with).unwrap().block.created_policy);
+        assert_eq!(with_block(Some(&with), "orders", &block(vec![])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_hand_edited_block_is_not_intact() {
+        let doc = with_block(None, "orders", &block(vec![spec("a")]))
+            .unwrap()
+            .unwrap();
+        let edited = doc.replace("caching-type=\"internal\" />", "caching-type=\"prefer-external\" />");
+        assert!(!block_intact(&edited, "orders"));
+    }
+
+    #[test]
+    fn the_key_changes_with_rotation() {
+        let a = spec("a");
+        let mut rotated = spec("a");
+        rotated.rotation = 1;
+        assert_ne!(cache_key("orders", &[&a]), cache_key("orders", &[&rotated]));
+        assert_eq!(cache_key("orders", &[&a]), cache_key("orders", &[&spec("a")]));
     }
 }
