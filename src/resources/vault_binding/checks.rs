@@ -3,6 +3,7 @@
 //! secret path, and the cache lifetime fits the token and lease TTLs.
 
 use crate::clients::vault::acl;
+use crate::clients::vault::role::{Role, RoleMethod};
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::schema::validators;
@@ -91,10 +92,21 @@ impl VaultBinding {
         let planned = data.this_run.find_role(backend, role);
         let facts = match planned {
             Some(f) => Some(f),
-            None => match vault.read_role_token(backend, role).await {
-                Ok(Some(token)) => Some(RoleFacts {
-                    token_policies: Some(token.effective_policies()),
-                    token_ttl: Some(token.token_ttl),
+            None => match vault.read_role(backend, role, RoleMethod::Jwt).await {
+                Ok(Some(r)) => Some(RoleFacts {
+                    token_policies: Some(r.token().effective_policies()),
+                    token_ttl: Some(r.token().token_ttl),
+                    audiences: match &r {
+                        Role::Jwt(j) => Some(j.bound_audiences.clone()),
+                        Role::Azure(_) => None,
+                    },
+                    bound_identity: match &r {
+                        Role::Jwt(j) => j
+                            .bound_claim("oid")
+                            .zip(j.bound_claim("tid"))
+                            .map(|(o, t)| (o.to_string(), t.to_string())),
+                        Role::Azure(_) => None,
+                    },
                 }),
                 Ok(None) => None,
                 Err(e) => {
@@ -154,13 +166,29 @@ impl VaultBinding {
                 );
             }
         }
-        // The cache must not outlive the token it was fetched with.
-        if let (Some(ttl), Some(c)) = (facts.token_ttl.filter(|t| *t > 0), cache_ttl) {
+        // APIM asks Entra for a token of `audience`: the role must accept it.
+        if let Some(audiences) = &facts.audiences {
+            if !audiences.iter().any(|a| a == &v.audience) {
+                d.attr_error(
+                    AttrPath::root("audience"),
+                    "The role does not accept this audience",
+                    format!("`audience` is {:?}, but role {role:?} accepts tokens for {}; Vault would refuse the gateway's login (\"aud claim does not match\"). Use the role's audience, or add this one to the role's `audience`.", v.audience, audiences.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")),
+                );
+            }
+        }
+        // The cache must not outlive the token it was fetched with: the role's TTL, or, when
+        // it sets none, its auth mount's.
+        let token_ttl = match facts.token_ttl {
+            Some(0) => vault.auth_default_ttl(backend).await.ok().map(|t| (t, "the auth mount's default token TTL")),
+            Some(t) => Some((t, "the role's token_ttl")),
+            None => None,
+        };
+        if let (Some((ttl, which)), Some(c)) = (token_ttl.filter(|(t, _)| *t > 0), cache_ttl) {
             if c > ttl {
                 d.attr_error(
                     AttrPath::root("cache_ttl"),
                     "Cache outlives the Vault token",
-                    format!("`cache_ttl` is {c} s, longer than the role's token_ttl of {ttl} s: the gateway would keep a secret longer than the token that fetched it was valid. Lower `cache_ttl` to at most {ttl}, or raise the role's token_ttl."),
+                    format!("`cache_ttl` is {c} s, longer than {which} of {ttl} s: the gateway would keep a secret longer than the token that fetched it was valid. Lower `cache_ttl` to at most {ttl}, or raise the role's token_ttl."),
                 );
             }
         }
@@ -189,14 +217,21 @@ impl VaultBinding {
             );
         }
         if mount.is_leased() {
-            if let (Ok(lease_ttl), Some(c)) =
-                (vault.default_lease_ttl(&mount.path).await, cache_ttl)
-            {
+            // The engine's role decides the lease (a database or PKI role), else the mount.
+            let lease = match vault.engine_role_ttl(&mount, path).await {
+                Some(t) => Some((t, "its role's default TTL")),
+                None => vault
+                    .default_lease_ttl(&mount.path)
+                    .await
+                    .ok()
+                    .map(|t| (t, "the mount's default lease TTL")),
+            };
+            if let (Some((lease_ttl, which)), Some(c)) = (lease, cache_ttl) {
                 if lease_ttl > 0 && c > lease_ttl {
                     d.attr_error(
                         AttrPath::root("cache_ttl"),
                         "Cache outlives the secret's lease",
-                        format!("`cache_ttl` is {c} s, longer than the default lease TTL ({lease_ttl} s) of the {:?} mount: the gateway would keep using a credential after Vault revoked it. Lower `cache_ttl` below {lease_ttl}.", mount.path),
+                        format!("`cache_ttl` is {c} s, longer than the lease of {path:?} ({which}: {lease_ttl} s): the gateway would keep using a credential after Vault revoked it. Lower `cache_ttl` to at most {lease_ttl}."),
                     );
                 }
             }

@@ -314,7 +314,7 @@ fn duration(set: &[&BindingSpec]) -> String {
     let mut expr = ttl.to_string();
     for s in set.iter().filter(|s| s.leased) {
         expr = format!(
-            "Math.Min({expr}, {}[\"lease_duration\"].Value<int>())",
+            "Math.Min({expr}, {}.Value<int>(\"lease_duration\"))",
             body(&read_var(s))
         );
     }
