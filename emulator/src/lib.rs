@@ -9,6 +9,7 @@ pub mod cli;
 pub mod control;
 pub mod entra;
 pub mod faults;
+pub mod gateway;
 pub mod jwt;
 pub mod msi;
 pub mod server;

@@ -1,0 +1,3 @@
+//! Microsoft's documented rules for policies, in tables with a citation per rule.
+
+pub mod types;
