@@ -58,6 +58,14 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
         }
         ("POST" | "PUT", ["lro"]) => set_lro(app, req),
         ("POST", ["identity"]) => identity(app, req),
+        ("GET", ["rules"]) => {
+            let st = lock(&app.state);
+            Ok(json_response(
+                200,
+                &json!({"enforce": st.settings.enforce_rules}),
+            ))
+        }
+        ("POST" | "PUT", ["rules"]) => set_rules(app, req),
         ("POST", ["tokens"]) => mint(app, req),
         _ => Err(error(
             404,
@@ -111,6 +119,21 @@ fn set_lro(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
         200,
         &json!({"polls": st.settings.lro_polls, "retry_after": st.settings.lro_retry_after}),
     ))
+}
+
+/// `POST /_emulator/rules {"enforce": bool}`: whether saving a policy, fragment or named value
+/// is refused for breaking the documented rules (a transition aid; run-time behaviour is the
+/// same either way).
+fn set_rules(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let v = body_json(req)?;
+    let enforce = v
+        .get("enforce")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| error(400, "`enforce` must be a boolean"))?;
+    let mut st = lock(&app.state);
+    st.settings.enforce_rules = enforce;
+    app.persist(&st);
+    Ok(json_response(200, &json!({"enforce": enforce})))
 }
 
 /// `POST /_emulator/identity {"api_management_id"?, "recreate"?: bool, "token_version"?: 1|2}`:
