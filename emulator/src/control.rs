@@ -67,6 +67,15 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
         }
         ("POST" | "PUT", ["rules"]) => set_rules(app, req),
         ("POST", ["tokens"]) => mint(app, req),
+        ("GET", ["gateway", "log"]) => Ok(json_response(200, &json!(app.gateway.log.all()))),
+        ("DELETE", ["gateway", "log"]) => {
+            app.gateway.log.clear();
+            Ok(json_response(200, &json!({"cleared": true})))
+        }
+        ("DELETE", ["gateway", "cache"]) => {
+            app.gateway.cache.clear();
+            Ok(json_response(200, &json!({"cleared": true})))
+        }
         _ => Err(error(
             404,
             &format!("no control-plane route for {} {}", req.method, req.path),

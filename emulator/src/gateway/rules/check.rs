@@ -173,6 +173,15 @@ impl<'a> Checker<'a> {
         }
         self.attrs(e, p.attrs, true, at);
         self.content(e, p.content, at, counts);
+        if matches!(p.name, "send-request" | "return-response") {
+            for c in e.elems() {
+                let unsupported = matches!(c.name.as_str(), "authentication-certificate" | "proxy")
+                    || (c.name == "set-body" && c.attr("template").is_some());
+                if unsupported {
+                    self.problem(c, at, format!("The emulator's gateway does not execute '{}' inside '{}'; the policy is refused rather than run differently from APIM.", c.name, e.name));
+                }
+            }
+        }
         match p.name {
             "send-request" if e.attr("mode").is_none_or(|m| m.trim() != "copy") => {
                 for needed in ["set-url", "set-method"] {
