@@ -285,3 +285,189 @@ fn requests_run_through_the_policies_to_the_backend() {
     emu.ctl(Method::DELETE, "gateway/log", None);
     assert_eq!(emu.ctl(Method::GET, "gateway/log", None), json!([]));
 }
+
+/// The binding's shape, written for this test: managed identity → Vault login → read → cache →
+/// header, with a 502 when Vault cannot be used.
+const BINDING_POLICY: &str = r#"<policies>
+  <inbound>
+    <base />
+    <cache-lookup-value key="vault-app-secret" variable-name="secret" caching-type="internal" />
+    <choose>
+      <when condition="@(!context.Variables.ContainsKey("secret"))">
+        <authentication-managed-identity resource="api://vault-apim" output-token-variable-name="msi" />
+        <send-request mode="new" response-variable-name="login" timeout="5" ignore-error="true">
+          <set-url>{{vault-addr}}/v1/auth/jwt/login</set-url>
+          <set-method>POST</set-method>
+          <set-header name="Content-Type" exists-action="override"><value>application/json</value></set-header>
+          <set-body>@(JsonConvert.SerializeObject(new JObject(new JProperty("role", "{{vault-role}}"), new JProperty("jwt", (string)context.Variables["msi"]))))</set-body>
+        </send-request>
+        <choose>
+          <when condition="@(context.Variables["login"] == null || ((IResponse)context.Variables["login"]).StatusCode != 200)">
+            <return-response><set-status code="502" reason="Bad Gateway" /></return-response>
+          </when>
+        </choose>
+        <send-request mode="new" response-variable-name="read" timeout="5" ignore-error="true">
+          <set-url>{{vault-addr}}/v1/secret/data/app</set-url>
+          <set-method>GET</set-method>
+          <set-header name="X-Vault-Token" exists-action="override">
+            <value>@(((IResponse)context.Variables["login"]).Body.As<JObject>()["auth"]["client_token"].ToString())</value>
+          </set-header>
+        </send-request>
+        <choose>
+          <when condition="@(context.Variables["read"] == null || ((IResponse)context.Variables["read"]).StatusCode != 200)">
+            <return-response><set-status code="502" reason="Bad Gateway" /></return-response>
+          </when>
+        </choose>
+        <set-variable name="secret" value="@(((IResponse)context.Variables["read"]).Body.As<JObject>(preserveContent: true)["data"]["data"].Value<string>("api_key"))" />
+        <cache-store-value key="vault-app-secret" value="@((string)context.Variables["secret"])" duration="{{cache-seconds}}" caching-type="internal" />
+      </when>
+    </choose>
+    <set-header name="X-Api-Key" exists-action="override"><value>@((string)context.Variables["secret"])</value></set-header>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+</policies>"#;
+
+fn logins(emu: &Emu) -> usize {
+    let log = emu.ctl(Method::GET, "gateway/log", None);
+    log.as_array()
+        .expect("log")
+        .iter()
+        .flat_map(|e| e["steps"].as_array().cloned().unwrap_or_default())
+        .filter(|s| {
+            s["outcome"]
+                .as_str()
+                .is_some_and(|o| o.contains("/v1/auth/jwt/login"))
+        })
+        .count()
+}
+
+fn token_count(bao: &common::bao::Bao) -> usize {
+    let list = Method::from_bytes(b"LIST").expect("LIST");
+    let (s, v) = bao.call(list, "auth/token/accessors", &json!({}), Some("root"));
+    assert_eq!(s, 200, "{v}");
+    v["data"]["keys"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn a_vault_secret_reaches_the_backend_through_openbao() {
+    let emu = Emu::start_with(&["--lro-polls", "0"]);
+    let mut bao = common::bao::Bao::start();
+    let echo = Echo::start();
+    let svc = emu.apim();
+    let gw = emu.s("gateway_url");
+    let issuer = format!("{}/{}/", emu.url, emu.s("tenant_id"));
+    let ca = std::fs::read_to_string(emu.s("ca_file")).expect("ca");
+
+    // OpenBao trusts the emulator's issuer; `apim` may read the secret, `noread` may not.
+    bao.write("sys/auth/jwt", &json!({"type": "jwt"}));
+    bao.write(
+        "auth/jwt/config",
+        &json!({"oidc_discovery_url": issuer, "oidc_discovery_ca_pem": ca, "bound_issuer": issuer}),
+    );
+    bao.write(
+        "sys/policies/acl/app-read",
+        &json!({"policy": "path \"secret/data/app\" { capabilities = [\"read\"] }"}),
+    );
+    for (role, policies) in [
+        ("apim", json!(["app-read"])),
+        ("noread", json!(["default"])),
+    ] {
+        bao.write(&format!("auth/jwt/role/{role}"), &json!({
+            "role_type": "jwt", "bound_audiences": ["api://vault-apim"], "user_claim": "oid",
+            "bound_claims": {"oid": emu.s("principal_id")}, "token_policies": policies, "token_ttl": "15m",
+        }));
+    }
+    bao.write("secret/data/app", &json!({"data": {"api_key": "s3cret-1"}}));
+
+    for (id, value) in [
+        ("vault-addr", bao.addr.as_str()),
+        ("vault-role", "apim"),
+        ("cache-seconds", "3"),
+    ] {
+        put(
+            &emu,
+            &format!("{svc}/namedValues/{id}"),
+            &json!({"properties": {"displayName": id, "value": value}}),
+        );
+    }
+    put(
+        &emu,
+        &format!("{svc}/apis/app"),
+        &json!({"properties": {"displayName": "App", "path": "app", "serviceUrl": echo.url, "subscriptionRequired": false}}),
+    );
+    policy(&emu, &format!("{svc}/apis/app"), BINDING_POLICY);
+
+    // N requests inside the cache window: the secret arrives each time, one Vault login.
+    let tokens_before = token_count(&bao);
+    for _ in 0..5 {
+        let (s, _, body) = get(&emu, &format!("{gw}/app/orders"), &[]);
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(echo.last().header("x-api-key"), Some("s3cret-1"));
+    }
+    assert_eq!(logins(&emu), 1, "one login for five requests");
+    assert_eq!(
+        token_count(&bao),
+        tokens_before + 1,
+        "OpenBao issued one token"
+    );
+
+    // A rotated secret arrives once the cached one expires.
+    bao.write("secret/data/app", &json!({"data": {"api_key": "s3cret-2"}}));
+    get(&emu, &format!("{gw}/app/orders"), &[]);
+    assert_eq!(
+        echo.last().header("x-api-key"),
+        Some("s3cret-1"),
+        "still cached"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3_300));
+    get(&emu, &format!("{gw}/app/orders"), &[]);
+    assert_eq!(
+        echo.last().header("x-api-key"),
+        Some("s3cret-2"),
+        "rotated after expiry"
+    );
+    assert_eq!(logins(&emu), 2);
+
+    // A role without `read`: 502, and the secret is nowhere (answer, log, backend).
+    put(
+        &emu,
+        &format!("{svc}/namedValues/vault-role"),
+        &json!({"properties": {"displayName": "vault-role", "value": "noread"}}),
+    );
+    emu.ctl(Method::DELETE, "gateway/cache", None);
+    let before = echo.seen().len();
+    let (s, _, body) = get(&emu, &format!("{gw}/app/orders"), &[]);
+    assert_eq!(s, 502, "{body}");
+    assert!(!body.contains("s3cret"), "{body}");
+    assert_eq!(echo.seen().len(), before, "nothing was forwarded");
+    let log = emu.ctl(Method::GET, "gateway/log", None).to_string();
+    assert!(!log.contains("s3cret"), "no secret in the log");
+    assert!(
+        log.contains("/v1/secret/data/app -> 403"),
+        "the read was refused: {log}"
+    );
+    assert!(!log.contains("eyJ"), "no token in the log");
+
+    // OpenBao stopped: the configured 502, within the send-request timeout.
+    put(
+        &emu,
+        &format!("{svc}/namedValues/vault-role"),
+        &json!({"properties": {"displayName": "vault-role", "value": "apim"}}),
+    );
+    emu.ctl(Method::DELETE, "gateway/cache", None);
+    bao.stop();
+    let started = std::time::Instant::now();
+    let (s, _, body) = get(&emu, &format!("{gw}/app/orders"), &[]);
+    assert_eq!(s, 502, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = emu.ctl(Method::GET, "gateway/log", None).to_string();
+    assert!(
+        log.contains("failed (BackendConnectionFailure); ignored"),
+        "{log}"
+    );
+}
