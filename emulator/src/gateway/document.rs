@@ -110,7 +110,7 @@ fn push_text(stack: &mut [Node], t: &str) {
     }
 }
 
-fn close(stack: &mut Vec<Node>, root: &mut Option<Node>, n: Node) {
+fn close(stack: &mut [Node], root: &mut Option<Node>, n: Node) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(Child::Elem(n)),
         None => *root = Some(n),

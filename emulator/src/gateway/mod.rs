@@ -31,6 +31,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+/// Managed-identity tokens by (instance, client id, resource): token and expiry.
+type TokenCache = Mutex<HashMap<(String, String, String), (String, i64)>>;
+
 /// The gateway's shared state.
 pub struct Gateway {
     /// `http://127.0.0.1:<port>`.
@@ -43,8 +46,8 @@ pub struct Gateway {
     pub log: log::Log,
     client: reqwest::Client,
     client_follow: reqwest::Client,
-    /// Managed-identity tokens by (instance, client id, resource): token and expiry.
-    tokens: Mutex<HashMap<(String, String, String), (String, i64)>>,
+    /// Managed-identity tokens.
+    tokens: TokenCache,
 }
 
 fn client(roots: &[Vec<u8>], follow: bool) -> Result<reqwest::Client, String> {

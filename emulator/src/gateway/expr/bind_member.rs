@@ -5,9 +5,8 @@ use super::ast::{Arg, Expr, TypeName};
 use super::bind::{
     assignable, coerce, names_of, not_allowed_type, not_impl, resolve_ty, Binder, Ir,
 };
-use super::members::{
-    applies, DOCUMENTED_UNIMPLEMENTED, M, METHODS, PROPS, STATICS, STATIC_FIELDS,
-};
+use super::members::{DOCUMENTED_UNIMPLEMENTED, M, PROPS};
+use super::methods::{applies, METHODS, STATICS, STATIC_FIELDS};
 use super::value::{Ty, Val};
 use crate::gateway::rules::types;
 
@@ -380,23 +379,5 @@ fn bind_static(
     }
     Err(format!(
         "No overload for method '{name}' takes these arguments"
-    ))
-}
-
-/// `recv[index]`.
-pub fn bind_index(b: &mut Binder, recv: &Expr, index: &Expr) -> Bound {
-    let (rir, rty) = b.expr(recv)?;
-    let (iir, ity) = b.expr(index)?;
-    let m = match (rty, ity) {
-        (Ty::Variables, Ty::String) => (M::VarsIndex, Ty::Object),
-        (t, Ty::String | Ty::Int) if t.is_json() => (M::JIndex, Ty::JToken),
-        (t, Ty::Object) if t.is_json() => (M::JIndex, Ty::JToken),
-        (Ty::String, Ty::Int) => (M::StrIndex, Ty::Char),
-        (Ty::Headers | Ty::Query, Ty::String) => return Err(not_impl("the headers indexer (string[]); use GetValueOrDefault")),
-        (t, i) => return Err(format!("Cannot apply indexing with [] to an expression of type '{}' with an index of type '{}'", t.name(), i.name())),
-    };
-    Ok((
-        Ir::Call(Box::new(rir), m.0, vec![iir], Ty::Void, false),
-        m.1,
     ))
 }

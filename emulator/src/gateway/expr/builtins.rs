@@ -24,7 +24,7 @@ fn req_text(args: &[Val], i: usize, name: &str) -> Result<String, Exc> {
         .ok_or_else(|| Exc::new(format!("Value cannot be null. (Parameter '{name}')")))
 }
 
-fn url<'a>(ctx: &'a Ctx, original: bool) -> &'a Url {
+fn url(ctx: &Ctx, original: bool) -> &Url {
     if original {
         &ctx.original_url
     } else {

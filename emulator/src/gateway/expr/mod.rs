@@ -4,13 +4,16 @@
 
 pub mod ast;
 pub mod bind;
+mod bind_expr;
 mod bind_member;
 mod builtins;
 pub mod eval;
 pub mod json;
 pub mod lexer;
 pub mod members;
+pub mod methods;
 pub mod parser;
+mod parser_expr;
 pub mod value;
 
 #[cfg(test)]

@@ -277,3 +277,64 @@ fn compile_errors_name_the_problem() {
         assert!(e.contains(want), "{src}: {e}");
     }
 }
+
+mod lexer {
+    use crate::gateway::expr::lexer::{lex, Part, Tok};
+
+    fn toks(s: &str) -> Vec<Tok> {
+        lex(s).expect("lex").into_iter().map(|t| t.tok).collect()
+    }
+
+    #[test]
+    fn literals_and_punctuation() {
+        assert_eq!(
+            toks(r#"a.b("x\"y", @"c""d", 'q', 12, 3L, 1.5, 2e1, 0x1F) ?? !z"#),
+            vec![
+                Tok::Ident("a".into()),
+                Tok::Punct("."),
+                Tok::Ident("b".into()),
+                Tok::Punct("("),
+                Tok::Str("x\"y".into()),
+                Tok::Punct(","),
+                Tok::Str("c\"d".into()),
+                Tok::Punct(","),
+                Tok::Char('q'),
+                Tok::Punct(","),
+                Tok::Int(12, false),
+                Tok::Punct(","),
+                Tok::Int(3, true),
+                Tok::Punct(","),
+                Tok::Real(1.5),
+                Tok::Punct(","),
+                Tok::Real(20.0),
+                Tok::Punct(","),
+                Tok::Int(31, false),
+                Tok::Punct(")"),
+                Tok::Punct("??"),
+                Tok::Punct("!"),
+                Tok::Ident("z".into()),
+                Tok::Eof,
+            ]
+        );
+    }
+
+    #[test]
+    fn interpolation_and_errors() {
+        assert_eq!(
+            toks(r#"$"a{x["k"]}b{{c}}""#),
+            vec![
+                Tok::Interp(vec![
+                    Part::Text("a".into()),
+                    Part::Hole("x[\"k\"]".into()),
+                    Part::Text("b{c}".into()),
+                ]),
+                Tok::Eof
+            ]
+        );
+        assert!(lex("\"open").is_err());
+        assert!(lex("'ab'").is_err());
+        assert!(lex("1m").unwrap_err().contains("decimal"));
+        assert!(lex("a # b").is_err());
+        assert_eq!(toks("// c\n1 /* d */"), vec![Tok::Int(1, false), Tok::Eof]);
+    }
+}
