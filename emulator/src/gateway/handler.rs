@@ -241,6 +241,7 @@ async fn serve(
     entry.error = error.map(|e| ErrorSummary {
         source: e.source,
         reason: e.reason,
+        message: e.message,
         section: e.section,
         path: e.path,
     });

@@ -30,6 +30,9 @@ pub struct ErrorSummary {
     pub source: String,
     /// `ExpressionValueEvaluationFailure`, `Timeout`, ...
     pub reason: String,
+    /// `context.LastError.Message` (exception messages and URLs without query strings; no
+    /// values).
+    pub message: String,
     /// Section it happened in.
     pub section: String,
     /// Path of the policy (`choose[1]/when[1]/send-request[1]`).

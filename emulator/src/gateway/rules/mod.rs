@@ -99,3 +99,36 @@ pub fn catalogue() -> Vec<RuleDoc> {
     ]);
     out
 }
+
+/// The catalogue as a Markdown table (README.md carries it verbatim; a test checks that).
+pub fn markdown() -> String {
+    let cell = |s: &str| {
+        s.replace('|', "\\|")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut out = String::from("| rule | what it says | source |\n|---|---|---|\n");
+    for r in catalogue() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            r.id,
+            cell(&r.rule),
+            cell(&r.source)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn readme_carries_the_rules_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let table = super::markdown();
+        assert!(
+            readme.contains(&table),
+            "README.md must carry the rules table exactly as gateway::rules::markdown() renders it:\n\n{table}"
+        );
+    }
+}
