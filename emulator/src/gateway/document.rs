@@ -1,9 +1,8 @@
 //! A stored policy document (the `xml` format) parsed into a tree of elements with their line and
 //! column, for the save-time rules (whose errors name the position) and for the pipeline.
-//! Comments are dropped; CDATA is text.
+//! Built on `crate::xml`'s parser; comments are dropped, CDATA is text.
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use crate::xml;
 
 /// An element of a policy document.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +62,7 @@ impl Node {
     }
 }
 
+/// Line starts of a text, to turn byte offsets into 1-based (line, column).
 struct Lines(Vec<usize>);
 
 impl Lines {
@@ -80,82 +80,41 @@ impl Lines {
     }
 }
 
-fn element(s: &BytesStart<'_>, line: usize, col: usize) -> Result<Node, String> {
-    let mut attrs = Vec::new();
-    for a in s.attributes() {
-        let a = a.map_err(|e| e.to_string())?;
-        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-        let raw = String::from_utf8_lossy(&a.value).into_owned();
-        let val = quick_xml::escape::unescape(&raw)
-            .map_err(|e| e.to_string())?
-            .into_owned();
-        attrs.push((key, val));
-    }
-    Ok(Node {
-        name: String::from_utf8_lossy(s.name().as_ref()).into_owned(),
-        attrs,
-        children: Vec::new(),
-        line,
-        col,
-    })
-}
-
-fn push_text(stack: &mut [Node], t: &str) {
-    if let Some(top) = stack.last_mut() {
-        if let Some(Child::Text(prev)) = top.children.last_mut() {
-            prev.push_str(t);
-        } else {
-            top.children.push(Child::Text(t.to_string()));
+fn convert(e: &xml::Elem, text: &str, lines: &Lines) -> Node {
+    // The offset is where the reader stood; the tag starts at the next '<'.
+    let at = text
+        .get(e.pos..)
+        .and_then(|r| r.find('<'))
+        .map_or(e.pos, |o| e.pos + o);
+    let (line, col) = lines.at(text, at);
+    let mut children: Vec<Child> = Vec::new();
+    for c in &e.children {
+        let t = match c {
+            xml::Node::Elem(inner) => {
+                children.push(Child::Elem(convert(inner, text, lines)));
+                continue;
+            }
+            xml::Node::Text(t) | xml::Node::CData(t) => t,
+            xml::Node::Comment(_) => continue,
+        };
+        match children.last_mut() {
+            Some(Child::Text(prev)) => prev.push_str(t),
+            _ => children.push(Child::Text(t.clone())),
         }
     }
-}
-
-fn close(stack: &mut [Node], root: &mut Option<Node>, n: Node) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(Child::Elem(n)),
-        None => *root = Some(n),
+    Node {
+        name: e.name.clone(),
+        attrs: e.attrs.clone(),
+        children,
+        line,
+        col,
     }
 }
 
 /// Parses a well-formed document (the stored form).
-pub fn parse(xml: &str) -> Result<Node, String> {
-    let lines = Lines::new(xml);
-    let mut reader = Reader::from_str(xml);
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root = None;
-    loop {
-        let pos = usize::try_from(reader.buffer_position()).unwrap_or(0);
-        let ev = reader.read_event().map_err(|e| e.to_string())?;
-        // Leading whitespace belongs to text events; a tag starts at its '<'.
-        let tag_at = xml
-            .get(pos..)
-            .and_then(|r| r.find('<'))
-            .map_or(pos, |o| pos + o);
-        let (line, col) = lines.at(xml, tag_at);
-        match ev {
-            Event::Start(s) => stack.push(element(&s, line, col)?),
-            Event::Empty(s) => {
-                let n = element(&s, line, col)?;
-                close(&mut stack, &mut root, n);
-            }
-            Event::End(_) => {
-                let n = stack.pop().ok_or("unexpected end tag")?;
-                close(&mut stack, &mut root, n);
-            }
-            Event::Text(t) => push_text(&mut stack, &t.decode().map_err(|e| e.to_string())?),
-            Event::GeneralRef(r) => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                let resolved = quick_xml::escape::unescape(&format!("&{name};"))
-                    .map_err(|e| e.to_string())?
-                    .into_owned();
-                push_text(&mut stack, &resolved);
-            }
-            Event::CData(c) => push_text(&mut stack, &String::from_utf8_lossy(&c)),
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    root.ok_or_else(|| "The policy document is empty.".to_string())
+pub fn parse(text: &str) -> Result<Node, String> {
+    let root = xml::parse(text)?;
+    Ok(convert(&root, text, &Lines::new(text)))
 }
 
 #[cfg(test)]

@@ -175,6 +175,19 @@ pub struct Binder {
 }
 
 impl Binder {
+    /// A `bool` expression (an `if` or `?:` condition).
+    pub(super) fn condition(&mut self, e: &Expr) -> Result<Ir, String> {
+        let (ir, t) = self.expr(e)?;
+        if t == Ty::Bool {
+            Ok(ir)
+        } else {
+            Err(format!(
+                "Cannot implicitly convert type '{}' to 'bool'",
+                t.name()
+            ))
+        }
+    }
+
     /// Looks a local up by name.
     pub fn local(&self, name: &str) -> Option<(usize, Ty)> {
         self.locals
@@ -249,13 +262,7 @@ impl Binder {
                 SIr::Expr(self.expr(e)?.0)
             }
             Stmt::If(c, a, b) => {
-                let (c, ct) = self.expr(c)?;
-                if ct != Ty::Bool {
-                    return Err(format!(
-                        "Cannot implicitly convert type '{}' to 'bool'",
-                        ct.name()
-                    ));
-                }
+                let c = self.condition(c)?;
                 let a = self.block(std::slice::from_ref(a))?;
                 let b = match b {
                     Some(b) => self.block(std::slice::from_ref(b))?,

@@ -120,13 +120,7 @@ impl Binder {
             }
             Expr::Binary(op, l, r) => self.binary(*op, l, r)?,
             Expr::Cond(c, a, b) => {
-                let (c, ct) = self.expr(c)?;
-                if ct != Ty::Bool {
-                    return Err(format!(
-                        "Cannot implicitly convert type '{}' to 'bool'",
-                        ct.name()
-                    ));
-                }
+                let c = self.condition(c)?;
                 let (a, at) = self.expr(a)?;
                 let (b, bt) = self.expr(b)?;
                 let t = unify(at, bt).ok_or_else(|| format!("Type of conditional expression cannot be determined because there is no implicit conversion between '{}' and '{}'", at.name(), bt.name()))?;

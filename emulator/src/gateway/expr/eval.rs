@@ -238,27 +238,25 @@ fn num(v: &Val) -> f64 {
     }
 }
 
+/// Integer arithmetic with C#'s unchecked wrap-around (an `int` result is truncated to 32 bits
+/// by the caller, which gives the same bits as 32-bit wrapping arithmetic).
+fn int_op(op: BinOp, a: i64, b: i64) -> Result<i64, Exc> {
+    if matches!(op, BinOp::Div | BinOp::Rem) && b == 0 {
+        return Err(Exc::new("Attempted to divide by zero."));
+    }
+    Ok(match op {
+        BinOp::Add => a.wrapping_add(b),
+        BinOp::Sub => a.wrapping_sub(b),
+        BinOp::Mul => a.wrapping_mul(b),
+        BinOp::Div => a.wrapping_div(b),
+        _ => a.wrapping_rem(b),
+    })
+}
+
 fn arith(op: BinOp, l: Val, r: Val) -> R {
-    let div0 = || Exc::new("Attempted to divide by zero.");
     Ok(match (l, r) {
-        (Val::Int(a), Val::Int(b)) => Val::Int(match op {
-            BinOp::Add => a.wrapping_add(b),
-            BinOp::Sub => a.wrapping_sub(b),
-            BinOp::Mul => a.wrapping_mul(b),
-            BinOp::Div if b == 0 => return Err(div0()),
-            BinOp::Div => a.wrapping_div(b),
-            BinOp::Rem if b == 0 => return Err(div0()),
-            _ => a.wrapping_rem(b),
-        }),
-        (Val::Long(a), Val::Long(b)) => Val::Long(match op {
-            BinOp::Add => a.wrapping_add(b),
-            BinOp::Sub => a.wrapping_sub(b),
-            BinOp::Mul => a.wrapping_mul(b),
-            BinOp::Div if b == 0 => return Err(div0()),
-            BinOp::Div => a.wrapping_div(b),
-            BinOp::Rem if b == 0 => return Err(div0()),
-            _ => a.wrapping_rem(b),
-        }),
+        (Val::Int(a), Val::Int(b)) => Val::Int(int_op(op, i64::from(a), i64::from(b))? as i32),
+        (Val::Long(a), Val::Long(b)) => Val::Long(int_op(op, a, b)?),
         (l, r) => {
             let (a, b) = (num(&l), num(&r));
             Val::Double(match op {
