@@ -147,6 +147,20 @@ mod tests {
         assert_eq!(c.listen.port(), 8443);
         assert_eq!(c.tls_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(c.lro_polls, Some(0));
+        let Ok(Command::Run(c)) = p(&[
+            "--gateway-listen=127.0.0.1:8080",
+            "--gateway-ca",
+            "/a.pem",
+            "--gateway-ca=/b.pem",
+        ]) else {
+            panic!("expected run");
+        };
+        assert_eq!(c.gateway_listen.port(), 8080);
+        assert_eq!(
+            c.gateway_ca,
+            vec![PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]
+        );
+        assert!(p(&["--gateway-listen", "nope"]).is_err());
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert!(p(&["--bogus"]).is_err());
         assert!(p(&["--listen"]).is_err());

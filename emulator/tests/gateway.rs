@@ -243,6 +243,57 @@ fn requests_run_through_the_policies_to_the_backend() {
     assert_eq!((s, body_json(&body)), (418, json!({"ok": true})));
     assert_eq!(echo.seen().len(), before);
 
+    // HTTPS: the gateway's TLS listener, and an https backend trusted through the emulator's CA
+    // (the emulator's own control plane serves as one).
+    put(
+        &emu,
+        &format!("{svc}/apis/self"),
+        &json!({"properties": {"displayName": "Self", "path": "self", "serviceUrl": format!("{}/_emulator", emu.url), "subscriptionRequired": false}}),
+    );
+    let (s, _, body) = get(
+        &emu,
+        &format!("{}/self/info", emu.s("gateway_https_url")),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body_json(&body)["gateway_url"], json!(gw));
+
+    // Managed identity failures: an identity the instance does not have, and the identity
+    // endpoint failing (fault rules apply to it as to IMDS); ignore-error goes on.
+    policy(
+        &emu,
+        &format!("{svc}/apis/self"),
+        r#"<policies><inbound><base /><authentication-managed-identity resource="api://x" client-id="00000000-0000-0000-0000-000000000000" /></inbound><backend><base /></backend><outbound><base /></outbound></policies>"#,
+    );
+    let (s, _, _) = get(&emu, &format!("{gw}/self/info"), &[]);
+    assert_eq!(s, 500);
+    policy(
+        &emu,
+        &format!("{svc}/apis/self"),
+        r#"<policies><inbound><base /><authentication-managed-identity resource="api://y" output-token-variable-name="t" ignore-error="true" /><set-header name="X-Has-Token" exists-action="override"><value>@(context.Variables.ContainsKey("t").ToString())</value></set-header></inbound><backend><base /></backend><outbound><set-header name="X-Had" exists-action="override"><value>@(context.Request.Headers.GetValueOrDefault("X-Has-Token", "?"))</value></set-header></outbound></policies>"#,
+    );
+    emu.ctl(
+        Method::POST,
+        "faults",
+        Some(&json!({"path": "/metadata/identity/*", "status": 500})),
+    );
+    let (s, hs, _) = get(&emu, &format!("{gw}/self/info"), &[]);
+    assert_eq!((s, header(&hs, "x-had")), (200, Some("False")));
+    emu.ctl(Method::DELETE, "faults", None);
+    let (_, hs, _) = get(&emu, &format!("{gw}/self/info"), &[]);
+    assert_eq!(header(&hs, "x-had"), Some("True"));
+    let log = emu.ctl(Method::GET, "gateway/log", None);
+    let reasons: Vec<&Value> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| &e["error"]["reason"])
+        .collect();
+    assert!(
+        reasons.contains(&&json!("TokenAcquisitionFailure")),
+        "{log}"
+    );
+
     // The log: API, status and steps, never the key or header values.
     let log = emu.ctl(Method::GET, "gateway/log", None);
     let text = log.to_string();
