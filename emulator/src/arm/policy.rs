@@ -77,7 +77,12 @@ impl Kind for Policies {
         check_fragment_refs(st, scope, &root)?;
         let pretty = xml::pretty(&root);
         check_named_value_refs(st, scope, &pretty)?;
-        check_rules(st, scope, &value, &stored, DocKind::Policy)?;
+        let level = if self.type_name == SERVICE_TYPE {
+            "global"
+        } else {
+            "api"
+        };
+        check_rules(st, scope, &value, &stored, DocKind::Policy(level))?;
         Ok(json!({"value": pretty}))
     }
     fn render(&self, e: &Entity, req: &Req, mode: Render) -> Result<Value, ArmError> {

@@ -74,12 +74,12 @@ pub fn check_fragment_refs(st: &State, scope: &Scope, root: &Elem) -> Result<(),
 
 /// What a document being saved is.
 pub(super) enum DocKind<'a> {
-    /// A service or API policy.
-    Policy,
-    /// A fragment; `Some(id)` while checking a policy with this fragment's new content.
+    /// A service (`global`) or API (`api`) policy.
+    Policy(&'static str),
+    /// A fragment.
     Fragment,
-    /// A policy re-checked with fragment `id` replaced by `content`.
-    PolicyWith(&'a str, &'a Node),
+    /// A policy at a scope, re-checked with fragment `id` replaced by `content`.
+    PolicyWith(&'static str, &'a str, &'a Node),
 }
 
 /// The documented rules a real instance applies when a document is saved (`gateway::rules`):
@@ -119,13 +119,18 @@ pub(super) fn check_rules(
     let root = document::parse(stored).map_err(|m| ArmError::validation("value", m))?;
     let nv = |n: &str| instance::named_value(st, &scope.service_key, n);
     let frag = |id: &str| match kind {
-        DocKind::PolicyWith(changed, content) if changed.eq_ignore_ascii_case(id) => {
+        DocKind::PolicyWith(_, changed, content) if changed.eq_ignore_ascii_case(id) => {
             Some(content.clone())
         }
         _ => instance::fragment(st, &scope.service_id, id),
     };
+    let scope = match kind {
+        DocKind::Policy(s) | DocKind::PolicyWith(s, _, _) => Some(s),
+        DocKind::Fragment => None,
+    };
     let env = Env {
         fragment,
+        scope,
         fragment_content: &frag,
         named_value: &nv,
     };

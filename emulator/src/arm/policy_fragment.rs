@@ -96,7 +96,12 @@ fn recheck_including_policies(
             service_id: scope.service_id.clone(),
             parent_id: r.id.clone(),
         };
-        check_rules(st, &at, doc, doc, DocKind::PolicyWith(id, &node))?;
+        let level = if r.type_name == super::policy::SERVICE_TYPE {
+            "global"
+        } else {
+            "api"
+        };
+        check_rules(st, &at, doc, doc, DocKind::PolicyWith(level, id, &node))?;
     }
     Ok(())
 }

@@ -177,10 +177,13 @@ impl Run<'_> {
                 self.ctx.variables.insert(var, Val::Null);
                 Flow::Next
             }
-            Err((reason, message)) => {
-                self.step("send-request", format!("{what} failed ({reason})"));
-                self.fail(node, path, reason, message)
-            }
+            Err((reason, message)) => self.fail_with(
+                node,
+                path,
+                reason,
+                message,
+                format!("{what} failed ({reason})"),
+            ),
         }
     }
 
@@ -232,10 +235,13 @@ impl Run<'_> {
                 }
                 Flow::Next
             }
-            Err((reason, message)) => {
-                self.step("forward-request", format!("{what} failed ({reason})"));
-                self.fail(node, path, reason, message)
-            }
+            Err((reason, message)) => self.fail_with(
+                node,
+                path,
+                reason,
+                message,
+                format!("{what} failed ({reason})"),
+            ),
         }
     }
 }

@@ -153,7 +153,19 @@ impl<'a> Run<'a> {
 
     /// A run-time failure of `node` (also logged as a step).
     pub fn fail(&mut self, node: &Node, path: &str, reason: &str, message: String) -> Flow {
-        self.step(&node.name, format!("failed: {reason}"));
+        self.fail_with(node, path, reason, message, format!("failed: {reason}"))
+    }
+
+    /// A run-time failure of `node`, logged as a step with this outcome.
+    pub fn fail_with(
+        &mut self,
+        node: &Node,
+        path: &str,
+        reason: &str,
+        message: String,
+        outcome: String,
+    ) -> Flow {
+        self.step(&node.name, outcome);
         Flow::Fail(Box::new(LastError {
             source: node.name.clone(),
             reason: reason.to_string(),

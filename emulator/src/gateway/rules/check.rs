@@ -36,6 +36,8 @@ impl Problem {
 pub struct Env<'a> {
     /// `true` for a `<fragment>` document, `false` for a `<policies>` document.
     pub fragment: bool,
+    /// The scope of a `<policies>` document (`global`, `api`); none for a fragment.
+    pub scope: Option<&'static str>,
     /// The content of a fragment of the instance, parsed (`None` if it does not exist).
     pub fragment_content: &'a dyn Fn(&str) -> Option<Node>,
     /// The value of a named value, by display name.
@@ -136,6 +138,15 @@ impl<'a> Checker<'a> {
         };
         if at.in_fragment && !p.fragment {
             self.problem(e, at, "Policy is not allowed in a policy fragment.".into());
+        }
+        if let Some(sc) = self.env.scope {
+            if !p.scopes.contains(&sc) {
+                self.problem(
+                    e,
+                    at,
+                    "Policy section is not allowed in the specified scope".into(),
+                );
+            }
         }
         if let Some(s) = at.section {
             if !p.sections.contains(&s) {

@@ -51,8 +51,9 @@ pub fn catalogue() -> Vec<RuleDoc> {
         out.push(RuleDoc {
             id: format!("policy:{}", p.name),
             rule: format!(
-                "sections: {}; in fragments: {}{}{}; attributes: {}{}{}",
+                "sections: {}; scopes: {}; in fragments: {}{}{}; attributes: {}{}{}",
                 sections.join(", "),
+                p.scopes.join(", "),
                 if p.fragment { "yes" } else { "no" },
                 if p.once_per_section {
                     "; once per section"
