@@ -81,15 +81,14 @@ impl Url {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let bracketed = authority.starts_with('[') && authority.ends_with(']');
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            Some((h, p)) if !bracketed => (
                 h.to_string(),
                 p.parse::<u16>().map_err(|_| format!("'{s}': bad port"))?,
             ),
-            _ => (
-                authority.to_string(),
-                if scheme == "https" { 443 } else { 80 },
-            ),
+            _ => (authority.to_string(), default_port),
         };
         if host.is_empty() {
             return Err(format!("'{s}' has no host"));
@@ -273,6 +272,8 @@ mod tests {
         assert_eq!(u.full(), "http://127.0.0.1:8200/v1/a?x=1&y=+");
         assert_eq!(Url::parse("https://h").expect("url").full(), "https://h/");
         assert!(Url::parse("ftp://h").is_err());
+        assert_eq!(Url::parse("http://[::1]").expect("v6").port, 80);
+        assert_eq!(Url::parse("http://[::1]:81/a").expect("v6").host, "[::1]");
         let mut p = vec![("A".to_string(), "1".to_string())];
         set_pairs(&mut p, "a", "append", vec!["2".into()]);
         assert_eq!(joined(&p, "A").as_deref(), Some("1,2"));

@@ -170,10 +170,9 @@ async fn serve(
     // APIM does not pass the subscription key on to the backend.
     headers.retain(|(k, _)| !k.eq_ignore_ascii_case(KEY_HEADER));
     let mut url = match &api.service_url {
-        Some(base) => match Url::parse(&format!("{}/{}", base.trim_end_matches('/'), api.rest)) {
-            Ok(u) => u,
-            Err(_) => original.clone(),
-        },
+        Some(base) if api.rest.is_empty() => Url::parse(base).unwrap_or_else(|_| original.clone()),
+        Some(base) => Url::parse(&format!("{}/{}", base.trim_end_matches('/'), api.rest))
+            .unwrap_or_else(|_| original.clone()),
         None => original.clone(),
     };
     url.query = original
