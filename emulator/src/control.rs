@@ -266,9 +266,13 @@ fn inventory(app: &App) -> Value {
     }
     for e in st.entities.values() {
         let mut props = e.properties.clone();
-        if props.get("secret").and_then(Value::as_bool) == Some(true) {
-            if let Some(o) = props.as_object_mut() {
+        if let Some(o) = props.as_object_mut() {
+            if o.get("secret").and_then(Value::as_bool) == Some(true) {
                 o.remove("value");
+            }
+            if e.type_name == crate::arm::subscription::TYPE {
+                o.remove("primaryKey");
+                o.remove("secondaryKey");
             }
         }
         out.insert(
