@@ -2,6 +2,7 @@
 //! and again at apply, the Vault side: the role exists, its policies grant `read` on the
 //! secret path, and the cache lifetime fits the token and lease TTLs.
 
+use crate::clients::azure::apim::service::IdentitySelector;
 use crate::clients::vault::acl;
 use crate::clients::vault::role::{Role, RoleMethod};
 use crate::context::ProviderData;
@@ -77,6 +78,16 @@ pub(super) fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
+/// What the Vault-side checks learnt: the secret's mount, and whom the role is bound to.
+pub(super) struct VaultFacts {
+    /// The secret is in KV version 2.
+    pub kv_v2: bool,
+    /// The secret comes with a lease.
+    pub leased: bool,
+    /// The identity (`oid`, `tid`) the role is bound to, when known.
+    pub bound_identity: Option<(String, String)>,
+}
+
 impl VaultBinding {
     pub(super) async fn check_vault(
         &self,
@@ -84,7 +95,7 @@ impl VaultBinding {
         v: &BindingModel,
         at_apply: bool,
         d: &mut Diags,
-    ) -> Option<(bool, bool)> {
+    ) -> Option<VaultFacts> {
         let vault = data.vault(d)?;
         let (backend, role, path) = (v.backend(), v.role.as_str(), v.secret_path.as_str());
         let cache_ttl = Some(v.cache_ttl());
@@ -179,7 +190,11 @@ impl VaultBinding {
         // The cache must not outlive the token it was fetched with: the role's TTL, or, when
         // it sets none, its auth mount's.
         let token_ttl = match facts.token_ttl {
-            Some(0) => vault.auth_default_ttl(backend).await.ok().map(|t| (t, "the auth mount's default token TTL")),
+            Some(0) => vault
+                .auth_default_ttl(backend)
+                .await
+                .ok()
+                .map(|t| (t, "the auth mount's default token TTL")),
             Some(t) => Some((t, "the role's token_ttl")),
             None => None,
         };
@@ -236,7 +251,11 @@ impl VaultBinding {
                 }
             }
         }
-        Some((mount.is_kv_v2(), mount.is_leased()))
+        Some(VaultFacts {
+            kv_v2: mount.is_kv_v2(),
+            leased: mount.is_leased(),
+            bound_identity: facts.bound_identity,
+        })
     }
 }
 
@@ -258,12 +277,29 @@ impl VaultBinding {
         &self,
         data: &ProviderData,
         v: &BindingModel,
+        vault: Option<&VaultFacts>,
         mine: Option<&BindingSpec>,
         d: &mut Diags,
     ) {
         let Some(azure) = data.azure(d) else { return };
         let Some(service) = service_of(v) else { return };
         let api = api_name(&v.api_id);
+        // The gateway logs in with the instance's system-assigned identity: the role must be
+        // bound to it (the commonest real failure: a role bound to another instance).
+        if let Some((oid, tid)) = vault.and_then(|f| f.bound_identity.as_ref()) {
+            if let Ok(id) = azure
+                .resolve_identity(&service, &IdentitySelector::SystemAssigned)
+                .await
+            {
+                if id.principal_id != *oid || id.tenant_id != *tid {
+                    d.attr_error(
+                        AttrPath::root("role"),
+                        "The role is bound to another identity",
+                        format!("Role {:?} accepts tokens of oid {oid:?} in tenant {tid:?}, but {service} logs in as its system-assigned identity, oid {:?} in tenant {:?}; Vault would refuse every login. Bind the role to this instance (`api_management_id = <this instance's ID>` on the apim_vault_azure_role), or use the role made for it.", v.role, id.principal_id, id.tenant_id),
+                    );
+                }
+            }
+        }
         match azure.get_api(&service.api(api)).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {
@@ -275,14 +311,20 @@ impl VaultBinding {
                 return;
             }
             Err(e) => {
-                d.error(format!("Unable to check {TYPE}"), format!("Reading API {api:?}: {e}"));
+                d.error(
+                    format!("Unable to check {TYPE}"),
+                    format!("Reading API {api:?}: {e}"),
+                );
                 return;
             }
         }
         let doc = match read_policy(azure, &api_policy_id(&service, api)).await {
             Ok(doc) => doc.map(|(text, _)| text),
             Err(e) => {
-                d.error(format!("Unable to check {TYPE}"), format!("Reading the policy of API {api:?}: {e}"));
+                d.error(
+                    format!("Unable to check {TYPE}"),
+                    format!("Reading the policy of API {api:?}: {e}"),
+                );
                 return;
             }
         };

@@ -35,8 +35,8 @@ use super::already_exists;
 use super::policy_xml::{self, Format};
 use apim::{azure_err, edit_block, read_policy, record_of, Edited};
 use checks::{validate_field, validate_header_name, validate_name, validate_path};
-pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
 use model::{api_name, binding_id, from_record, service_of, spec};
+pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
 use render::binding_part;
 
 const TYPE: &str = "apim_vault_binding";
@@ -61,8 +61,8 @@ fn parse_id(id: &str) -> Result<(ServiceId, String, String), String> {
     let (apim, api) = api_part
         .rsplit_once("/apis/")
         .ok_or_else(|| format!("The import ID {id:?} must be {form}."))?;
-    let service = ServiceId::parse_insensitive(apim)
-        .map_err(|e| format!("The import ID's instance: {e}"))?;
+    let service =
+        ServiceId::parse_insensitive(apim).map_err(|e| format!("The import ID's instance: {e}"))?;
     Ok((service, api.to_string(), name.to_string()))
 }
 
@@ -110,11 +110,11 @@ impl VaultBinding {
             );
             return None;
         };
-        let (kv_v2, leased) = self.check_vault(data, &planned, true, d).await?;
+        let facts = self.check_vault(data, &planned, true, d).await?;
         if d.has_errors() {
             return None;
         }
-        let Some(mine) = spec(&planned, kv_v2, leased) else {
+        let Some(mine) = spec(&planned, facts.kv_v2, facts.leased) else {
             d.error(
                 format!("Unable to {action} {TYPE}"),
                 "The binding needs an `inject` target and a Vault address (`vault_address`, or the provider's `vault.address`).",
@@ -177,7 +177,14 @@ impl VaultBinding {
                 // What APIM holds now is the state: the record if it was written, else the
                 // prior state (update) or nothing (create).
                 match self
-                    .read_binding(ctx, &service, &api, &name, Some(&planned), &mut Diags::new())
+                    .read_binding(
+                        ctx,
+                        &service,
+                        &api,
+                        &name,
+                        Some(&planned),
+                        &mut Diags::new(),
+                    )
                     .await
                 {
                     Ok(found) if create => found,
@@ -277,9 +284,10 @@ impl Resource<ProviderData> for VaultBinding {
         let Some(known) = models::known::<BindingModel>(st) else {
             return;
         };
-        let mount = self.check_vault(data, &known, false, d).await;
-        let mine = mount.and_then(|(kv_v2, leased)| spec(&known, kv_v2, leased));
-        self.check_azure(data, &known, mine.as_ref(), d).await;
+        let facts = self.check_vault(data, &known, false, d).await;
+        let mine = facts.as_ref().and_then(|f| spec(&known, f.kv_v2, f.leased));
+        self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), d)
+            .await;
         if let Some(mine) = mine {
             let part = binding_part(&mine);
             // Formatting-only differences from what APIM holds keep the prior text.
@@ -365,7 +373,9 @@ impl Resource<ProviderData> for VaultBinding {
             Ok(None) => {
                 d.error(
                     format!("Unable to import {TYPE}"),
-                    format!("The policy of API {api:?} in {service} has no binding named {name:?}."),
+                    format!(
+                        "The policy of API {api:?} in {service} has no binding named {name:?}."
+                    ),
                 );
                 None
             }
