@@ -8,6 +8,7 @@
 
 mod apim;
 mod checks;
+mod grammar;
 mod model;
 pub mod render;
 
