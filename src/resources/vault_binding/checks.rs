@@ -34,50 +34,6 @@ pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
-pub(super) fn validate_field(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid secret field", |s| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "`secret_field` is {s:?}: use the field's name (letters, digits, `_`, `-`, `.`)."
-            ))
-        }
-    });
-}
-
-pub(super) fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid secret path", |s| {
-        if s.is_empty()
-            || s.starts_with('/')
-            || s.starts_with("v1/")
-            || s.contains(char::is_whitespace)
-        {
-            Err(format!("`secret_path` is {s:?}: give the API path without `/v1/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\"."))
-        } else {
-            Ok(())
-        }
-    });
-}
-
-pub(super) fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid name", |s| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{p}` is {s:?}: use letters, digits, `-`, `_` or `.`."
-            ))
-        }
-    });
-}
-
 /// What the Vault-side checks learnt: the secret's mount, and whom the role is bound to.
 pub(super) struct VaultFacts {
     /// The secret is in KV version 2.
