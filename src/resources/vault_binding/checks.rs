@@ -314,6 +314,17 @@ impl VaultBinding {
             Err(_) => String::new(),
         };
         let limit = document_limit(&sku);
+        let before = doc.as_ref().map_or(0, String::len);
+        // What one more binding like this one costs, and so how many more fit.
+        let each = after.len().saturating_sub(before).max(1);
+        let more = limit.saturating_sub(after.len()) / each;
+        if after.len() <= limit && after.len() * 5 > limit * 4 {
+            d.attr_warning(
+                AttrPath::root("api_id"),
+                "The API's policy is nearly full",
+                format!("With this binding, the policy of API {api:?} is {} of the {} KiB APIM accepts on this instance: about {more} more bindings like this one fit. Spread further bindings over other APIs.", after.len(), limit / 1024),
+            );
+        }
         if after.len() > limit {
             d.attr_error(
                 AttrPath::root("api_id"),
