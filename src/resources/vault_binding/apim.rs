@@ -13,7 +13,7 @@ use crate::clients::azure::{Azure, AzureError};
 use crate::framework::diag::Diags;
 
 use super::model::api_name;
-use super::render::{find_block, with_block, Block, BindingSpec};
+use super::render::{find_block, with_block, BindingSpec, Block};
 use super::TYPE;
 
 /// The uniform diagnostic for a failed ARM call.

@@ -240,14 +240,20 @@ impl VaultBinding {
                 return;
             }
             Err(e) => {
-                d.error(format!("Unable to check {TYPE}"), format!("Reading API {api:?}: {e}"));
+                d.error(
+                    format!("Unable to check {TYPE}"),
+                    format!("Reading API {api:?}: {e}"),
+                );
                 return;
             }
         }
         let doc = match read_policy(azure, &api_policy_id(&service, api)).await {
             Ok(doc) => doc.map(|(text, _)| text),
             Err(e) => {
-                d.error(format!("Unable to check {TYPE}"), format!("Reading the policy of API {api:?}: {e}"));
+                d.error(
+                    format!("Unable to check {TYPE}"),
+                    format!("Reading the policy of API {api:?}: {e}"),
+                );
                 return;
             }
         };

@@ -35,8 +35,8 @@ use super::already_exists;
 use super::policy_xml::{self, Format};
 use apim::{azure_err, edit_block, read_policy, record_of, Edited};
 use checks::{validate_field, validate_header_name, validate_name, validate_path};
-pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
 use model::{api_name, binding_id, from_record, service_of, spec};
+pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
 use render::binding_part;
 
 const TYPE: &str = "apim_vault_binding";
@@ -61,8 +61,8 @@ fn parse_id(id: &str) -> Result<(ServiceId, String, String), String> {
     let (apim, api) = api_part
         .rsplit_once("/apis/")
         .ok_or_else(|| format!("The import ID {id:?} must be {form}."))?;
-    let service = ServiceId::parse_insensitive(apim)
-        .map_err(|e| format!("The import ID's instance: {e}"))?;
+    let service =
+        ServiceId::parse_insensitive(apim).map_err(|e| format!("The import ID's instance: {e}"))?;
     Ok((service, api.to_string(), name.to_string()))
 }
 
@@ -177,7 +177,14 @@ impl VaultBinding {
                 // What APIM holds now is the state: the record if it was written, else the
                 // prior state (update) or nothing (create).
                 match self
-                    .read_binding(ctx, &service, &api, &name, Some(&planned), &mut Diags::new())
+                    .read_binding(
+                        ctx,
+                        &service,
+                        &api,
+                        &name,
+                        Some(&planned),
+                        &mut Diags::new(),
+                    )
                     .await
                 {
                     Ok(found) if create => found,
@@ -365,7 +372,9 @@ impl Resource<ProviderData> for VaultBinding {
             Ok(None) => {
                 d.error(
                     format!("Unable to import {TYPE}"),
-                    format!("The policy of API {api:?} in {service} has no binding named {name:?}."),
+                    format!(
+                        "The policy of API {api:?} in {service} has no binding named {name:?}."
+                    ),
                 );
                 None
             }

@@ -151,7 +151,14 @@ pub(super) fn from_record(
         cache_ttl: Some(spec.cache_ttl),
         rotation: Some(spec.rotation),
         api_id: prior.map_or_else(|| api_name(api_id).to_string(), |p| p.api_id.clone()),
-        on_error: Some(if spec.fail_on_error { "fail" } else { "continue" }.to_string()),
+        on_error: Some(
+            if spec.fail_on_error {
+                "fail"
+            } else {
+                "continue"
+            }
+            .to_string(),
+        ),
         // A block edited by hand shows as a change of every binding's part, which apply
         // repairs by rendering the block again.
         policy_xml: Known::Value(if intact {

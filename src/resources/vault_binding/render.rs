@@ -131,10 +131,7 @@ fn answered(var: &str) -> String {
 }
 
 fn body(var: &str) -> String {
-    format!(
-        "{}.Body.As<JObject>(preserveContent: true)",
-        response(var)
-    )
+    format!("{}.Body.As<JObject>(preserveContent: true)", response(var))
 }
 
 fn read_var(s: &BindingSpec) -> String {
@@ -188,7 +185,9 @@ fn read(s: &BindingSpec, indent: &str) -> String {
 /// The binding's injection, from the JSON of secrets in `source`.
 fn inject(s: &BindingSpec, source: &str, indent: &str) -> String {
     let key = cs_string(&s.name);
-    let secrets = format!("JObject.Parse(context.Variables.GetValueOrDefault<string>(\"{source}\", \"{{}}\"))");
+    let secrets = format!(
+        "JObject.Parse(context.Variables.GetValueOrDefault<string>(\"{source}\", \"{{}}\"))"
+    );
     let value = format!("@((string){secrets}[{key}])");
     let set = match &s.inject {
         Inject::Header(h) => format!(
@@ -281,7 +280,10 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
         );
     }
     json.push_str(" + \"\\\"\\\":0}\"");
-    let _ = writeln!(x, "{indent}<set-variable name=\"{var}\" value=\"@({json})\" />");
+    let _ = writeln!(
+        x,
+        "{indent}<set-variable name=\"{var}\" value=\"@({json})\" />"
+    );
     (x, clear)
 }
 
@@ -459,8 +461,12 @@ pub fn with_block(doc: Option<&str>, api: &str, block: &Block) -> Result<Option<
         },
     };
     if block.bindings.is_empty() {
-        let untouched_default =
-            policy_xml::equivalent(&base, Format::Raw, policy_xml::DEFAULT_API_POLICY, Format::Raw);
+        let untouched_default = policy_xml::equivalent(
+            &base,
+            Format::Raw,
+            policy_xml::DEFAULT_API_POLICY,
+            Format::Raw,
+        );
         return Ok(if created_policy && untouched_default {
             None
         } else {
@@ -561,7 +567,10 @@ mod tests {
         assert_eq!(found.block.bindings, b.bindings);
         assert!(found.unreadable.is_empty());
         assert!(block_intact(&doc, "orders"));
-        assert!(doc.contains("Math.Min(300, "), "leases bound the cache: {doc}");
+        assert!(
+            doc.contains("Math.Min(300, "),
+            "leases bound the cache: {doc}"
+        );
     }
 
     #[test]
@@ -585,7 +594,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(find_block(&with).unwrap().block.created_policy);
-        assert_eq!(with_block(Some(&with), "orders", &block(vec![])).unwrap(), None);
+        assert_eq!(
+            with_block(Some(&with), "orders", &block(vec![])).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -593,7 +605,10 @@ mod tests {
         let doc = with_block(None, "orders", &block(vec![spec("a")]))
             .unwrap()
             .unwrap();
-        let edited = doc.replace("caching-type=\"internal\" />", "caching-type=\"prefer-external\" />");
+        let edited = doc.replace(
+            "caching-type=\"internal\" />",
+            "caching-type=\"prefer-external\" />",
+        );
         assert!(!block_intact(&edited, "orders"));
     }
 
@@ -603,6 +618,9 @@ mod tests {
         let mut rotated = spec("a");
         rotated.rotation = 1;
         assert_ne!(cache_key("orders", &[&a]), cache_key("orders", &[&rotated]));
-        assert_eq!(cache_key("orders", &[&a]), cache_key("orders", &[&spec("a")]));
+        assert_eq!(
+            cache_key("orders", &[&a]),
+            cache_key("orders", &[&spec("a")])
+        );
     }
 }
