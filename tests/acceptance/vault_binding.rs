@@ -1079,3 +1079,262 @@ fn secrets_scan(emu: &Emulator, azure_env: &[(&str, String)], azure_secret: &str
         );
     }
 }
+
+/// Two pipelines (two Terraform working directories, two provider processes) adding bindings
+/// to one API at the same time: each edit of the API policy is made with the ETag it read, so
+/// neither overwrites the other's records.
+#[test]
+fn vault_binding_two_pipelines_on_one_api() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let env: Vec<(String, String)> = bao.env().into_iter().chain(emu.env()).collect();
+    let bindings = |prefix: &str| {
+        trio_binding(
+            prefix,
+            &format!(
+                r#"count             = 10
+api_management_id = "{}"
+name              = "{prefix}-${{count.index}}"
+secret_path       = "secret/data/orders/backend"
+secret_field      = "api_key"
+api_id            = "orders-api"
+inject {{
+  header = "X-{prefix}-${{count.index}}"
+}}"#,
+                emu.api_management_id()
+            ),
+        )
+    };
+    // The first pipeline owns the trio; the second names its role and mount by their names.
+    let trio = format!(
+        "{}{}",
+        provider_from_env(),
+        vault_trio(&emu, "secret/data/orders/*", "token_ttl = 600")
+    );
+    let first = workdir(env.clone());
+    first.write_config(&trio);
+    assert!(first.apply().success());
+    let second = workdir(env);
+    second.write_config(
+        &format!("{}{}", provider_from_env(), bindings("second"))
+            .replace("apim_vault_azure_role.orders.name", "\"orders-apim\"")
+            .replace("apim_vault_auth_backend.entra.path", "\"apim-jwt\""),
+    );
+    first.write_config(&format!("{trio}{}", bindings("first")));
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| first.run(&["apply", "-auto-approve", "-parallelism=5"]));
+        let b = s.spawn(|| second.run(&["apply", "-auto-approve", "-parallelism=5"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.success(), "{a}");
+    assert!(b.success(), "{b}");
+    let policy = emu.api_policy("orders-api").unwrap();
+    let mut expected: Vec<String> = ["first", "second"]
+        .iter()
+        .flat_map(|p| (0..10).map(move |i| format!("{p}-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        records(&policy),
+        expected,
+        "no pipeline lost the other's records"
+    );
+    assert_one_cache_lookup_and_store(&policy);
+    assert_block_after_base(&policy, ORIGINAL_POLICY);
+    assert_eq!(first.plan(true), 0);
+    assert_eq!(second.plan(true), 0);
+    let out = second.destroy();
+    assert!(out.success(), "{out}");
+    let out = first.destroy();
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        emu.api_policy("orders-api").as_deref(),
+        Some(ORIGINAL_POLICY)
+    );
+}
+
+// Checks that PRODUCT.md promises at plan and that `binding2` does not make yet. Each test
+// below fails on `binding2` (d8dd8c8); the name says what is missing.
+
+/// BUG (fails on binding2): plan does not check that `audience` is one of the role's bound
+/// audiences (PRODUCT.md: "`audience` is one of the role's bound audiences"); the gateway's
+/// login would be refused by Vault at every request.
+#[test]
+fn vault_binding_bug_plan_accepts_an_audience_the_role_does_not_bind() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let good = config(&emu, BINDING, 600);
+    let config = good.replace(
+        &format!("audience = \"{AUDIENCE}\"\n  api_management_id"),
+        "audience = \"api://someone-else\"\n  api_management_id",
+    );
+    assert_eq!(config.matches("api://someone-else").count(), 1, "{config}");
+    let wd = workdir(bao.env().into_iter().chain(emu.env()));
+    // With the role's audience, the configuration plans.
+    wd.write_config(&good);
+    assert_eq!(wd.plan(true), 2, "the configuration is otherwise valid");
+    assert_plan_refuses(&wd, &config, "Error: ");
+}
+
+/// BUG (fails on binding2): plan does not check that the role's bound `oid`/`tid` are the
+/// instance's identity (PRODUCT.md: "the role's bound `oid`/`tid` are this instance's
+/// identity"); Vault would refuse the gateway's login at every request.
+#[test]
+fn vault_binding_bug_plan_accepts_a_role_bound_to_another_identity() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let config_for_instance = config(&emu, BINDING, 600);
+    let config = config_for_instance.replace(
+        &format!(
+            "  api_management_id = \"{}\"\n  audience          = \"{AUDIENCE}\"",
+            emu.api_management_id()
+        ),
+        &format!(
+            "  principal_id      = \"11111111-2222-3333-4444-555555555555\"\n  tenant_id         = \"{}\"\n  audience          = \"{AUDIENCE}\"",
+            emu.tenant_id()
+        ),
+    );
+    assert!(config.contains("11111111-2222"), "{config}");
+    let wd = workdir(bao.env().into_iter().chain(emu.env()));
+    // The same role for the instance's identity plans.
+    wd.write_config(&config_for_instance);
+    assert_eq!(wd.plan(true), 2, "the configuration is otherwise valid");
+    assert_plan_refuses(&wd, &config, "Error: ");
+}
+
+/// BUG (fails on binding2): a KV version 1 mount in leased-passthrough mode hands out a lease
+/// with every read, but the provider treats every KV mount as unleased
+/// (`MountInfo::is_leased`, src/clients/vault/mounts.rs): `cache_ttl = 0` is not refused, and
+/// the cache is not bounded by the lease.
+#[test]
+fn vault_binding_bug_leased_kv_version_1_counts_as_unleased() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    bao.enable_leased_kv("apim-leased");
+    bao.api_ok(
+        "POST",
+        "apim-leased/orders/db",
+        Some(json!({"password": "leased-pw", "ttl": "10m"})),
+    );
+    let (status, read) = bao.api("GET", "apim-leased/orders/db", None);
+    assert_eq!(status, 200, "{read}");
+    assert!(
+        !read["lease_id"].as_str().unwrap_or("").is_empty(),
+        "each read hands out a lease: {read}"
+    );
+    let wd = workdir(bao.env().into_iter().chain(emu.env()));
+    let leased = config_on(&emu, "apim-leased/orders/db");
+    assert_plan_refuses(
+        &wd,
+        &leased.replace("cache_ttl    = 120", "cache_ttl    = 0"),
+        "A leased secret needs the cache",
+    );
+    wd.write_config(&leased);
+    let out = wd.apply();
+    assert!(out.success(), "{out}");
+    let policy = emu.api_policy("orders-api").unwrap();
+    let destroyed = wd.destroy();
+    assert!(destroyed.success(), "{destroyed}");
+    assert!(
+        policy.contains("duration=\"@(Math.Min(120, ") && policy.contains("[\"lease_duration\"]"),
+        "the cache lasts no longer than the lease: {policy}"
+    );
+}
+
+/// BUG (fails on binding2): plan compares `cache_ttl` with the mount's default lease TTL only,
+/// not with the engine role's (PRODUCT.md: "≤ the secret's lease TTL (the engine role's, else
+/// the mount's)"): a database role whose credentials live 60 s is bound with a 120 s cache.
+#[test]
+fn vault_binding_bug_plan_ignores_the_engine_roles_lease_ttl() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let pg = Postgres::start();
+    bao.enable_database(&pg, &[("orders", "60s", "120s")]);
+    assert_plan_refuses(
+        &workdir(bao.env().into_iter().chain(emu.env())),
+        &config_on(&emu, "database/creds/orders"),
+        "Cache outlives the secret's lease",
+    );
+}
+
+/// BUG (fails on binding2): the document-size check adds only this binding to what APIM holds,
+/// so bindings planned together for one API on a Consumption instance (16 KiB) pass the plan
+/// although their block together does not fit (PRODUCT.md: "the rendered policy fits the SKU's
+/// document size").
+#[test]
+fn vault_binding_bug_plan_sizes_each_binding_alone() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let config = format!(
+        "{}{}",
+        provider_from_env(),
+        vault_trio(&emu, "secret/data/orders/*", "token_ttl = 600")
+    ) + &trio_binding(
+        "x",
+        &format!(
+            r#"count             = 8
+api_management_id = "{}"
+name              = "orders-${{count.index}}"
+secret_path       = "secret/data/orders/backend"
+secret_field      = "api_key"
+api_id            = "orders-api"
+inject {{
+  header = "X-Key-${{count.index}}"
+}}"#,
+            emu.api_management_id()
+        ),
+    );
+    let wd = workdir(bao.env().into_iter().chain(emu.env()));
+    // On the Developer tier (256 KiB) they apply, and their policy is over 16 KiB.
+    wd.write_config(&config);
+    let out = wd.apply();
+    assert!(out.success(), "{out}");
+    let size = emu.api_policy("orders-api").unwrap().len();
+    assert!(size > 16 * 1024, "the premise: {size} bytes");
+    let out = wd.destroy();
+    assert!(out.success(), "{out}");
+    emu.arm_ok(
+        "PATCH",
+        emu.api_management_id(),
+        Some(json!({"sku": {"name": "Consumption", "capacity": 0}})),
+    );
+    assert_plan_refuses(&wd, &config, "The API's policy would be too large");
+}
+
+/// BUG (fails on binding2): with `api_id` given as the API's ARM ID (the schema accepts "its
+/// name, or its ARM ID"), the binding applies, but imports with `api_id` = the API's name; as
+/// `api_id` forces replacement, the plan after the import replaces the binding.
+#[test]
+fn vault_binding_bug_import_changes_an_api_id_given_as_an_arm_id() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    let api = format!("{}/apis/orders-api", emu.api_management_id());
+    run(TestCase::new(vec![
+        Step::config(config(
+            &emu,
+            &BINDING.replace("\"orders-api\"", &format!("\"{api}\"")),
+            600,
+        ))
+        .check(|wd| {
+            let b = wd.resource("apim_vault_binding.orders");
+            assert_eq!(b["id"], Value::from(format!("{api}/vaultBindings/orders")));
+            assert_eq!(records(&emu.api_policy("orders-api").unwrap()), ["orders"]);
+        }),
+        Step::import("apim_vault_binding.orders"),
+    ])
+    .envs(bao.env())
+    .envs(emu.env())
+    .check_destroy(|| {
+        assert_eq!(
+            emu.api_policy("orders-api").as_deref(),
+            Some(ORIGINAL_POLICY)
+        )
+    }));
+}
