@@ -1,9 +1,12 @@
-//! What this provider process has planned for roles and policies in the current run, so
-//! that a binding's plan-time checks can judge a role and policies created in the same run
-//! (Terraform plans them first: the binding refers to them). Planned values take precedence
+//! What this provider process has planned for roles, policies and bindings in the current
+//! run, so that a binding's plan-time checks can judge a role and policies created in the
+//! same run (Terraform plans them first: the binding refers to them), and size an API's
+//! policy with every binding planned on it. Planned values take precedence
 //! over what Vault holds now, since they are what the apply will write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use super::vault_binding::render::BindingSpec;
 use std::sync::Mutex;
 
 /// The facts of a planned role that a binding's checks need.
@@ -24,6 +27,7 @@ pub struct RoleFacts {
 struct Inner {
     roles: HashMap<(String, String), RoleFacts>,
     policies: HashMap<String, Option<String>>,
+    bindings: HashMap<String, BTreeMap<String, BindingSpec>>,
 }
 
 /// The registry, one per provider process (and so per provider configuration).
@@ -62,5 +66,25 @@ impl ThisRun {
     /// `None` when not planned in this run.
     pub fn find_policy(&self, name: &str) -> Option<Option<String>> {
         self.inner.lock().ok()?.policies.get(name).cloned()
+    }
+
+    /// Records a binding planned on the API `api` (a key naming the instance and the API), so
+    /// that the bindings planned together are sized together.
+    pub fn binding(&self, api: &str, spec: BindingSpec) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.bindings
+                .entry(api.to_string())
+                .or_default()
+                .insert(spec.name.clone(), spec);
+        }
+    }
+
+    /// The bindings planned on the API `api` in this run.
+    pub fn bindings_of(&self, api: &str) -> Vec<BindingSpec> {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|i| i.bindings.get(api).map(|b| b.values().cloned().collect()))
+            .unwrap_or_default()
     }
 }

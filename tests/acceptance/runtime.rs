@@ -97,6 +97,7 @@ fn spec() -> BindingSpec {
         cache_ttl: 300,
         rotation: 0,
         fail_on_error: true,
+        api_ref: None,
     }
 }
 
@@ -459,6 +460,7 @@ fn variants() -> Vec<BindingSpec> {
                             inject: inject.clone(),
                             cache_ttl,
                             fail_on_error,
+                            api_ref: None,
                             vault_namespace: vault_namespace.clone(),
                             kv_v2,
                             leased,

@@ -738,7 +738,7 @@ fn vault_binding_refuses_leases_shorter_than_the_cache_and_roles_edited_in_vault
     assert_plan_refuses(
         &workdir(env.clone()),
         &config_on(&emu, "database/creds/orders"),
-        "longer than the default lease TTL (60 s)",
+        "(the mount's default lease TTL: 60 s)",
     );
     // A role managed elsewhere (here: made through the API) whose policy is edited in Vault
     // so that it no longer grants the read: the binding's next plan refuses, naming the fix.
@@ -910,7 +910,7 @@ fn vault_binding_with_a_leased_secret() {
                     "{policy}"
                 );
                 assert!(policy.contains("duration=\"@(Math.Min(120, "), "{policy}");
-                assert!(policy.contains("[\"lease_duration\"]"), "{policy}");
+                assert!(policy.contains("Value<int>(\"lease_duration\")"), "{policy}");
                 assert_one_cache_lookup_and_store(&policy);
             })])
         .envs(bao.env())
@@ -1240,7 +1240,7 @@ fn vault_binding_bug_leased_kv_version_1_counts_as_unleased() {
     let destroyed = wd.destroy();
     assert!(destroyed.success(), "{destroyed}");
     assert!(
-        policy.contains("duration=\"@(Math.Min(120, ") && policy.contains("[\"lease_duration\"]"),
+        policy.contains("duration=\"@(Math.Min(120, ") && policy.contains("Value<int>(\"lease_duration\")"),
         "the cache lasts no longer than the lease: {policy}"
     );
 }

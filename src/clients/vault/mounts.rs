@@ -31,9 +31,19 @@ impl MountInfo {
                 .and_then(|o| o.get("version"))
                 .is_some_and(|v| v == "2")
     }
-    /// Whether reads hand out leases (every engine but KV and cubbyhole).
+    /// Whether reads hand out leases: every engine but KV and cubbyhole, and a KV version 1
+    /// mount with `leased_passthrough` (its reads carry the stored `ttl` as a lease).
     pub fn is_leased(&self) -> bool {
-        !matches!(self.kind.as_str(), "kv" | "generic" | "cubbyhole")
+        let passthrough = self
+            .options
+            .as_ref()
+            .and_then(|o| o.get("leased_passthrough"))
+            .is_some_and(|v| v == "true");
+        match self.kind.as_str() {
+            "kv" | "generic" => passthrough && !self.is_kv_v2(),
+            "cubbyhole" => false,
+            _ => true,
+        }
     }
 }
 
@@ -142,5 +152,10 @@ mod tests {
             serde_json::from_str(r#"{"path":"kv/","type":"kv","options":{"version":"1"}}"#)
                 .unwrap();
         assert!(!m.is_leased());
+        let m: MountInfo = serde_json::from_str(
+            r#"{"path":"kv/","type":"kv","options":{"version":"1","leased_passthrough":"true"}}"#,
+        )
+        .unwrap();
+        assert!(m.is_leased());
     }
 }

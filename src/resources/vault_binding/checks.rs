@@ -3,6 +3,7 @@
 //! secret path, and the cache lifetime fits the token and lease TTLs.
 
 use crate::clients::azure::apim::service::IdentitySelector;
+use crate::clients::azure::id::ResourceId;
 use crate::clients::vault::acl;
 use crate::clients::vault::role::{Role, RoleMethod};
 use crate::context::ProviderData;
@@ -303,8 +304,13 @@ impl VaultBinding {
             }
         }
         let Some(mine) = mine else { return };
-        block.bindings.retain(|s| s.name != mine.name);
-        block.bindings.push(mine.clone());
+        // This binding, and every other binding planned on the API in this run.
+        let key = format!("{}/apis/{}", service.arm_id(), api).to_ascii_lowercase();
+        data.this_run.binding(&key, mine.clone());
+        for planned in data.this_run.bindings_of(&key) {
+            block.bindings.retain(|s| s.name != planned.name);
+            block.bindings.push(planned);
+        }
         block.bindings.sort_by(|a, b| a.name.cmp(&b.name));
         let Ok(Some(after)) = with_block(doc.as_deref(), api, &block) else {
             return;

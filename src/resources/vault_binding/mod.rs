@@ -282,6 +282,14 @@ impl Resource<ProviderData> for VaultBinding {
                 st.id = Known::Value(binding_id(&service, api, name));
             }
         }
+        // The same API written another way (its name, its ARM ID) is not another API.
+        if let (Some(prior), Some(api)) = (req.prior, st.api_id.get()) {
+            if api_name(&prior.api_id).eq_ignore_ascii_case(api_name(api)) {
+                plan.requires_replace
+                    .retain(|p| *p != AttrPath::root("api_id"));
+            }
+        }
+        let st = &mut plan.state;
         st.policy_xml = Known::Unknown;
         // The checks run whenever their inputs are known, for a create as for an update; a
         // role or path that this run creates with values not known yet is checked at apply.

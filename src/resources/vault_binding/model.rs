@@ -90,6 +90,7 @@ pub(super) fn spec(v: &BindingModel, kv_v2: bool, leased: bool) -> Option<Bindin
         cache_ttl: v.cache_ttl(),
         rotation: v.rotation.unwrap_or(0),
         fail_on_error: v.on_error.as_deref() != Some("continue"),
+        api_ref: Some(v.api_id.clone()),
     })
 }
 
@@ -150,7 +151,11 @@ pub(super) fn from_record(
         }),
         cache_ttl: Some(spec.cache_ttl),
         rotation: Some(spec.rotation),
-        api_id: prior.map_or_else(|| api_name(api_id).to_string(), |p| p.api_id.clone()),
+        api_id: match (prior, &spec.api_ref) {
+            (Some(p), _) => p.api_id.clone(),
+            (None, Some(written)) if api_name(written) == api_name(api_id) => written.clone(),
+            (None, _) => api_name(api_id).to_string(),
+        },
         on_error: Some(
             if spec.fail_on_error {
                 "fail"

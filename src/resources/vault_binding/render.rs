@@ -72,6 +72,10 @@ pub struct BindingSpec {
     pub rotation: i64,
     /// Answer 502 when the secret cannot be had (`on_error = "fail"`).
     pub fail_on_error: bool,
+    /// `api_id` as the configuration writes it (a name or an ARM ID), so that an import
+    /// gives back the same spelling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_ref: Option<String>,
 }
 
 /// The bindings of one API, and whether their first one created the API's policy.
@@ -521,6 +525,7 @@ mod tests {
             cache_ttl: 300,
             rotation: 0,
             fail_on_error: true,
+            api_ref: None,
         }
     }
 
