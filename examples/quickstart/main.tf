@@ -95,10 +95,6 @@ output "binding_id" {
   value = apim_vault_binding.orders.id
 }
 
-output "fragment_id" {
-  value = apim_vault_binding.orders.fragment_id
-}
-
 output "role_bound_claims" {
   value = apim_vault_azure_role.orders.bound_claims
 }
