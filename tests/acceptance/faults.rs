@@ -16,6 +16,7 @@ use crate::support::{
     assert_state_matches, jwts_in, vault_inventory, vault_state_objects, Bao, Emulator,
     TerraformBin, Workdir,
 };
+use crate::vault_binding::{count, records};
 
 /// The secret the bindings point at; searched for in logs and state.
 const SECRET_VALUE: &str = "fault-suite-secret-5d1c9e";
@@ -26,7 +27,7 @@ pub(crate) struct Scale {
     pub rounds: usize,
     /// Bindings per fault-matrix apply.
     pub bindings: usize,
-    /// Bindings on one API at `-parallelism=20`.
+    /// Bindings at `-parallelism=20`, at most 50 per API.
     pub many: usize,
 }
 
@@ -47,8 +48,12 @@ pub(crate) fn scale() -> Scale {
     }
 }
 
-/// The trio and `n` bindings on the API `app`, reading `secret/data/app`.
-fn module(emu: &Emulator, n: usize) -> String {
+/// Bindings per API in the many-bindings run: their policy stays well within 256 KiB.
+const PER_API: usize = 50;
+
+/// The trio and `n` bindings spread over the APIs `app-0` to `app-<apis - 1>`, reading
+/// `secret/data/app`.
+fn module(emu: &Emulator, n: usize, apis: usize) -> String {
     format!(
         "{}{}{}",
         provider_from_env(),
@@ -61,7 +66,7 @@ api_management_id = "{}"
 name              = "app-${{count.index}}"
 secret_path       = "secret/data/app"
 secret_field      = "key"
-api_id            = "app"
+api_id            = "app-${{count.index % {apis}}}"
 inject {{
   header = "X-Key-${{count.index}}"
 }}"#,
@@ -71,17 +76,27 @@ inject {{
     )
 }
 
-/// The binding objects in the emulator (named values and fragments named `vault-app-*`).
+/// The binding objects in the emulator: a record in an API policy's block is `binding
+/// <api>/<name>`; any named value or policy fragment counts too (the bindings make none, so
+/// one would be orphaned).
 fn apim_objects(emu: &Emulator) -> BTreeSet<String> {
-    emu.inventory()
-        .as_object()
-        .unwrap()
-        .keys()
-        .filter(|k| {
-            k.contains("/namedValues/vault-app-") || k.contains("/policyFragments/vault-app-")
-        })
-        .map(|k| k.to_ascii_lowercase())
-        .collect()
+    let mut out = BTreeSet::new();
+    for (id, object) in emu.inventory().as_object().unwrap() {
+        let id = id.to_ascii_lowercase();
+        if id.contains("/namedvalues/") || id.contains("/policyfragments/") {
+            out.insert(id);
+        } else if let Some(api) = id
+            .strip_suffix("/policies/policy")
+            .and_then(|a| a.rsplit_once("/apis/"))
+            .map(|(_, api)| api.to_string())
+        {
+            let policy = object["properties"]["value"].as_str().unwrap_or("");
+            for name in records(policy) {
+                out.insert(format!("binding {api}/{name}"));
+            }
+        }
+    }
+    out
 }
 
 /// Everything the module made, in APIM and in OpenBao.
@@ -100,42 +115,43 @@ fn state_objects(wd: &Workdir) -> BTreeSet<String> {
             continue;
         }
         let r = wd.resource(&addr);
-        if let Some(f) = r["fragment_id"].as_str().filter(|f| !f.is_empty()) {
-            out.insert(f.to_ascii_lowercase());
-        }
-        for id in r["named_value_ids"].as_array().into_iter().flatten() {
-            out.insert(id.as_str().unwrap().to_ascii_lowercase());
-        }
+        out.insert(format!(
+            "binding {}/{}",
+            r["api_id"].as_str().unwrap().to_ascii_lowercase(),
+            r["name"].as_str().unwrap()
+        ));
     }
     out
 }
 
-fn api_policy_includes(emu: &Emulator) -> usize {
-    let v = emu.inventory();
-    v.as_object()
-        .unwrap()
-        .iter()
-        .find(|(k, _)| k.ends_with("/apis/app/policies/policy"))
-        .map_or(0, |(_, p)| {
-            p["properties"]["value"]
-                .as_str()
-                .unwrap_or("")
-                .matches("<include-fragment")
-                .count()
-        })
+/// The records in the policies of the APIs `app-0` to `app-<apis - 1>`; each policy that
+/// holds any has one cache lookup and one store.
+#[track_caller]
+fn api_policy_records(emu: &Emulator, apis: usize) -> usize {
+    let mut n = 0;
+    for i in 0..apis {
+        if let Some(policy) = emu.api_policy(&format!("app-{i}")) {
+            let found = records(&policy).len();
+            if found > 0 {
+                assert_eq!(count(&policy, "cache-lookup-value"), 1, "{policy}");
+                assert_eq!(count(&policy, "cache-store-value"), 1, "{policy}");
+            }
+            n += found;
+        }
+    }
+    n
 }
 
-fn setup(bao: &Bao, emu: &Emulator) {
+/// The secret, and the APIs `app-0` to `app-<apis - 1>` (without policies).
+fn setup(bao: &Bao, emu: &Emulator, apis: usize) {
     bao.api_ok(
         "POST",
         "secret/data/app",
         Some(json!({"data": {"key": SECRET_VALUE}})),
     );
-    emu.arm_ok(
-        "PUT",
-        &format!("{}/apis/app", emu.api_management_id()),
-        Some(json!({"properties": {"displayName": "App", "path": "app", "protocols": ["https"]}})),
-    );
+    for i in 0..apis {
+        emu.create_api(&format!("app-{i}"));
+    }
 }
 
 #[test]
@@ -145,7 +161,7 @@ fn fault_matrix() {
     let faults = [
         (
             "429 storm with Retry-After",
-            json!({"method": "*", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 6}),
+            json!({"method": "*", "path": "*/policies/policy", "status": 429, "retry_after": 1, "count": 6}),
             None,
         ),
         (
@@ -160,7 +176,7 @@ fn fault_matrix() {
         ),
         (
             "dropped connections",
-            json!({"method": "*", "path": "*/policyFragments/*", "drop": true, "count": 3}),
+            json!({"method": "*", "path": "*/apis/app-0/policies/policy", "drop": true, "count": 3}),
             None,
         ),
         // Vault fetches Entra's discovery document while configuring the auth mount and
@@ -173,7 +189,7 @@ fn fault_matrix() {
         // A refusal that is not retried: the creates fail half-way and roll back.
         (
             "API policy writes refused",
-            json!({"method": "PUT", "path": "*/apis/app/policies/policy", "status": 400, "count": 40}),
+            json!({"method": "PUT", "path": "*/apis/app-0/policies/policy", "status": 400, "count": 40}),
             Some(false),
         ),
     ];
@@ -185,7 +201,7 @@ fn fault_matrix() {
         for (name, rule, expected) in &faults {
             let bao = Bao::start();
             let emu = Emulator::start();
-            setup(&bao, &emu);
+            setup(&bao, &emu, 1);
             // A token whose value can be searched for without false matches.
             let token = format!("fault{}r{round}x{}", std::process::id(), name.len() * 7919);
             bao.api_ok(
@@ -200,7 +216,7 @@ fn fault_matrix() {
             wd.env("VAULT_ADDR", bao.addr()).env("VAULT_TOKEN", &token);
             let log = wd.path().join("trace.log");
             wd.env("TF_LOG", "trace").env("TF_LOG_PATH", &log);
-            wd.write_config(&module(&emu, n));
+            wd.write_config(&module(&emu, n, 1));
             emu.fault(rule.clone());
             let first = wd.apply();
             runs += 1;
@@ -237,13 +253,13 @@ fn fault_matrix() {
             );
             assert_eq!(
                 remote_objects(&emu, &bao).len(),
-                n * 4 + 3,
-                "{name}: each binding has 3 named values and 1 fragment; one policy, mount and role"
+                n + 3,
+                "{name}: each binding is a record in the API policy; one policy, mount and role"
             );
             assert_eq!(
-                api_policy_includes(&emu),
+                api_policy_records(&emu, 1),
                 n,
-                "{name}: every include is in the API policy"
+                "{name}: every record is in the API policy"
             );
             eprintln!(
                 "faults: {name}: first apply {}",
@@ -259,6 +275,11 @@ fn fault_matrix() {
             assert!(
                 remote_objects(&emu, &bao).is_empty(),
                 "{name}: destroy left objects"
+            );
+            assert_eq!(
+                emu.api_policy("app-0"),
+                None,
+                "{name}: the policy the first binding made is gone"
             );
             let trace = std::fs::read_to_string(&log).expect("the trace log");
             assert!(trace.len() > 10_000, "the trace log has content");
@@ -280,19 +301,20 @@ fn fault_matrix() {
     assert_eq!(leaks, 0, "a secret reached a log, the state or the output");
 }
 
-/// 50 bindings (150 in the long run) on one API at -parallelism=20, with 429s in the way:
-/// all converge, and no include is lost to concurrent edits of the API policy.
+/// 50 bindings on one API (150 on three in the long run) at -parallelism=20, with 429s in the
+/// way: all converge, and no record is lost to concurrent edits of the API policy.
 #[test]
 fn many_bindings_at_parallelism_twenty_with_throttling() {
     let many = scale().many;
+    let apis = many.div_ceil(PER_API);
     let bao = Bao::start();
     let emu = Emulator::start();
-    setup(&bao, &emu);
+    setup(&bao, &emu, apis);
     let mut wd = Workdir::new(&TerraformBin::primary());
     for (k, v) in bao.env().into_iter().chain(emu.env()) {
         wd.env(k, v);
     }
-    wd.write_config(&module(&emu, many));
+    wd.write_config(&module(&emu, many, apis));
     emu.fault(
         json!({"method": "*", "path": "*", "status": 429, "retry_after": 1, "fraction": 0.1}),
     );
@@ -305,19 +327,19 @@ fn many_bindings_at_parallelism_twenty_with_throttling() {
         .map_or(0, |r| r.iter().filter(|x| x["status"] == 429).count());
     emu.clear_faults();
     assert_eq!(
-        api_policy_includes(&emu),
+        api_policy_records(&emu, apis),
         many,
         "no lost update of the API policy"
     );
-    assert_eq!(apim_objects(&emu).len(), many * 4);
+    assert_eq!(apim_objects(&emu).len(), many);
     eprintln!(
-        "faults: SUMMARY {many} bindings on one API at -parallelism=20 with 10 % 429s: {throttled} requests throttled, apply took {:.1} s, {many} of {many} includes present, 0 lost updates",
+        "faults: SUMMARY {many} bindings on {apis} API(s) at -parallelism=20 with 10 % 429s: {throttled} requests throttled, apply took {:.1} s, {many} of {many} records present, 0 lost updates",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(wd.plan(true), 0);
     let out = wd.run(&["destroy", "-auto-approve", "-parallelism=20"]);
     assert!(out.success(), "{out}");
-    assert_eq!(api_policy_includes(&emu), 0);
+    assert_eq!(api_policy_records(&emu, apis), 0);
     assert!(remote_objects(&emu, &bao).is_empty());
 }
 
@@ -379,12 +401,12 @@ fn interrupted_apply_leaves_state_matching_apim() {
     use std::time::{Duration, Instant};
     let bao = Bao::start();
     let emu = Emulator::start();
-    setup(&bao, &emu);
+    setup(&bao, &emu, 1);
     let mut wd = Workdir::new(&TerraformBin::primary());
     for (k, v) in bao.env().into_iter().chain(emu.env()) {
         wd.env(k, v);
     }
-    wd.write_config(&module(&emu, 6));
+    wd.write_config(&module(&emu, 6, 1));
     // Slow APIM writes, so that the interrupt lands while bindings are being written.
     emu.fault(json!({"method": "PUT", "path": "*", "latency_ms": 700, "fraction": 1.0}));
     let mut cmd = Command::new(&TerraformBin::primary().path);
@@ -403,13 +425,16 @@ fn interrupted_apply_leaves_state_matching_apim() {
     }
     let mut child = cmd.spawn().unwrap();
     let started = Instant::now();
-    // Wait until the first named value is being written, then press Ctrl-C (the whole group).
+    // Wait until the API policy is first being written, then press Ctrl-C (the whole group).
     loop {
         let writes = emu.requests().as_array().map_or(0, |r| {
             r.iter()
                 .filter(|x| {
                     x["method"] == "PUT"
-                        && x["path"].as_str().unwrap_or("").contains("/namedValues/")
+                        && x["path"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("/policies/policy")
                 })
                 .count()
         });
@@ -449,7 +474,7 @@ fn interrupted_apply_leaves_state_matching_apim() {
     let out = wd.apply();
     assert!(out.success(), "{out}");
     assert_eq!(wd.plan(true), 0);
-    assert_eq!(api_policy_includes(&emu), 6);
+    assert_eq!(api_policy_records(&emu, 1), 6);
     let out = wd.destroy();
     assert!(out.success(), "{out}");
     eprintln!(

@@ -14,8 +14,8 @@ use crate::support::fixtures::{
     provider_from_env, read_policy, trio_binding, vault_trio, AUDIENCE,
 };
 use crate::support::gateway::{
-    api_policy, api_policy_document, clear_cache, clear_log, create_api, get, last_entry, log,
-    logins, outcomes, put_api_policy, reads, steps_text, Answer, Blackhole, Echo, Received,
+    api_policy_document, clear_cache, clear_log, create_api, get, last_entry, log, logins,
+    outcomes, reads, steps_text, Answer, Blackhole, Echo, Received,
 };
 use crate::support::{
     assert_absent, jwts_in, run, Bao, Emulator, Postgres, Step, TerraformBin, TestCase, Workdir,
@@ -70,7 +70,7 @@ fn block_variables(policy: &str) -> BTreeSet<String> {
 /// the backend shows what the block left in them.
 #[track_caller]
 fn add_leftover_probe(emu: &Emulator, api: &str) {
-    let policy = api_policy(emu, api).expect("the API has a policy");
+    let policy = emu.api_policy(api).expect("the API has a policy");
     if policy.contains(LEFTOVERS) {
         return;
     }
@@ -90,11 +90,7 @@ fn add_leftover_probe(emu: &Emulator, api: &str) {
         "\n    <set-header name=\"{LEFTOVERS}\" exists-action=\"override\">\n      <value>@({expr})</value>\n    </set-header>"
     );
     let at = policy.find(BLOCK_END).expect("the managed block's end") + BLOCK_END.len();
-    put_api_policy(
-        emu,
-        api,
-        &format!("{}{probe}{}", &policy[..at], &policy[at..]),
-    );
+    emu.put_api_policy(api, &format!("{}{probe}{}", &policy[..at], &policy[at..]));
 }
 
 /// Every variable of the block is empty (or was never set) once the block has run.
@@ -271,7 +267,7 @@ fn runtime_kv_v2_secret_reaches_the_backend_as_header_query_and_variable() {
     .envs(bao.env())
     .envs(emu.env())
     .check_destroy(|| {
-        let policy = api_policy(&emu, "orders-api").unwrap();
+        let policy = emu.api_policy("orders-api").unwrap();
         assert!(
             !policy.contains("apim-vault-bindings") && !policy.contains("cache-lookup-value"),
             "the block is gone: {policy}"

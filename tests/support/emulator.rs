@@ -301,6 +301,77 @@ impl Emulator {
         value
     }
 
+    /// Every item of a collection of the seeded instance (`namedValues`, `policyFragments`,
+    /// `apis`...), all pages followed.
+    #[track_caller]
+    pub fn list(&self, collection: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut url = format!(
+            "{}{}/{collection}?api-version=2024-05-01",
+            self.url(),
+            self.api_management_id()
+        );
+        loop {
+            let response = self
+                .http
+                .get(&url)
+                .bearer_auth(self.arm_token())
+                .send()
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            let (status, page) = super::status_and_json(response);
+            assert_eq!(status, 200, "listing {collection}: {page}");
+            items.extend(page["value"].as_array().cloned().unwrap_or_default());
+            match page["nextLink"].as_str() {
+                Some(next) if !next.is_empty() => url = next.to_string(),
+                _ => return items,
+            }
+        }
+    }
+
+    /// Creates (or replaces) the API `name` of the seeded instance, served at `/<name>`.
+    #[track_caller]
+    pub fn create_api(&self, name: &str) {
+        self.arm_ok(
+            "PUT",
+            &format!("{}/apis/{name}", self.api_management_id()),
+            Some(serde_json::json!({"properties": {"displayName": name, "path": name, "protocols": ["https"], "serviceUrl": "https://backend.example"}})),
+        );
+    }
+
+    /// The policy document of API `api` as APIM stores it (`rawxml`); `None` when the API
+    /// has no policy (404).
+    #[track_caller]
+    pub fn api_policy(&self, api: &str) -> Option<String> {
+        let (status, body) = self.arm(
+            "GET",
+            &format!(
+                "{}/apis/{api}/policies/policy?format=rawxml",
+                self.api_management_id()
+            ),
+            None,
+        );
+        match status {
+            200 => Some(
+                body["properties"]["value"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("the policy of {api} has no value: {body}"))
+                    .to_string(),
+            ),
+            404 => None,
+            other => panic!("reading the policy of API {api}: {other} {body}"),
+        }
+    }
+
+    /// Writes the policy document of API `api` (`rawxml`), as someone in the portal would.
+    #[track_caller]
+    pub fn put_api_policy(&self, api: &str, xml: &str) {
+        self.arm_ok(
+            "PUT",
+            &format!("{}/apis/{api}/policies/policy", self.api_management_id()),
+            Some(serde_json::json!({"properties": {"format": "rawxml", "value": xml}})),
+        );
+    }
+
     /// Adds a fault rule (`POST /_emulator/faults`), e.g.
     /// `json!({"method": "PUT", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 8})`.
     #[track_caller]

@@ -358,35 +358,6 @@ pub fn create_api(emu: &Emulator, id: &str, path: &str, service_url: &str, polic
         }})),
     );
     if let Some(p) = policy {
-        put_api_policy(emu, id, p);
+        emu.put_api_policy(id, p);
     }
-}
-
-/// The policy of API `id` as APIM holds it (`rawxml`), if it has one.
-#[track_caller]
-pub fn api_policy(emu: &Emulator, id: &str) -> Option<String> {
-    let (s, b) = emu.arm(
-        "GET",
-        &format!(
-            "{}/apis/{id}/policies/policy?format=rawxml",
-            emu.api_management_id()
-        ),
-        None,
-    );
-    (s == 200).then(|| {
-        b["properties"]["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    })
-}
-
-/// Saves the policy of API `id` (`rawxml`); panics with APIM's answer when it is refused.
-#[track_caller]
-pub fn put_api_policy(emu: &Emulator, id: &str, rawxml: &str) {
-    emu.arm_ok(
-        "PUT",
-        &format!("{}/apis/{id}/policies/policy", emu.api_management_id()),
-        Some(json!({"properties": {"format": "rawxml", "value": rawxml}})),
-    );
 }

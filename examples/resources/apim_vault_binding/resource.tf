@@ -2,8 +2,14 @@
 # the X-Api-Key header. The secret is cached by the gateway for at most 5 minutes. The role
 # and the auth mount are the ones of the apim_vault_azure_role and apim_vault_auth_backend
 # examples: referencing them orders their creation before the binding.
+#
+# The binding lives in a block the provider manages in the inbound policy of `api_id`, right
+# after `<base />`, shared with the API's other bindings; the rest of the policy is left as it
+# is. After rotating the secret in Vault, bump `rotation` so that the gateway fetches it on the
+# next request instead of when its cache expires.
 resource "apim_vault_binding" "orders" {
   api_management_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-apis/providers/Microsoft.ApiManagement/service/contoso-apim"
+  api_id            = "orders-api"
   name              = "orders"
   role              = apim_vault_azure_role.orders.name
   backend           = apim_vault_auth_backend.entra.path
@@ -11,8 +17,8 @@ resource "apim_vault_binding" "orders" {
 
   secret_path  = "kv/data/orders/backend"
   secret_field = "api_key"
-  api_id       = "orders-api"
   cache_ttl    = 300
+  rotation     = 0
 
   inject {
     header = "X-Api-Key"

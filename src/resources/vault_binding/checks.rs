@@ -34,50 +34,6 @@ pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
-pub(super) fn validate_field(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid secret field", |s| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "`secret_field` is {s:?}: use the field's name (letters, digits, `_`, `-`, `.`)."
-            ))
-        }
-    });
-}
-
-pub(super) fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid secret path", |s| {
-        if s.is_empty()
-            || s.starts_with('/')
-            || s.starts_with("v1/")
-            || s.contains(char::is_whitespace)
-        {
-            Err(format!("`secret_path` is {s:?}: give the API path without `/v1/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\"."))
-        } else {
-            Ok(())
-        }
-    });
-}
-
-pub(super) fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid name", |s| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{p}` is {s:?}: use letters, digits, `-`, `_` or `.`."
-            ))
-        }
-    });
-}
-
 /// What the Vault-side checks learnt: the secret's mount, and whom the role is bound to.
 pub(super) struct VaultFacts {
     /// The secret is in KV version 2.
@@ -358,6 +314,17 @@ impl VaultBinding {
             Err(_) => String::new(),
         };
         let limit = document_limit(&sku);
+        let before = doc.as_ref().map_or(0, String::len);
+        // What one more binding like this one costs, and so how many more fit.
+        let each = after.len().saturating_sub(before).max(1);
+        let more = limit.saturating_sub(after.len()) / each;
+        if after.len() <= limit && after.len() * 5 > limit * 4 {
+            d.attr_warning(
+                AttrPath::root("api_id"),
+                "The API's policy is nearly full",
+                format!("With this binding, the policy of API {api:?} is {} of the {} KiB APIM accepts on this instance: about {more} more bindings like this one fit. Spread further bindings over other APIs.", after.len(), limit / 1024),
+            );
+        }
         if after.len() > limit {
             d.attr_error(
                 AttrPath::root("api_id"),
