@@ -13,7 +13,6 @@ mod docs;
 mod faults;
 mod harness;
 mod protocol;
-mod quickstart;
 mod runtime;
 mod schema;
 mod tidy;

@@ -1,561 +1,586 @@
-//! The `apim_vault_binding` block executed as the APIM gateway runs it: an API policy holding
-//! the block of `vault_binding::render::with_block`, the emulator's managed-identity endpoint
-//! for the APIM instance's identity, and a real OpenBao (JWT auth trusting the emulator, KV v2,
-//! a leased KV v1 mount, a namespace).
-//!
-//! The executor of `tests/support/apim_runtime.rs` covers the C# subset of the first design's
-//! fragment (named values, one secret per fragment); the block uses more of C# (`new JObject`,
-//! `JObject.Parse`, `JsonConvert`, `Math.Min`, `?:`). The requests therefore wait for the
-//! emulator's gateway (issue 16), and their assertions on variable names and cache events still
-//! describe the first design; what runs today is the vocabulary check of every variant.
+//! The bindings at request time: a real `terraform apply` writes the managed block into an
+//! API's inbound policy, and requests go through the emulator's APIM gateway, which runs what
+//! APIM holds (its own managed-identity tokens, real calls to a real OpenBao, its internal
+//! cache) and forwards to a loopback echo backend. What the tests assert is what reached the
+//! backend, what the gateway answered and what its request log shows; nothing here imports
+//! the provider's code.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
-use apim_provider::resources::vault_binding::render::{with_block, BindingSpec, Block, Inject};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::support::apim_runtime::{CallKind, ManagedIdentity};
-use crate::support::{check_policy_vocabulary, Bao, Emulator, Flow, Gateway, Outcome, Request};
+use crate::support::fixtures::{
+    provider_from_env, read_policy, trio_binding, vault_trio, AUDIENCE,
+};
+use crate::support::gateway::{
+    api_policy_document, clear_cache, clear_log, create_api, get, last_entry, log, logins,
+    outcomes, reads, steps_text, Answer, Blackhole, Echo, Received,
+};
+use crate::support::{
+    assert_absent, jwts_in, run, Bao, Emulator, Postgres, Step, TerraformBin, TestCase, Workdir,
+};
 
-const AUDIENCE: &str = "api://vault-apim";
-const SECRET: &str = "s3cr3t-api-key";
-const READ_ORDERS: &str = "path \"kv/data/orders/backend\" {\n  capabilities = [\"read\"]\n}\n";
+const KEY: &str = "s3cr3t-orders-key";
+const ROTATED: &str = "r0tated-orders-key";
+const BILLING_KEY: &str = "s3cr3t-billing-key";
+const KV_PATH: &str = "secret/data/orders/backend";
 
-/// A JWT auth mount at `<ns>jwt` that trusts the emulator's tokens (v1 issuer).
-fn trust_emulator(bao: &Bao, emu: &Emulator, ns: &str) {
-    let issuer = format!("{}/{}/", emu.url(), emu.tenant_id());
-    let ca = std::fs::read_to_string(emu.ca_file()).unwrap();
-    bao.api_ok(
-        "POST",
-        &format!("{ns}sys/auth/jwt"),
-        Some(json!({"type": "jwt"})),
-    );
-    bao.api_ok(
-        "POST",
-        &format!("{ns}auth/jwt/config"),
-        Some(json!({
-            "oidc_discovery_url": issuer,
-            "oidc_discovery_ca_pem": ca,
-            "bound_issuer": issuer,
-        })),
-    );
+/// The managed block's last line.
+const BLOCK_END: &str = "<!-- apim-vault-bindings end -->";
+/// The header [`add_leftover_probe`] sets.
+const LEFTOVERS: &str = "X-Leftovers";
+
+/// A policy statement of the API's own, after the managed block: the variable binding's
+/// value copied into a header, so that the backend shows what the variable held.
+const COPY_VARIABLE: &str = "    <set-header name=\"X-From-Variable\" exists-action=\"override\">\n      <value>@(context.Variables.GetValueOrDefault<string>(\"backendKey\", \"unset\"))</value>\n    </set-header>\n";
+
+/// `apim_vault_binding.<label>` (named `label` with dashes) on API `api`, logging in with the
+/// trio's role; `settings` holds the secret, `inject` and the rest.
+fn binding(emu: &Emulator, label: &str, api: &str, settings: &str) -> String {
+    trio_binding(
+        label,
+        &format!(
+            "api_management_id = \"{}\"\napi_id            = \"{api}\"\nname              = \"{}\"\n{settings}",
+            emu.api_management_id(),
+            label.replace('_', "-")
+        ),
+    )
 }
 
-/// A jwt role bound to the emulator APIM instance's system-assigned identity.
-fn role(bao: &Bao, emu: &Emulator, ns: &str, name: &str, policies: &[&str]) {
-    bao.api_ok(
-        "POST",
-        &format!("{ns}auth/jwt/role/{name}"),
-        Some(json!({
-            "role_type": "jwt",
-            "bound_audiences": [AUDIENCE],
-            "user_claim": "oid",
-            "bound_claims": {"oid": emu.principal_id(), "tid": emu.tenant_id()},
-            "token_policies": policies,
-            "token_ttl": "15m",
-        })),
-    );
+/// `secret_path`/`secret_field` of the orders key, and `inject { <inject> }`.
+fn orders_key(inject: &str) -> String {
+    format!("secret_path  = \"{KV_PATH}\"\nsecret_field = \"api_key\"\ninject {{\n  {inject}\n}}")
 }
 
-/// KV v2 at `<ns>kv/` with `orders/backend` = {api_key}, and the policy `orders-read`.
-fn orders_secret(bao: &Bao, ns: &str, api_key: &str) {
-    bao.api_ok(
-        "POST",
-        &format!("{ns}sys/mounts/kv"),
-        Some(json!({"type": "kv", "options": {"version": "2"}})),
-    );
-    write_orders_secret(bao, ns, api_key);
-    bao.api_ok(
-        "PUT",
-        &format!("{ns}sys/policies/acl/orders-read"),
-        Some(json!({ "policy": READ_ORDERS })),
-    );
-}
-
-fn write_orders_secret(bao: &Bao, ns: &str, api_key: &str) {
-    bao.api_ok(
-        "POST",
-        &format!("{ns}kv/data/orders/backend"),
-        Some(json!({"data": {"api_key": api_key, "port": 8443}})),
-    );
-}
-
-fn spec() -> BindingSpec {
-    BindingSpec {
-        name: "orders".into(),
-        vault_address: "http://127.0.0.1:8200".into(),
-        vault_namespace: None,
-        backend: "jwt".into(),
-        role: "orders".into(),
-        audience: AUDIENCE.into(),
-        secret_path: "kv/data/orders/backend".into(),
-        secret_field: "api_key".into(),
-        kv_v2: true,
-        leased: false,
-        inject: Inject::Header("X-Api-Key".into()),
-        cache_ttl: 300,
-        rotation: 0,
-        fail_on_error: true,
-        api_ref: None,
+/// The variables the managed block uses (`apim-vault...`), read off the policy APIM holds.
+fn block_variables(policy: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (at, _) in policy.match_indices("name=\"apim-vault") {
+        let start = at + "name=\"".len();
+        if let Some(len) = policy[start..].find('"') {
+            out.insert(policy[start..start + len].to_string());
+        }
     }
-}
-
-/// `s` calling Vault at `addr` and logging in as `role` with a token for `audience` (the
-/// first design's named values).
-fn at(s: BindingSpec, addr: &str, role: &str, audience: &str) -> BindingSpec {
-    BindingSpec {
-        vault_address: addr.to_string(),
-        role: role.to_string(),
-        audience: audience.to_string(),
-        ..s
-    }
-}
-
-/// The API policy holding the block of `spec` alone.
-fn render(spec: &BindingSpec) -> String {
-    let block = Block {
-        created_policy: false,
-        bindings: vec![spec.clone()],
-    };
-    with_block(None, "orders", &block)
-        .expect("the default policy has an inbound section")
-        .expect("a block with a binding is a policy")
-}
-
-/// Renders the policy, checks its vocabulary and builds a gateway for it.
-fn gateway(spec: &BindingSpec, emu: &Emulator) -> Gateway {
-    let xml = render(spec);
-    if let Err(problems) = check_policy_vocabulary(&xml) {
-        panic!("{}\n{xml}", problems.join("\n"));
-    }
-    Gateway::with_emulator(&xml, &BTreeMap::new(), emu).unwrap_or_else(|e| panic!("{e}\n{xml}"))
-}
-
-#[track_caller]
-fn run(gw: &Gateway, label: &str) -> Outcome {
-    let out = gw
-        .execute(&Request::get("/orders/42"))
-        .unwrap_or_else(|e| panic!("{label}: {e}"));
-    eprintln!("--- {label}\n{}", out.trace());
     out
 }
 
+/// Adds a statement of the API's own right after the managed block: header [`LEFTOVERS`]
+/// lists each of the block's variables as `name=value;` (`unset` when it was never set), so
+/// the backend shows what the block left in them.
 #[track_caller]
-fn assert_urls(out: &Outcome, expected: &[(&str, String)]) {
-    let got: Vec<(String, String)> = out
-        .sent()
-        .iter()
-        .map(|c| (c.method.clone(), c.url.clone()))
-        .collect();
-    let want: Vec<(String, String)> = expected
-        .iter()
-        .map(|(m, u)| (m.to_string(), u.clone()))
-        .collect();
-    assert_eq!(got, want, "{}", out.trace());
-}
-
-#[test]
-#[ignore = "runs through the emulator's gateway once it lands (issue 16)"]
-fn runtime_fragment_injects_the_secret_and_caches_it() {
-    let bao = Bao::start();
-    let emu = Emulator::start();
-    trust_emulator(&bao, &emu, "");
-    orders_secret(&bao, "", SECRET);
-    role(&bao, &emu, "", "orders", &["orders-read"]);
-    let on = |s| at(s, bao.addr(), "orders", AUDIENCE);
-    let login = format!("{}/v1/auth/jwt/login", bao.addr());
-    let read = format!("{}/v1/kv/data/orders/backend", bao.addr());
-
-    let gw = gateway(&on(spec()), &emu);
-    let first = run(&gw, "first request");
-    assert_eq!(first.flow, Flow::Forwarded);
-    assert_eq!(first.header("X-Api-Key"), Some(SECRET), "{}", first.trace());
-    assert_eq!(
-        first.header("Authorization"),
-        None,
-        "the token went to a variable"
-    );
-    // Managed identity → login → read, each answered 200.
-    assert_eq!(first.calls.len(), 3, "{}", first.trace());
-    let mi = &first.calls[0];
-    assert_eq!(mi.kind, CallKind::ManagedIdentity);
-    assert!(mi.url.starts_with(&format!(
-        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api%3A%2F%2Fvault-apim&msi_res_id=",
-        emu.url()
-    )));
-    assert_eq!(mi.header("Metadata"), Some("true"));
-    assert_urls(&first, &[("POST", login.clone()), ("GET", read.clone())]);
-    let sent = first.sent();
-    assert!(first.calls.iter().all(|c| c.status == Some(200)));
-    assert_eq!(sent[0].header("Content-Type"), Some("application/json"));
-    let body: Value = serde_json::from_str(sent[0].body.as_deref().unwrap()).unwrap();
-    assert_eq!(body["role"], "orders");
-    assert!(body["jwt"].as_str().unwrap().starts_with("<redacted "));
-    assert_eq!(sent[1].header("X-Vault-Token"), Some("<redacted>"));
-    assert_eq!(sent[1].header("X-Vault-Namespace"), None);
-    // The cache key is the binding's name and a hash of the settings that decide the secret.
-    assert_eq!(first.events.len(), 2, "{:?}", first.events);
-    assert!(
-        first.events[0].starts_with("cache-lookup-value vault-secret-orders-")
-            && first.events[0].ends_with(": miss")
-    );
-    assert!(
-        first.events[1].starts_with("cache-store-value vault-secret-orders-")
-            && first.events[1].ends_with(": stored for 300 s")
-    );
-
-    // Rotated in Vault: the gateway keeps serving its cached copy for cache_ttl.
-    write_orders_secret(&bao, "", "rotated-key");
-    let second = run(&gw, "second request, within cache_ttl");
-    assert!(second.calls.is_empty(), "{}", second.trace());
-    assert_eq!(second.header("X-Api-Key"), Some(SECRET));
-    assert_eq!(second.events.len(), 1, "{:?}", second.events);
-    assert!(
-        second.events[0].starts_with("cache-lookup-value vault-secret-orders-")
-            && second.events[0].ends_with(": hit")
-    );
-
-    // After cache_ttl: Vault again (the managed-identity token is still cached by APIM).
-    gw.advance(Duration::from_secs(301));
-    let third = run(&gw, "after cache_ttl");
-    assert_urls(&third, &[("POST", login.clone()), ("GET", read.clone())]);
-    assert!(third.calls.iter().all(|c| c.kind == CallKind::SendRequest));
-    assert_eq!(third.header("X-Api-Key"), Some("rotated-key"));
-
-    // cache_ttl = 0: no cache policies, Vault on every request; injected as a query parameter.
-    let mut s = spec();
-    s.cache_ttl = 0;
-    s.inject = Inject::Query("api-key".into());
-    let gw = gateway(&on(s.clone()), &emu);
-    for i in 1..=2 {
-        let out = run(&gw, &format!("cache_ttl = 0, request {i}"));
-        assert_eq!(out.flow, Flow::Forwarded);
-        assert_urls(&out, &[("POST", login.clone()), ("GET", read.clone())]);
-        assert_eq!(out.query_param("api-key"), Some("rotated-key"));
-        assert_eq!(out.header("X-Api-Key"), None);
-        assert!(out.events.iter().all(|e| !e.starts_with("cache-")));
+fn add_leftover_probe(emu: &Emulator, api: &str) {
+    let policy = emu.api_policy(api).expect("the API has a policy");
+    if policy.contains(LEFTOVERS) {
+        return;
     }
-
-    // Injected as a context variable for other policies.
-    let mut s = spec();
-    s.inject = Inject::Variable("backendKey".into());
-    let out = run(&gateway(&on(s.clone()), &emu), "inject into a variable");
-    assert_eq!(out.variable("backendKey"), Some("rotated-key"));
-    assert_eq!(out.header("X-Api-Key"), None);
+    let vars = block_variables(&policy);
+    assert!(
+        vars.contains("apim-vault") && vars.iter().any(|v| v.starts_with("apim-vault-login-")),
+        "the block's variables: {vars:?}\n{policy}"
+    );
+    let expr = vars
+        .iter()
+        .map(|v| {
+            format!("\"{v}=\" + context.Variables.GetValueOrDefault(\"{v}\", \"unset\") + \";\"")
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let probe = format!(
+        "\n    <set-header name=\"{LEFTOVERS}\" exists-action=\"override\">\n      <value>@({expr})</value>\n    </set-header>"
+    );
+    let at = policy.find(BLOCK_END).expect("the managed block's end") + BLOCK_END.len();
+    emu.put_api_policy(api, &format!("{}{probe}{}", &policy[..at], &policy[at..]));
 }
 
+/// Every variable of the block is empty (or was never set) once the block has run.
+#[track_caller]
+fn assert_no_leftovers(got: &Received) {
+    let probe = got
+        .header(LEFTOVERS)
+        .unwrap_or_else(|| panic!("the probe header did not arrive: {got:?}"));
+    let mut seen = 0;
+    for item in probe.split(';').filter(|s| !s.is_empty()) {
+        let (name, value) = item.split_once('=').unwrap_or((item, ""));
+        assert!(
+            value.is_empty() || value == "unset",
+            "variable {name} still holds {} characters after the block",
+            value.len()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 3, "the probe listed {seen} variables: {probe:?}");
+}
+
+/// A request through the gateway with its log entry; panics unless the status is `status`.
+#[track_caller]
+fn request(emu: &Emulator, path: &str, status: u16) -> (Answer, serde_json::Value) {
+    let answer = get(emu, path);
+    let entry = last_entry(emu);
+    assert_eq!(
+        answer.status,
+        status,
+        "GET {path}: {}\nsteps:\n{}",
+        answer.text(),
+        steps_text(&entry)
+    );
+    (answer, entry)
+}
+
+/// The entry's `cache-lookup-value` found the secrets (`true`) or missed (`false`).
+#[track_caller]
+fn cache_hit(entry: &serde_json::Value) -> bool {
+    let lookups = outcomes(entry, "cache-lookup-value");
+    assert_eq!(lookups.len(), 1, "one lookup:\n{}", steps_text(entry));
+    lookups[0].starts_with("cache hit")
+}
+
+/// The `cache-store-value` outcomes of the entry.
+fn stores(entry: &serde_json::Value) -> Vec<String> {
+    outcomes(entry, "cache-store-value")
+}
+
+/// Neither the secrets nor any token is in the gateway's request log.
+#[track_caller]
+fn assert_log_clean(emu: &Emulator, secrets: &[(&str, &str)]) {
+    let text = serde_json::to_string(&log(emu)).unwrap();
+    assert_absent("the gateway's request log", &text, secrets);
+    assert_eq!(jwts_in(&text), Vec::<String>::new(), "a token in the log");
+}
+
+/// How many tokens OpenBao holds (`auth/token/accessors`): each login adds one.
+fn tokens(bao: &Bao) -> usize {
+    let body = bao.api_ok("LIST", "auth/token/accessors", None);
+    body["data"]["keys"].as_array().map_or(0, Vec::len)
+}
+
+/// KV v2 injected three ways (header, query, variable) by three bindings sharing one role: one
+/// managed-identity token and one Vault login for the three reads; the next requests within
+/// `cache_ttl` are answered from the cache (no login, and Vault's new value not seen); a
+/// `rotation` bump makes the next request fetch the new value at once; and the block leaves
+/// none of its variables behind.
 #[test]
-#[ignore = "runs through the emulator's gateway once it lands (issue 16)"]
-fn runtime_fragment_failures_answer_502_or_go_on() {
+fn runtime_kv_v2_secret_reaches_the_backend_as_header_query_and_variable() {
     let bao = Bao::start();
     let emu = Emulator::start();
-    trust_emulator(&bao, &emu, "");
-    orders_secret(&bao, "", SECRET);
-    role(&bao, &emu, "", "orders", &["orders-read"]);
-    role(&bao, &emu, "", "no-read", &["default"]);
-    let login = format!("{}/v1/auth/jwt/login", bao.addr());
-    let read = format!("{}/v1/kv/data/orders/backend", bao.addr());
-
-    // The role's policies do not grant read: Vault answers 403, the gateway 502.
-    let on = |s| at(s, bao.addr(), "no-read", AUDIENCE);
-    let out = run(&gateway(&on(spec()), &emu), "denied, on_error = fail");
-    assert_eq!(
-        out.flow,
-        Flow::Returned {
-            status: 502,
-            reason: "Bad Gateway".into()
-        }
-    );
-    assert_urls(&out, &[("POST", login.clone()), ("GET", read.clone())]);
-    assert_eq!(out.sent()[1].status, Some(403));
-    assert_eq!(out.header("X-Api-Key"), None);
-    assert!(!out.variables.contains_key("vault-secret-orders"));
-    assert!(
-        out.events
-            .iter()
-            .all(|e| !e.starts_with("cache-store-value")),
-        "nothing cached"
-    );
-
-    // on_error = continue: no header, no stop, the error flag set.
-    let mut s = spec();
-    s.fail_on_error = false;
-    let out = run(
-        &gateway(&on(s.clone()), &emu),
-        "denied, on_error = continue",
-    );
-    assert_eq!(out.flow, Flow::Forwarded);
-    assert_eq!(out.header("X-Api-Key"), None);
-    assert_eq!(out.variable("vault-error-orders"), Some("true"));
-
-    // A token for another audience: the login is refused, the secret never read.
-    let on = |s| at(s, bao.addr(), "orders", "api://someone-else");
-    let out = run(&gateway(&on(spec()), &emu), "wrong audience");
-    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
-    assert_urls(&out, &[("POST", login.clone())]);
-    assert_eq!(out.sent()[0].status, Some(400));
-    assert_eq!(out.header("X-Api-Key"), None);
-
-    // Vault unreachable: send-request's ignore-error leaves a null response → 502.
-    let closed = format!("http://127.0.0.1:{}", closed_port());
-    let on = |s| at(s, &closed, "orders", AUDIENCE);
-    let out = run(&gateway(&on(spec()), &emu), "Vault unreachable");
-    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
-    assert!(out.sent()[0].error.is_some() && out.sent()[0].status.is_none());
-    assert!(matches!(
-        out.variables.get("vault-login-orders"),
-        Some(crate::support::apim_runtime::Value::Null)
-    ));
-
-    // An APIM instance the managed-identity endpoint does not know: APIM's
-    // token request fails, ignored by the fragment; the empty JWT is refused by Vault.
-    let gw = Gateway::new(
-        &render(&at(spec(), bao.addr(), "orders", AUDIENCE)),
-        &BTreeMap::new(),
-        ManagedIdentity {
-            api_management_id: format!("{}-missing", emu.api_management_id()),
-            ..ManagedIdentity::from_emulator(&emu)
-        },
-        reqwest::blocking::Client::new(),
-    )
-    .unwrap();
-    let out = run(&gw, "no managed identity");
-    assert_eq!(out.calls[0].kind, CallKind::ManagedIdentity);
-    assert_ne!(out.calls[0].status, Some(200));
-    assert!(!out.variables.contains_key("vault-msi-orders"));
-    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
-    assert_eq!(out.sent()[0].status, Some(400), "an empty jwt is refused");
-
-    // `client-id` asks for a user-assigned identity; the instance has none with that ID, and
-    // without ignore-error the policy fails.
-    let gw = Gateway::with_emulator(
-        "<fragment><authentication-managed-identity resource=\"api://vault-apim\" client-id=\"00000000-0000-0000-0000-00000000abcd\" output-token-variable-name=\"t\" /></fragment>",
-        &BTreeMap::new(),
+    let echo = Echo::start();
+    create_api(
         &emu,
-    )
-    .unwrap();
-    let out = run(&gw, "unknown user-assigned identity");
-    assert!(out.calls[0]
-        .url
-        .ends_with("&client_id=00000000-0000-0000-0000-00000000abcd"));
-    assert_eq!(out.calls[0].status, Some(400));
-    assert!(matches!(&out.flow, Flow::Failed { error } if error.contains("Identity not found")));
-
-    // A field the secret does not have: the read counts as failed, so on_error applies
-    // (continue: forwarded without the secret; fail: 502), rather than a policy exception.
-    let mut s = spec();
-    s.secret_field = "nope".into();
-    s.fail_on_error = false;
-    let on = |s| at(s, bao.addr(), "orders", AUDIENCE);
-    let out = run(&gateway(&on(s.clone()), &emu), "missing field, continue");
-    assert!(matches!(out.flow, Flow::Forwarded), "{}", out.trace());
-    assert_eq!(out.header("X-Api-Key"), None);
-    assert_eq!(out.variable("vault-error-orders"), Some("true"));
-    s.fail_on_error = true;
-    let out = run(&gateway(&on(s.clone()), &emu), "missing field, fail");
-    assert!(
-        matches!(&out.flow, Flow::Returned { status: 502, .. }),
-        "{}",
-        out.trace()
+        "orders-api",
+        "orders",
+        echo.url(),
+        Some(&api_policy_document(COPY_VARIABLE)),
     );
-    assert_eq!(out.header("X-Api-Key"), None);
+    let config = |rotation: i64| {
+        format!(
+            "{}{}{}{}{}",
+            provider_from_env(),
+            vault_trio(&emu, "secret/data/orders/*", "token_ttl = 600"),
+            binding(
+                &emu,
+                "by_header",
+                "orders-api",
+                &format!(
+                    "rotation     = {rotation}\n{}",
+                    orders_key("header = \"X-Api-Key\"")
+                )
+            ),
+            binding(
+                &emu,
+                "by_query",
+                "orders-api",
+                &orders_key("query = \"api-key\"")
+            ),
+            binding(
+                &emu,
+                "by_variable",
+                "orders-api",
+                &orders_key("variable = \"backendKey\"")
+            ),
+        )
+    };
+    let arrived = |got: &Received, key: &str| {
+        assert_eq!(got.path, "/42", "{got:?}");
+        assert_eq!(got.header("X-Api-Key").as_deref(), Some(key), "header");
+        assert_eq!(got.query_param("api-key"), Some(key), "query");
+        assert_eq!(
+            got.header("X-From-Variable").as_deref(),
+            Some(key),
+            "variable"
+        );
+        assert_no_leftovers(got);
+    };
+    let case = TestCase::new(vec![
+        Step::config(config(0)).check(|_| {
+            bao.api_ok("POST", KV_PATH, Some(json!({"data": {"api_key": KEY}})));
+            clear_cache(&emu);
+            clear_log(&emu);
+            add_leftover_probe(&emu, "orders-api");
+            let tokens_before = tokens(&bao);
+
+            let (_, first) = request(&emu, "/orders/42", 200);
+            arrived(&echo.last(), KEY);
+            let steps = steps_text(&first);
+            assert!(!cache_hit(&first), "{steps}");
+            assert_eq!(
+                outcomes(&first, "authentication-managed-identity").len(),
+                1,
+                "{steps}"
+            );
+            assert_eq!(logins(&first).len(), 1, "one login for one role:\n{steps}");
+            assert!(logins(&first)[0].ends_with("-> 200"), "{steps}");
+            assert_eq!(reads(&first).len(), 3, "one read per binding:\n{steps}");
+            assert_eq!(stores(&first).len(), 1, "{steps}");
+            assert!(stores(&first)[0].starts_with("stored for 300 s"), "{steps}");
+
+            // Within cache_ttl: from the cache, even after Vault's value changed.
+            bao.api_ok("POST", KV_PATH, Some(json!({"data": {"api_key": ROTATED}})));
+            for _ in 0..3 {
+                let (_, e) = request(&emu, "/orders/42", 200);
+                arrived(&echo.last(), KEY);
+                assert!(cache_hit(&e), "{}", steps_text(&e));
+                assert!(logins(&e).is_empty() && reads(&e).is_empty());
+                assert!(outcomes(&e, "authentication-managed-identity").is_empty());
+                assert!(stores(&e).is_empty());
+            }
+            let total: usize = log(&emu).iter().map(|e| logins(e).len()).sum();
+            assert_eq!(total, 1, "four requests, one Vault login");
+            assert_eq!(
+                tokens(&bao),
+                tokens_before + 1,
+                "OpenBao issued one token for the four requests"
+            );
+            assert_log_clean(&emu, &[("the secret", KEY), ("the new secret", ROTATED)]);
+        }),
+        // rotation = 1: the next request fetches Vault's new value without waiting.
+        Step::config(config(1)).check(|_| {
+            let (_, e) = request(&emu, "/orders/42", 200);
+            arrived(&echo.last(), ROTATED);
+            assert!(!cache_hit(&e), "{}", steps_text(&e));
+            assert_eq!(logins(&e).len(), 1, "{}", steps_text(&e));
+            let (_, e) = request(&emu, "/orders/42", 200);
+            assert!(cache_hit(&e));
+            arrived(&echo.last(), ROTATED);
+            assert_log_clean(&emu, &[("the secret", KEY), ("the new secret", ROTATED)]);
+        }),
+    ])
+    .envs(bao.env())
+    .envs(emu.env())
+    .check_destroy(|| {
+        let policy = emu.api_policy("orders-api").unwrap();
+        assert!(
+            !policy.contains("apim-vault-bindings") && !policy.contains("cache-lookup-value"),
+            "the block is gone: {policy}"
+        );
+        assert!(
+            policy.contains("X-From-Variable"),
+            "the API's own statements stay"
+        );
+    });
+    run(case);
 }
 
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
+/// Two bindings of one API logging in with different roles (each role's policy reads only its
+/// own secret): both secrets arrive, with two logins, and the next request makes none.
 #[test]
-#[ignore = "runs through the emulator's gateway once it lands (issue 16)"]
-fn runtime_fragment_leased_secret_and_namespace() {
+fn runtime_two_roles_on_one_api_log_in_once_each() {
     let bao = Bao::start();
     let emu = Emulator::start();
-    trust_emulator(&bao, &emu, "");
-
-    // A leased secret: KV v1 with leased passthrough (each read creates a lease); the field
-    // is under `data`.
-    bao.enable_leased_kv("apim-leased");
+    let echo = Echo::start();
+    bao.api_ok("POST", KV_PATH, Some(json!({"data": {"api_key": KEY}})));
     bao.api_ok(
         "POST",
-        "apim-leased/orders/db",
-        Some(json!({"password": "leased-pw", "ttl": "10m"})),
+        "secret/data/billing/backend",
+        Some(json!({"data": {"token": BILLING_KEY}})),
     );
-    bao.api_ok(
-        "PUT",
-        "sys/policies/acl/leased-read",
-        Some(
-            json!({"policy": "path \"apim-leased/orders/db\" {\n  capabilities = [\"read\"]\n}\n"}),
+    create_api(&emu, "orders-api", "orders", echo.url(), None);
+    let config = format!(
+        r#"{}{}{}{}resource "apim_vault_azure_role" "billing" {{
+  name              = "billing-apim"
+  backend           = apim_vault_auth_backend.entra.path
+  api_management_id = "{apim}"
+  audience          = "{AUDIENCE}"
+  token_policies    = [apim_vault_policy.billing.name]
+  token_ttl         = 600
+}}
+resource "apim_vault_binding" "billing" {{
+  api_management_id = "{apim}"
+  api_id            = "orders-api"
+  name              = "billing"
+  role              = apim_vault_azure_role.billing.name
+  backend           = apim_vault_auth_backend.entra.path
+  audience          = "{AUDIENCE}"
+  secret_path       = "secret/data/billing/backend"
+  secret_field      = "token"
+  inject {{
+    header = "X-Billing-Key"
+  }}
+}}
+"#,
+        provider_from_env(),
+        vault_trio(&emu, "secret/data/orders/*", "token_ttl = 600"),
+        read_policy("billing", "billing-reader", "secret/data/billing/*"),
+        binding(
+            &emu,
+            "orders",
+            "orders-api",
+            &orders_key("header = \"X-Api-Key\"")
+        ),
+        apim = emu.api_management_id(),
+    );
+    run(TestCase::new(vec![Step::config(config).check(|_| {
+        clear_cache(&emu);
+        clear_log(&emu);
+        let (_, e) = request(&emu, "/orders/1", 200);
+        let got = echo.last();
+        assert_eq!(got.header("X-Api-Key").as_deref(), Some(KEY));
+        assert_eq!(got.header("X-Billing-Key").as_deref(), Some(BILLING_KEY));
+        let steps = steps_text(&e);
+        assert_eq!(logins(&e).len(), 2, "one login per role:\n{steps}");
+        assert!(logins(&e).iter().all(|l| l.ends_with("-> 200")), "{steps}");
+        assert_eq!(reads(&e).len(), 2, "{steps}");
+        assert_eq!(stores(&e).len(), 1, "one store for both: {steps}");
+        let (_, e) = request(&emu, "/orders/2", 200);
+        assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
+        let got = echo.last();
+        assert_eq!(got.header("X-Api-Key").as_deref(), Some(KEY));
+        assert_eq!(got.header("X-Billing-Key").as_deref(), Some(BILLING_KEY));
+        assert_log_clean(
+            &emu,
+            &[("the orders key", KEY), ("the billing key", BILLING_KEY)],
+        );
+    })])
+    .envs(bao.env())
+    .envs(emu.env()));
+}
+
+/// Live leases under `prefix` (`sys/leases/lookup`).
+fn leases(bao: &Bao, prefix: &str) -> usize {
+    let (status, body) = bao.api("LIST", &format!("sys/leases/lookup/{prefix}"), None);
+    match status {
+        200 => body["data"]["keys"].as_array().map_or(0, Vec::len),
+        404 => 0,
+        other => panic!("listing leases under {prefix}: {other} {body}"),
+    }
+}
+
+/// A database credential (PostgreSQL through OpenBao's database engine) whose lease is
+/// shorter than `cache_ttl` (the role's TTL lowered after the plan checked it): the gateway
+/// keeps it no longer than its lease, then logs in and reads a new one; within the lease,
+/// requests take no new credential.
+#[test]
+fn runtime_leased_secret_is_cached_no_longer_than_its_lease() {
+    let pg = Postgres::start();
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let echo = Echo::start();
+    bao.enable_database(&pg, &[("orders", "120s", "1h")]);
+    create_api(&emu, "orders-api", "orders", echo.url(), None);
+    let config = format!(
+        "{}{}{}",
+        provider_from_env(),
+        vault_trio(&emu, "database/creds/orders", "token_ttl = 600"),
+        binding(
+            &emu,
+            "db",
+            "orders-api",
+            "secret_path  = \"database/creds/orders\"\nsecret_field = \"password\"\ncache_ttl    = 120\ninject {\n  header = \"X-Db-Password\"\n}"
         ),
     );
-    role(&bao, &emu, "", "leased", &["leased-read"]);
-    let leases = || {
-        let (status, body) = bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
-        match status {
-            200 => body["data"]["keys"].as_array().map_or(0, Vec::len),
-            404 => 0,
-            other => panic!("listing leases: {other} {body}"),
-        }
+    let role_ttl = |ttl: &str| {
+        bao.api_ok(
+            "POST",
+            "database/roles/orders",
+            Some(json!({"default_ttl": ttl})),
+        );
     };
-    assert_eq!(leases(), 0);
-    let mut s = spec();
-    s.secret_path = "apim-leased/orders/db".into();
-    s.secret_field = "password".into();
-    s.kv_v2 = false;
-    s.inject = Inject::Header("X-Db-Password".into());
-    s.cache_ttl = 60;
-    let gw = gateway(&at(s.clone(), bao.addr(), "leased", AUDIENCE), &emu);
-    let out = run(&gw, "leased secret");
-    assert_eq!(out.header("X-Db-Password"), Some("leased-pw"));
-    assert_eq!(leases(), 1, "the gateway's read took a lease");
-    let out = run(&gw, "leased secret, cached");
-    assert!(out.calls.is_empty());
-    assert_eq!(out.header("X-Db-Password"), Some("leased-pw"));
-    assert_eq!(leases(), 1, "no new lease while cached");
+    run(TestCase::new(vec![Step::config(config).check(|_| {
+        clear_cache(&emu);
+        clear_log(&emu);
+        // Someone shortens the role's TTL after the plan: leases now last 6 s.
+        role_ttl("6s");
+        let before = leases(&bao, "database/creds/orders/");
 
-    // A namespace (OpenBao 2.x has them): the same JWT mount, role, KV and policy inside
-    // `team-a`, holding another value. The header goes on both Vault calls.
-    bao.api_ok("POST", "sys/namespaces/team-a", Some(json!({})));
-    trust_emulator(&bao, &emu, "team-a/");
-    orders_secret(&bao, "team-a/", "team-a-key");
-    role(&bao, &emu, "team-a/", "orders", &["orders-read"]);
-    let mut s = spec();
-    s.vault_namespace = Some("team-a".into());
-    let on = |s| at(s, bao.addr(), "orders", AUDIENCE);
-    let out = run(&gateway(&on(s.clone()), &emu), "namespace team-a");
-    assert_eq!(out.flow, Flow::Forwarded);
-    assert_eq!(out.header("X-Api-Key"), Some("team-a-key"));
-    let sent = out.sent();
-    assert_eq!(sent.len(), 2);
-    for call in &sent {
-        assert_eq!(call.header("X-Vault-Namespace"), Some("team-a"), "{call}");
-        assert_eq!(call.status, Some(200));
-    }
+        let (_, e) = request(&emu, "/orders/1", 200);
+        let fetched = Instant::now();
+        let first = echo.last().header("X-Db-Password").expect("a password");
+        assert!(!first.is_empty());
+        let steps = steps_text(&e);
+        assert_eq!(logins(&e).len(), 1, "{steps}");
+        assert_eq!(stores(&e).len(), 1, "{steps}");
+        assert!(
+            stores(&e)[0].starts_with("stored for 6 s"),
+            "min(cache_ttl, lease_duration):\n{steps}"
+        );
+        assert_eq!(leases(&bao, "database/creds/orders/"), before + 1);
 
-    // A namespace that does not exist: OpenBao refuses the login, the gateway answers 502.
-    s.vault_namespace = Some("no-such-team".into());
-    let out = run(&gateway(&on(s.clone()), &emu), "unknown namespace");
-    assert!(matches!(out.flow, Flow::Returned { status: 502, .. }));
-    assert_eq!(out.sent().len(), 1);
-    let status = out.sent()[0].status.unwrap_or(0);
-    assert!((400..500).contains(&status), "{}", out.trace());
-}
+        // Within the lease: the same credential, no new one.
+        let (_, e) = request(&emu, "/orders/2", 200);
+        assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
+        assert_eq!(
+            echo.last().header("X-Db-Password").as_deref(),
+            Some(first.as_str())
+        );
+        assert_eq!(leases(&bao, "database/creds/orders/"), before + 1);
 
-/// Every variant of the block, for each inject target, with and without the cache, failing or
-/// going on, with and without a namespace, KV version 2 or not, leased or not.
-fn variants() -> Vec<BindingSpec> {
-    let mut out = Vec::new();
-    for inject in [
-        Inject::Header("X-Api-Key".into()),
-        Inject::Query("key".into()),
-        Inject::Variable("backendKey".into()),
-    ] {
-        for cache_ttl in [0, 300] {
-            for fail_on_error in [true, false] {
-                for vault_namespace in [None, Some("team-a/sub".to_string())] {
-                    for (kv_v2, leased) in [(true, false), (false, false), (false, true)] {
-                        out.push(BindingSpec {
-                            inject: inject.clone(),
-                            cache_ttl,
-                            fail_on_error,
-                            api_ref: None,
-                            vault_namespace: vault_namespace.clone(),
-                            kv_v2,
-                            leased,
-                            ..spec()
-                        });
-                    }
-                }
-            }
+        // The lease is over: a new login and a new credential.
+        if let Some(left) = Duration::from_millis(6_500).checked_sub(fetched.elapsed()) {
+            std::thread::sleep(left);
         }
-    }
-    out
+        let (_, e) = request(&emu, "/orders/3", 200);
+        assert!(!cache_hit(&e), "{}", steps_text(&e));
+        assert_eq!(logins(&e).len(), 1, "{}", steps_text(&e));
+        let second = echo.last().header("X-Db-Password").expect("a password");
+        assert_ne!(second, first, "a new credential after the lease");
+        assert_log_clean(
+            &emu,
+            &[("the first password", &first), ("the second", &second)],
+        );
+        // For the next Terraform of the matrix, whose plan checks the TTL again.
+        role_ttl("120s");
+    })])
+    .envs(bao.env())
+    .envs(emu.env()));
 }
 
-/// Every rendered variant uses only policy elements and attributes that exist; the checker
-/// catches a misspelt attribute, and the executor an unknown named value.
+/// The failure modes, on three APIs: `strict` (`on_error = "fail"`), `lenient`
+/// (`"continue"`) and `stalled` (its binding's Vault accepts connections and never answers).
+/// A Vault that hangs: 502 once the send-request timeout (10 s) is over. A role whose policy
+/// no longer grants `read` (edited in Vault after the apply): 502 with nothing of the secret
+/// in the answer or the log, or the request forwarded without it, every variable of the block
+/// emptied. OpenBao stopped: the cache still serves; once it is empty, 502 at once, or the
+/// request forwarded without the secret.
 #[test]
-fn runtime_block_variants_use_known_policy_vocabulary() {
-    let all = variants();
-    assert_eq!(all.len(), 72);
-    for s in &all {
-        let xml = render(s);
-        if let Err(problems) = check_policy_vocabulary(&xml) {
-            panic!("{}\n{xml}", problems.join("\n"));
-        }
+fn runtime_failures_answer_502_or_go_on_without_the_secret() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let echo = Echo::start();
+    let hole = Blackhole::start();
+    bao.api_ok("POST", KV_PATH, Some(json!({"data": {"api_key": KEY}})));
+    for api in ["strict", "lenient", "stalled"] {
+        create_api(&emu, api, api, echo.url(), Some(&api_policy_document("")));
     }
-    // Several bindings in one block, of two roles, cached and not.
-    let mut two_roles = spec();
-    two_roles.name = "billing".into();
-    two_roles.role = "billing".into();
-    let mut live = spec();
-    live.name = "live".into();
-    live.cache_ttl = 0;
-    let block = Block {
-        created_policy: false,
-        bindings: vec![two_roles, spec(), live],
-    };
-    let xml = with_block(None, "orders", &block).unwrap().unwrap();
-    if let Err(problems) = check_policy_vocabulary(&xml) {
-        panic!("{}\n{xml}", problems.join("\n"));
+    let header = orders_key("header = \"X-Api-Key\"");
+    let config = format!(
+        "{}{}{}{}{}",
+        provider_from_env(),
+        vault_trio(&emu, "secret/data/orders/*", "token_ttl = 600"),
+        binding(&emu, "strict", "strict", &header),
+        binding(
+            &emu,
+            "lenient",
+            "lenient",
+            &format!("on_error     = \"continue\"\n{header}")
+        ),
+        binding(
+            &emu,
+            "stalled",
+            "stalled",
+            &format!("vault_address = \"{}\"\n{header}", hole.url())
+        ),
+    );
+    // A workdir of its own rather than a TestCase: OpenBao is stopped at the end, so there is
+    // nothing to destroy against; the services go with the test.
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    for (k, v) in bao.env().into_iter().chain(emu.env()) {
+        wd.env(k, v);
     }
-    // A misspelt attribute is caught.
-    let bad = render(&spec()).replace("response-variable-name=", "response-variable=");
-    let problems = check_policy_vocabulary(&bad).unwrap_err();
+    wd.write_config(&config);
+    wd.apply();
+    assert_eq!(wd.plan(true), 0, "empty plan after apply");
+    add_leftover_probe(&emu, "lenient");
+    let secrets = [("the secret", KEY)];
+
+    // Working.
+    request(&emu, "/strict/1", 200);
+    assert_eq!(echo.last().header("X-Api-Key").as_deref(), Some(KEY));
+    request(&emu, "/lenient/1", 200);
+    assert_eq!(echo.last().header("X-Api-Key").as_deref(), Some(KEY));
+    assert_no_leftovers(&echo.last());
+
+    // A Vault that never answers: 502 after the login's 10 s timeout, not later.
+    let forwarded = echo.received().len();
+    let (answer, e) = request(&emu, "/stalled/1", 502);
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("<send-request> has no attribute `response-variable`")),
-        "{problems:?}"
+        answer.elapsed >= Duration::from_secs(9) && answer.elapsed < Duration::from_secs(20),
+        "answered after {:?}",
+        answer.elapsed
     );
-    // A named value the document references but that does not exist.
-    let e = Gateway::new(
-        "<fragment><set-variable name=\"role\" value=\"{{vault-orders-role}}\" /></fragment>",
-        &BTreeMap::new(),
-        identity(),
-        reqwest::blocking::Client::new(),
-    )
-    .err()
-    .unwrap_or_default();
-    assert!(e.contains("{{vault-orders-role}}"), "{e}");
-}
+    let steps = steps_text(&e);
+    assert!(
+        logins(&e).len() == 1 && logins(&e)[0].contains("failed (Timeout); ignored"),
+        "{steps}"
+    );
+    assert!(reads(&e).is_empty() && stores(&e).is_empty(), "{steps}");
+    assert_eq!(
+        echo.received().len(),
+        forwarded,
+        "nothing reached the backend"
+    );
 
-fn identity() -> ManagedIdentity {
-    ManagedIdentity {
-        endpoint: "https://127.0.0.1:9".into(),
-        api_management_id:
-            "/subscriptions/s/resourceGroups/r/providers/Microsoft.ApiManagement/service/a".into(),
-        http: reqwest::blocking::Client::new(),
-    }
-}
+    // The role's policy no longer grants read (edited in Vault after the apply).
+    let granted = bao.policy("orders-reader").expect("the trio's policy");
+    bao.write_policy(
+        "orders-reader",
+        "path \"secret/data/elsewhere/*\" { capabilities = [\"read\"] }",
+    );
+    clear_cache(&emu);
+    let (answer, e) = request(&emu, "/strict/2", 502);
+    let steps = steps_text(&e);
+    assert!(
+        logins(&e).len() == 1 && logins(&e)[0].ends_with("-> 200"),
+        "{steps}"
+    );
+    assert!(
+        reads(&e).len() == 1 && reads(&e)[0].ends_with("-> 403"),
+        "{steps}"
+    );
+    assert!(stores(&e).is_empty(), "nothing cached: {steps}");
+    assert_eq!(
+        echo.received().len(),
+        forwarded,
+        "nothing reached the backend"
+    );
+    assert_absent("the 502 answer", &answer.text(), &secrets);
+    let (answer, e) = request(&emu, "/lenient/2", 200);
+    assert!(stores(&e).is_empty(), "{}", steps_text(&e));
+    let got = echo.last();
+    assert_eq!(
+        got.header("X-Api-Key"),
+        None,
+        "forwarded without the secret"
+    );
+    assert_no_leftovers(&got);
+    assert_absent("the backend's request", &got.text(), &secrets);
+    assert_absent("the answer", &answer.text(), &secrets);
 
-/// Every rendered variant parses as the gateway parses it, within the executor's subset.
-#[test]
-#[ignore = "runs through the emulator's gateway once it lands (issue 16)"]
-fn runtime_block_variants_parse_as_the_gateway_parses_them() {
-    for s in variants() {
-        let xml = render(&s);
-        Gateway::new(
-            &xml,
-            &BTreeMap::new(),
-            identity(),
-            reqwest::blocking::Client::new(),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{xml}"));
-    }
-    // An expression form outside the executor's subset is refused before anything runs.
-    let e = Gateway::new(
-        &render(&spec()).replace(
-            "[\"client_token\"].ToString()",
-            "[\"client_token\"]?.ToString()",
-        ),
-        &BTreeMap::new(),
-        identity(),
-        reqwest::blocking::Client::new(),
-    )
-    .err()
-    .unwrap_or_default();
-    assert!(e.contains("<value> text") && e.contains("`?`"), "{e}");
+    // OpenBao stopped: the cached secret still serves; once the cache is empty, 502 at once
+    // (the connection is refused), or forwarded without the secret.
+    bao.write_policy("orders-reader", &granted);
+    clear_cache(&emu);
+    request(&emu, "/strict/3", 200);
+    drop(bao);
+    let (_, e) = request(&emu, "/strict/4", 200);
+    assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
+    assert_eq!(echo.last().header("X-Api-Key").as_deref(), Some(KEY));
+    clear_cache(&emu);
+    let (answer, e) = request(&emu, "/strict/5", 502);
+    assert!(
+        answer.elapsed < Duration::from_secs(10),
+        "{:?}",
+        answer.elapsed
+    );
+    let steps = steps_text(&e);
+    assert!(
+        logins(&e).len() == 1 && logins(&e)[0].contains("failed (BackendConnectionFailure)"),
+        "{steps}"
+    );
+    assert_absent("the 502 answer", &answer.text(), &secrets);
+    let (_, e) = request(&emu, "/lenient/3", 200);
+    assert!(logins(&e)[0].contains("failed"), "{}", steps_text(&e));
+    let got = echo.last();
+    assert_eq!(got.header("X-Api-Key"), None);
+    assert_no_leftovers(&got);
+
+    assert_log_clean(&emu, &secrets);
 }

@@ -4,11 +4,9 @@
 //! policy fragments, of which there must be none).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::support::apim_runtime::{Gateway, Request};
 use crate::support::fixtures::{
     entra_backend, provider_from_env, trio_binding, vault_trio, AUDIENCE,
 };
@@ -382,66 +380,7 @@ fn vault_binding_lifecycle() {
     run(case);
 }
 
-/// The API policy APIM holds, executed for one request as the gateway would run it.
-///
-/// The executor in `tests/support/apim_runtime.rs` runs the subset of policy expressions the
-/// first design's fragment used; the block uses more of C# (`new JObject`, `JObject.Parse`,
-/// `JsonConvert`, `Math.Min`, `?:`), so these requests go through the emulator's gateway
-/// once it exists.
-#[test]
-#[ignore = "runs through the emulator's gateway once it lands (issue 16)"]
-fn vault_binding_runtime_through_the_gateway() {
-    let bao = Bao::start();
-    let emu = Emulator::start();
-    setup(&bao, &emu);
-    let gateway_call = || {
-        let policy = emu.api_policy("orders-api").ok_or("no API policy")?;
-        Gateway::with_emulator(&policy, &BTreeMap::new(), &emu)?.execute(&Request::get("/orders"))
-    };
-    let updated = config(
-        &emu,
-        &BINDING
-            .replace("120", "60")
-            .replace("header = \"X-Api-Key\"", "query = \"key\""),
-        600,
-    );
-    run(TestCase::new(vec![
-        Step::config(config(&emu, BINDING, 600)).check(|_| {
-            let out = gateway_call().unwrap();
-            assert_eq!(out.header("X-Api-Key"), Some(SECRET), "{}", out.trace());
-        }),
-        Step::config(updated).check(|_| {
-            let out = gateway_call().unwrap();
-            assert_eq!(out.query_param("key"), Some(SECRET), "{}", out.trace());
-        }),
-    ])
-    .envs(bao.env())
-    .envs(emu.env()));
-    // A leased secret: the gateway's read takes a lease.
-    bao.enable_leased_kv("apim-leased");
-    bao.api_ok(
-        "POST",
-        "apim-leased/orders/db",
-        Some(json!({"password": "leased-pw", "ttl": "10m"})),
-    );
-    run(
-        TestCase::new(vec![Step::config(config_on(&emu, "apim-leased/orders/db"))
-            .check(|_| {
-                let out = gateway_call().unwrap();
-                assert_eq!(
-                    out.header("X-Api-Key"),
-                    Some("leased-pw"),
-                    "{}",
-                    out.trace()
-                );
-                let (status, body) =
-                    bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
-                assert_eq!(status, 200, "the gateway's read took a lease: {body}");
-            })])
-        .envs(bao.env())
-        .envs(emu.env()),
-    );
-}
+// Requests through the emulator's gateway (header, query, a leased secret's lease): runtime.rs.
 
 /// What the refusals need: the KV secret, a database engine whose `orders` role hands out
 /// leased credentials, an API whose inbound policy caches values itself, and an API whose

@@ -13,9 +13,8 @@
 //! * [`Emulator`]: the project's `apim-emulator` (ARM + Entra over HTTPS), stopped on drop.
 //! * [`Postgres`]: a throw-away PostgreSQL cluster (for OpenBao's database engine and its
 //!   leases), stopped on drop.
-//! * [`Gateway`] ([`apim_runtime`]): executes an APIM policy fragment for one request, as
-//!   the gateway would (named values, cache, managed identity, `send-request`), and
-//!   [`check_policy_vocabulary`].
+//! * [`gateway`]: requests through the emulator's APIM gateway, its request log and cache,
+//!   the APIs they go to, and [`gateway::Echo`], a loopback backend recording what reached it.
 //! * [`Collector`]: a SIEM collector (a TCP listener keeping the lines audit devices send).
 //! * [`fixtures`]: the configuration tests share, as HCL text: the `terraform` block,
 //!   provider blocks, the Vault "trio" (auth backend, policy, role) most binding tests need.
@@ -44,20 +43,19 @@
 //! stderr), `APIM_TEST_TF_TIMEOUT=<seconds>` (per Terraform command, default 300),
 //! `APIM_TEST_TMPDIR` (where working directories go).
 
-pub mod apim_runtime;
 mod bao;
 mod bao_cluster;
 mod collector;
 mod emulator;
 mod fault_proxy;
 pub mod fixtures;
+pub mod gateway;
 mod postgres;
 mod process;
 mod testcase;
 mod tools;
 mod workdir;
 
-pub use apim_runtime::{check_policy_vocabulary, Flow, Gateway, Outcome, Request};
 pub use bao::Bao;
 pub use bao_cluster::BaoCluster;
 pub use collector::Collector;
