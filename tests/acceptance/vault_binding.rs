@@ -1338,3 +1338,26 @@ fn vault_binding_bug_import_changes_an_api_id_given_as_an_arm_id() {
         )
     }));
 }
+
+/// BUG (fails on binding2): the check for the API's own cache policies looks only at the
+/// direct children of `<inbound>` (`policy_xml::inbound_cache_policies`), so a
+/// `cache-lookup-value` inside a `<choose>` passes the plan, although APIM allows one per policy
+/// section ("This policy can only be used once in a policy section") and the block adds another.
+#[test]
+fn vault_binding_bug_plan_misses_a_cache_lookup_nested_in_choose() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    setup(&bao, &emu);
+    emu.put_api_policy(
+        "orders-api",
+        &CACHED_POLICY.replace(
+            "<cache-lookup-value key=\"tenant\" variable-name=\"tenant\" />",
+            "<choose>\r\n      <when condition=\"@(context.Request.Method == &quot;GET&quot;)\">\r\n        <cache-lookup-value key=\"tenant\" variable-name=\"tenant\" />\r\n      </when>\r\n    </choose>",
+        ),
+    );
+    assert_plan_refuses(
+        &workdir(bao.env().into_iter().chain(emu.env())),
+        &config(&emu, BINDING, 600),
+        "The API's policy caches values itself",
+    );
+}
