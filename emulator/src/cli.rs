@@ -11,6 +11,7 @@ api-version 2024-05-01), Entra ID and the managed-identity token endpoint.
 
 USAGE:
     apim-emulator [--listen 127.0.0.1:0] [--tls-dir DIR] [--state-file FILE] [--seed FILE] [--lro-polls N]
+                  [--gateway-listen 127.0.0.1:0] [--gateway-ca FILE]...
 
 OPTIONS:
     --listen ADDR        address to listen on (default 127.0.0.1:0: a free loopback port)
@@ -19,10 +20,16 @@ OPTIONS:
     --seed FILE          JSON seed: subscriptions, resource groups, APIM instances, clients
                          (ignored when --state-file already exists)
     --lro-polls N        polls a long-running operation answers InProgress (default 1; 0 = synchronous)
+    --gateway-listen ADDR
+                         address of the gateway's plain-HTTP listener (default 127.0.0.1:0); its
+                         HTTPS listener takes another free port on the same address
+    --gateway-ca FILE    extra CA certificates (PEM) the gateway trusts when it calls https
+                         backends and send-request targets (repeatable; the emulator's CA is
+                         always trusted)
     -h, --help           print this help
     -V, --version        print the version
 
-The first stdout line is a JSON object: url, ca_file, tenant_id, subscription_id, resource_group,
+The first stdout line is a JSON object: url, gateway_url, gateway_https_url, ca_file, tenant_id, subscription_id, resource_group,
 api_management_id, principal_id, client_id, client_secret. Logs go to stderr. The emulator serves
 until SIGTERM or SIGINT. See README.md for the control plane under /_emulator/.
 ";
@@ -40,6 +47,10 @@ pub struct Config {
     pub seed: Option<PathBuf>,
     /// Initial LRO poll count (None: the seed's or 1).
     pub lro_polls: Option<u32>,
+    /// The gateway's plain-HTTP listen address.
+    pub gateway_listen: SocketAddr,
+    /// Extra CA certificates the gateway trusts.
+    pub gateway_ca: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -50,6 +61,8 @@ impl Default for Config {
             state_file: None,
             seed: None,
             lro_polls: None,
+            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            gateway_ca: Vec::new(),
         }
     }
 }
@@ -99,6 +112,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                         format!("--lro-polls: '{v}' is not a non-negative integer")
                     })?);
             }
+            "--gateway-listen" => {
+                let v = value("--gateway-listen")?;
+                cfg.gateway_listen = v.parse().map_err(|_| {
+                    format!("--gateway-listen: '{v}' is not an address like 127.0.0.1:0")
+                })?;
+            }
+            "--gateway-ca" => cfg.gateway_ca.push(PathBuf::from(value("--gateway-ca")?)),
             other => return Err(format!("unknown argument '{other}' (see --help)")),
         }
     }
@@ -127,6 +147,20 @@ mod tests {
         assert_eq!(c.listen.port(), 8443);
         assert_eq!(c.tls_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(c.lro_polls, Some(0));
+        let Ok(Command::Run(c)) = p(&[
+            "--gateway-listen=127.0.0.1:8080",
+            "--gateway-ca",
+            "/a.pem",
+            "--gateway-ca=/b.pem",
+        ]) else {
+            panic!("expected run");
+        };
+        assert_eq!(c.gateway_listen.port(), 8080);
+        assert_eq!(
+            c.gateway_ca,
+            vec![PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]
+        );
+        assert!(p(&["--gateway-listen", "nope"]).is_err());
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert!(p(&["--bogus"]).is_err());
         assert!(p(&["--listen"]).is_err());

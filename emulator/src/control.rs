@@ -58,7 +58,24 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
         }
         ("POST" | "PUT", ["lro"]) => set_lro(app, req),
         ("POST", ["identity"]) => identity(app, req),
+        ("GET", ["rules"]) => {
+            let st = lock(&app.state);
+            Ok(json_response(
+                200,
+                &json!({"enforce": st.settings.enforce_rules}),
+            ))
+        }
+        ("POST" | "PUT", ["rules"]) => set_rules(app, req),
         ("POST", ["tokens"]) => mint(app, req),
+        ("GET", ["gateway", "log"]) => Ok(json_response(200, &json!(app.gateway.log.all()))),
+        ("DELETE", ["gateway", "log"]) => {
+            app.gateway.log.clear();
+            Ok(json_response(200, &json!({"cleared": true})))
+        }
+        ("DELETE", ["gateway", "cache"]) => {
+            app.gateway.cache.clear();
+            Ok(json_response(200, &json!({"cleared": true})))
+        }
         _ => Err(error(
             404,
             &format!("no control-plane route for {} {}", req.method, req.path),
@@ -111,6 +128,21 @@ fn set_lro(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
         200,
         &json!({"polls": st.settings.lro_polls, "retry_after": st.settings.lro_retry_after}),
     ))
+}
+
+/// `POST /_emulator/rules {"enforce": bool}`: whether saving a policy, fragment or named value
+/// is refused for breaking the documented rules (a transition aid; run-time behaviour is the
+/// same either way).
+fn set_rules(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let v = body_json(req)?;
+    let enforce = v
+        .get("enforce")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| error(400, "`enforce` must be a boolean"))?;
+    let mut st = lock(&app.state);
+    st.settings.enforce_rules = enforce;
+    app.persist(&st);
+    Ok(json_response(200, &json!({"enforce": enforce})))
 }
 
 /// `POST /_emulator/identity {"api_management_id"?, "recreate"?: bool, "token_version"?: 1|2}`:
@@ -234,9 +266,13 @@ fn inventory(app: &App) -> Value {
     }
     for e in st.entities.values() {
         let mut props = e.properties.clone();
-        if props.get("secret").and_then(Value::as_bool) == Some(true) {
-            if let Some(o) = props.as_object_mut() {
+        if let Some(o) = props.as_object_mut() {
+            if o.get("secret").and_then(Value::as_bool) == Some(true) {
                 o.remove("value");
+            }
+            if e.type_name == crate::arm::subscription::TYPE {
+                o.remove("primaryKey");
+                o.remove("secondaryKey");
             }
         }
         out.insert(

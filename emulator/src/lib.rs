@@ -9,6 +9,7 @@ pub mod cli;
 pub mod control;
 pub mod entra;
 pub mod faults;
+pub mod gateway;
 pub mod jwt;
 pub mod msi;
 pub mod server;
@@ -30,8 +31,8 @@ use std::sync::{Arc, Mutex};
 pub struct Running {
     /// Shared state.
     pub app: Arc<App>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -40,12 +41,14 @@ impl Running {
         self.app.info()
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections and waits for the accept loops to end.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
-        let _ = self.task.await;
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
     }
 }
 
@@ -108,6 +111,7 @@ pub async fn start(cfg: &cli::Config) -> Result<Running, String> {
         addr.ip().to_string()
     };
     let url = format!("https://{host}:{}", addr.port());
+    let (gw_plain, gw_tls, gateway) = gateway_listeners(cfg, &tls.ca_pem).await?;
 
     let app = Arc::new(App {
         url,
@@ -119,19 +123,77 @@ pub async fn start(cfg: &cli::Config) -> Result<Running, String> {
         log: Mutex::new(VecDeque::new()),
         ratelimit: AtomicU64::new(0),
         log_requests: std::env::var("APIM_EMULATOR_LOG_REQUESTS").is_ok_and(|v| v == "1"),
+        gateway,
     });
     {
         let st = faults::lock(&app.state);
         app.persist(&st);
     }
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config);
-    let task = tokio::spawn(server::serve(app.clone(), listener, acceptor, async move {
-        let _ = rx.await;
-    }));
+    let tasks = vec![
+        tokio::spawn(server::serve(
+            app.clone(),
+            listener,
+            acceptor.clone(),
+            stopped(rx.clone()),
+        )),
+        tokio::spawn(gateway::serve(
+            app.clone(),
+            gw_plain,
+            None,
+            stopped(rx.clone()),
+        )),
+        tokio::spawn(gateway::serve(
+            app.clone(),
+            gw_tls,
+            Some(acceptor),
+            stopped(rx),
+        )),
+    ];
     Ok(Running {
         app,
         stop: Some(tx),
-        task,
+        tasks,
     })
+}
+
+/// The gateway's listeners (plain HTTP at `--gateway-listen`, HTTPS on another free port of
+/// the same address) and its state, trusting the emulator's CA and the `--gateway-ca` files.
+async fn gateway_listeners(
+    cfg: &cli::Config,
+    ca_pem: &str,
+) -> Result<
+    (
+        tokio::net::TcpListener,
+        tokio::net::TcpListener,
+        gateway::Gateway,
+    ),
+    String,
+> {
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    let plain = bind(cfg.gateway_listen).await?;
+    let secure = bind(std::net::SocketAddr::new(cfg.gateway_listen.ip(), 0)).await?;
+    let url_of = |l: &tokio::net::TcpListener, scheme: &str| -> Result<String, String> {
+        let a = l.local_addr().map_err(|e| e.to_string())?;
+        let host = if a.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            a.ip().to_string()
+        };
+        Ok(format!("{scheme}://{host}:{}", a.port()))
+    };
+    let mut roots = vec![ca_pem.as_bytes().to_vec()];
+    for f in &cfg.gateway_ca {
+        roots.push(std::fs::read(f).map_err(|e| format!("--gateway-ca {}: {e}", f.display()))?);
+    }
+    let gw = gateway::Gateway::new(url_of(&plain, "http")?, url_of(&secure, "https")?, &roots)?;
+    Ok((plain, secure, gw))
 }

@@ -43,6 +43,8 @@ pub struct App {
     pub ratelimit: AtomicU64,
     /// Whether each request is logged to stderr (`APIM_EMULATOR_LOG_REQUESTS=1`).
     pub log_requests: bool,
+    /// The gateway (its URLs, cache, request log and HTTP clients).
+    pub gateway: crate::gateway::Gateway,
 }
 
 impl App {
@@ -61,6 +63,8 @@ impl App {
         let st = lock(&self.state);
         json!({
             "url": self.url,
+            "gateway_url": self.gateway.url,
+            "gateway_https_url": self.gateway.https_url,
             "ca_file": self.ca_file.display().to_string(),
             "tenant_id": st.tenant_id,
             "subscription_id": st.defaults.subscription_id,

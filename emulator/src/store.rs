@@ -183,6 +183,14 @@ pub struct Settings {
     pub lro_polls: u32,
     /// `Retry-After` seconds sent with LRO responses.
     pub lro_retry_after: u32,
+    /// Whether saving a policy, fragment or named value is refused for breaking the documented
+    /// rules (`gateway::rules`); `POST /_emulator/rules {"enforce": false}` relaxes them.
+    #[serde(default = "enforced")]
+    pub enforce_rules: bool,
+}
+
+fn enforced() -> bool {
+    true
 }
 
 /// Persisted key material.
@@ -440,6 +448,7 @@ impl Seed {
             settings: Settings {
                 lro_polls: self.lro_polls.unwrap_or(lro_polls),
                 lro_retry_after: 0,
+                enforce_rules: true,
             },
             etag_counter: 0,
             keys,

@@ -74,6 +74,8 @@ pub struct Elem {
     pub attrs: Vec<(String, String)>,
     /// Children in order.
     pub children: Vec<Node>,
+    /// Byte offset of the start tag in the parsed text.
+    pub pos: usize,
 }
 
 impl Elem {
@@ -127,10 +129,10 @@ pub fn parse(xml: &str) -> Result<Elem, String> {
             format!("Error in line {l}, column {c}: {msg}")
         };
         match ev {
-            Event::Start(s) => stack.push(start_elem(&s).map_err(err_here)?),
+            Event::Start(s) => stack.push(start_elem(&s, before).map_err(err_here)?),
             Event::Empty(s) => {
                 // An empty element has no end tag: it is complete right away.
-                let elem = start_elem(&s).map_err(err_here)?;
+                let elem = start_elem(&s, before).map_err(err_here)?;
                 close(&mut stack, &mut root, elem).map_err(err_here)?;
             }
             Event::End(_) => {
@@ -180,7 +182,7 @@ pub fn parse(xml: &str) -> Result<Elem, String> {
     root.ok_or_else(|| "The policy document is empty.".to_string())
 }
 
-fn start_elem(s: &quick_xml::events::BytesStart<'_>) -> Result<Elem, String> {
+fn start_elem(s: &quick_xml::events::BytesStart<'_>, pos: usize) -> Result<Elem, String> {
     let name = String::from_utf8_lossy(s.name().as_ref()).into_owned();
     let mut attrs = Vec::new();
     for a in s.attributes() {
@@ -196,6 +198,7 @@ fn start_elem(s: &quick_xml::events::BytesStart<'_>) -> Result<Elem, String> {
         name,
         attrs,
         children: Vec::new(),
+        pos,
     })
 }
 

@@ -45,6 +45,8 @@ fn first_line_has_exactly_the_documented_keys_and_sigterm_stops() {
             "ca_file",
             "client_id",
             "client_secret",
+            "gateway_https_url",
+            "gateway_url",
             "principal_id",
             "resource_group",
             "subscription_id",

@@ -13,6 +13,11 @@ pub struct RoleFacts {
     pub token_policies: Option<Vec<String>>,
     /// Its token TTL in seconds (0: the mount default), when known.
     pub token_ttl: Option<i64>,
+    /// The audiences its tokens may carry, when known (`None` also for auth methods
+    /// without audiences).
+    pub audiences: Option<Vec<String>>,
+    /// The identity it is bound to (`oid`, `tid`), when known.
+    pub bound_identity: Option<(String, String)>,
 }
 
 #[derive(Default)]

@@ -219,6 +219,14 @@ fn planned_facts(s: &RolePlan) -> RoleFacts {
             v
         }),
         token_ttl: s.token_ttl.value().copied(),
+        audiences: match s.auth_type.as_str() {
+            Some("azure") => None,
+            _ => s.audience.get().map(|a| vec![a.clone()]),
+        },
+        bound_identity: match (s.principal_id.as_str(), s.tenant_id.as_str()) {
+            (Some(p), Some(t)) => Some((p.to_string(), t.to_string())),
+            _ => None,
+        },
     }
 }
 

@@ -92,6 +92,9 @@ fn put(app: &App, req: &Req, kind: &dyn Kind, scope: &Scope, name: &str, id: &st
     if existing.is_some() || req.header("if-match").is_some_and(|v| v.trim() != "*") {
         check_if_match(req, existing.as_ref().map(|e| e.etag.as_str()), false)?;
     }
+    if existing.is_none() {
+        kind.before_create(&st, scope)?;
+    }
     let props = kind.create(&st, scope, req, &body)?;
     let etag = st.next_etag();
     // ARM ids are case-insensitive: a replace addressed in other casing keeps the id and name

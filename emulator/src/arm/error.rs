@@ -53,6 +53,21 @@ impl ArmError {
         e
     }
 
+    /// 400 `ValidationError` with one detail per `(target, message)`, as APIM lists every
+    /// problem of a policy document.
+    pub fn validation_many(details: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut e = Self::new(
+            400,
+            "ValidationError",
+            "One or more fields contain incorrect values:",
+        );
+        for (target, message) in details {
+            e.details
+                .push(json!({"code": "ValidationError", "target": target, "message": message}));
+        }
+        e
+    }
+
     /// The HTTP response.
     pub fn into_response(self) -> Response<Body> {
         let mut err = json!({"code": self.code, "message": self.message});

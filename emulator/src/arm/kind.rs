@@ -36,6 +36,10 @@ pub trait Kind: Sync {
     /// Validates a PUT body and returns the properties to store.
     fn create(&self, st: &State, scope: &Scope, req: &Req, body: &Value)
         -> Result<Value, ArmError>;
+    /// Called before a PUT creates a new entity (not on replace): per-instance limits.
+    fn before_create(&self, _st: &State, _scope: &Scope) -> Result<(), ArmError> {
+        Ok(())
+    }
     /// Validates a PATCH body against the stored entity and returns the new properties.
     fn update(
         &self,

@@ -26,6 +26,7 @@ pub mod named_value;
 pub mod policy;
 pub mod policy_fragment;
 pub mod service;
+pub mod subscription;
 
 use crate::faults::lock;
 use crate::server::{json_response, App, Req};
@@ -148,6 +149,9 @@ fn route(app: &App, req: &Req) -> ArmResult {
             &rest[1..],
         ),
         "backends" => crud::entity_routes(app, req, &backend::Backends, &scope, &rest[1..]),
+        "subscriptions" => {
+            crud::entity_routes(app, req, &subscription::Subscriptions, &scope, &rest[1..])
+        }
         "policies" => crud::entity_routes(app, req, &policy::Policies::SERVICE, &scope, &rest[1..]),
         "apis" if rest.len() >= 3 && rest[2].eq_ignore_ascii_case("policies") => {
             let api_key = format!("{}/apis/{}", scope.service_id, rest[1]).to_ascii_lowercase();

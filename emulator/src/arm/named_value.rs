@@ -7,6 +7,8 @@ use super::error::{method_not_allowed, ArmError, ArmResult};
 use super::etag::with_etag;
 use super::kind::{entity_json, not_found, string_values, Kind, Render};
 use super::Scope;
+use crate::gateway::instance;
+use crate::gateway::rules::limits;
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
 use crate::util::now_rfc3339;
@@ -106,6 +108,22 @@ fn normalise(p: &Map<String, Value>, patch: bool) -> Result<Value, ArmError> {
     Ok(out)
 }
 
+/// "It may not be empty or consist only of whitespace" (a documented rule, relaxed with the
+/// rules switch).
+fn not_blank(st: &State, props: Value) -> Result<Value, ArmError> {
+    let blank = props
+        .get("value")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.trim().is_empty());
+    if blank && st.settings.enforce_rules {
+        return Err(ArmError::validation(
+            "value",
+            "The value of a named value may not be empty or consist only of whitespace.",
+        ));
+    }
+    Ok(props)
+}
+
 impl Kind for NamedValues {
     fn segment(&self) -> &'static str {
         "namedValues"
@@ -133,18 +151,30 @@ impl Kind for NamedValues {
         }
         Ok(())
     }
+    fn before_create(&self, st: &State, scope: &Scope) -> Result<(), ArmError> {
+        let max = limits::NAMED_VALUES_PER_INSTANCE;
+        if st.settings.enforce_rules && instance::count(st, &scope.service_key, TYPE) >= max {
+            return Err(ArmError::validation(
+                "namedValueId",
+                format!(
+                    "The instance already has {max} named values, the most an instance may have."
+                ),
+            ));
+        }
+        Ok(())
+    }
     fn create(
         &self,
-        _st: &State,
+        st: &State,
         _scope: &Scope,
         _req: &Req,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        normalise(&properties(body)?, false)
+        not_blank(st, normalise(&properties(body)?, false)?)
     }
     fn update(
         &self,
-        _st: &State,
+        st: &State,
         _scope: &Scope,
         _req: &Req,
         existing: &Entity,
@@ -165,7 +195,7 @@ impl Kind for NamedValues {
             }
             merged.insert(k, v);
         }
-        normalise(&merged, true)
+        not_blank(st, normalise(&merged, true)?)
     }
     fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
         let mut p = e.properties.clone();

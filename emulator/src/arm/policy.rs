@@ -5,7 +5,9 @@
 use super::body::{properties, req_str};
 use super::error::ArmError;
 use super::kind::{Kind, Render};
-use super::policy_doc::{check_fragment_refs, check_named_value_refs, parse_document};
+use super::policy_doc::{
+    check_fragment_refs, check_named_value_refs, check_rules, parse_document, DocKind,
+};
 use super::policy_fragment::query_format;
 use super::Scope;
 use crate::server::Req;
@@ -71,10 +73,16 @@ impl Kind for Policies {
             Some(Value::String(f)) => Format::parse(f).ok_or_else(|| ArmError::validation("format", format!("The format '{f}' is not supported.")))?,
             Some(_) => return Err(ArmError::validation("format", "'format' must be a string.")),
         };
-        let (_, root) = parse_document(&value, format, "policies", "policy")?;
+        let (stored, root) = parse_document(&value, format, "policies", "policy")?;
         check_fragment_refs(st, scope, &root)?;
         let pretty = xml::pretty(&root);
         check_named_value_refs(st, scope, &pretty)?;
+        let level = if self.type_name == SERVICE_TYPE {
+            "global"
+        } else {
+            "api"
+        };
+        check_rules(st, scope, &value, &stored, DocKind::Policy(level))?;
         Ok(json!({"value": pretty}))
     }
     fn render(&self, e: &Entity, req: &Req, mode: Render) -> Result<Value, ArmError> {

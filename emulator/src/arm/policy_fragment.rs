@@ -5,8 +5,10 @@
 use super::body::{opt_str, properties, req_str};
 use super::error::{method_not_allowed, ArmError, ArmResult};
 use super::kind::{string_values, Kind, Render};
-use super::policy_doc::{check_named_value_refs, parse_document};
+use super::policy_doc::{check_named_value_refs, check_rules, parse_document, DocKind};
 use super::{Scope, MAX_PAGE};
+use crate::gateway::rules::limits;
+use crate::gateway::{document, instance};
 use crate::server::{json_response, App, Req};
 use crate::store::{Entity, State};
 use crate::xml::{self, Format};
@@ -68,6 +70,42 @@ pub fn references(st: &State, service_key: &str, id: &str) -> Vec<Entity> {
         .collect()
 }
 
+/// A fragment's new content must still be allowed where policies include it ("updates affect
+/// all policy definitions in which the fragment is included").
+fn recheck_including_policies(
+    st: &State,
+    scope: &Scope,
+    req: &Req,
+    stored: &str,
+) -> Result<(), ArmError> {
+    if !st.settings.enforce_rules {
+        return Ok(());
+    }
+    let Some(id) = req.segs.last() else {
+        return Ok(());
+    };
+    let node = document::parse(stored).map_err(|m| ArmError::validation("value", m))?;
+    for r in references(st, &scope.service_key, id) {
+        let doc = r
+            .properties
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let at = Scope {
+            service_key: scope.service_key.clone(),
+            service_id: scope.service_id.clone(),
+            parent_id: r.id.clone(),
+        };
+        let level = if r.type_name == super::policy::SERVICE_TYPE {
+            "global"
+        } else {
+            "api"
+        };
+        check_rules(st, &at, doc, doc, DocKind::PolicyWith(level, id, &node))?;
+    }
+    Ok(())
+}
+
 impl Kind for PolicyFragments {
     fn segment(&self) -> &'static str {
         "policyFragments"
@@ -96,11 +134,25 @@ impl Kind for PolicyFragments {
             Err(ArmError::validation("id", format!("The policy fragment id '{name}' is invalid: 1-80 letters, digits, underscores or inner dashes.")))
         }
     }
+    fn before_create(&self, st: &State, scope: &Scope) -> Result<(), ArmError> {
+        if !st.settings.enforce_rules {
+            return Ok(());
+        }
+        let sku = instance::sku(st, &scope.service_key);
+        let max = limits::fragments_per_instance(&sku);
+        if instance::count(st, &scope.service_key, TYPE) >= max {
+            return Err(ArmError::validation(
+                "id",
+                format!("The instance already has {max} policy fragments, the most an instance of SKU '{sku}' may have."),
+            ));
+        }
+        Ok(())
+    }
     fn create(
         &self,
         st: &State,
         scope: &Scope,
-        _req: &Req,
+        req: &Req,
         body: &Value,
     ) -> Result<Value, ArmError> {
         let p = properties(body)?;
@@ -109,6 +161,8 @@ impl Kind for PolicyFragments {
         let format = body_format(&p)?;
         let (stored, _) = parse_document(&value, format, "fragment", "policy fragment")?;
         check_named_value_refs(st, scope, &stored)?;
+        check_rules(st, scope, &value, &stored, DocKind::Fragment)?;
+        recheck_including_policies(st, scope, req, &stored)?;
         let inner = xml::inner_content(&stored).map_err(|m| ArmError::validation("value", m))?;
         let mut out = json!({"format": "xml", "value": inner});
         if let Some(d) = description {

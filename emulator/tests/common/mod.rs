@@ -6,6 +6,9 @@
     reason = "each test binary uses a different subset of the harness"
 )]
 
+pub mod bao;
+pub mod echo;
+
 use reqwest::blocking::{Client, Response};
 use reqwest::Method;
 use serde_json::{json, Value};

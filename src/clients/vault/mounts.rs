@@ -42,6 +42,18 @@ struct Tune {
     default_lease_ttl: i64,
 }
 
+/// The TTLs of a database or PKI role (`GET <mount>roles/<name>`); durations as seconds or
+/// strings, absent as 0.
+#[derive(Deserialize)]
+struct EngineRole {
+    /// Database roles.
+    #[serde(default, deserialize_with = "super::fields::seconds")]
+    default_ttl: i64,
+    /// PKI roles.
+    #[serde(default, deserialize_with = "super::fields::seconds")]
+    ttl: i64,
+}
+
 impl Vault {
     /// `GET sys/internal/ui/mounts/<path>`: the mount serving `path`, or `None` when no
     /// mount does.
@@ -66,6 +78,43 @@ impl Vault {
             )
             .await?;
         Ok(t.data.default_lease_ttl)
+    }
+
+    /// `GET sys/auth/<path>/tune`: the effective default TTL of an auth mount's tokens in
+    /// seconds (the system default when the mount sets none).
+    pub async fn auth_default_ttl(&self, path: &str) -> Result<i64, VaultError> {
+        let t: Data<Tune> = self
+            .send(
+                Method::GET,
+                &format!("sys/auth/{}/tune", path.trim_end_matches('/')),
+                None,
+            )
+            .await?;
+        Ok(t.data.default_lease_ttl)
+    }
+
+    /// The lease TTL a leased secret at `path` gets from its engine's role: a database role
+    /// (`<mount>creds/<role>`: its `default_ttl`) or a PKI role (`<mount>issue/<role>`: its
+    /// `ttl`); the mount's default where the role sets none. `None` for other engines and
+    /// paths, or when the role cannot be read.
+    pub async fn engine_role_ttl(&self, mount: &MountInfo, path: &str) -> Option<i64> {
+        let rest = path.strip_prefix(mount.path.as_str())?;
+        let role = match mount.kind.as_str() {
+            "database" => rest.strip_prefix("creds/")?,
+            "pki" => rest.strip_prefix("issue/")?,
+            _ => return None,
+        };
+        if role.is_empty() || role.contains('/') {
+            return None;
+        }
+        let r: Data<EngineRole> = self
+            .send(Method::GET, &format!("{}roles/{role}", mount.path), None)
+            .await
+            .ok()?;
+        match r.data.default_ttl.max(r.data.ttl) {
+            0 => self.default_lease_ttl(&mount.path).await.ok(),
+            ttl => Some(ttl),
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! and again at apply, the Vault side: the role exists, its policies grant `read` on the
 //! secret path, and the cache lifetime fits the token and lease TTLs.
 
+use crate::clients::azure::apim::service::IdentitySelector;
 use crate::clients::vault::acl;
+use crate::clients::vault::role::{Role, RoleMethod};
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::schema::validators;
@@ -32,48 +34,14 @@ pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     });
 }
 
-pub(super) fn validate_field(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid secret field", |s| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "`secret_field` is {s:?}: use the field's name (letters, digits, `_`, `-`, `.`)."
-            ))
-        }
-    });
-}
-
-pub(super) fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid secret path", |s| {
-        if s.is_empty()
-            || s.starts_with('/')
-            || s.starts_with("v1/")
-            || s.contains(char::is_whitespace)
-        {
-            Err(format!("`secret_path` is {s:?}: give the API path without `/v1/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\"."))
-        } else {
-            Ok(())
-        }
-    });
-}
-
-pub(super) fn validate_header_name(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid name", |s| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{p}` is {s:?}: use letters, digits, `-`, `_` or `.`."
-            ))
-        }
-    });
+/// What the Vault-side checks learnt: the secret's mount, and whom the role is bound to.
+pub(super) struct VaultFacts {
+    /// The secret is in KV version 2.
+    pub kv_v2: bool,
+    /// The secret comes with a lease.
+    pub leased: bool,
+    /// The identity (`oid`, `tid`) the role is bound to, when known.
+    pub bound_identity: Option<(String, String)>,
 }
 
 impl VaultBinding {
@@ -83,7 +51,7 @@ impl VaultBinding {
         v: &BindingModel,
         at_apply: bool,
         d: &mut Diags,
-    ) -> Option<(bool, bool)> {
+    ) -> Option<VaultFacts> {
         let vault = data.vault(d)?;
         let (backend, role, path) = (v.backend(), v.role.as_str(), v.secret_path.as_str());
         let cache_ttl = Some(v.cache_ttl());
@@ -91,10 +59,21 @@ impl VaultBinding {
         let planned = data.this_run.find_role(backend, role);
         let facts = match planned {
             Some(f) => Some(f),
-            None => match vault.read_role_token(backend, role).await {
-                Ok(Some(token)) => Some(RoleFacts {
-                    token_policies: Some(token.effective_policies()),
-                    token_ttl: Some(token.token_ttl),
+            None => match vault.read_role(backend, role, RoleMethod::Jwt).await {
+                Ok(Some(r)) => Some(RoleFacts {
+                    token_policies: Some(r.token().effective_policies()),
+                    token_ttl: Some(r.token().token_ttl),
+                    audiences: match &r {
+                        Role::Jwt(j) => Some(j.bound_audiences.clone()),
+                        Role::Azure(_) => None,
+                    },
+                    bound_identity: match &r {
+                        Role::Jwt(j) => j
+                            .bound_claim("oid")
+                            .zip(j.bound_claim("tid"))
+                            .map(|(o, t)| (o.to_string(), t.to_string())),
+                        Role::Azure(_) => None,
+                    },
                 }),
                 Ok(None) => None,
                 Err(e) => {
@@ -154,13 +133,33 @@ impl VaultBinding {
                 );
             }
         }
-        // The cache must not outlive the token it was fetched with.
-        if let (Some(ttl), Some(c)) = (facts.token_ttl.filter(|t| *t > 0), cache_ttl) {
+        // APIM asks Entra for a token of `audience`: the role must accept it.
+        if let Some(audiences) = &facts.audiences {
+            if !audiences.iter().any(|a| a == &v.audience) {
+                d.attr_error(
+                    AttrPath::root("audience"),
+                    "The role does not accept this audience",
+                    format!("`audience` is {:?}, but role {role:?} accepts tokens for {}; Vault would refuse the gateway's login (\"aud claim does not match\"). Use the role's audience, or add this one to the role's `audience`.", v.audience, audiences.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")),
+                );
+            }
+        }
+        // The cache must not outlive the token it was fetched with: the role's TTL, or, when
+        // it sets none, its auth mount's.
+        let token_ttl = match facts.token_ttl {
+            Some(0) => vault
+                .auth_default_ttl(backend)
+                .await
+                .ok()
+                .map(|t| (t, "the auth mount's default token TTL")),
+            Some(t) => Some((t, "the role's token_ttl")),
+            None => None,
+        };
+        if let (Some((ttl, which)), Some(c)) = (token_ttl.filter(|(t, _)| *t > 0), cache_ttl) {
             if c > ttl {
                 d.attr_error(
                     AttrPath::root("cache_ttl"),
                     "Cache outlives the Vault token",
-                    format!("`cache_ttl` is {c} s, longer than the role's token_ttl of {ttl} s: the gateway would keep a secret longer than the token that fetched it was valid. Lower `cache_ttl` to at most {ttl}, or raise the role's token_ttl."),
+                    format!("`cache_ttl` is {c} s, longer than {which} of {ttl} s: the gateway would keep a secret longer than the token that fetched it was valid. Lower `cache_ttl` to at most {ttl}, or raise the role's token_ttl."),
                 );
             }
         }
@@ -189,19 +188,30 @@ impl VaultBinding {
             );
         }
         if mount.is_leased() {
-            if let (Ok(lease_ttl), Some(c)) =
-                (vault.default_lease_ttl(&mount.path).await, cache_ttl)
-            {
+            // The engine's role decides the lease (a database or PKI role), else the mount.
+            let lease = match vault.engine_role_ttl(&mount, path).await {
+                Some(t) => Some((t, "its role's default TTL")),
+                None => vault
+                    .default_lease_ttl(&mount.path)
+                    .await
+                    .ok()
+                    .map(|t| (t, "the mount's default lease TTL")),
+            };
+            if let (Some((lease_ttl, which)), Some(c)) = (lease, cache_ttl) {
                 if lease_ttl > 0 && c > lease_ttl {
                     d.attr_error(
                         AttrPath::root("cache_ttl"),
                         "Cache outlives the secret's lease",
-                        format!("`cache_ttl` is {c} s, longer than the default lease TTL ({lease_ttl} s) of the {:?} mount: the gateway would keep using a credential after Vault revoked it. Lower `cache_ttl` below {lease_ttl}.", mount.path),
+                        format!("`cache_ttl` is {c} s, longer than the lease of {path:?} ({which}: {lease_ttl} s): the gateway would keep using a credential after Vault revoked it. Lower `cache_ttl` to at most {lease_ttl}."),
                     );
                 }
             }
         }
-        Some((mount.is_kv_v2(), mount.is_leased()))
+        Some(VaultFacts {
+            kv_v2: mount.is_kv_v2(),
+            leased: mount.is_leased(),
+            bound_identity: facts.bound_identity,
+        })
     }
 }
 
@@ -223,12 +233,29 @@ impl VaultBinding {
         &self,
         data: &ProviderData,
         v: &BindingModel,
+        vault: Option<&VaultFacts>,
         mine: Option<&BindingSpec>,
         d: &mut Diags,
     ) {
         let Some(azure) = data.azure(d) else { return };
         let Some(service) = service_of(v) else { return };
         let api = api_name(&v.api_id);
+        // The gateway logs in with the instance's system-assigned identity: the role must be
+        // bound to it (the commonest real failure: a role bound to another instance).
+        if let Some((oid, tid)) = vault.and_then(|f| f.bound_identity.as_ref()) {
+            if let Ok(id) = azure
+                .resolve_identity(&service, &IdentitySelector::SystemAssigned)
+                .await
+            {
+                if id.principal_id != *oid || id.tenant_id != *tid {
+                    d.attr_error(
+                        AttrPath::root("role"),
+                        "The role is bound to another identity",
+                        format!("Role {:?} accepts tokens of oid {oid:?} in tenant {tid:?}, but {service} logs in as its system-assigned identity, oid {:?} in tenant {:?}; Vault would refuse every login. Bind the role to this instance (`api_management_id = <this instance's ID>` on the apim_vault_azure_role), or use the role made for it.", v.role, id.principal_id, id.tenant_id),
+                    );
+                }
+            }
+        }
         match azure.get_api(&service.api(api)).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {
@@ -287,6 +314,17 @@ impl VaultBinding {
             Err(_) => String::new(),
         };
         let limit = document_limit(&sku);
+        let before = doc.as_ref().map_or(0, String::len);
+        // What one more binding like this one costs, and so how many more fit.
+        let each = after.len().saturating_sub(before).max(1);
+        let more = limit.saturating_sub(after.len()) / each;
+        if after.len() <= limit && after.len() * 5 > limit * 4 {
+            d.attr_warning(
+                AttrPath::root("api_id"),
+                "The API's policy is nearly full",
+                format!("With this binding, the policy of API {api:?} is {} of the {} KiB APIM accepts on this instance: about {more} more bindings like this one fit. Spread further bindings over other APIs.", after.len(), limit / 1024),
+            );
+        }
         if after.len() > limit {
             d.attr_error(
                 AttrPath::root("api_id"),

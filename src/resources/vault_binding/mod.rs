@@ -34,7 +34,11 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedB
 use super::already_exists;
 use super::policy_xml::{self, Format};
 use apim::{azure_err, edit_block, read_policy, record_of, Edited};
-use checks::{validate_field, validate_header_name, validate_name, validate_path};
+use checks::validate_name;
+use grammar::{
+    validate_audience, validate_inject_name, validate_mount_path, validate_namespace,
+    validate_secret_field, validate_secret_path, validate_vault_address, validate_vault_name,
+};
 use model::{api_name, binding_id, from_record, service_of, spec};
 pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
 use render::binding_part;
@@ -110,11 +114,11 @@ impl VaultBinding {
             );
             return None;
         };
-        let (kv_v2, leased) = self.check_vault(data, &planned, true, d).await?;
+        let facts = self.check_vault(data, &planned, true, d).await?;
         if d.has_errors() {
             return None;
         }
-        let Some(mine) = spec(&planned, kv_v2, leased) else {
+        let Some(mine) = spec(&planned, facts.kv_v2, facts.leased) else {
             d.error(
                 format!("Unable to {action} {TYPE}"),
                 "The binding needs an `inject` target and a Vault address (`vault_address`, or the provider's `vault.address`).",
@@ -213,20 +217,20 @@ impl Resource<ProviderData> for VaultBinding {
                     .attr(Attribute::string("api_management_id").required().requires_replace().validate(validate_service_id).describe("ARM ID of the API Management instance."))
                     .attr(Attribute::string("api_id").required().requires_replace().describe("The API (its name, or its ARM ID) whose inbound policy runs the binding, right after `<base />`."))
                     .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Name of the binding: lowercase letters, digits and dashes, unique within its API."))
-                    .attr(Attribute::string("role").required().validate(validators::not_empty).describe("The Vault role APIM logs in with (an apim_vault_azure_role's name)."))
-                    .attr(Attribute::string("backend").default("jwt").describe("Mount path of the JWT auth method."))
-                    .attr(Attribute::string("audience").required().validate(validators::not_empty).describe("The token audience APIM asks Entra ID for; must be one of the role's bound audiences."))
-                    .attr(Attribute::string("vault_address").optional_computed().describe("The Vault address the gateway calls. Defaults to the provider's Vault address."))
-                    .attr(Attribute::string("vault_namespace").describe("Vault Enterprise namespace, sent as `X-Vault-Namespace` on every Vault call."))
-                    .attr(Attribute::string("secret_path").required().validate(validate_path).describe("API path of the secret, e.g. `kv/data/orders/backend` (KV v2) or `database/creds/orders`."))
-                    .attr(Attribute::string("secret_field").required().validate(validate_field).describe("Field to inject (read from `data.data` for KV v2, from `data` otherwise)."))
+                    .attr(Attribute::string("role").required().validate(validate_vault_name).describe("The Vault role APIM logs in with (an apim_vault_azure_role's name)."))
+                    .attr(Attribute::string("backend").default("jwt").validate(validate_mount_path).describe("Mount path of the JWT auth method."))
+                    .attr(Attribute::string("audience").required().validate(validate_audience).describe("The token audience APIM asks Entra ID for; must be one of the role's bound audiences."))
+                    .attr(Attribute::string("vault_address").optional_computed().validate(validate_vault_address).describe("The Vault address the gateway calls: `https://`, or `http://` for a loopback address only. Defaults to the provider's Vault address."))
+                    .attr(Attribute::string("vault_namespace").validate(validate_namespace).describe("Vault Enterprise namespace, sent as `X-Vault-Namespace` on every Vault call."))
+                    .attr(Attribute::string("secret_path").required().validate(validate_secret_path).describe("API path of the secret, e.g. `kv/data/orders/backend` (KV v2) or `database/creds/orders`."))
+                    .attr(Attribute::string("secret_field").required().validate(validate_secret_field).describe("Field to inject (read from `data.data` for KV v2, from `data` otherwise)."))
                     .block(
                         NestedBlock::single(
                             "inject",
                             Block::new("Where the secret goes: exactly one of `header`, `query`, `variable`.")
-                                .attr(Attribute::string("header").validate(validate_header_name).describe("A header of the backend request."))
-                                .attr(Attribute::string("query").validate(validate_header_name).describe("A query parameter of the backend request. APIM's gateway logs record backend URLs, query string included: prefer `header`."))
-                                .attr(Attribute::string("variable").validate(validate_header_name).describe("A context variable, for other policies to use."))
+                                .attr(Attribute::string("header").validate(validate_inject_name).describe("A header of the backend request."))
+                                .attr(Attribute::string("query").validate(validate_inject_name).describe("A query parameter of the backend request. APIM's gateway logs record backend URLs, query string included: prefer `header`."))
+                                .attr(Attribute::string("variable").validate(validate_inject_name).describe("A context variable, for other policies to use."))
                                 .constraint(Constraint::ExactlyOneOf(&["header", "query", "variable"])),
                         )
                         .items(1, 1),
@@ -284,9 +288,10 @@ impl Resource<ProviderData> for VaultBinding {
         let Some(known) = models::known::<BindingModel>(st) else {
             return;
         };
-        let mount = self.check_vault(data, &known, false, d).await;
-        let mine = mount.and_then(|(kv_v2, leased)| spec(&known, kv_v2, leased));
-        self.check_azure(data, &known, mine.as_ref(), d).await;
+        let facts = self.check_vault(data, &known, false, d).await;
+        let mine = facts.as_ref().and_then(|f| spec(&known, f.kv_v2, f.leased));
+        self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), d)
+            .await;
         if let Some(mine) = mine {
             let part = binding_part(&mine);
             // Formatting-only differences from what APIM holds keep the prior text.
