@@ -5,9 +5,11 @@
 //!
 //! The executor of `tests/support/apim_runtime.rs` covers the C# subset of the first design's
 //! fragment (named values, one secret per fragment); the block uses more of C# (`new JObject`,
-//! `JObject.Parse`, `JsonConvert`, `Math.Min`, `?:`). The requests therefore wait for the
-//! emulator's gateway (issue 16), and their assertions on variable names and cache events still
-//! describe the first design; what runs today is the vocabulary check of every variant.
+//! `JObject.Parse`, `JsonConvert`, `Math.Min`, `?:`). The request tests below are ignored until
+//! they are moved to the emulator's gateway (issue 16), and their assertions on variable names
+//! and cache events still describe the first design; `vault_binding_runtime_through_the_gateway`
+//! runs the block through that gateway already. What runs here: every variant's vocabulary, and
+//! every variant saved by the emulator, which checks policies as APIM does at save time.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -529,31 +531,31 @@ fn identity() -> ManagedIdentity {
     }
 }
 
-/// Every rendered variant parses as the gateway parses it, within the executor's subset.
+/// Every rendered variant is saved by the emulator, which refuses what APIM refuses at save
+/// time (placement, counts, attributes, children, and expressions compiled against APIM's type
+/// allow-list); an expression that does not compile is refused.
 #[test]
-#[ignore = "runs through the emulator's gateway once it lands (issue 16)"]
-fn runtime_block_variants_parse_as_the_gateway_parses_them() {
+fn runtime_block_variants_are_accepted_where_apim_checks_policies() {
+    let emu = Emulator::start();
+    emu.create_api("orders");
     for s in variants() {
         let xml = render(&s);
-        Gateway::new(
-            &xml,
-            &BTreeMap::new(),
-            identity(),
-            reqwest::blocking::Client::new(),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let (status, body) = emu.arm(
+            "PUT",
+            &format!("{}/apis/orders/policies/policy", emu.api_management_id()),
+            Some(json!({"properties": {"format": "rawxml", "value": xml}})),
+        );
+        assert!((200..300).contains(&status), "{status} {body}\n{xml}");
     }
-    // An expression form outside the executor's subset is refused before anything runs.
-    let e = Gateway::new(
-        &render(&spec()).replace(
-            "[\"client_token\"].ToString()",
-            "[\"client_token\"]?.ToString()",
-        ),
-        &BTreeMap::new(),
-        identity(),
-        reqwest::blocking::Client::new(),
-    )
-    .err()
-    .unwrap_or_default();
-    assert!(e.contains("<value> text") && e.contains("`?`"), "{e}");
+    let bad = render(&spec()).replace(
+        "[\"client_token\"].ToString()",
+        "[\"client_token\"].ToStrin()",
+    );
+    let (status, body) = emu.arm(
+        "PUT",
+        &format!("{}/apis/orders/policies/policy", emu.api_management_id()),
+        Some(json!({"properties": {"format": "rawxml", "value": bad}})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("ToStrin"), "{body}");
 }
