@@ -392,14 +392,7 @@ fn runtime_fragment_leased_secret_and_namespace() {
         ),
     );
     role(&bao, &emu, "", "leased", &["leased-read"]);
-    let leases = || {
-        let (status, body) = bao.api("LIST", "sys/leases/lookup/apim-leased/orders/db/", None);
-        match status {
-            200 => body["data"]["keys"].as_array().map_or(0, Vec::len),
-            404 => 0,
-            other => panic!("listing leases: {other} {body}"),
-        }
-    };
+    let leases = || crate::vault_binding::leases_under(&bao, "apim-leased/orders/db/");
     assert_eq!(leases(), 0);
     let mut s = spec();
     s.secret_path = "apim-leased/orders/db".into();

@@ -414,6 +414,17 @@ const ECHO_POLICY: &str = r#"<policies>
   </on-error>
 </policies>"#;
 
+/// How many leases OpenBao holds under `prefix` (`sys/leases/lookup/<prefix>`).
+#[track_caller]
+pub(crate) fn leases_under(bao: &Bao, prefix: &str) -> usize {
+    let (status, body) = bao.api("LIST", &format!("sys/leases/lookup/{prefix}"), None);
+    match status {
+        200 => body["data"]["keys"].as_array().map_or(0, Vec::len),
+        404 => 0,
+        other => panic!("listing the leases under {prefix}: {other} {body}"),
+    }
+}
+
 /// One request through the emulator's gateway to `orders-api`: its status, the headers
 /// [`ECHO_POLICY`] answers with (`X-Seen-*`, without the prefix, lower case), its body, and the
 /// outcomes of the policies the gateway's log recorded for it, one line each.
@@ -529,14 +540,7 @@ fn vault_binding_runtime_through_the_gateway() {
     // Database credentials: one lease per cache window.
     let pg = Postgres::start();
     bao.enable_database(&pg, &[("orders", "1h", "2h")]);
-    let leases = || {
-        let (status, body) = bao.api("LIST", "sys/leases/lookup/database/creds/orders/", None);
-        match status {
-            200 => body["data"]["keys"].as_array().map_or(0, Vec::len),
-            404 => 0,
-            other => panic!("listing leases: {other} {body}"),
-        }
-    };
+    let leases = || leases_under(&bao, "database/creds/orders/");
     run(TestCase::new(vec![Step::config(
         config_on(&emu, "database/creds/orders")
             .replace("header = \"X-Api-Key\"", "variable = \"dbPassword\""),
