@@ -638,12 +638,15 @@ mod tests {
             !d.has_errors()
         }
 
+        /// An element's name, attributes and text.
+        type Element = (String, Vec<(String, String)>, String);
+
         /// Every element of the rendered document (in its `xml` view) with its attributes
         /// and text: what APIM parses.
-        fn elements(doc: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+        fn elements(doc: &str) -> Vec<Element> {
             let xml = policy_xml::raw_to_xml(doc);
             let mut r = quick_xml::Reader::from_str(&xml);
-            let mut out: Vec<(String, Vec<(String, String)>, String)> = Vec::new();
+            let mut out: Vec<Element> = Vec::new();
             loop {
                 match r.read_event().expect("well-formed") {
                     Event::Start(e) | Event::Empty(e) => {
