@@ -611,7 +611,7 @@ async fn invalid_configurations_get_diagnostics_with_attribute_paths() {
     let guid = "00000000-0000-0000-0000-000000000002";
     let rule = |caps: serde_json::Value| json!([{"path": "kv/data/x", "capabilities": caps}]);
     let binding = |patch: serde_json::Value| {
-        let mut b = json!({"api_management_id": apim, "name": "orders", "role": "r", "audience": "a",
+        let mut b = json!({"api_management_id": apim, "api_id": "orders-api", "name": "orders", "role": "r", "audience": "a",
             "secret_path": "kv/data/x", "secret_field": "k", "inject": {"header": "X-Key"}});
         for (k, v) in patch.as_object().unwrap() {
             b[k] = v.clone();

@@ -372,6 +372,42 @@ impl Emulator {
         );
     }
 
+    /// `http://127.0.0.1:<port>`: the gateway's plain-HTTP listener, serving the instance's
+    /// APIs at `/{api path}/...`.
+    pub fn gateway_url(&self) -> &str {
+        self.field("gateway_url").trim_end_matches('/')
+    }
+
+    /// A GET through the gateway (`path` after `gateway_url`, e.g. `/orders/42`): the status,
+    /// the response headers and the body.
+    #[track_caller]
+    pub fn gateway_get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let url = format!("{}{path}", self.gateway_url());
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}\nemulator log:\n{}", self.log()));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().unwrap_or_default())
+    }
+
+    /// The gateway's request log (`GET /_emulator/gateway/log`), oldest first.
+    #[track_caller]
+    pub fn gateway_log(&self) -> Vec<Value> {
+        let (status, body) = self.call("GET", "/_emulator/gateway/log", None);
+        assert_eq!(status, 200, "gateway log: {body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Empties the gateway's internal cache (`DELETE /_emulator/gateway/cache`).
+    #[track_caller]
+    pub fn clear_gateway_cache(&self) {
+        let (status, body) = self.call("DELETE", "/_emulator/gateway/cache", None);
+        assert!((200..300).contains(&status), "{status} {body}");
+    }
+
     /// Adds a fault rule (`POST /_emulator/faults`), e.g.
     /// `json!({"method": "PUT", "path": "*/namedValues/*", "status": 429, "retry_after": 1, "count": 8})`.
     #[track_caller]
