@@ -4,6 +4,7 @@
 //! policy fragments, of which there must be none).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
@@ -1078,7 +1079,10 @@ fn vault_binding_with_a_leased_secret() {
                     "{policy}"
                 );
                 assert!(policy.contains("duration=\"@(Math.Min(120, "), "{policy}");
-                assert!(policy.contains("Value<int>(\"lease_duration\")"), "{policy}");
+                assert!(
+                    policy.contains("Value<int>(\"lease_duration\")"),
+                    "{policy}"
+                );
                 assert_one_cache_lookup_and_store(&policy);
             })])
         .envs(bao.env())
@@ -1360,7 +1364,8 @@ fn vault_binding_bug_leased_kv_version_1_counts_as_unleased() {
     let destroyed = wd.destroy();
     assert!(destroyed.success(), "{destroyed}");
     assert!(
-        policy.contains("duration=\"@(Math.Min(120, ") && policy.contains("Value<int>(\"lease_duration\")"),
+        policy.contains("duration=\"@(Math.Min(120, ")
+            && policy.contains("Value<int>(\"lease_duration\")"),
         "the cache lasts no longer than the lease: {policy}"
     );
 }
