@@ -83,8 +83,8 @@ struct Inbound {
     /// Spans of `<include-fragment fragment-id="ID"/>` elements directly in `<inbound>`,
     /// with the fragment ID.
     includes: Vec<(usize, usize, String)>,
-    /// The names of the elements directly in `<inbound>`.
-    direct: Vec<String>,
+    /// The names of the elements anywhere in `<inbound>`.
+    names: Vec<String>,
 }
 
 fn inbound(raw: &str) -> Result<Inbound, String> {
@@ -106,20 +106,24 @@ fn inbound(raw: &str) -> Result<Inbound, String> {
                         open_end: map[after],
                         base_end: None,
                         includes: Vec::new(),
-                        direct: Vec::new(),
+                        names: Vec::new(),
                     });
-                } else if path == ["policies", "inbound"] {
+                } else if path.starts_with(&["policies".to_string(), "inbound".to_string()]) {
                     if let Some(inb) = found.as_mut() {
-                        inb.direct.push(name.clone());
+                        inb.names.push(name.clone());
                     }
                 }
                 path.push(name);
             }
             Event::Empty(e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                if path.starts_with(&["policies".to_string(), "inbound".to_string()]) {
+                    if let Some(inb) = found.as_mut() {
+                        inb.names.push(name.clone());
+                    }
+                }
                 if path == ["policies", "inbound"] {
                     if let Some(inb) = found.as_mut() {
-                        inb.direct.push(name.clone());
                         if name == "base" {
                             inb.base_end = Some(map[after]);
                         } else if name == "include-fragment" {
@@ -206,13 +210,13 @@ pub fn inbound_insertion(raw: &str) -> Result<(usize, String), String> {
     Ok(insertion(raw, &inb))
 }
 
-/// The first `cache-lookup-value` or `cache-store-value` directly in the policy's
-/// `<inbound>` (by element name), if any.
+/// A `cache-lookup-value` or `cache-store-value` anywhere in the policy's `<inbound>` (inside a
+/// `<choose>` too), if any.
 pub fn inbound_cache_policies(raw: &str) -> Option<&'static str> {
     let inb = inbound(raw).ok()?;
     ["cache-lookup-value", "cache-store-value"]
         .into_iter()
-        .find(|name| inb.direct.iter().any(|n| n == name))
+        .find(|name| inb.names.iter().any(|n| n == name))
 }
 
 /// `raw` without the `<include-fragment>` of `fragment_id` (and the whitespace before it on

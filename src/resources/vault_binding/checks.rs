@@ -319,6 +319,25 @@ impl VaultBinding {
             Ok(s) => s.value.sku.map(|s| s.name).unwrap_or_default(),
             Err(_) => String::new(),
         };
+        // The Consumption tier has no built-in cache ("External only" in the service
+        // limits): `caching-type="internal"` finds nothing there, so every request logs in and
+        // reads, and every read of a leased secret is a new credential.
+        if sku.eq_ignore_ascii_case("Consumption") && mine.cache_ttl > 0 {
+            let detail = format!("{service} is on the Consumption tier, which has no built-in cache: the gateway would log in to Vault and read the secret on every request.");
+            if mine.leased {
+                d.attr_error(
+                    AttrPath::root("cache_ttl"),
+                    "No cache for a leased secret",
+                    format!("{detail} Each read of {:?} creates a new credential. Bind a secret without a lease (KV), or use an instance of another tier.", v.secret_path),
+                );
+            } else {
+                d.attr_warning(
+                    AttrPath::root("cache_ttl"),
+                    "No cache on this tier",
+                    format!("{detail} Expect one Vault login per request."),
+                );
+            }
+        }
         let limit = document_limit(&sku);
         let before = doc.as_ref().map_or(0, String::len);
         // What one more binding like this one costs, and so how many more fit.

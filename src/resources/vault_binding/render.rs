@@ -138,8 +138,16 @@ fn body(var: &str) -> String {
     format!("{}.Body.As<JObject>(preserveContent: true)", response(var))
 }
 
+/// The variable of a secret's read. Bindings of one login that read the same path share it:
+/// one read per secret, so that fields of one leased secret (a database user and its
+/// password) come from one credential.
 fn read_var(s: &BindingSpec) -> String {
-    format!("apim-vault-read-{}", s.name)
+    let h = hash(&[
+        &login_id(s),
+        &s.secret_path,
+        s.vault_namespace.as_deref().unwrap_or(""),
+    ]);
+    format!("apim-vault-read-{:08x}", h >> 32)
 }
 
 fn field(s: &BindingSpec) -> String {
@@ -267,8 +275,11 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
             ok = answered(&login),
         );
         for s in members {
-            let _ = writeln!(x, "{}", read(s, &format!("{indent}        ")));
-            clear.push(read_var(s));
+            let var = read_var(s);
+            if !clear.contains(&var) {
+                let _ = writeln!(x, "{}", read(s, &format!("{indent}        ")));
+                clear.push(var);
+            }
         }
         let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
         clear.push(login);
@@ -318,7 +329,12 @@ fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
 fn duration(set: &[&BindingSpec]) -> String {
     let ttl = set.iter().map(|s| s.cache_ttl).min().unwrap_or(0);
     let mut expr = ttl.to_string();
+    let mut seen = Vec::new();
     for s in set.iter().filter(|s| s.leased) {
+        if seen.contains(&read_var(s)) {
+            continue;
+        }
+        seen.push(read_var(s));
         expr = format!(
             "Math.Min({expr}, {}.Value<int>(\"lease_duration\"))",
             body(&read_var(s))
@@ -615,6 +631,27 @@ mod tests {
             "caching-type=\"prefer-external\" />",
         );
         assert!(!block_intact(&edited, "orders"));
+    }
+
+    #[test]
+    fn bindings_reading_one_secret_share_one_read() {
+        let mut user = spec("db-user");
+        user.secret_path = "database/creds/orders".into();
+        user.secret_field = "username".into();
+        user.kv_v2 = false;
+        user.leased = true;
+        let password = BindingSpec {
+            name: "db-password".into(),
+            secret_field: "password".into(),
+            ..user.clone()
+        };
+        let x = render_block("orders", &block(vec![password, user]), "");
+        assert_eq!(
+            x.matches("/v1/database/creds/orders</set-url>").count(),
+            1,
+            "{x}"
+        );
+        assert_eq!(x.matches("lease_duration").count(), 1, "{x}");
     }
 
     #[test]
