@@ -1,10 +1,10 @@
-//! The grammar of every binding value that reaches the policy fragment, and the escapers for
-//! the places in the fragment where a value is written.
+//! The grammar of every binding value that reaches the API policy, and the escapers for the
+//! places in the managed block where a value is written.
 //!
 //! # How APIM reads a policy document
 //!
-//! A `rawxml` fragment is read in this order (the project's runtime,
-//! `tests/support/apim_runtime.rs`, does the same):
+//! A `rawxml` policy document is read in this order (the emulator's gateway,
+//! `emulator/src/gateway/compose.rs`, does the same):
 //!
 //! 1. **Named values.** Every `{{name}}` in the raw text is replaced by the named value's text,
 //!    as is, before anything is parsed: references are resolved when the policy is saved,
@@ -27,11 +27,11 @@
 //! held to the grammar of the thing it names, narrowed to characters that mean nothing in any
 //! of the layers above: no quotes, braces, `@`, `<`, `>`, `&`, `\`, `%`, whitespace or control
 //! characters anywhere, and in paths no `?`, `#`, empty, `.` or `..` segments. This is the only
-//! protection of values that travel in named values (the role, the audience, the Vault
-//! address: step 1 pastes them raw), and of a leading `@(` (step 4 reads a decoded value, so
-//! no escaping can hide it).
+//! protection of a value that would ever travel in a named value (step 1 pastes them raw; the
+//! block uses none, but the grammar does not rely on that), and of a leading `@(` (step 4
+//! reads a decoded value, so no escaping can hide it).
 //!
-//! *Escaping* (the renderer): a value written into the fragment itself is escaped for its
+//! *Escaping* (the renderer): a value written into the block itself is escaped for its
 //! place, so that even a value the grammar let through cannot change the document's
 //! structure:
 //!
