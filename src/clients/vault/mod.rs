@@ -112,8 +112,12 @@ impl VaultError {
     fn retryable(&self) -> bool {
         match self {
             // 412: a standby has not caught up with the index asked for (Vault Enterprise).
+            // 307: a standby that cannot forward to the active node (yet: during a leader
+            // election) redirects to it instead; the redirect is not followed (the token
+            // stays with the configured address, see transport.rs), and the standby forwards
+            // again once it knows the new leader.
             VaultError::Api {
-                status: 412 | 429 | 500 | 502 | 503 | 504,
+                status: 307 | 412 | 429 | 500 | 502 | 503 | 504,
                 ..
             } => true,
             // Answers that say nothing about the request itself: one the server abandoned
@@ -176,7 +180,8 @@ impl Vault {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(transport::same_origin_redirects());
         if settings.skip_tls_verify {
             b = b.tls_danger_accept_invalid_certs(true);
         }
@@ -299,9 +304,12 @@ mod tests {
 
     #[test]
     fn what_is_worth_another_try() {
-        for status in [412, 429, 500, 502, 503, 504] {
+        for status in [307, 412, 429, 500, 502, 503, 504] {
             assert!(api(status, "").retryable(), "{status}");
         }
+        // A permanent redirect (say, http to https) does not go away.
+        assert!(!api(301, "").retryable());
+        assert!(!api(308, "").retryable());
         // As OpenBao 2.7 answers a read it abandoned while sealing.
         assert!(api(400, "failed to read policy: context canceled").retryable());
         assert!(api(400, "upstream: context deadline exceeded").retryable());
