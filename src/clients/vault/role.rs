@@ -36,6 +36,9 @@ pub struct TokenFieldsRequest {
     /// `service`, `batch` or `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// The tokens do not get the `default` policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_no_default_policy: Option<bool>,
 }
 
 /// The token parameters of a role as `GET auth/<mount>/role/<name>` answers them, for any
@@ -334,6 +337,7 @@ mod tests {
             token: TokenFieldsRequest {
                 token_bound_cidrs: Some(vec![]),
                 token_type: Some("batch".into()),
+                token_no_default_policy: Some(true),
                 ..Default::default()
             },
         });
@@ -343,6 +347,7 @@ mod tests {
                 "bound_service_principal_ids": ["p"],
                 "token_bound_cidrs": [],
                 "token_type": "batch",
+                "token_no_default_policy": true,
             })
         );
     }
