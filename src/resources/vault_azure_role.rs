@@ -4,7 +4,7 @@
 //! identity, so the plan shows the concrete object ID and tenant the role is bound to, and a
 //! changed identity (re-created in Azure) shows as a change of the role's bound claims.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
@@ -22,6 +22,7 @@ use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
+use crate::log;
 
 use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
@@ -240,7 +241,103 @@ fn identity_target(v: &RolePlan) -> Option<(ServiceId, IdentitySelector)> {
     Some((id, which))
 }
 
+/// The most roles of a backend plan reads to find others bound to the same identity; a
+/// backend with more is not compared (and a debug line says so).
+const MAX_ROLES_COMPARED: usize = 200;
+
+/// A role on the same backend that admits the same identity with other policies.
+struct SharedIdentity {
+    name: String,
+    policies: Vec<String>,
+}
+
+/// `"a", "b"`, or `none`.
+fn quoted_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The warning that roles bound to one identity do not isolate from each other.
+fn warn_shared_identity(
+    d: &mut Diags,
+    path: AttrPath,
+    backend: &str,
+    (principal, tenant): (&str, &str),
+    policies: &[String],
+    others: &[SharedIdentity],
+) {
+    let roles = others
+        .iter()
+        .map(|o| format!("{:?} (policies {})", o.name, quoted_list(&o.policies)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    d.attr_warning(
+        path,
+        "Another role is bound to the same identity",
+        format!("On the auth mount {backend:?}, the role(s) {roles} admit the same identity (object ID {principal}, tenant {tenant}) as this role, whose tokens get the policies {}. Vault cannot tell which API the gateway logs in for, so these roles do not isolate from each other: whoever can edit any policy of this API Management instance can log in with any of them. Microsoft says of `authentication-managed-identity`: \"users with permissions to edit API Management policies can use this policy to authenticate as the service's managed identity\". The instance, not the API, is the isolation boundary: keep secrets that must stay apart behind separate API Management instances. See the guide \"How the runtime flow works\", section \"Where least privilege ends\".", quoted_list(policies)),
+    );
+}
+
 impl VaultAzureRole {
+    /// The other roles on `backend` that admit the identity with other policies than
+    /// `policies`. Advisory: a backend that cannot be listed, a role that cannot be read, or a
+    /// backend with more than [`MAX_ROLES_COMPARED`] roles is skipped with a debug line.
+    async fn roles_sharing_identity(
+        vault: &Vault,
+        (backend, name, method): (&str, &str, RoleMethod),
+        (principal, tenant): (&str, &str),
+        policies: &[String],
+    ) -> Vec<SharedIdentity> {
+        let skipped = |why: &str| {
+            log::debug(
+                "Not comparing the role with the other roles of its backend",
+                &[("backend", backend), ("role", name), ("reason", why)],
+            );
+        };
+        let names = match vault.list_roles(backend).await {
+            Ok(names) => names,
+            Err(e) => {
+                skipped(&e.to_string());
+                return Vec::new();
+            }
+        };
+        if names.len() > MAX_ROLES_COMPARED {
+            skipped(&format!(
+                "{} roles, more than the {MAX_ROLES_COMPARED} plan reads",
+                names.len()
+            ));
+            return Vec::new();
+        }
+        let ours: BTreeSet<&String> = policies.iter().collect();
+        let mut others = Vec::new();
+        for other in names.iter().filter(|n| n.as_str() != name) {
+            let role = match vault.read_role(backend, other, method).await {
+                Ok(Some(role)) => role,
+                Ok(None) => continue,
+                Err(e) => {
+                    skipped(&format!("reading role {other:?}: {e}"));
+                    continue;
+                }
+            };
+            let theirs = role.token().effective_policies();
+            if role.admits_identity(principal, tenant)
+                && theirs.iter().collect::<BTreeSet<_>>() != ours
+            {
+                others.push(SharedIdentity {
+                    name: other.clone(),
+                    policies: theirs,
+                });
+            }
+        }
+        others
+    }
+
     /// Checks, when the backend exists already, that it is a mount of the kind the role needs.
     async fn check_backend(vault: &Vault, backend: &str, auth_type: &str, d: &mut Diags) -> bool {
         match vault.read_auth_mount(backend).await {
@@ -305,7 +402,7 @@ impl Resource<ProviderData> for VaultAzureRole {
         static S: OnceLock<Schema> = OnceLock::new();
         S.get_or_init(|| {
             Schema::new(
-                Block::new("The Vault role that one API Management identity logs in with: bound to the identity's object ID (`oid`) and tenant (`tid`), for one token audience, with least-privilege policies. Give `api_management_id` to have the identity resolved through Azure Resource Manager during plan, or `principal_id` and `tenant_id` directly.\n\nThe token settings default to what a single-use gateway login needs: the gateway logs in on a cache miss, reads the secret once and drops the token. So the tokens are batch tokens (`token_type = \"batch\"`: Vault does not store them), carry only the role's policies (`token_no_default_policy = true`), and live 300 seconds (`token_ttl`, as long as a binding's default `cache_ttl`).")
+                Block::new("The Vault role that one API Management identity logs in with: bound to the identity's object ID (`oid`) and tenant (`tid`), for one token audience, with least-privilege policies. Give `api_management_id` to have the identity resolved through Azure Resource Manager during plan, or `principal_id` and `tenant_id` directly.\n\nThe token settings default to what a single-use gateway login needs: the gateway logs in on a cache miss, reads the secret once and drops the token. So the tokens are batch tokens (`token_type = \"batch\"`: Vault does not store them), carry only the role's policies (`token_no_default_policy = true`), and live 300 seconds (`token_ttl`, as long as a binding's default `cache_ttl`).\n\nPlan warns when another role on the same backend is bound to the same identity with other policies: roles bound to one identity do not isolate from each other, since whoever can edit any policy of the API Management instance can log in with either of them.")
                     .attr(Attribute::string("id").computed().use_state_for_unknown().describe("`<backend>/<name>`."))
                     .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Role name."))
                     .attr(Attribute::string("backend").default("jwt").requires_replace().describe("Mount path of the auth method (an `apim_vault_auth_backend`)."))
@@ -402,12 +499,46 @@ impl Resource<ProviderData> for VaultAzureRole {
             data.this_run.role(b, n, planned_facts(st));
         }
         // The backend must be a mount of the right kind, when it exists already.
-        if let (Some(backend), Some(kind)) = (
+        let (Some(backend), Some(kind)) = (
             st.backend.as_str().map(str::to_string),
             st.auth_type.as_str().map(str::to_string),
+        ) else {
+            return;
+        };
+        let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
+            return;
+        };
+        if !VaultAzureRole::check_backend(vault, &backend, &kind, d).await {
+            return;
+        }
+        // Where least privilege ends: other roles for the same identity, when it is known.
+        if let (Some(name), Some(principal), Some(tenant), Some(policies)) = (
+            st.name.get(),
+            st.principal_id.as_str(),
+            st.tenant_id.as_str(),
+            planned_policies(st),
         ) {
-            if let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) {
-                VaultAzureRole::check_backend(vault, &backend, &kind, d).await;
+            let others = VaultAzureRole::roles_sharing_identity(
+                vault,
+                (&backend, name, role_method(&kind)),
+                (principal, tenant),
+                &policies,
+            )
+            .await;
+            if !others.is_empty() {
+                let path = if cfg.api_management_id.value().is_some() {
+                    "api_management_id"
+                } else {
+                    "principal_id"
+                };
+                warn_shared_identity(
+                    d,
+                    AttrPath::root(path),
+                    &backend,
+                    (principal, tenant),
+                    &policies,
+                    &others,
+                );
             }
         }
     }

@@ -4,8 +4,10 @@
 
 use serde_json::{json, Value};
 
-use crate::support::fixtures::{provider_from_env, trio_binding, vault_trio, AUDIENCE};
-use crate::support::{run, Bao, Emulator, Step, TestCase};
+use crate::support::fixtures::{
+    provider_from_env, read_policy, trio_binding, vault_trio, AUDIENCE,
+};
+use crate::support::{contains_normalized, run, Bao, Emulator, Step, TestCase, Workdir};
 
 /// The trio, its role with `role_settings`.
 fn config(emu: &Emulator, role_settings: &str) -> String {
@@ -15,6 +17,9 @@ fn config(emu: &Emulator, role_settings: &str) -> String {
         vault_trio(emu, "kv/data/orders/*", role_settings)
     )
 }
+
+/// The summary of the warning that another role is bound to the same identity.
+const SHARED_IDENTITY: &str = "Another role is bound to the same identity";
 
 /// A token minted by the emulator's control plane with claim overrides.
 fn minted(emu: &Emulator, req: Value) -> String {
@@ -294,6 +299,115 @@ fn vault_azure_role_defaults_fit_a_single_use_gateway_login() {
             )
         ))
         .expect_error("longer than the role's token_ttl of 300 s"),
+    ])
+    .envs(bao.env())
+    .envs(emu.env());
+    run(case);
+}
+
+/// `terraform plan` with the configuration in `wd`: its whole output (warnings included).
+fn plan_text(wd: &Workdir) -> String {
+    wd.run_ok(&["plan"]).combined()
+}
+
+fn no_shared_identity_warning(wd: &Workdir) {
+    let plan = plan_text(wd);
+    assert!(!contains_normalized(&plan, SHARED_IDENTITY), "{plan}");
+}
+
+/// The warnings of `terraform plan -json` that another role shares the identity: the address
+/// of the role each is about, and its detail.
+fn plan_warnings(wd: &Workdir) -> Vec<(String, String)> {
+    let out = wd.run_ok(&["plan", "-json"]);
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|l| l["diagnostic"].clone())
+        .filter(|d| d["severity"] == "warning" && d["summary"] == SHARED_IDENTITY)
+        .map(|d| {
+            let address = d["address"].as_str().unwrap_or_default().to_string();
+            (
+                address,
+                d["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Two roles bound to the APIM instance's identity with different policies do not isolate
+/// from each other: plan says so, on each of them. One role, or a second with the same
+/// policies, draws no warning.
+#[test]
+fn vault_azure_role_warns_when_another_role_shares_the_identity() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let second = |policies: &str| {
+        format!(
+            r#"{policy}resource "apim_vault_azure_role" "admin" {{
+  name              = "admin-apim"
+  backend           = apim_vault_auth_backend.entra.path
+  api_management_id = "{apim}"
+  audience          = "{AUDIENCE}"
+  token_policies    = {policies}
+}}
+"#,
+            policy = read_policy("admin", "admin-reader", "kv/data/admin/*"),
+            apim = emu.api_management_id(),
+        )
+    };
+    let case = TestCase::new(vec![
+        Step::config(config(&emu, "")).check(no_shared_identity_warning),
+        Step::config(format!(
+            "{}{}",
+            config(&emu, ""),
+            second("[apim_vault_policy.admin.name]")
+        ))
+        .check(|wd| {
+            // As people read it: one warning in full, the other folded by Terraform.
+            let plan = plan_text(wd);
+            assert!(
+                contains_normalized(&plan, &format!("Warning: {SHARED_IDENTITY}")),
+                "{plan}"
+            );
+            assert!(
+                contains_normalized(&plan, "(and one more similar warning elsewhere)"),
+                "{plan}"
+            );
+            assert!(
+                contains_normalized(
+                    &plan,
+                    "The instance, not the API, is the isolation boundary"
+                ),
+                "{plan}"
+            );
+            // Each role's own warning names the other.
+            let warnings = plan_warnings(wd);
+            assert_eq!(warnings.len(), 2, "{warnings:?}");
+            for (this, other, policies) in [
+                ("orders", "admin-apim", "admin-reader"),
+                ("admin", "orders-apim", "orders-reader"),
+            ] {
+                let (_, detail) = warnings
+                    .iter()
+                    .find(|(address, _)| *address == format!("apim_vault_azure_role.{this}"))
+                    .unwrap_or_else(|| panic!("no warning on {this}: {warnings:?}"));
+                let expected = format!("the role(s) {other:?} (policies {policies:?})");
+                assert!(detail.contains(&expected), "{detail}");
+                assert!(
+                    detail.contains(&format!("object ID {}", emu.principal_id())),
+                    "{detail}"
+                );
+            }
+        }),
+        // The same policies: nothing to tell apart, no warning.
+        Step::config(format!(
+            "{}{}",
+            config(&emu, ""),
+            second("[apim_vault_policy.orders.name]")
+        ))
+        .check(no_shared_identity_warning),
+        // One role again: no warning.
+        Step::config(config(&emu, "")).check(no_shared_identity_warning),
     ])
     .envs(bao.env())
     .envs(emu.env());

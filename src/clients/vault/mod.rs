@@ -258,6 +258,27 @@ impl Vault {
         self.transport.request(&method, path, &token, body).await
     }
 
+    /// `LIST <path>`: the keys directly under it, sub-paths ending in `/`. Empty when there
+    /// is nothing under it (Vault answers 404).
+    pub(crate) async fn list(&self, path: &str) -> Result<Vec<String>, VaultError> {
+        #[derive(serde::Deserialize, Default)]
+        struct Keys {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            data: Option<Keys>,
+        }
+        let list = reqwest::Method::from_bytes(b"LIST").expect("LIST is a valid method");
+        match self.send::<Option<Envelope>>(list, path, None).await {
+            Ok(resp) => Ok(resp.and_then(|r| r.data).unwrap_or_default().keys),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A create that Vault refuses with "path already in use" (a mount, an audit device).
     /// When the request was sent more than once, an attempt whose answer was lost may have
     /// made the object: `ours` looks at what is there now, and when it is what was asked
