@@ -4,7 +4,7 @@
 //! identity, so the plan shows the concrete object ID and tenant the role is bound to, and a
 //! changed identity (re-created in Azure) shows as a change of the role's bound claims.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use crate::clients::azure::apim::service::IdentitySelector;
 use crate::clients::azure::id::ServiceId;
 use crate::clients::vault::role::{
     AzureRoleRequest, BoundClaimsType, JwtRoleRequest, Role, RoleMethod, RoleRequest, RoleType,
-    TokenFieldsRequest,
+    TokenFields, TokenFieldsRequest,
 };
 use crate::clients::vault::Vault;
 use crate::context::ProviderData;
@@ -22,6 +22,7 @@ use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
+use crate::log;
 
 use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
@@ -95,8 +96,10 @@ crate::model! {
         pub token_max_ttl: Known<Option<i64>>,
         /// `token_bound_cidrs`.
         pub token_bound_cidrs: Known<Option<Vec<String>>>,
-        /// `token_type`.
+        /// `token_type` (default `batch`).
         pub token_type: Known<Option<String>>,
+        /// `token_no_default_policy` (default `true`).
+        pub token_no_default_policy: Option<bool>,
         /// `user_claim`: `oid`.
         pub user_claim: Known<String>,
         /// `bound_claims`: `oid` and `tid`.
@@ -123,6 +126,7 @@ pub fn role_body(s: &RoleModel) -> RoleRequest {
         token_ttl: s.token_ttl.value().copied(),
         token_max_ttl: s.token_max_ttl.value().copied(),
         token_type: s.token_type.value().cloned(),
+        token_no_default_policy: s.token_no_default_policy,
     };
     if s.auth_type() == "azure" {
         // HashiCorp Vault's azure auth method: the service principal is the identity.
@@ -205,19 +209,27 @@ pub fn state_from_role(prior: &RoleModel, backend: &str, name: &str, role: &Role
         token_type: Known::Value(Some(
             token.token_type.clone().unwrap_or_else(|| "default".into()),
         )),
+        token_no_default_policy: Some(token.token_no_default_policy),
         user_claim: Known::Value(user_claim.unwrap_or("oid").to_string()),
         bound_claims: Known::Value(claims),
     }
 }
 
+/// The policies the tokens of a planned role carry (its `token_policies`, and `default`
+/// unless `token_no_default_policy`), when the plan knows them.
+fn planned_policies(s: &RolePlan) -> Option<Vec<String>> {
+    let token = TokenFields {
+        token_policies: s.token_policies.get()?.clone().unwrap_or_default(),
+        token_no_default_policy: s.token_no_default_policy.get()?.unwrap_or(true),
+        ..TokenFields::default()
+    };
+    Some(token.effective_policies())
+}
+
 /// The facts of a planned role (`None` values where the plan does not know them yet).
 fn planned_facts(s: &RolePlan) -> RoleFacts {
     RoleFacts {
-        token_policies: s.token_policies.get().map(|p| {
-            let mut v = p.clone().unwrap_or_default();
-            v.push("default".into());
-            v
-        }),
+        token_policies: planned_policies(s),
         token_ttl: s.token_ttl.value().copied(),
         audiences: match s.auth_type.as_str() {
             Some("azure") => None,
@@ -237,7 +249,103 @@ fn identity_target(v: &RolePlan) -> Option<(ServiceId, IdentitySelector)> {
     Some((id, which))
 }
 
+/// The most roles of a backend plan reads to find others bound to the same identity; a
+/// backend with more is not compared (and a debug line says so).
+const MAX_ROLES_COMPARED: usize = 200;
+
+/// A role on the same backend that admits the same identity with other policies.
+struct SharedIdentity {
+    name: String,
+    policies: Vec<String>,
+}
+
+/// `"a", "b"`, or `none`.
+fn quoted_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The warning that roles bound to one identity do not isolate from each other.
+fn warn_shared_identity(
+    d: &mut Diags,
+    path: AttrPath,
+    backend: &str,
+    (principal, tenant): (&str, &str),
+    policies: &[String],
+    others: &[SharedIdentity],
+) {
+    let roles = others
+        .iter()
+        .map(|o| format!("{:?} (policies {})", o.name, quoted_list(&o.policies)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    d.attr_warning(
+        path,
+        "Another role is bound to the same identity",
+        format!("On the auth mount {backend:?}, the role(s) {roles} admit the same identity (object ID {principal}, tenant {tenant}) as this role, whose tokens get the policies {}. Vault cannot tell which API the gateway logs in for, so these roles do not isolate from each other: whoever can edit any policy of this API Management instance can log in with any of them. Microsoft says of `authentication-managed-identity`: \"users with permissions to edit API Management policies can use this policy to authenticate as the service's managed identity\". The instance, not the API, is the isolation boundary: keep secrets that must stay apart behind separate API Management instances. See the guide \"How the runtime flow works\", section \"Where least privilege ends\".", quoted_list(policies)),
+    );
+}
+
 impl VaultAzureRole {
+    /// The other roles on `backend` that admit the identity with other policies than
+    /// `policies`. Advisory: a backend that cannot be listed, a role that cannot be read, or a
+    /// backend with more than [`MAX_ROLES_COMPARED`] roles is skipped with a debug line.
+    async fn roles_sharing_identity(
+        vault: &Vault,
+        (backend, name, method): (&str, &str, RoleMethod),
+        (principal, tenant): (&str, &str),
+        policies: &[String],
+    ) -> Vec<SharedIdentity> {
+        let skipped = |why: &str| {
+            log::debug(
+                "Not comparing the role with the other roles of its backend",
+                &[("backend", backend), ("role", name), ("reason", why)],
+            );
+        };
+        let names = match vault.list_roles(backend).await {
+            Ok(names) => names,
+            Err(e) => {
+                skipped(&e.to_string());
+                return Vec::new();
+            }
+        };
+        if names.len() > MAX_ROLES_COMPARED {
+            skipped(&format!(
+                "{} roles, more than the {MAX_ROLES_COMPARED} plan reads",
+                names.len()
+            ));
+            return Vec::new();
+        }
+        let ours: BTreeSet<&String> = policies.iter().collect();
+        let mut others = Vec::new();
+        for other in names.iter().filter(|n| n.as_str() != name) {
+            let role = match vault.read_role(backend, other, method).await {
+                Ok(Some(role)) => role,
+                Ok(None) => continue,
+                Err(e) => {
+                    skipped(&format!("reading role {other:?}: {e}"));
+                    continue;
+                }
+            };
+            let theirs = role.token().effective_policies();
+            if role.admits_identity(principal, tenant)
+                && theirs.iter().collect::<BTreeSet<_>>() != ours
+            {
+                others.push(SharedIdentity {
+                    name: other.clone(),
+                    policies: theirs,
+                });
+            }
+        }
+        others
+    }
+
     /// Checks, when the backend exists already, that it is a mount of the kind the role needs.
     async fn check_backend(vault: &Vault, backend: &str, auth_type: &str, d: &mut Diags) -> bool {
         match vault.read_auth_mount(backend).await {
@@ -302,7 +410,7 @@ impl Resource<ProviderData> for VaultAzureRole {
         static S: OnceLock<Schema> = OnceLock::new();
         S.get_or_init(|| {
             Schema::new(
-                Block::new("The Vault role that one API Management identity logs in with: bound to the identity's object ID (`oid`) and tenant (`tid`), for one token audience, with least-privilege policies. Give `api_management_id` to have the identity resolved through Azure Resource Manager during plan, or `principal_id` and `tenant_id` directly.")
+                Block::new("The Vault role that one API Management identity logs in with: bound to the identity's object ID (`oid`) and tenant (`tid`), for one token audience, with least-privilege policies. Give `api_management_id` to have the identity resolved through Azure Resource Manager during plan, or `principal_id` and `tenant_id` directly.\n\nThe token settings default to what a single-use gateway login needs: the gateway logs in on a cache miss, reads the secret once and drops the token. So the tokens are batch tokens (`token_type = \"batch\"`: Vault does not store them), carry only the role's policies (`token_no_default_policy = true`), and live 300 seconds (`token_ttl`, as long as a binding's default `cache_ttl`).\n\nPlan warns when another role on the same backend is bound to the same identity with other policies: roles bound to one identity do not isolate from each other, since whoever can edit any policy of the API Management instance can log in with either of them.")
                     .attr(Attribute::string("id").computed().use_state_for_unknown().describe("`<backend>/<name>`."))
                     .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Role name."))
                     .attr(Attribute::string("backend").default("jwt").requires_replace().describe("Mount path of the auth method (an `apim_vault_auth_backend`)."))
@@ -313,10 +421,11 @@ impl Resource<ProviderData> for VaultAzureRole {
                     .attr(Attribute::string("tenant_id").optional_computed().validate(validate_guid).describe("Entra tenant of the identity. Resolved from `api_management_id`, or given with `principal_id`."))
                     .attr(Attribute::string("audience").required().validate(validators::not_empty).describe("The token audience APIM asks Entra ID for (the `resource` of `authentication-managed-identity`); the role's `bound_audiences`."))
                     .attr(Attribute::of("token_policies", Type::set_of(Type::String)).optional_computed().describe("Policies of the tokens the role issues."))
-                    .attr(Attribute::number("token_ttl").optional_computed().validate(validators::non_negative_int).describe("TTL (seconds) of the tokens; 0 means the mount's default."))
+                    .attr(Attribute::number("token_ttl").default(300).validate(validators::non_negative_int).describe("TTL (seconds) of the tokens; 0 means the mount's default. The default is long enough for the login and the read of a cache miss, and equals a binding's default `cache_ttl`: a binding's plan requires its `cache_ttl` to be at most the role's token TTL, since a cached secret must not outlive the token that fetched it (and a lease obtained with a batch token lives no longer than the token)."))
                     .attr(Attribute::number("token_max_ttl").optional_computed().validate(validators::non_negative_int).describe("Maximum TTL (seconds) of the tokens; 0 means the mount's maximum."))
                     .attr(Attribute::of("token_bound_cidrs", Type::set_of(Type::String)).optional_computed().describe("CIDR blocks the tokens may be used from (e.g. the APIM gateway's outbound addresses)."))
-                    .attr(Attribute::string("token_type").optional_computed().one_of(&["service", "batch", "default"]).describe("Type of the tokens."))
+                    .attr(Attribute::string("token_type").default("batch").one_of(&["service", "batch", "default"]).describe("Type of the tokens. The default fits the gateway's single-use logins: Vault does not store batch tokens, so the login of each cache miss costs it no storage; they cannot be renewed or create child tokens, which the gateway never does. `service` tokens are stored and renewable; `default` takes the mount's setting."))
+                    .attr(Attribute::bool("token_no_default_policy").default(true).describe("The tokens carry only `token_policies`, without Vault's `default` policy (which lets a token look itself up, renew and revoke itself, and use its cubbyhole and response wrapping: nothing the gateway does). `false` adds `default`."))
                     .attr(Attribute::string("user_claim").computed().describe("The claim that names the entity: `oid`."))
                     .attr(Attribute::of("bound_claims", Type::map_of(Type::String)).computed().describe("The claims a token must carry: `oid` and `tid` of the identity."))
                     .constraint(Constraint::ExactlyOneOf(&["api_management_id", "principal_id"]))
@@ -398,12 +507,46 @@ impl Resource<ProviderData> for VaultAzureRole {
             data.this_run.role(b, n, planned_facts(st));
         }
         // The backend must be a mount of the right kind, when it exists already.
-        if let (Some(backend), Some(kind)) = (
+        let (Some(backend), Some(kind)) = (
             st.backend.as_str().map(str::to_string),
             st.auth_type.as_str().map(str::to_string),
+        ) else {
+            return;
+        };
+        let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
+            return;
+        };
+        if !VaultAzureRole::check_backend(vault, &backend, &kind, d).await {
+            return;
+        }
+        // Where least privilege ends: other roles for the same identity, when it is known.
+        if let (Some(name), Some(principal), Some(tenant), Some(policies)) = (
+            st.name.get(),
+            st.principal_id.as_str(),
+            st.tenant_id.as_str(),
+            planned_policies(st),
         ) {
-            if let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) {
-                VaultAzureRole::check_backend(vault, &backend, &kind, d).await;
+            let others = VaultAzureRole::roles_sharing_identity(
+                vault,
+                (&backend, name, role_method(&kind)),
+                (principal, tenant),
+                &policies,
+            )
+            .await;
+            if !others.is_empty() {
+                let path = if cfg.api_management_id.value().is_some() {
+                    "api_management_id"
+                } else {
+                    "principal_id"
+                };
+                warn_shared_identity(
+                    d,
+                    AttrPath::root(path),
+                    &backend,
+                    (principal, tenant),
+                    &policies,
+                    &others,
+                );
             }
         }
     }
@@ -575,10 +718,11 @@ mod tests {
             tenant_id: Known::Value(Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into())),
             audience: "api://vault".into(),
             token_policies: Known::Value(Some(vec!["orders".into()])),
-            token_ttl: Known::Value(Some(900)),
+            token_ttl: Known::Value(Some(300)),
             token_max_ttl: Known::Value(None),
             token_bound_cidrs: Known::Value(None),
-            token_type: Known::Value(None),
+            token_type: Known::Value(Some("batch".into())),
+            token_no_default_policy: Some(true),
             ..RoleModel::default()
         }
     }
@@ -593,7 +737,9 @@ mod tests {
             json!({
                 "bound_service_principal_ids": ["11111111-2222-3333-4444-555555555555"],
                 "token_policies": ["orders"],
-                "token_ttl": 900,
+                "token_ttl": 300,
+                "token_type": "batch",
+                "token_no_default_policy": true,
             })
         );
         // And the answer of `GET auth/azure/role/:name` maps back without a diff.
@@ -606,10 +752,11 @@ mod tests {
                 "bound_resource_groups": [],
                 "bound_scale_sets": [],
                 "token_policies": ["orders"],
-                "token_ttl": 900,
+                "token_no_default_policy": true,
+                "token_ttl": 300,
                 "token_max_ttl": 0,
                 "token_bound_cidrs": [],
-                "token_type": "default",
+                "token_type": "batch",
             }))
             .unwrap(),
         );
@@ -621,7 +768,35 @@ mod tests {
         let s = state_from_role(&prior, "azure", "orders", &recorded);
         assert_eq!(s.principal_id, prior.principal_id);
         assert_eq!(s.tenant_id, prior.tenant_id);
-        assert_eq!(s.token_ttl, Known::Value(Some(900)));
+        assert_eq!(s.token_ttl, prior.token_ttl);
+        assert_eq!(s.token_type, prior.token_type);
+        assert_eq!(s.token_no_default_policy, prior.token_no_default_policy);
+    }
+
+    /// The policies a binding's check expects the tokens to carry: `default` only when the
+    /// role does not leave it out; unknown while either setting is.
+    #[test]
+    fn planned_policies_follow_token_no_default_policy() {
+        let plan = |no_default: Known<Option<bool>>| RolePlan {
+            token_policies: Known::Value(Some(vec!["orders".into()])),
+            token_no_default_policy: no_default,
+            ..RolePlan::default()
+        };
+        assert_eq!(
+            planned_policies(&plan(Known::Value(Some(true)))),
+            Some(vec!["orders".to_string()])
+        );
+        assert_eq!(
+            planned_policies(&plan(Known::Value(Some(false)))),
+            Some(vec!["orders".to_string(), "default".to_string()])
+        );
+        assert_eq!(planned_policies(&plan(Known::Unknown)), None);
+        let facts = planned_facts(&RolePlan {
+            token_ttl: Known::Value(Some(300)),
+            ..plan(Known::Value(Some(true)))
+        });
+        assert_eq!(facts.token_policies, Some(vec!["orders".to_string()]));
+        assert_eq!(facts.token_ttl, Some(300));
     }
 
     #[test]

@@ -7,6 +7,9 @@ resource "apim_vault_azure_role" "orders" {
   audience          = "api://vault-apim"
 
   token_policies = ["orders-reader"]
-  token_ttl      = 900
-  token_max_ttl  = 3600
+
+  # The defaults fit the gateway's single-use logins (one login and one read per cache miss):
+  # token_type              = "batch" # not stored by Vault; never renewed, no child tokens
+  # token_no_default_policy = true    # only token_policies, not Vault's `default` policy
+  # token_ttl               = 300     # a binding's cache_ttl must not exceed it
 }

@@ -40,12 +40,6 @@ struct DataEnvelope<T> {
     data: Option<T>,
 }
 
-#[derive(Deserialize, Default)]
-struct Keys {
-    #[serde(default)]
-    keys: Vec<String>,
-}
-
 /// Body of `PUT sys/leases/lookup` and of `PUT sys/leases/revoke`: the lease. API reference:
 /// <https://developer.hashicorp.com/vault/api-docs/system/leases#read-lease> and
 /// <https://developer.hashicorp.com/vault/api-docs/system/leases#revoke-lease>.
@@ -184,15 +178,7 @@ impl Vault {
         } else {
             format!("sys/leases/lookup/{prefix}/")
         };
-        let list = Method::from_bytes(b"LIST").expect("LIST is a valid method");
-        match self
-            .send::<Option<DataEnvelope<Keys>>>(list, &path, None)
-            .await
-        {
-            Ok(resp) => Ok(resp.and_then(|r| r.data).unwrap_or_default().keys),
-            Err(e) if e.is_not_found() => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        self.list(&path).await
     }
 
     /// `PUT sys/leases/renew`: extends the lease by `increment` seconds (Vault's choice when

@@ -112,8 +112,12 @@ impl VaultError {
     fn retryable(&self) -> bool {
         match self {
             // 412: a standby has not caught up with the index asked for (Vault Enterprise).
+            // 307: a standby that cannot forward to the active node (yet: during a leader
+            // election) redirects to it instead; the redirect is not followed (the token
+            // stays with the configured address, see transport.rs), and the standby forwards
+            // again once it knows the new leader.
             VaultError::Api {
-                status: 412 | 429 | 500 | 502 | 503 | 504,
+                status: 307 | 412 | 429 | 500 | 502 | 503 | 504,
                 ..
             } => true,
             // Answers that say nothing about the request itself: one the server abandoned
@@ -176,7 +180,8 @@ impl Vault {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(transport::same_origin_redirects());
         if settings.skip_tls_verify {
             b = b.tls_danger_accept_invalid_certs(true);
         }
@@ -253,6 +258,27 @@ impl Vault {
         self.transport.request(&method, path, &token, body).await
     }
 
+    /// `LIST <path>`: the keys directly under it, sub-paths ending in `/`. Empty when there
+    /// is nothing under it (Vault answers 404).
+    pub(crate) async fn list(&self, path: &str) -> Result<Vec<String>, VaultError> {
+        #[derive(serde::Deserialize, Default)]
+        struct Keys {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            data: Option<Keys>,
+        }
+        let list = reqwest::Method::from_bytes(b"LIST").expect("LIST is a valid method");
+        match self.send::<Option<Envelope>>(list, path, None).await {
+            Ok(resp) => Ok(resp.and_then(|r| r.data).unwrap_or_default().keys),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A create that Vault refuses with "path already in use" (a mount, an audit device).
     /// When the request was sent more than once, an attempt whose answer was lost may have
     /// made the object: `ours` looks at what is there now, and when it is what was asked
@@ -299,9 +325,12 @@ mod tests {
 
     #[test]
     fn what_is_worth_another_try() {
-        for status in [412, 429, 500, 502, 503, 504] {
+        for status in [307, 412, 429, 500, 502, 503, 504] {
             assert!(api(status, "").retryable(), "{status}");
         }
+        // A permanent redirect (say, http to https) does not go away.
+        assert!(!api(301, "").retryable());
+        assert!(!api(308, "").retryable());
         // As OpenBao 2.7 answers a read it abandoned while sealing.
         assert!(api(400, "failed to read policy: context canceled").retryable());
         assert!(api(400, "upstream: context deadline exceeded").retryable());

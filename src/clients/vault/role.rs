@@ -36,6 +36,9 @@ pub struct TokenFieldsRequest {
     /// `service`, `batch` or `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// The tokens do not get the `default` policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_no_default_policy: Option<bool>,
 }
 
 /// The token parameters of a role as `GET auth/<mount>/role/<name>` answers them, for any
@@ -155,6 +158,16 @@ impl JwtRole {
             _ => None,
         }
     }
+
+    /// Whether `claim` is bound, and `value` is its value or one of its values (compared
+    /// as written: `bound_claims_type = "glob"` patterns are not expanded).
+    fn admits(&self, claim: &str, value: &str) -> Option<bool> {
+        Some(match self.bound_claims.get(claim)? {
+            BoundClaim::One(v) => v == value,
+            BoundClaim::AnyOf(v) => v.iter().any(|v| v == value),
+            BoundClaim::Other(_) => false,
+        })
+    }
 }
 
 /// `POST auth/<mount>/role/<name>` of HashiCorp Vault's azure auth method: creates or updates
@@ -217,6 +230,18 @@ impl Role {
             Role::Azure(r) => &r.token,
         }
     }
+
+    /// Whether the identity with object ID `principal` in `tenant` can log in with the role:
+    /// a JWT role binds `oid` to it (and `tid`, when bound, to `tenant`); an azure role lists
+    /// it in `bound_service_principal_ids`.
+    pub fn admits_identity(&self, principal: &str, tenant: &str) -> bool {
+        match self {
+            Role::Jwt(r) => {
+                r.admits("oid", principal) == Some(true) && r.admits("tid", tenant) != Some(false)
+            }
+            Role::Azure(r) => r.bound_service_principal_ids.iter().any(|p| p == principal),
+        }
+    }
 }
 
 fn role_path(mount: &str, name: &str) -> String {
@@ -261,6 +286,13 @@ impl Vault {
         name: &str,
     ) -> Result<Option<TokenFields>, VaultError> {
         self.read_role_as(mount, name).await
+    }
+
+    /// `LIST auth/<mount>/role`: the names of the mount's roles (empty when it has none).
+    /// API reference: <https://developer.hashicorp.com/vault/api-docs/auth/jwt#list-roles>,
+    /// <https://developer.hashicorp.com/vault/api-docs/auth/azure#list-roles>.
+    pub async fn list_roles(&self, mount: &str) -> Result<Vec<String>, VaultError> {
+        self.list(&format!("auth/{mount}/role")).await
     }
 
     /// `POST auth/<mount>/role/<name>`: creates or updates the role.
@@ -334,6 +366,7 @@ mod tests {
             token: TokenFieldsRequest {
                 token_bound_cidrs: Some(vec![]),
                 token_type: Some("batch".into()),
+                token_no_default_policy: Some(true),
                 ..Default::default()
             },
         });
@@ -343,6 +376,7 @@ mod tests {
                 "bound_service_principal_ids": ["p"],
                 "token_bound_cidrs": [],
                 "token_type": "batch",
+                "token_no_default_policy": true,
             })
         );
     }
@@ -414,6 +448,34 @@ mod tests {
         .unwrap();
         assert_eq!(r.bound_service_principal_ids, ["p"]);
         assert_eq!(Role::Azure(r).token().token_ttl, 900);
+    }
+
+    /// Which roles let the identity `p` of tenant `t` log in.
+    #[test]
+    fn roles_that_admit_an_identity() {
+        let jwt = |claims: Json| {
+            Role::Jwt(serde_json::from_value(json!({ "bound_claims": claims })).unwrap())
+        };
+        assert!(jwt(json!({"oid": "p", "tid": "t"})).admits_identity("p", "t"));
+        assert!(jwt(json!({"oid": ["x", "p"], "tid": ["t"]})).admits_identity("p", "t"));
+        assert!(
+            jwt(json!({"oid": "p"})).admits_identity("p", "t"),
+            "no tenant bound: any tenant"
+        );
+        assert!(!jwt(json!({"oid": "p", "tid": "other"})).admits_identity("p", "t"));
+        assert!(!jwt(json!({"oid": "x", "tid": "t"})).admits_identity("p", "t"));
+        assert!(
+            !jwt(json!({"tid": "t"})).admits_identity("p", "t"),
+            "no object ID bound: not bound to an identity"
+        );
+        assert!(!jwt(json!({"oid": 3, "tid": "t"})).admits_identity("p", "t"));
+        let azure = |ids: Json| {
+            Role::Azure(
+                serde_json::from_value(json!({ "bound_service_principal_ids": ids })).unwrap(),
+            )
+        };
+        assert!(azure(json!(["x", "p"])).admits_identity("p", "t"));
+        assert!(!azure(json!(["x"])).admits_identity("p", "t"));
     }
 
     #[test]

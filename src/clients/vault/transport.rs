@@ -9,6 +9,13 @@
 //! has seen with `X-Vault-Inconsistent: forward-active-node`, so a standby that has not
 //! caught up forwards the request to the active node instead of answering from stale data
 //! (OpenBao: <https://openbao.org/docs/concepts/consistency/>).
+//!
+//! Redirects: the token travels in `X-Vault-Token`, which reqwest, unlike `Authorization`,
+//! keeps on a redirect to another host. So a redirect is followed only within the origin
+//! (scheme, host and port) of the configured address; one to elsewhere (a standby sending
+//! the client to the active node) is answered as an error naming where it pointed. A 307 is
+//! retried at the configured address like a 503: a standby redirects while it cannot
+//! forward, e.g. until it knows a newly elected leader.
 
 use std::sync::Mutex;
 
@@ -137,6 +144,9 @@ impl Transport {
         let resp = sent.map_err(transport)?;
         self.observe(resp.headers());
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Err(redirected(status, path, resp.url(), resp.headers()));
+        }
         let bytes = resp.bytes().await.map_err(transport)?;
         if status >= 400 {
             #[derive(serde::Deserialize, Default)]
@@ -183,6 +193,51 @@ impl Transport {
     }
 }
 
+/// The most redirects followed within the origin, as reqwest's default policy.
+const MAX_REDIRECTS: usize = 10;
+
+/// The client's redirect policy: follow a redirect only to the origin (scheme, host, port) of
+/// the request it came from, so that `X-Vault-Token` never reaches another host; stop at any
+/// other, and the answer becomes the error of [`redirected`].
+pub(super) fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_none_or(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A redirect answer the client did not follow: one to another origin (a standby pointing
+/// at the active node), or one without a target it could follow.
+fn redirected(status: u16, path: &str, from: &reqwest::Url, headers: &HeaderMap) -> VaultError {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok());
+    let elsewhere = location
+        .and_then(|l| from.join(l).ok())
+        .filter(|to| to.origin() != from.origin());
+    let message = match (elsewhere, location) {
+        (Some(to), _) => format!(
+            "redirected to {to}, another host (or scheme or port) than the configured address; the provider does not send its token to another host. Point `vault.address` at the active node or at a load balancer that reaches it, or let the standby forward requests to the active node (request forwarding)"
+        ),
+        (None, Some(l)) => format!("a redirect to {l:?} that the client does not follow"),
+        (None, None) => "a redirect without a Location".to_string(),
+    };
+    VaultError::Api {
+        status,
+        errors: vec![message],
+        path: path.to_string(),
+    }
+}
+
 /// OpenBao's `X-Vault-Index`: base64 of `{"cluster": "<id>", "value": "<n>"}`.
 fn decode_index(raw: &str) -> Option<(String, u64)> {
     #[derive(serde::Deserialize)]
@@ -222,6 +277,190 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(json);
         h.insert(INDEX, HeaderValue::from_str(&b64).unwrap());
         h
+    }
+
+    /// A loopback HTTP/1.1 server that records the head of every request it gets and
+    /// answers each with what `answer` makes of the request line and of its own address.
+    struct Loopback {
+        addr: std::net::SocketAddr,
+        heads: std::sync::Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Loopback {
+        async fn start(answer: fn(&str, std::net::SocketAddr) -> String) -> Loopback {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let heads = std::sync::Arc::new(Mutex::new(Vec::new()));
+            let seen = heads.clone();
+            tokio::spawn(async move {
+                while let Ok((mut conn, _)) = listener.accept().await {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let line = head.lines().next().unwrap_or_default().to_string();
+                    seen.lock().unwrap().push(head);
+                    let _ = conn.write_all(answer(&line, addr).as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                }
+            });
+            Loopback { addr, heads }
+        }
+
+        fn url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        fn heads(&self) -> Vec<String> {
+            self.heads.lock().unwrap().clone()
+        }
+    }
+
+    fn answer(status: &str, extra: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// Records the headers and answers 200 with `{"data": {"where": "other"}}`.
+    fn other_host(_: &str, _: std::net::SocketAddr) -> String {
+        answer("200 OK", "", r#"{"data":{"where":"other"}}"#)
+    }
+
+    fn vault_at(base: &str, policy: reqwest::redirect::Policy) -> Transport {
+        let http = reqwest::Client::builder().redirect(policy).build().unwrap();
+        Transport::new(http, base.into(), base.into(), None, 0)
+    }
+
+    const TOKEN: &str = "s.secret-token";
+
+    /// `GET /v1/<path>` with [`TOKEN`].
+    async fn get(t: &Transport, path: &str) -> Result<serde_json::Value, VaultError> {
+        t.request(&reqwest::Method::GET, path, TOKEN, None).await.0
+    }
+
+    /// Whether a recorded request head carries [`TOKEN`].
+    fn carries_token(head: &str) -> bool {
+        head.to_ascii_lowercase()
+            .contains(&format!("x-vault-token: {TOKEN}"))
+    }
+
+    /// A standby answering 307 to the active node on another port: the token never reaches
+    /// it, and the error names where the redirect pointed and what to do.
+    #[tokio::test]
+    async fn a_redirect_to_another_host_is_not_followed_with_the_token() {
+        let other = Loopback::start(other_host).await;
+        // The standby: every request is redirected to the same path on `other` (held in a
+        // static: the answer is a fn pointer, which captures nothing).
+        static OTHER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        OTHER.set(other.url()).unwrap();
+        let standby = Loopback::start(|line, _| {
+            let path = line.split(' ').nth(1).unwrap_or("/");
+            let to = format!("{}{path}", OTHER.get().unwrap());
+            answer("307 Temporary Redirect", &format!("Location: {to}\r\n"), "")
+        })
+        .await;
+
+        let e = get(
+            &vault_at(&standby.url(), same_origin_redirects()),
+            "kv/data/app",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.status(), Some(307), "{e}");
+        let text = e.to_string();
+        for part in [
+            &format!("{}/v1/kv/data/app", other.url()),
+            "does not send its token to another host",
+            "vault.address",
+        ] {
+            assert!(text.contains(part), "{part:?} in {text}");
+        }
+        assert_eq!(standby.heads().len(), 1);
+        assert!(carries_token(&standby.heads()[0]));
+        assert!(
+            other.heads().is_empty(),
+            "nothing reached the other host: {:?}",
+            other.heads()
+        );
+
+        // A standby redirects while it cannot forward: asked again at the same address,
+        // never at the other.
+        let mut again = vault_at(&standby.url(), same_origin_redirects());
+        again.max_retries = 1;
+        assert_eq!(
+            get(&again, "kv/data/app").await.unwrap_err().status(),
+            Some(307)
+        );
+        assert_eq!(standby.heads().len(), 3);
+        assert!(other.heads().is_empty());
+
+        // The hazard the policy closes: reqwest's default policy follows, and sends the
+        // custom header along (it only drops Authorization and cookies).
+        let followed = get(
+            &vault_at(&standby.url(), reqwest::redirect::Policy::default()),
+            "kv/data/app",
+        )
+        .await;
+        assert_eq!(followed.unwrap()["data"]["where"], "other");
+        let leaked = other.heads();
+        assert_eq!(leaked.len(), 1);
+        assert!(carries_token(&leaked[0]));
+    }
+
+    /// A redirect within the configured origin (a path moved on the same node) is followed,
+    /// with the token.
+    #[tokio::test]
+    async fn a_redirect_within_the_origin_is_followed() {
+        let node = Loopback::start(|line, addr| {
+            if line.contains("/v1/old") {
+                let to = format!("http://{addr}/v1/new");
+                answer("307 Temporary Redirect", &format!("Location: {to}\r\n"), "")
+            } else if line.contains("/v1/relative") {
+                answer("308 Permanent Redirect", "Location: /v1/new\r\n", "")
+            } else {
+                answer("200 OK", "", r#"{"data":{"where":"new"}}"#)
+            }
+        })
+        .await;
+        let t = vault_at(&node.url(), same_origin_redirects());
+        for path in ["old", "relative"] {
+            assert_eq!(
+                get(&t, path).await.unwrap()["data"]["where"],
+                "new",
+                "{path}"
+            );
+        }
+        let heads = node.heads();
+        assert_eq!(heads.len(), 4, "{heads:?}");
+        for h in &heads {
+            assert!(carries_token(h), "{h}");
+        }
+        assert!(heads[1].starts_with("GET /v1/new "), "{}", heads[1]);
+    }
+
+    /// A redirect loop within the origin ends with an error.
+    #[tokio::test]
+    async fn a_redirect_loop_ends() {
+        let node = Loopback::start(|_, addr| {
+            answer(
+                "307 Temporary Redirect",
+                &format!("Location: http://{addr}/v1/loop\r\n"),
+                "",
+            )
+        })
+        .await;
+        let t = vault_at(&node.url(), same_origin_redirects());
+        let r = get(&t, "loop").await;
+        assert!(matches!(r, Err(VaultError::Transport { .. })), "{r:?}");
+        assert_eq!(node.heads().len(), MAX_REDIRECTS + 1);
     }
 
     #[test]
