@@ -915,3 +915,103 @@ async fn invalid_configurations_get_diagnostics_with_attribute_paths() {
     eprintln!("protocol: {checked} invalid configurations, each refused with an attribute path");
     assert!(checked >= 40);
 }
+
+/// Every value of `apim_vault_binding` that reaches the APIM policy is held to a grammar at
+/// validation: each injection vector is refused with an error on the attribute it came in,
+/// while the same configuration without it validates cleanly.
+#[tokio::test]
+async fn binding_injection_vectors_are_refused_on_their_attribute() {
+    use apim_provider::framework::resource::Provider;
+    use serde_json::json;
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let provider = apim_provider::provider::ApimProvider::new();
+    let ty = provider
+        .resources()
+        .iter()
+        .find(|r| r.type_name() == "apim_vault_binding")
+        .unwrap()
+        .schema()
+        .block
+        .object_type();
+    let apim = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim";
+    let base = json!({"api_management_id": apim, "api_id": "orders-api", "name": "orders",
+        "role": "orders-apim", "audience": "api://apim-vault", "vault_address": "https://vault.example.com:8200",
+        "secret_path": "secret/data/orders/backend", "secret_field": "api_key", "inject": {"header": "X-Api-Key"}});
+    let mut validate = async |config: &serde_json::Value| {
+        let value = codec::from_json(config.to_string().as_bytes(), &ty).unwrap();
+        c.validate_resource_config(pb::validate_resource_config::Request {
+            type_name: "apim_vault_binding".into(),
+            config: dv(&value, &ty),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.severity == pb::diagnostic::Severity::Error as i32)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        validate(&base).await,
+        vec![],
+        "the base configuration is valid"
+    );
+    let vectors: Vec<(&str, serde_json::Value)> = vec![
+        // A quote in the role would end the C# string it sits in.
+        (
+            "role",
+            json!(r#"x" + context.Request.Headers.GetValueOrDefault("X-Role","") + ""#),
+        ),
+        // A policy expression as the namespace: the caller would choose it.
+        (
+            "vault_namespace",
+            json!(r#"@(context.Request.Headers.GetValueOrDefault("X-Ns",""))"#),
+        ),
+        // A path that passes an ACL check on `secret/*` but fetches another path.
+        ("secret_path", json!("secret/data/../../sys/raw/core")),
+        // A named-value reference, which APIM would substitute.
+        ("secret_path", json!("secret/data/{{other}}")),
+        ("secret_path", json!("secret/data/orders?version=1")),
+        ("secret_path", json!("secret/data/orders#x")),
+        ("secret_path", json!("@(context.Request.Url.Path)")),
+        // A quote in the audience would end its XML attribute.
+        ("audience", json!(r#"api://vault" resource="x"#)),
+        ("audience", json!("api://vault {{x}}")),
+        // The secret and the tokens would cross the network in clear.
+        ("vault_address", json!("http://vault.example.com:8200")),
+        ("vault_address", json!("https://user:pw@vault.example.com")),
+        ("vault_address", json!("https://vault.example.com/?x=1")),
+        ("backend", json!("jwt/../token")),
+        ("secret_field", json!(r#"a"]"#)),
+        ("vault_namespace", json!("team/../root")),
+    ];
+    for (attr, value) in &vectors {
+        let mut config = base.clone();
+        config[*attr] = value.clone();
+        let errors = validate(&config).await;
+        assert!(!errors.is_empty(), "{attr} = {value}: accepted");
+        for e in &errors {
+            let path = e
+                .attribute
+                .as_ref()
+                .map(|a| a.steps.clone())
+                .unwrap_or_default();
+            let first = path.first().and_then(|s| match &s.selector {
+                Some(pb::attribute_path::step::Selector::AttributeName(n)) => Some(n.as_str()),
+                _ => None,
+            });
+            assert_eq!(
+                first,
+                Some(*attr),
+                "{attr} = {value}: error on another attribute: {e:?}"
+            );
+        }
+    }
+    // The inject block's names, inside the block.
+    let mut config = base.clone();
+    config["inject"] = json!({"header": "X-Key\" name=\"x"});
+    let errors = validate(&config).await;
+    assert!(!errors.is_empty(), "a quote in inject.header is accepted");
+}

@@ -293,7 +293,7 @@ fn vault_azure_role_defaults_fit_a_single_use_gateway_login() {
             trio_binding(
                 "orders",
                 &format!(
-                    "api_management_id = \"{}\"\nname = \"orders\"\nsecret_path = \"secret/data/orders/backend\"\nsecret_field = \"api_key\"\ncache_ttl = 301\ninject {{\n  header = \"X-Api-Key\"\n}}",
+                    "api_management_id = \"{}\"\napi_id = \"orders-api\"\nname = \"orders\"\nsecret_path = \"secret/data/orders/backend\"\nsecret_field = \"api_key\"\ncache_ttl = 301\ninject {{\n  header = \"X-Api-Key\"\n}}",
                     emu.api_management_id()
                 )
             )

@@ -26,8 +26,12 @@ fn bao_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("APIM_TEST_BAO") {
         return PathBuf::from(p);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    root.join(".tools/bin/bao")
+    // The tools folder scripts/setup fills (APIM_TOOLS_DIR when it is elsewhere).
+    let tools = std::env::var_os("APIM_TOOLS_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools"),
+        PathBuf::from,
+    );
+    tools.join("bin/bao")
 }
 
 fn free_port() -> u16 {
