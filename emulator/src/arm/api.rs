@@ -97,10 +97,12 @@ impl Kind for Apis {
             _ => None,
         }
     }
-    fn before_delete(&self, st: &mut State, e: &Entity) -> Result<(), ArmError> {
-        // An API's policies and other children go with it.
+    fn before_delete(&self, st: &mut State, _req: &Req, e: &Entity) -> Result<(), ArmError> {
+        // An API's policy, operations and their policies go with it, and so do its places in
+        // products.
         let prefix = format!("{}/", e.id.to_ascii_lowercase());
         st.entities.retain(|k, _| !k.starts_with(&prefix));
+        super::product_api::unlink_api(st, &e.service_key, &e.name);
         Ok(())
     }
 }

@@ -66,8 +66,9 @@ pub trait Kind: Sync {
     ) -> ArmResult {
         Err(method_not_allowed(req))
     }
-    /// Called before deleting; may refuse, and removes dependants.
-    fn before_delete(&self, _st: &mut State, _e: &Entity) -> Result<(), ArmError> {
+    /// Called before deleting; may refuse (the request's query may say how), and removes
+    /// dependants.
+    fn before_delete(&self, _st: &mut State, _req: &Req, _e: &Entity) -> Result<(), ArmError> {
         Ok(())
     }
 }
