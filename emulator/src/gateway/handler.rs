@@ -9,7 +9,7 @@ use super::instance::{effective_policy, match_api};
 use super::log::{Entry, ErrorSummary};
 use super::pipeline::Run;
 use super::rules::policies::Section;
-use super::scopes::{in_protected_product, match_operation, product_info};
+use super::scopes::{in_protected_product, match_operation, product_info, OperationMatch};
 use crate::arm::subscription::find_by_key;
 use crate::faults::lock;
 use crate::server::App;
@@ -166,8 +166,10 @@ async fn serve(
         let Some(api) = match_api(&st, &service_key, &original.path) else {
             return json_answer(404, "Resource not found");
         };
-        let Ok(op) = match_operation(&st, &api.id, &method, &api.rest) else {
-            return json_answer(404, "Resource not found");
+        let op = match match_operation(&st, &api.id, &method, &api.rest) {
+            OperationMatch::NoOperations => None,
+            OperationMatch::Matched(op) => Some(op),
+            OperationMatch::NoneMatched => return json_answer(404, "Resource not found"),
         };
         let (sub, product) = match key
             .as_deref()

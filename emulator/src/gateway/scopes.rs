@@ -23,6 +23,19 @@ pub struct MatchedOperation {
     pub params: Vec<(String, String)>,
 }
 
+/// Template parameters and their values.
+type Params = Vec<(String, String)>;
+
+/// What a request matched among an API's operations.
+pub enum OperationMatch {
+    /// The API has no operations: every request reaches it.
+    NoOperations,
+    /// The most specific operation that matches.
+    Matched(MatchedOperation),
+    /// The API has operations and none matches (APIM's 404).
+    NoneMatched,
+}
+
 /// Specificity of one template segment: a literal beats a parameter with literal text around
 /// it, which beats a bare parameter, which beats the `*` wildcard.
 const LITERAL: u8 = 3;
@@ -31,7 +44,7 @@ const PARAM: u8 = 1;
 const WILDCARD: u8 = 0;
 
 /// Matches one request segment against one template segment (`lit`, `{p}`, `pre{p}post`).
-fn segment(t: &str, r: &str, params: &mut Vec<(String, String)>) -> Option<u8> {
+fn segment(t: &str, r: &str, params: &mut Params) -> Option<u8> {
     let (Some(open), Some(close)) = (t.find('{'), t.rfind('}')) else {
         return t.eq_ignore_ascii_case(r).then_some(LITERAL);
     };
@@ -57,7 +70,7 @@ fn segment(t: &str, r: &str, params: &mut Vec<(String, String)>) -> Option<u8> {
 /// The specificity of `template` for a request path below the API (`rest`, no leading slash),
 /// segment by segment, or `None` when it does not match. `{p}` matches one non-empty segment;
 /// a final `*` matches whatever is left.
-fn match_template(template: &str, rest: &str) -> Option<(Vec<u8>, Vec<(String, String)>)> {
+fn match_template(template: &str, rest: &str) -> Option<(Vec<u8>, Params)> {
     let path = template.split('?').next().unwrap_or(template);
     let t: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let r: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -73,15 +86,9 @@ fn match_template(template: &str, rest: &str) -> Option<(Vec<u8>, Vec<(String, S
     (t.len() == r.len()).then_some((score, params))
 }
 
-/// The operation of API `api_id` a request matches: `Ok(None)` when the API has no operations
-/// (every request reaches the API), `Err(())` when it has some and none matches (APIM's 404).
-/// The most specific template wins (compared segment by segment), then the longer one.
-pub fn match_operation(
-    st: &State,
-    api_id: &str,
-    method: &str,
-    rest: &str,
-) -> Result<Option<MatchedOperation>, ()> {
+/// The operation of API `api_id` a request matches. The most specific template wins (compared
+/// segment by segment), then the longer one; among equals, the first by operation id.
+pub fn match_operation(st: &State, api_id: &str, method: &str, rest: &str) -> OperationMatch {
     let prefix = format!("{api_id}/operations/").to_ascii_lowercase();
     let mut any = false;
     let mut best: Option<(Vec<u8>, MatchedOperation)> = None;
@@ -121,9 +128,9 @@ pub fn match_operation(
         best = Some((score, op));
     }
     match best {
-        Some((_, op)) => Ok(Some(op)),
-        None if any => Err(()),
-        None => Ok(None),
+        Some((_, op)) => OperationMatch::Matched(op),
+        None if any => OperationMatch::NoneMatched,
+        None => OperationMatch::NoOperations,
     }
 }
 
