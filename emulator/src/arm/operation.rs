@@ -3,10 +3,9 @@
 //! gateway matches a request to, by method and `urlTemplate`, and where operation policies hang.
 //! PUT and PATCH are synchronous.
 
-use super::body::{merged_properties, opt_str, properties, req_str};
+use super::body::{opt_str, req_str};
 use super::error::ArmError;
-use super::kind::{string_values, Kind, Render};
-use super::Scope;
+use super::kind::{check_id, remove_children, string_values, Kind};
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{Map, Value};
@@ -99,41 +98,14 @@ impl Kind for Operations {
     fn noun(&self) -> &'static str {
         "Operation"
     }
+    fn normalise(&self, p: &Map<String, Value>) -> Result<Value, ArmError> {
+        normalise(p)
+    }
+    fn patchable(&self) -> bool {
+        true
+    }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
-        if name.is_empty()
-            || name.chars().count() > 80
-            || name.contains(['*', '#', '&', '+', ':', '<', '>', '?'])
-        {
-            return Err(ArmError::validation(
-                "operationId",
-                format!(
-                    "The operation id '{name}' is invalid: 1-80 characters, none of '*#&+:<>?'."
-                ),
-            ));
-        }
-        Ok(())
-    }
-    fn create(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&properties(body)?)
-    }
-    fn update(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        existing: &Entity,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&merged_properties(existing, body)?)
-    }
-    fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
-        Ok(e.properties.clone())
+        check_id(name, 80, "operationId", "operation")
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
         let s = |k: &str| string_values(&e.properties, k);
@@ -148,8 +120,7 @@ impl Kind for Operations {
     }
     fn before_delete(&self, st: &mut State, _req: &Req, e: &Entity) -> Result<(), ArmError> {
         // The operation's policy goes with it.
-        let prefix = format!("{}/", e.id.to_ascii_lowercase());
-        st.entities.retain(|k, _| !k.starts_with(&prefix));
+        remove_children(st, e);
         Ok(())
     }
 }

@@ -4,10 +4,9 @@
 //! subscriptions scoped to it. PUT and PATCH are synchronous. APIM's automatic subscription for
 //! the administrator on create is not emulated.
 
-use super::body::{merged_properties, opt_str, properties, req_str};
+use super::body::{opt_str, req_str};
 use super::error::ArmError;
-use super::kind::{string_values, Kind, Render};
-use super::Scope;
+use super::kind::{check_id, remove_children, string_values, Kind};
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{json, Map, Value};
@@ -97,41 +96,14 @@ impl Kind for Products {
     fn noun(&self) -> &'static str {
         "Product"
     }
+    fn normalise(&self, p: &Map<String, Value>) -> Result<Value, ArmError> {
+        normalise(p)
+    }
+    fn patchable(&self) -> bool {
+        true
+    }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
-        if name.is_empty()
-            || name.chars().count() > 256
-            || name.contains(['*', '#', '&', '+', ':', '<', '>', '?'])
-        {
-            return Err(ArmError::validation(
-                "productId",
-                format!(
-                    "The product id '{name}' is invalid: 1-256 characters, none of '*#&+:<>?'."
-                ),
-            ));
-        }
-        Ok(())
-    }
-    fn create(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&properties(body)?)
-    }
-    fn update(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        existing: &Entity,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&merged_properties(existing, body)?)
-    }
-    fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
-        Ok(e.properties.clone())
+        check_id(name, 256, "productId", "product")
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
         let s = |k: &str| string_values(&e.properties, k);
@@ -161,8 +133,7 @@ impl Kind for Products {
         for k in subs {
             st.entities.remove(&k);
         }
-        let prefix = format!("{}/", e.id.to_ascii_lowercase());
-        st.entities.retain(|k, _| !k.starts_with(&prefix));
+        remove_children(st, e);
         Ok(())
     }
 }
