@@ -1,10 +1,9 @@
 //! APIs (`{service}/apis/{apiId}`): enough of apimapis.json to create, read, update, list and
 //! delete an HTTP API, so that API policies have something to hang on. PUT is synchronous.
 
-use super::body::{merged_properties, opt_str, properties, req_str};
+use super::body::{opt_str, req_str};
 use super::error::ArmError;
 use super::kind::{string_values, Kind, Render};
-use super::Scope;
 use crate::server::Req;
 use crate::store::{Entity, State};
 use serde_json::{json, Map, Value};
@@ -48,6 +47,12 @@ impl Kind for Apis {
     fn noun(&self) -> &'static str {
         "Api"
     }
+    fn normalise(&self, p: &Map<String, Value>) -> Result<Value, ArmError> {
+        normalise(p)
+    }
+    fn patchable(&self) -> bool {
+        true
+    }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
         let base = name.split(";rev=").next().unwrap_or(name);
         if base.is_empty()
@@ -61,25 +66,6 @@ impl Kind for Apis {
             ));
         }
         Ok(())
-    }
-    fn create(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&properties(body)?)
-    }
-    fn update(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        existing: &Entity,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&merged_properties(existing, body)?)
     }
     fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
         let mut p = e.properties.clone();
@@ -97,10 +83,11 @@ impl Kind for Apis {
             _ => None,
         }
     }
-    fn before_delete(&self, st: &mut State, e: &Entity) -> Result<(), ArmError> {
-        // An API's policies and other children go with it.
-        let prefix = format!("{}/", e.id.to_ascii_lowercase());
-        st.entities.retain(|k, _| !k.starts_with(&prefix));
+    fn before_delete(&self, st: &mut State, _req: &Req, e: &Entity) -> Result<(), ArmError> {
+        // An API's policy, operations and their policies go with it, and so do its places in
+        // products.
+        super::kind::remove_children(st, e);
+        super::product_api::unlink_api(st, &e.service_key, &e.name);
         Ok(())
     }
 }

@@ -1,12 +1,10 @@
 //! Backends (`{service}/backends/{backendId}`, apimbackends.json). PUT (201/200) and PATCH (200)
 //! are synchronous.
 
-use super::body::{merged_properties, opt_str, properties};
+use super::body::opt_str;
 use super::error::ArmError;
-use super::kind::{string_values, Kind, Render};
-use super::Scope;
-use crate::server::Req;
-use crate::store::{Entity, State};
+use super::kind::{string_values, Kind};
+use crate::store::Entity;
 use serde_json::{json, Map, Value};
 
 /// ARM type of a backend.
@@ -84,6 +82,12 @@ impl Kind for Backends {
     fn noun(&self) -> &'static str {
         "Backend"
     }
+    fn normalise(&self, p: &Map<String, Value>) -> Result<Value, ArmError> {
+        normalise(p)
+    }
+    fn patchable(&self) -> bool {
+        true
+    }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
         if name.is_empty()
             || name.chars().count() > 80
@@ -95,28 +99,6 @@ impl Kind for Backends {
             ));
         }
         Ok(())
-    }
-    fn create(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&properties(body)?)
-    }
-    fn update(
-        &self,
-        _st: &State,
-        _scope: &Scope,
-        _req: &Req,
-        existing: &Entity,
-        body: &Value,
-    ) -> Result<Value, ArmError> {
-        normalise(&merged_properties(existing, body)?)
-    }
-    fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
-        Ok(e.properties.clone())
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
         let s = |k: &str| string_values(&e.properties, k);

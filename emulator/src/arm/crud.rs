@@ -177,7 +177,7 @@ fn delete(app: &App, req: &Req, kind: &dyn Kind, id: &str) -> ArmResult {
         return Ok(empty(204));
     };
     check_if_match(req, Some(&existing.etag), true)?;
-    kind.before_delete(&mut st, &existing)?;
+    kind.before_delete(&mut st, req, &existing)?;
     st.entities.remove(&key);
     app.persist(&st);
     Ok(empty(200))

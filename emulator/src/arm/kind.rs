@@ -2,11 +2,12 @@
 //! says how one kind of entity is named, validated, stored and rendered; the CRUD does routing,
 //! ETags, long-running operations and paging the same way for all of them.
 
+use super::body::{merged_properties, properties};
 use super::error::{method_not_allowed, ArmError, ArmResult};
 use super::Scope;
 use crate::server::{App, Req};
 use crate::store::{Entity, State};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// How an entity is being rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +34,25 @@ pub trait Kind: Sync {
     }
     /// Checks the entity name against the spec's pattern.
     fn validate_name(&self, name: &str) -> Result<(), ArmError>;
+    /// The properties to store from the properties a client sent (for kinds whose PUT and PATCH
+    /// only validate and complete them).
+    fn normalise(&self, _p: &Map<String, Value>) -> Result<Value, ArmError> {
+        Err(ArmError::validation("properties", "Not supported."))
+    }
+    /// Whether PATCH merges into the stored properties and normalises the result.
+    fn patchable(&self) -> bool {
+        false
+    }
     /// Validates a PUT body and returns the properties to store.
-    fn create(&self, st: &State, scope: &Scope, req: &Req, body: &Value)
-        -> Result<Value, ArmError>;
+    fn create(
+        &self,
+        _st: &State,
+        _scope: &Scope,
+        _req: &Req,
+        body: &Value,
+    ) -> Result<Value, ArmError> {
+        self.normalise(&properties(body)?)
+    }
     /// Called before a PUT creates a new entity (not on replace): per-instance limits.
     fn before_create(&self, _st: &State, _scope: &Scope) -> Result<(), ArmError> {
         Ok(())
@@ -46,13 +63,19 @@ pub trait Kind: Sync {
         _st: &State,
         _scope: &Scope,
         req: &Req,
-        _existing: &Entity,
-        _body: &Value,
+        existing: &Entity,
+        body: &Value,
     ) -> Result<Value, ArmError> {
-        Err(method_not_allowed(req))
+        if self.patchable() {
+            self.normalise(&merged_properties(existing, body)?)
+        } else {
+            Err(method_not_allowed(req))
+        }
     }
-    /// Properties as returned to the client.
-    fn render(&self, e: &Entity, req: &Req, mode: Render) -> Result<Value, ArmError>;
+    /// Properties as returned to the client (by default as stored).
+    fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
+        Ok(e.properties.clone())
+    }
     /// Values of a `$filter` field for an entity (`None`: unknown field).
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>>;
     /// POST actions (`listValue`, `listReferences`, ...).
@@ -66,8 +89,9 @@ pub trait Kind: Sync {
     ) -> ArmResult {
         Err(method_not_allowed(req))
     }
-    /// Called before deleting; may refuse, and removes dependants.
-    fn before_delete(&self, _st: &mut State, _e: &Entity) -> Result<(), ArmError> {
+    /// Called before deleting; may refuse (the request's query may say how), and removes
+    /// dependants.
+    fn before_delete(&self, _st: &mut State, _req: &Req, _e: &Entity) -> Result<(), ArmError> {
         Ok(())
     }
 }
@@ -101,4 +125,24 @@ pub(super) fn string_values(props: &Value, key: &str) -> Vec<String> {
         .map(str::to_string)
         .into_iter()
         .collect()
+}
+
+/// Checks an entity id: 1 to `max` characters, none of `*#&+:<>?`.
+pub(super) fn check_id(name: &str, max: usize, target: &str, noun: &str) -> Result<(), ArmError> {
+    if name.is_empty()
+        || name.chars().count() > max
+        || name.contains(['*', '#', '&', '+', ':', '<', '>', '?'])
+    {
+        return Err(ArmError::validation(
+            target,
+            format!("The {noun} id '{name}' is invalid: 1-{max} characters, none of '*#&+:<>?'."),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes every entity below `e` (its policy, its operations, ...).
+pub(super) fn remove_children(st: &mut State, e: &Entity) {
+    let prefix = format!("{}/", e.id.to_ascii_lowercase());
+    st.entities.retain(|k, _| !k.starts_with(&prefix));
 }

@@ -16,6 +16,7 @@ pub(crate) mod error;
 mod etag;
 mod kind;
 mod lro;
+mod nested;
 mod policy_doc;
 mod response;
 
@@ -23,8 +24,11 @@ pub mod api;
 pub mod backend;
 pub mod filter;
 pub mod named_value;
+pub mod operation;
 pub mod policy;
 pub mod policy_fragment;
+pub mod product;
+pub mod product_api;
 pub mod service;
 pub mod subscription;
 
@@ -47,7 +51,8 @@ pub struct Scope {
     pub service_key: String,
     /// Canonical id of the instance.
     pub service_id: String,
-    /// Canonical id of the parent of the addressed collection (the instance, or an API).
+    /// Canonical id of the parent of the addressed collection (the instance, an API, an
+    /// operation or a product).
     pub parent_id: String,
 }
 
@@ -153,22 +158,8 @@ fn route(app: &App, req: &Req) -> ArmResult {
             crud::entity_routes(app, req, &subscription::Subscriptions, &scope, &rest[1..])
         }
         "policies" => crud::entity_routes(app, req, &policy::Policies::SERVICE, &scope, &rest[1..]),
-        "apis" if rest.len() >= 3 && rest[2].eq_ignore_ascii_case("policies") => {
-            let api_key = format!("{}/apis/{}", scope.service_id, rest[1]).to_ascii_lowercase();
-            let api_id = {
-                let st = lock(&app.state);
-                match st.entities.get(&api_key) {
-                    Some(api) => api.id.clone(),
-                    None => return Err(ArmError::not_found("Api not found.")),
-                }
-            };
-            let scope = Scope {
-                parent_id: api_id,
-                ..scope
-            };
-            crud::entity_routes(app, req, &policy::Policies::API, &scope, &rest[3..])
-        }
-        "apis" => crud::entity_routes(app, req, &api::Apis, &scope, &rest[1..]),
+        "apis" => nested::apis(app, req, &scope, &rest[1..]),
+        "products" => nested::products(app, req, &scope, &rest[1..]),
         "tenant" if rest.len() == 3 && rest[1].eq_ignore_ascii_case("operationResults") => {
             lro::operation_status(app, req, &scope, &rest[2])
         }

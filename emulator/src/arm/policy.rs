@@ -1,6 +1,9 @@
-//! Policies: the service policy `{service}/policies/policy` (apimpolicies.json) and API policies
-//! `{service}/apis/{apiId}/policies/policy`. PUT is synchronous (201/200). Documents are stored
-//! re-serialised in APIM's layout; see `crate::xml`.
+//! Policies at the four scopes: the service policy `{service}/policies/policy` (apimpolicies.json),
+//! product policies `{service}/products/{productId}/policies/policy`, API policies
+//! `{service}/apis/{apiId}/policies/policy` and operation policies
+//! `{service}/apis/{apiId}/operations/{operationId}/policies/policy`, all with the same shapes.
+//! PUT is synchronous (201/200). Documents are stored re-serialised in APIM's layout; see
+//! `crate::xml`.
 
 use super::body::{properties, req_str};
 use super::error::ArmError;
@@ -17,8 +20,28 @@ use serde_json::{json, Value};
 
 /// ARM type of the service policy.
 pub const SERVICE_TYPE: &str = "Microsoft.ApiManagement/service/policies";
+/// ARM type of a product policy.
+pub const PRODUCT_TYPE: &str = "Microsoft.ApiManagement/service/products/policies";
 /// ARM type of an API policy.
 pub const API_TYPE: &str = "Microsoft.ApiManagement/service/apis/policies";
+/// ARM type of an operation policy.
+pub const OPERATION_TYPE: &str = "Microsoft.ApiManagement/service/apis/operations/policies";
+
+/// The policy types with the scope name the save-time rules use for each.
+pub const LEVELS: [(&str, &str); 4] = [
+    (SERVICE_TYPE, "global"),
+    (PRODUCT_TYPE, "product"),
+    (API_TYPE, "api"),
+    (OPERATION_TYPE, "operation"),
+];
+
+/// The scope (`global`, `product`, `api`, `operation`) of a policy type, if it is one.
+pub fn level(type_name: &str) -> Option<&'static str> {
+    LEVELS
+        .iter()
+        .find(|(t, _)| *t == type_name)
+        .map(|(_, l)| *l)
+}
 
 /// The policy kind at one scope.
 pub struct Policies {
@@ -33,6 +56,14 @@ impl Policies {
     /// `{service}/apis/{apiId}/policies/policy`.
     pub const API: Policies = Policies {
         type_name: API_TYPE,
+    };
+    /// `{service}/products/{productId}/policies/policy`.
+    pub const PRODUCT: Policies = Policies {
+        type_name: PRODUCT_TYPE,
+    };
+    /// `{service}/apis/{apiId}/operations/{operationId}/policies/policy`.
+    pub const OPERATION: Policies = Policies {
+        type_name: OPERATION_TYPE,
     };
 }
 
@@ -77,11 +108,7 @@ impl Kind for Policies {
         check_fragment_refs(st, scope, &root)?;
         let pretty = xml::pretty(&root);
         check_named_value_refs(st, scope, &pretty)?;
-        let level = if self.type_name == SERVICE_TYPE {
-            "global"
-        } else {
-            "api"
-        };
+        let level = level(self.type_name).unwrap_or("api");
         check_rules(st, scope, &value, &stored, DocKind::Policy(level))?;
         Ok(json!({"value": pretty}))
     }

@@ -46,15 +46,11 @@ fn body_format(p: &serde_json::Map<String, Value>) -> Result<Format, ArmError> {
     }
 }
 
-/// Ids of the policies (service and API level) of an instance that include fragment `id`.
+/// The policies (at any scope) of an instance that include fragment `id`.
 pub fn references(st: &State, service_key: &str, id: &str) -> Vec<Entity> {
     st.entities
         .values()
-        .filter(|e| {
-            e.service_key == service_key
-                && (e.type_name == super::policy::SERVICE_TYPE
-                    || e.type_name == super::policy::API_TYPE)
-        })
+        .filter(|e| e.service_key == service_key && super::policy::level(&e.type_name).is_some())
         .filter(|e| {
             e.properties
                 .get("value")
@@ -96,11 +92,7 @@ fn recheck_including_policies(
             service_id: scope.service_id.clone(),
             parent_id: r.id.clone(),
         };
-        let level = if r.type_name == super::policy::SERVICE_TYPE {
-            "global"
-        } else {
-            "api"
-        };
+        let level = super::policy::level(&r.type_name).unwrap_or("api");
         check_rules(st, &at, doc, doc, DocKind::PolicyWith(level, id, &node))?;
     }
     Ok(())
@@ -235,7 +227,7 @@ impl Kind for PolicyFragments {
             &json!({"value": items, "count": refs.len()}),
         ))
     }
-    fn before_delete(&self, st: &mut State, e: &Entity) -> Result<(), ArmError> {
+    fn before_delete(&self, st: &mut State, _req: &Req, e: &Entity) -> Result<(), ArmError> {
         let refs = references(st, &e.service_key, &e.name);
         if let Some(r) = refs.first() {
             return Err(ArmError::validation(

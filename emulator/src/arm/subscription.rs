@@ -1,8 +1,8 @@
 //! Subscriptions (`{service}/subscriptions/{sid}`, apimsubscriptions.json; models
 //! `SubscriptionCreateParameters` / `SubscriptionContract` in definitions.json): the keys the
 //! gateway accepts in `Ocp-Apim-Subscription-Key`. PUT and PATCH are synchronous; keys never
-//! appear in GET, list or PUT answers, only in `POST .../listSecrets`. Products are not
-//! emulated, so a subscription scoped to a product is refused.
+//! appear in GET, list or PUT answers, only in `POST .../listSecrets`. A subscription's scope is
+//! all APIs, one API or one product.
 
 use super::body::{merged_properties, opt_str, properties, req_str};
 use super::error::{method_not_allowed, ArmError, ArmResult};
@@ -35,7 +35,8 @@ fn new_key() -> String {
     hex(&random_bytes::<16>())
 }
 
-/// `/apis`, `/apis/{apiId}` (relative, or as a full ARM id of the instance's API).
+/// `/apis`, `/apis/{apiId}`, `/products/{productId}` (relative, or as a full ARM id of the
+/// instance's API or product).
 fn normalise_scope(st: &State, scope: &Scope, raw: &str) -> Result<String, ArmError> {
     let lower = raw.to_ascii_lowercase();
     let svc = scope.service_id.to_ascii_lowercase();
@@ -55,10 +56,13 @@ fn normalise_scope(st: &State, scope: &Scope, raw: &str) -> Result<String, ArmEr
                 Err(ArmError::validation("scope", format!("The API '{id}' of scope '{raw}' does not exist.")))
             }
         }
-        [p, _] if p.eq_ignore_ascii_case("products") => Err(ArmError::validation(
-            "scope",
-            "Products are not emulated: scope a subscription to '/apis' or '/apis/{apiId}'.",
-        )),
+        [p, id] if p.eq_ignore_ascii_case("products") => {
+            let key = format!("{}/products/{id}", scope.service_id).to_ascii_lowercase();
+            match st.entities.get(&key).filter(|e| e.type_name == super::product::TYPE) {
+                Some(e) => Ok(format!("/products/{}", e.name)),
+                None => Err(ArmError::validation("scope", format!("The product '{id}' of scope '{raw}' does not exist."))),
+            }
+        }
         _ => Err(ArmError::validation("scope", format!("The scope '{raw}' is invalid: use '/apis', '/apis/{{apiId}}' or '/products/{{productId}}'."))),
     }
 }
@@ -221,13 +225,14 @@ impl Kind for Subscriptions {
 }
 
 /// The active subscription of an instance with this key (primary or secondary) whose scope
-/// covers API `api_name`: `(id, display name, primary, secondary)`.
+/// covers API `api_name`: `(id, display name, primary, secondary)` and, for a product-scoped
+/// one, the product (which must hold the API).
 pub fn find_by_key(
     st: &State,
     service_key: &str,
     key: &str,
     api_name: &str,
-) -> Option<[String; 4]> {
+) -> Option<([String; 4], Option<String>)> {
     st.entities.values().find_map(|e| {
         if e.service_key != service_key || e.type_name != TYPE {
             return None;
@@ -241,18 +246,32 @@ pub fn find_by_key(
         };
         let matches_key =
             !key.is_empty() && (get("primaryKey") == key || get("secondaryKey") == key);
+        if !matches_key || get("state") != "active" {
+            return None;
+        }
         let scope = get("scope");
-        let covers = scope == "/apis"
-            || scope
-                .strip_prefix("/apis/")
-                .is_some_and(|id| id.eq_ignore_ascii_case(api_name));
-        (matches_key && covers && get("state") == "active").then(|| {
-            [
-                e.name.clone(),
-                get("displayName"),
-                get("primaryKey"),
-                get("secondaryKey"),
-            ]
+        let product = scope.strip_prefix("/products/").map(str::to_string);
+        let covers = match &product {
+            Some(pid) => super::product_api::products_of(st, service_key, api_name)
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(pid)),
+            None => {
+                scope == "/apis"
+                    || scope
+                        .strip_prefix("/apis/")
+                        .is_some_and(|id| id.eq_ignore_ascii_case(api_name))
+            }
+        };
+        covers.then(|| {
+            (
+                [
+                    e.name.clone(),
+                    get("displayName"),
+                    get("primaryKey"),
+                    get("secondaryKey"),
+                ],
+                product,
+            )
         })
     })
 }

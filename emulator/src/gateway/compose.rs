@@ -1,7 +1,7 @@
 //! The effective policy of a request: `{{named value}}` substitution (textual, in every attribute
 //! value and text, before expressions are parsed; values are not substituted again, so a named
 //! value cannot contain another), `<include-fragment>` replaced by the fragment's statements, and
-//! `<base/>` replaced by the parent scope's section (global ← API).
+//! `<base/>` replaced by the parent scope's section (global ← product ← API ← operation).
 
 use super::document::{Child, Node};
 use super::rules::policies::Section;
@@ -78,7 +78,7 @@ pub fn prepare(node: &Node, src: &Sources<'_>, in_fragment: bool) -> Node {
 pub struct Stmt {
     /// The policy element (prepared).
     pub node: Node,
-    /// `global` or `api`.
+    /// `global`, `product`, `api` or `operation`.
     pub scope: &'static str,
 }
 
@@ -131,12 +131,17 @@ fn compose(items: Vec<Node>, scope: &'static str, parent: &[Stmt]) -> Vec<Stmt> 
     out
 }
 
-/// The effective sections for a request to an API: the global policy (or APIM's default global
-/// policy when none is stored) with the API's policy composed over it.
-pub fn effective(global: Option<&Node>, api: Option<&Node>) -> Sections {
+/// The effective sections for a request: the global policy (or APIM's default global policy
+/// when none is stored) with each lower scope's policy composed over its parent's, in the order
+/// given (`global`, then `product`, `api`, `operation` as the request has them). A scope
+/// without a policy behaves as `<base/>` in every section.
+pub fn effective(levels: &[(&'static str, Option<&Node>)]) -> Sections {
     Section::ALL.map(|s| {
-        let g = compose(section_items(global, s), "global", &platform_default(s));
-        compose(section_items(api, s), "api", &g)
+        let mut acc = platform_default(s);
+        for (scope, doc) in levels {
+            acc = compose(section_items(*doc, s), scope, &acc);
+        }
+        acc
     })
 }
 
@@ -166,7 +171,7 @@ mod tests {
         let global =
             parse("<policies><inbound><set-header name=\"g\" /></inbound><outbound /></policies>")
                 .expect("global");
-        let eff = effective(Some(&global), Some(&api));
+        let eff = effective(&[("global", Some(&global)), ("api", Some(&api))]);
         let names = |i: usize| {
             eff[i]
                 .iter()
@@ -184,8 +189,21 @@ mod tests {
         assert_eq!(names(1), vec![("forward-request".to_string(), "global")]);
         assert!(names(2).is_empty(), "an empty global outbound");
         // No stored policies at all: forward-request only.
-        let eff = effective(None, None);
+        let eff = effective(&[("global", None), ("api", None)]);
         assert_eq!(eff[1].len(), 1);
         assert!(eff[0].is_empty() && eff[3].is_empty());
+        // Four scopes; an operation without <base/> in inbound cuts its parents' inbound.
+        let doc = |x: &str| parse(x).expect("doc");
+        let g = doc("<policies><inbound><set-header name=\"g\" /></inbound></policies>");
+        let p = doc("<policies><inbound><base /><set-header name=\"p\" /></inbound></policies>");
+        let o = doc("<policies><inbound><set-header name=\"o\" /></inbound></policies>");
+        let levels = [("global", Some(&g)), ("product", Some(&p)), ("api", None)];
+        let eff = effective(&levels);
+        let scopes: Vec<_> = eff[0].iter().map(|s| s.scope).collect();
+        assert_eq!(scopes, vec!["global", "product"]);
+        let eff = effective(&[levels[0], levels[1], levels[2], ("operation", Some(&o))]);
+        let scopes: Vec<_> = eff[0].iter().map(|s| s.scope).collect();
+        assert_eq!(scopes, vec!["operation"]);
+        assert_eq!(eff[1].len(), 1, "backend still inherits forward-request");
     }
 }

@@ -1,6 +1,6 @@
 //! The request context a policy pipeline works on, as policy expressions see it through
 //! `context`: the request (and the URL it is forwarded to), the response, variables, the last
-//! error, and what the request matched (instance, API, subscription).
+//! error, and what the request matched (instance, product, API, operation, subscription).
 
 use super::expr::value::Val;
 use std::collections::BTreeMap;
@@ -174,6 +174,10 @@ pub struct Matched {
     pub api_path: String,
     /// The subscription used, if any: (id, display name, key used, primary, secondary).
     pub subscription: Option<[String; 5]>,
+    /// The product the subscription is scoped to, if any: (id, display name).
+    pub product: Option<[String; 2]>,
+    /// The operation matched, if any: (id, display name, method, URL template).
+    pub operation: Option<[String; 4]>,
 }
 
 /// The context of one request going through the pipeline.

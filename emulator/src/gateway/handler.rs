@@ -1,6 +1,7 @@
 //! One request through the gateway: the instance (the `Host` header's `{name}.azure-api.net`,
-//! else the default instance), the API (by path), the subscription key (header
-//! `Ocp-Apim-Subscription-Key` or query `subscription-key`, removed before forwarding), the
+//! else the default instance), the API (by path), the operation (by method and URL template,
+//! when the API has operations), the subscription key (header `Ocp-Apim-Subscription-Key` or
+//! query `subscription-key`, removed before forwarding) and the product it is scoped to, the
 //! pipeline, the answer and the log entry.
 
 use super::context::{Ctx, LastError, Matched, Url};
@@ -8,6 +9,7 @@ use super::instance::{effective_policy, match_api};
 use super::log::{Entry, ErrorSummary};
 use super::pipeline::Run;
 use super::rules::policies::Section;
+use super::scopes::{in_protected_product, match_operation, product_info, OperationMatch};
 use crate::arm::subscription::find_by_key;
 use crate::faults::lock;
 use crate::server::App;
@@ -85,6 +87,9 @@ pub async fn handle(
         instance: String::new(),
         api: None,
         subscription: None,
+        product: None,
+        operation: None,
+        scopes: Vec::new(),
         status: 0,
         duration_ms: 0,
         steps: Vec::new(),
@@ -153,20 +158,43 @@ async fn serve(
             .find(|(k, _)| k == KEY_QUERY)
             .map(|(_, v)| v.clone())
     });
-    // What the store says, under its lock: the API, the subscription, the effective policy.
-    let (api, sub, sections) = {
+    let method = parts.method.to_string();
+    // What the store says, under its lock: the API, the operation, the subscription (and its
+    // product), the effective policy.
+    let (api, op, sub, product, (sections, scopes), key_required) = {
         let st = lock(&app.state);
         let Some(api) = match_api(&st, &service_key, &original.path) else {
             return json_answer(404, "Resource not found");
         };
-        let sub = key
+        let op = match match_operation(&st, &api.id, &method, &api.rest) {
+            OperationMatch::NoOperations => None,
+            OperationMatch::Matched(op) => Some(op),
+            OperationMatch::NoneMatched => return json_answer(404, "Resource not found"),
+        };
+        let (sub, product) = match key
             .as_deref()
-            .and_then(|k| find_by_key(&st, &service_key, k, &api.name));
-        let sections = effective_policy(&st, &service_key, &service_id, &api.id);
-        (api, sub, sections)
+            .and_then(|k| find_by_key(&st, &service_key, k, &api.name))
+        {
+            Some((s, p)) => (Some(s), p.and_then(|p| product_info(&st, &service_id, &p))),
+            None => (None, None),
+        };
+        let key_required = api.subscription_required
+            || in_protected_product(&st, &service_key, &service_id, &api.name);
+        let sections = effective_policy(
+            &st,
+            &service_key,
+            &service_id,
+            product.as_ref().map(|p| p.0.as_str()),
+            &api.id,
+            op.as_ref().map(|o| o.id.as_str()),
+        );
+        (api, op, sub, product, sections, key_required)
     };
     entry.api = Some(api.name.clone());
     entry.subscription = sub.as_ref().map(|s| s[0].clone());
+    entry.product = product.as_ref().map(|p| p.1.clone());
+    entry.operation = op.as_ref().map(|o| o.name.clone());
+    entry.scopes = scopes.iter().map(|s| (*s).to_string()).collect();
     // APIM does not pass the subscription key on to the backend.
     headers.retain(|(k, _)| !k.eq_ignore_ascii_case(KEY_HEADER));
     let mut url = match &api.service_url {
@@ -196,8 +224,16 @@ async fn serve(
                 s[3].clone(),
             ]
         }),
+        product: product.as_ref().map(|p| [p.1.clone(), p.2.clone()]),
+        operation: op.as_ref().map(|o| {
+            [
+                o.name.clone(),
+                o.display.clone(),
+                o.method.clone(),
+                o.template.clone(),
+            ]
+        }),
     };
-    let method = parts.method.to_string();
     let mut ctx = Ctx::new(
         &method,
         original,
@@ -216,7 +252,7 @@ async fn serve(
         scope: "global",
         has_backend: api.service_url.is_some(),
     };
-    let error = if api.subscription_required && sub.is_none() {
+    let error = if key_required && sub.is_none() {
         // A built-in step fails: on-error runs with the 401 preset.
         let (reason, message) = match key {
             None => ("SubscriptionKeyNotFound", "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."),

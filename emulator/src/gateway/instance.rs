@@ -1,5 +1,5 @@
 //! What the gateway and the save-time rules read from the store about one instance: its SKU,
-//! named values, fragments, APIs and their policies, subscriptions. A request takes a snapshot
+//! named values, fragments, APIs and the policies at every scope, subscriptions. A request takes a snapshot
 //! under the store lock and runs without it.
 
 use super::compose::{effective, prepare, Sections, Sources};
@@ -143,15 +143,33 @@ pub fn match_api(st: &State, service_key: &str, request_path: &str) -> Option<Ma
     best.map(|(_, m)| m)
 }
 
-/// The effective policy for an API of an instance.
-pub fn effective_policy(st: &State, service_key: &str, service_id: &str, api_id: &str) -> Sections {
+/// The effective policy of a request to an API of an instance, with the product (ARM id) its
+/// subscription named and the operation (ARM id) it matched, if any: global ← product ← API ←
+/// operation. Returns the sections and the scopes composed.
+pub fn effective_policy(
+    st: &State,
+    service_key: &str,
+    service_id: &str,
+    product_id: Option<&str>,
+    api_id: &str,
+    operation_id: Option<&str>,
+) -> (Sections, Vec<&'static str>) {
     let nv = |n: &str| named_value(st, service_key, n);
     let frag = |id: &str| fragment(st, service_id, id);
     let src = Sources {
         named_value: &nv,
         fragment: &frag,
     };
-    let global = policy_doc(st, service_id, policy::SERVICE_TYPE).map(|d| prepare(&d, &src, false));
-    let api = policy_doc(st, api_id, policy::API_TYPE).map(|d| prepare(&d, &src, false));
-    effective(global.as_ref(), api.as_ref())
+    let doc = |parent: &str, ty: &str| policy_doc(st, parent, ty).map(|d| prepare(&d, &src, false));
+    let mut docs = vec![("global", doc(service_id, policy::SERVICE_TYPE))];
+    if let Some(p) = product_id {
+        docs.push(("product", doc(p, policy::PRODUCT_TYPE)));
+    }
+    docs.push(("api", doc(api_id, policy::API_TYPE)));
+    if let Some(o) = operation_id {
+        docs.push(("operation", doc(o, policy::OPERATION_TYPE)));
+    }
+    let levels: Vec<(&'static str, Option<&Node>)> =
+        docs.iter().map(|(s, d)| (*s, d.as_ref())).collect();
+    (effective(&levels), docs.iter().map(|(s, _)| *s).collect())
 }

@@ -17,7 +17,7 @@ pub struct Step {
     pub policy: String,
     /// `inbound`, `backend`, `outbound` or `on-error`.
     pub section: String,
-    /// `global` or `api`.
+    /// `global`, `product`, `api` or `operation`.
     pub scope: String,
     /// What happened (`cache hit`, `token obtained`, `GET http://... -> 200`, ...).
     pub outcome: String,
@@ -56,6 +56,15 @@ pub struct Entry {
     /// Subscription id used, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription: Option<String>,
+    /// The product the subscription is scoped to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// Matched operation id, if the API has operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// The scopes whose policies were composed, outermost first (`global`, `product`, `api`,
+    /// `operation`).
+    pub scopes: Vec<String>,
     /// Status answered.
     pub status: u16,
     /// Time to answer.

@@ -1,11 +1,12 @@
 //! The gateway: requests to `{gateway_url}/{api path}/{rest}` are matched to an API of the
-//! instance, checked against its subscriptions, run through the effective policy (global ← API,
-//! fragments, named values) and forwarded to the API's `serviceUrl`. See README.md.
+//! instance and to one of its operations, checked against its subscriptions, run through the
+//! effective policy (global ← product ← API ← operation, fragments, named values) and forwarded to the API's `serviceUrl`. See README.md.
 //!
 //! - `handler`: one request: instance, API, subscription key, context, answer, log entry.
 //! - `pipeline` and `policies`: executing the policy statements; `http` the calls they make
 //!   (`send-request`, `forward-request`); `identity` managed-identity tokens; `cache`.
-//! - `document`, `compose`, `instance`: the documents and what the store holds about them.
+//! - `document`, `compose`, `instance`: the documents and what the store holds about them;
+//!   `scopes`: operation matching and products.
 //! - `rules`: the documented rules (the table) and their save-time check; `expr`: expressions.
 
 pub mod cache;
@@ -21,6 +22,7 @@ pub mod log;
 mod pipeline;
 mod policies;
 pub mod rules;
+pub mod scopes;
 
 use crate::server::App;
 use hyper_util::rt::TokioIo;

@@ -8,6 +8,7 @@
 
 pub mod bao;
 pub mod echo;
+pub mod scopes;
 
 use reqwest::blocking::{Client, Response};
 use reqwest::Method;

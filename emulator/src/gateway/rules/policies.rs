@@ -147,7 +147,7 @@ pub struct Policy {
     /// Sections it may appear in.
     pub sections: &'static [Section],
     /// Scopes it may appear in (`global`, `workspace`, `product`, `api`, `operation`); the
-    /// emulator has documents at the global and API scopes.
+    /// emulator has documents at every scope but `workspace`.
     pub scopes: &'static [&'static str],
     /// Allowed inside a policy fragment.
     pub fragment: bool,
