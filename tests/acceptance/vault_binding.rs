@@ -1041,6 +1041,17 @@ fn module_composition_example_applies() {
     }
 }
 
+/// A KV version 1 mount in leased-passthrough mode at `apim-leased`, holding `orders/db` with a
+/// 10-minute lease: every read hands out a lease.
+fn leased_kv_secret(bao: &Bao) {
+    bao.enable_leased_kv("apim-leased");
+    bao.api_ok(
+        "POST",
+        "apim-leased/orders/db",
+        Some(json!({"password": "leased-pw", "ttl": "10m"})),
+    );
+}
+
 /// A binding to a leased secret: a KV version 1 mount in leased-passthrough mode (the field
 /// is under `data`), and the database engine, whose lease bounds the cache.
 #[test]
@@ -1049,12 +1060,7 @@ fn vault_binding_with_a_leased_secret() {
     let emu = Emulator::start();
     setup(&bao, &emu);
     // A KV version 1 mount in leased-passthrough mode hands out a lease with every read.
-    bao.enable_leased_kv("apim-leased");
-    bao.api_ok(
-        "POST",
-        "apim-leased/orders/db",
-        Some(json!({"password": "leased-pw", "ttl": "10m"})),
-    );
+    leased_kv_secret(&bao);
     run(
         TestCase::new(vec![Step::config(config_on(&emu, "apim-leased/orders/db"))
             .check(|_| {
@@ -1328,24 +1334,17 @@ inject {{
     );
 }
 
-// What PRODUCT.md promises and `binding2` (a161cff) does not do yet. Each test below fails on
-// it; the name says what is missing.
+// Regressions: what PRODUCT.md promises and an earlier state of the second design missed.
 
-/// BUG (fails on binding2): a KV version 1 mount in leased-passthrough mode hands out a lease
-/// with every read, but the provider treats every KV mount as unleased
-/// (`MountInfo::is_leased`, src/clients/vault/mounts.rs): `cache_ttl = 0` is not refused, and
-/// the cache is not bounded by the lease.
+/// A KV version 1 mount in leased-passthrough mode hands out a lease with every read: it counts
+/// as leased (`MountInfo::is_leased`), so `cache_ttl = 0` is refused and the cache is bounded
+/// by the lease.
 #[test]
-fn vault_binding_bug_leased_kv_version_1_counts_as_unleased() {
+fn vault_binding_leased_kv_version_1_counts_as_leased() {
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
-    bao.enable_leased_kv("apim-leased");
-    bao.api_ok(
-        "POST",
-        "apim-leased/orders/db",
-        Some(json!({"password": "leased-pw", "ttl": "10m"})),
-    );
+    leased_kv_secret(&bao);
     let (status, read) = bao.api("GET", "apim-leased/orders/db", None);
     assert_eq!(status, 200, "{read}");
     assert!(
@@ -1372,12 +1371,12 @@ fn vault_binding_bug_leased_kv_version_1_counts_as_unleased() {
     );
 }
 
-/// BUG (fails on binding2): the document-size check adds only this binding to what APIM holds,
-/// so bindings planned together for one API on a Consumption instance (16 KiB) pass the plan
-/// although their block together does not fit (PRODUCT.md: "the rendered policy fits the SKU's
-/// document size").
+/// The document-size check counts every binding planned on the API in the run: bindings
+/// planned together for one API on a Consumption instance (16 KiB), whose block together does
+/// not fit, are refused at plan (PRODUCT.md: "the rendered policy fits the SKU's document
+/// size").
 #[test]
-fn vault_binding_bug_plan_sizes_each_binding_alone() {
+fn vault_binding_plan_sizes_the_bindings_planned_together() {
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
@@ -1417,11 +1416,11 @@ inject {{
     assert_plan_refuses(&wd, &config, "The API's policy would be too large");
 }
 
-/// BUG (fails on binding2): with `api_id` given as the API's ARM ID (the schema accepts "its
-/// name, or its ARM ID"), the binding applies, but imports with `api_id` = the API's name; as
-/// `api_id` forces replacement, the plan after the import replaces the binding.
+/// With `api_id` given as the API's ARM ID (the schema accepts "its name, or its ARM ID"), the
+/// binding imports with the same spelling (its record keeps it), so import-verify finds no
+/// difference and nothing is replaced.
 #[test]
-fn vault_binding_bug_import_changes_an_api_id_given_as_an_arm_id() {
+fn vault_binding_import_keeps_an_api_id_given_as_an_arm_id() {
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
@@ -1449,12 +1448,12 @@ fn vault_binding_bug_import_changes_an_api_id_given_as_an_arm_id() {
     }));
 }
 
-/// BUG (fails on binding2): the check for the API's own cache policies looks only at the
-/// direct children of `<inbound>` (`policy_xml::inbound_cache_policies`), so a
-/// `cache-lookup-value` inside a `<choose>` passes the plan, although APIM allows one per policy
-/// section ("This policy can only be used once in a policy section") and the block adds another.
+/// The check for the API's own cache policies looks everywhere in `<inbound>`
+/// (`policy_xml::inbound_cache_policies`): a `cache-lookup-value` inside a `<choose>` is refused
+/// at plan, since APIM allows one per policy section ("This policy can only be used once in a
+/// policy section") and the block adds another.
 #[test]
-fn vault_binding_bug_plan_misses_a_cache_lookup_nested_in_choose() {
+fn vault_binding_plan_finds_a_cache_lookup_nested_in_choose() {
     let bao = Bao::start();
     let emu = Emulator::start();
     setup(&bao, &emu);
