@@ -350,7 +350,10 @@ impl TokenKeeper {
 
     /// `auth/<mount>/login` with the JWT.
     async fn login(&self, login: &JwtLogin) -> Result<Held, VaultError> {
-        let path = format!("auth/{}/login", login.mount.trim_matches('/'));
+        let path = format!(
+            "auth/{}/login",
+            super::path::segments("auth mount path", &login.mount)?
+        );
         let body = json_body(&JwtLoginRequest {
             role: &login.role,
             jwt: &login.jwt,

@@ -15,7 +15,7 @@
 
 mod apim;
 mod checks;
-mod grammar;
+pub(crate) mod grammar;
 mod model;
 pub mod render;
 
