@@ -13,6 +13,7 @@ mod docs;
 mod faults;
 mod harness;
 mod names;
+mod pipelines;
 mod protocol;
 mod runtime;
 mod schema;

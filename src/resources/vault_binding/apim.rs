@@ -10,6 +10,7 @@ use crate::clients::azure::apim::api_policy::PolicyCreate;
 use crate::clients::azure::apim::PolicyFormat;
 use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
 use crate::clients::azure::{Azure, AzureError};
+use crate::clients::backoff::random_u64;
 use crate::framework::diag::Diags;
 
 use super::model::api_name;
@@ -59,6 +60,12 @@ pub(super) enum Edited {
     Unchanged,
 }
 
+/// How many times an edit is tried when other writers keep changing the policy in between.
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// The pause before another try grows by up to this many milliseconds per attempt.
+const CONFLICT_PAUSE_MS: u64 = 100;
+
 /// Edits the block of `api`'s policy with `change`, which may refuse (an error message). The
 /// edits of this process to one API take turns; another writer's edit in between is detected
 /// by its ETag and the change applied again on top of it.
@@ -71,7 +78,7 @@ pub(super) async fn edit_block(
     let id = api_policy_id(service, api);
     let lock = policy_lock(&id.arm_id());
     let _turn = lock.lock().await;
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         let current = read_policy(azure, &id).await?;
@@ -116,7 +123,14 @@ pub(super) async fn edit_block(
                 .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
         };
         match outcome {
-            Err(e) if e.is_precondition_failed() && attempt < 5 => continue,
+            Err(e) if e.is_precondition_failed() && attempt < CONFLICT_ATTEMPTS => {
+                // Another writer (a pipeline with its own state, the portal) wrote in
+                // between: read again after a short random pause, so that two writers
+                // retrying in step do not refuse each other again.
+                let pause = random_u64() % (CONFLICT_PAUSE_MS * u64::from(attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                continue;
+            }
             Err(e) => return Err(e),
             Ok(()) => return Ok(Edited::Written),
         }
