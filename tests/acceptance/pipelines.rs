@@ -203,3 +203,56 @@ fn a_portal_edit_during_an_apply_is_kept_and_the_next_plan_converges() {
         "destroy removes the bindings only:\n{left}"
     );
 }
+
+/// The requests `method` of the emulator's log to the policy of [`API`], from the `from`th on.
+fn policy_calls(emu: &Emulator, method: &str, from: usize) -> usize {
+    emu.requests().as_array().map_or(0, |r| {
+        r.iter()
+            .skip(from)
+            .filter(|x| {
+                x["method"] == method
+                    && x["path"].as_str().is_some_and(|p| {
+                        p.to_ascii_lowercase()
+                            .ends_with("/apis/shared/policies/policy")
+                    })
+            })
+            .count()
+    })
+}
+
+fn logged(emu: &Emulator) -> usize {
+    emu.requests().as_array().map_or(0, Vec::len)
+}
+
+/// Group commit and shared reads: an apply of 20 bindings on one API at `-parallelism=10`, its
+/// policy writes taking 300 ms, writes the policy far fewer times than it has bindings (the edits that queue while one is
+/// written go together), and a refresh reads the policy once, whatever the number of
+/// bindings on it.
+#[test]
+fn many_bindings_on_one_api_write_its_policy_in_groups_and_read_it_once_per_refresh() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    vault_side(&bao, &emu);
+    let wd = workdir(&bao, &emu, &team(&emu, "g", 20));
+    // A policy write takes a while in Azure (about a second); here 300 ms.
+    emu.fault(json!({"method": "PUT", "path": "*/apis/shared/policies/policy", "latency_ms": 300}));
+    let from = logged(&emu);
+    wd.run_ok(&["apply", "-auto-approve", "-parallelism=10"]);
+    let writes = policy_calls(&emu, "PUT", from);
+    assert_eq!(recorded(&emu), names("g", 20));
+    let from = logged(&emu);
+    assert_eq!(wd.plan(true), 0, "the plan is empty");
+    let refresh_reads = policy_calls(&emu, "GET", from);
+    eprintln!("pipelines: 20 bindings on one API: {writes} writes of its policy to apply them, {refresh_reads} read(s) of it to refresh and plan them");
+    assert!(
+        writes <= 10,
+        "{writes} writes of the policy for 20 bindings at -parallelism=10: edits waiting on each other go together"
+    );
+    assert_eq!(refresh_reads, 1, "a refresh reads the API policy once");
+    let from = logged(&emu);
+    wd.run_ok(&["destroy", "-auto-approve", "-parallelism=10"]);
+    let deletes = policy_calls(&emu, "PUT", from) + policy_calls(&emu, "DELETE", from);
+    eprintln!("pipelines: 20 bindings on one API: {deletes} writes of its policy to destroy them");
+    assert!(deletes <= 10, "{deletes} writes to destroy 20 bindings");
+    assert!(records(&emu.api_policy(API).unwrap_or_default()).is_empty());
+}
