@@ -12,6 +12,7 @@
 
 mod exchange;
 mod lro;
+mod pacing;
 mod retry;
 mod verbs;
 

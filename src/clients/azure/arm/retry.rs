@@ -26,6 +26,7 @@ impl Azure {
         let mut retries = 0u32;
         loop {
             budget.attempts += 1;
+            super::pacing::pace(method).await;
             let left = budget.left();
             let attempt = self.exchange(method, url, req, &client_request_id);
             let outcome = match tokio::time::timeout(left.min(ATTEMPT_TIMEOUT), attempt).await {
