@@ -91,5 +91,16 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
             }),
         ));
     }
+    for f in p.functions() {
+        let n = f.name();
+        out.push((
+            PathBuf::from(format!("docs/functions/{n}.md")),
+            crate::framework::docs::render_function(
+                "apim",
+                f.as_ref(),
+                read(root, &format!("examples/functions/{n}/function.tf")).as_deref(),
+            ),
+        ));
+    }
     out
 }

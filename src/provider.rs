@@ -12,6 +12,7 @@ use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, Vault, VaultSettings};
 use crate::context::{AzureCloud, ProviderData};
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::function::Function;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
 use crate::framework::model::Known;
 use crate::framework::resource::Provider;
@@ -27,6 +28,7 @@ pub struct ApimProvider {
     resources: Vec<Box<dyn ResourceType<ProviderData>>>,
     data_sources: Vec<Box<dyn DataSourceType<ProviderData>>>,
     ephemeral: Vec<Box<dyn EphemeralType<ProviderData>>>,
+    functions: Vec<Box<dyn Function>>,
 }
 
 impl ApimProvider {
@@ -36,6 +38,7 @@ impl ApimProvider {
             resources: resources::resources(),
             data_sources: resources::data_sources(),
             ephemeral: resources::ephemeral_resources(),
+            functions: resources::functions::functions(),
         }
     }
 }
@@ -389,6 +392,9 @@ impl Provider for ApimProvider {
     }
     fn ephemeral_resources(&self) -> &[Box<dyn EphemeralType<ProviderData>>] {
         &self.ephemeral
+    }
+    fn functions(&self) -> &[Box<dyn Function>] {
+        &self.functions
     }
 }
 

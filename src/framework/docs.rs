@@ -226,6 +226,67 @@ pub fn render(page: &Page<'_>) -> String {
     format!("{trimmed}\n")
 }
 
+/// The page of a provider function (tfplugindocs layout, `docs/functions/<name>.md`): its
+/// summary, description, an example, its signature and its arguments.
+pub fn render_function(
+    provider: &str,
+    f: &dyn super::function::Function,
+    example: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let name = f.name();
+    let _ = writeln!(
+        out,
+        "---\npage_title: \"{name} function - {provider}\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n",
+        f.summary()
+    );
+    let _ = writeln!(out, "# function: {name}\n\n{}\n", f.description());
+    if let Some(ex) = example {
+        let _ = writeln!(
+            out,
+            "## Example Usage\n\n```terraform\n{}\n```\n",
+            ex.trim_end()
+        );
+    }
+    let params = f.params();
+    let signature = params
+        .iter()
+        .map(|p| format!("{} {}", p.name, hcl_type(&p.ty)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        out,
+        "## Signature\n\n```text\n{name}({signature}) {}\n```\n",
+        hcl_type(&f.returns())
+    );
+    let _ = writeln!(out, "## Arguments\n");
+    for (i, p) in params.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}. `{}` ({}) {}",
+            i + 1,
+            p.name,
+            hcl_type(&p.ty),
+            p.description
+        );
+    }
+    out
+}
+
+/// A type as Terraform writes it in a signature: `string`, `list(string)`, ...
+fn hcl_type(t: &Type) -> String {
+    match t {
+        Type::String => "string".into(),
+        Type::Number => "number".into(),
+        Type::Bool => "bool".into(),
+        Type::List(e) => format!("list({})", hcl_type(e)),
+        Type::Set(e) => format!("set({})", hcl_type(e)),
+        Type::Map(e) => format!("map({})", hcl_type(e)),
+        Type::Object(_) => "object".into(),
+        Type::Tuple(_) => "tuple".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

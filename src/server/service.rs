@@ -232,23 +232,17 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         _r: Request<pb::get_functions::Request>,
     ) -> Result<Response<pb::get_functions::Response>, Status> {
-        ok(pb::get_functions::Response::default())
+        ok(pb::get_functions::Response {
+            functions: rpc::function::definitions(self),
+            diagnostics: Vec::new(),
+        })
     }
 
     async fn call_function(
         &self,
         r: Request<pb::call_function::Request>,
     ) -> Result<Response<pb::call_function::Response>, Status> {
-        ok(pb::call_function::Response {
-            result: None,
-            error: Some(pb::FunctionError {
-                text: format!(
-                    "The provider has no function named {:?}.",
-                    r.into_inner().name
-                ),
-                function_argument: None,
-            }),
-        })
+        ok(rpc::function::call(self, r.into_inner()))
     }
 
     async fn validate_state_store_config(

@@ -11,6 +11,7 @@ mod acl;
 mod azure_client;
 mod docs;
 mod faults;
+mod functions;
 mod harness;
 mod names;
 mod pipelines;

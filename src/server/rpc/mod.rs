@@ -3,6 +3,7 @@
 pub mod configure;
 pub mod data;
 pub mod ephemeral;
+pub mod function;
 pub mod resource;
 pub mod schema;
 pub mod unsupported;

@@ -37,6 +37,7 @@ pub fn provider_schema<P: Provider>(s: &ProviderService<P>) -> &pb::get_provider
                 .iter()
                 .map(|r| (r.type_name().to_string(), convert::schema(r.schema())))
                 .collect(),
+            functions: super::function::definitions(s),
             server_capabilities: Some(capabilities()),
             ..Default::default()
         }
@@ -68,6 +69,13 @@ pub fn metadata<P: Provider>(s: &ProviderService<P>) -> pb::get_metadata::Respon
             .iter()
             .map(|r| m::EphemeralMetadata {
                 type_name: r.type_name().into(),
+            })
+            .collect(),
+        functions: p
+            .functions()
+            .iter()
+            .map(|f| m::FunctionMetadata {
+                name: f.name().into(),
             })
             .collect(),
         ..Default::default()
