@@ -12,6 +12,7 @@ mod azure_client;
 mod docs;
 mod faults;
 mod harness;
+mod install;
 mod protocol;
 mod runtime;
 mod schema;
