@@ -333,6 +333,41 @@ fn release_signs_sha256sums_with_the_key_given() {
 }
 
 #[test]
+fn packaging_the_same_binary_twice_gives_the_same_bytes() {
+    let release = Release::get();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let binary = released_binary(&release, tmp.path());
+    let pack = |dir: &str, epoch: &str| {
+        let out = tmp.path().join(dir);
+        package(&binary, &out, &[("SOURCE_DATE_EPOCH", epoch)]);
+        Release::in_dir(&out)
+    };
+    let a = pack("a", "1700000000");
+    let b = pack("b", "1700000000");
+    for (x, y) in [
+        (&a.zip, &b.zip),
+        (&a.sums, &b.sums),
+        (&a.manifest, &b.manifest),
+    ] {
+        assert_eq!(
+            std::fs::read(x).expect("read"),
+            std::fs::read(y).expect("read"),
+            "{} differs between two packagings of the same binary",
+            file_name(x)
+        );
+    }
+    // The entries' time is SOURCE_DATE_EPOCH (the commit's time by default), so another
+    // time gives another zip with the same contents.
+    let c = pack("c", "1800000000");
+    assert_ne!(
+        sha256_file(&a.zip),
+        sha256_file(&c.zip),
+        "the zip ignores SOURCE_DATE_EPOCH"
+    );
+    assert_eq!(h1_of_zip(&a.zip), h1_of_zip(&c.zip));
+}
+
+#[test]
 fn filesystem_mirror_installs_the_release_and_the_quickstart_plans() {
     let release = Release::get();
     let mirror = tempfile::tempdir().expect("temp dir");
