@@ -189,9 +189,15 @@ pub fn render(page: &Page<'_>) -> String {
         Kind::Provider => format!("{} Provider", page.name),
         k => format!("{} {} - {}", page.name, k.label(), "apim"),
     };
+    // `tfplugindocs validate` refuses a subcategory on the index page (even an empty one);
+    // resource and data source pages may have one.
+    let subcategory = match page.kind {
+        Kind::Provider => "",
+        _ => "subcategory: \"\"\n",
+    };
     let _ = writeln!(
         out,
-        "---\npage_title: \"{title}\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n",
+        "---\npage_title: \"{title}\"\n{subcategory}description: |-\n  {}\n---\n",
         desc.replace('\n', "\n  ")
     );
     match page.kind {

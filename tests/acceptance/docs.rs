@@ -162,3 +162,68 @@ fn provider_example_validates() {
         assert!(out.success(), "{out}");
     }
 }
+
+/// The keys of a page's YAML front matter (`key: ...` lines between the opening and the
+/// closing `---`); `None` when the page has none.
+fn front_matter_keys(page: &str) -> Option<Vec<String>> {
+    let rest = page.strip_prefix("---\n")?;
+    let end = rest.find("\n---\n")?;
+    Some(
+        rest[..end]
+            .lines()
+            .filter(|l| !l.starts_with(' '))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().to_string()))
+            .collect(),
+    )
+}
+
+/// The front matter rules of `tfplugindocs validate` for the registry layout: no `layout` or
+/// `sidebar_current` anywhere; the index page needs no `subcategory` (it refuses one, even
+/// empty); guides need a `page_title`. The index page carries `page_title` and `description`,
+/// which the registry shows.
+#[test]
+fn front_matter_is_what_tfplugindocs_validate_accepts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut problems = Vec::new();
+    let mut pages = vec![root.join("index.md")];
+    for dir in [
+        "resources",
+        "data-sources",
+        "ephemeral-resources",
+        "guides",
+        "functions",
+    ] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+            pages.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    for page in &pages {
+        let name = page.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(page).unwrap();
+        let Some(keys) = front_matter_keys(&text) else {
+            problems.push(format!("{name}: no front matter"));
+            continue;
+        };
+        let has = |k: &str| keys.iter().any(|x| x == k);
+        for forbidden in ["layout", "sidebar_current"] {
+            if has(forbidden) {
+                problems.push(format!("{name}: {forbidden} is not allowed"));
+            }
+        }
+        if name == "index.md" {
+            if has("subcategory") {
+                problems.push(format!("{name}: subcategory is not allowed on the index"));
+            }
+            for required in ["page_title", "description"] {
+                if !has(required) {
+                    problems.push(format!("{name}: {required} is missing"));
+                }
+            }
+        }
+        if name.starts_with("guides/") && !has("page_title") {
+            problems.push(format!("{name}: page_title is missing"));
+        }
+    }
+    assert!(pages.len() > 5, "found only {pages:?}");
+    assert!(problems.is_empty(), "front matter problems: {problems:#?}");
+}

@@ -13,6 +13,7 @@ mod docs;
 mod faults;
 mod functions;
 mod harness;
+mod install;
 mod names;
 mod pipelines;
 mod protocol;

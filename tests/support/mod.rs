@@ -50,6 +50,7 @@ mod emulator;
 mod fault_proxy;
 pub mod fixtures;
 pub mod gateway;
+pub mod mirror;
 mod postgres;
 mod process;
 mod testcase;
