@@ -260,6 +260,9 @@ async fn handle(
 
     let mut fault = None;
     let mut answer = None;
+    // Under the Azure-speed profile: what is left in the principal's bucket, reported as ARM
+    // does in `x-ms-ratelimit-remaining-subscription-*`.
+    let mut bucket_left = None;
     if !is_control {
         let d = app.faults.decide(method.as_str(), &path);
         if d.latency_ms > 0 {
@@ -300,7 +303,10 @@ async fn handle(
                         &path,
                     ));
                 }
-                Some(crate::profile::Decision::Delay(wait, _)) => tokio::time::sleep(wait).await,
+                Some(crate::profile::Decision::Delay(wait, left)) => {
+                    bucket_left = Some(left);
+                    tokio::time::sleep(wait).await;
+                }
                 None => {}
             }
         }
@@ -331,6 +337,17 @@ async fn handle(
             }
         }
     };
+    let mut resp = resp;
+    if let Some(left) = bucket_left {
+        let header = match method.as_str() {
+            "GET" | "HEAD" => "x-ms-ratelimit-remaining-subscription-reads",
+            "DELETE" => "x-ms-ratelimit-remaining-subscription-deletes",
+            _ => "x-ms-ratelimit-remaining-subscription-writes",
+        };
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&left.to_string()) {
+            resp.headers_mut().insert(header, v);
+        }
+    }
     let status = resp.status().as_u16();
     record(
         &app, time, &method, &path, &raw_query, status, started, fault,

@@ -243,6 +243,31 @@ fn many_bindings_on_one_api_write_its_policy_in_groups_and_read_it_once_per_refr
     let from = logged(&emu);
     assert_eq!(wd.plan(true), 0, "the plan is empty");
     let refresh_reads = policy_calls(&emu, "GET", from);
+    // The instance and the API are read once too, not once per binding.
+    let reads_of = |suffix: &str| {
+        emu.requests().as_array().map_or(0, |r| {
+            r.iter()
+                .skip(from)
+                .filter(|x| {
+                    x["method"] == "GET"
+                        && x["path"]
+                            .as_str()
+                            .is_some_and(|p| p.to_ascii_lowercase().ends_with(suffix))
+                })
+                .count()
+        })
+    };
+    let service_name = emu
+        .api_management_id()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        reads_of(&format!("/service/{service_name}")) <= 2,
+        "the instance is read once per plan (and once by the role)"
+    );
+    assert_eq!(reads_of("/apis/shared"), 1, "the API is read once per plan");
     eprintln!("pipelines: 20 bindings on one API: {writes} writes of its policy to apply them, {refresh_reads} read(s) of it to refresh and plan them");
     assert!(
         writes <= 10,

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::clients::azure::apim::api::Api;
 use crate::clients::azure::apim::api_policy::PolicyCreate;
+use crate::clients::azure::apim::service::Service;
+
 use crate::clients::azure::apim::PolicyFormat;
 use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
-use crate::clients::azure::{Azure, AzureError};
+use crate::clients::azure::{Azure, AzureError, Tagged};
 use crate::clients::backoff::random_u64;
 use crate::framework::diag::Diags;
 
@@ -258,44 +261,84 @@ fn queue_of(arm_id: &str) -> Arc<Queue> {
         .clone()
 }
 
-/// A read of an API policy shared by the bindings of that API in this process.
-type SharedRead = Arc<tokio::sync::OnceCell<Option<(String, Option<String>)>>>;
+/// Reads of ARM objects shared by the bindings of one process (one Terraform operation): the
+/// bindings that refresh or are checked together read each object once, for at most
+/// [`SHARED_READ_FOR`]. A failed read is not kept. Edits never use them: they read afresh for
+/// the ETag, and a write forgets the read of what it wrote.
+pub(super) struct SharedReads<T> {
+    reads: std::sync::Mutex<HashMap<String, (Instant, SharedRead<T>)>>,
+}
+
+/// One shared read: done once, by whoever comes first.
+type SharedRead<T> = Arc<tokio::sync::OnceCell<T>>;
 
 /// How long a shared read serves: a refresh or a plan's checks, not a long apply.
 const SHARED_READ_FOR: Duration = Duration::from_secs(30);
 
-fn shared_reads() -> &'static std::sync::Mutex<HashMap<String, (Instant, SharedRead)>> {
-    static READS: OnceLock<std::sync::Mutex<HashMap<String, (Instant, SharedRead)>>> =
-        OnceLock::new();
-    READS.get_or_init(Default::default)
+impl<T: Clone> SharedReads<T> {
+    fn new() -> Self {
+        SharedReads {
+            reads: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The object at `arm_id`, read by `read` unless a read of it is shared.
+    pub(super) async fn get<F, Fut>(&self, arm_id: &str, read: F) -> Result<T, AzureError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AzureError>>,
+    {
+        let key = arm_id.to_ascii_lowercase();
+        let cell = {
+            let mut reads = lock(&self.reads);
+            match reads.get(&key) {
+                Some((at, cell)) if at.elapsed() < SHARED_READ_FOR => cell.clone(),
+                _ => {
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    reads.insert(key, (Instant::now(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(read).await.cloned()
+    }
+
+    fn forget(&self, arm_id: &str) {
+        lock(&self.reads).remove(&arm_id.to_ascii_lowercase());
+    }
 }
 
-/// [`read_policy`], shared: the bindings of one API that refresh (or are checked) together
-/// read its policy once, within one provider process (one Terraform operation) and for at
-/// most [`SHARED_READ_FOR`]. Any write of that policy by this process forgets the read; a
-/// failed read is not kept. Edits never use it: they read afresh for the ETag.
+/// An API policy and its ETag; `None` when the API has none.
+type PolicyRead = Option<(String, Option<String>)>;
+
+fn policy_reads() -> &'static SharedReads<PolicyRead> {
+    static READS: OnceLock<SharedReads<PolicyRead>> = OnceLock::new();
+    READS.get_or_init(SharedReads::new)
+}
+
+/// The instances the bindings of this process are on.
+pub(super) fn service_reads() -> &'static SharedReads<Tagged<Service>> {
+    static READS: OnceLock<SharedReads<Tagged<Service>>> = OnceLock::new();
+    READS.get_or_init(SharedReads::new)
+}
+
+/// The APIs the bindings of this process are on.
+pub(super) fn api_reads() -> &'static SharedReads<Tagged<Api>> {
+    static READS: OnceLock<SharedReads<Tagged<Api>>> = OnceLock::new();
+    READS.get_or_init(SharedReads::new)
+}
+
+/// [`read_policy`], shared ([`SharedReads`]).
 pub(super) async fn read_policy_shared(
     azure: &Azure,
     id: &ApiPolicyId,
-) -> Result<Option<(String, Option<String>)>, AzureError> {
-    let key = id.arm_id().to_ascii_lowercase();
-    let cell = {
-        let mut reads = lock(shared_reads());
-        match reads.get(&key) {
-            Some((at, cell)) if at.elapsed() < SHARED_READ_FOR => cell.clone(),
-            _ => {
-                let cell = SharedRead::default();
-                reads.insert(key, (Instant::now(), cell.clone()));
-                cell
-            }
-        }
-    };
-    cell.get_or_try_init(|| read_policy(azure, id))
+) -> Result<PolicyRead, AzureError> {
+    policy_reads()
+        .get(&id.arm_id(), || read_policy(azure, id))
         .await
-        .cloned()
 }
 
 /// Forgets the shared read of the policy `id`, after this process wrote it.
 fn forget_read(id: &ApiPolicyId) {
-    lock(shared_reads()).remove(&id.arm_id().to_ascii_lowercase());
+    policy_reads().forget(&id.arm_id());
 }

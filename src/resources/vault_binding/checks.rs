@@ -14,7 +14,7 @@ use crate::resources::this_run::RoleFacts;
 
 use crate::resources::policy_xml;
 
-use super::apim::{api_policy_id, read_policy_shared};
+use super::apim::{api_policy_id, api_reads, read_policy_shared, service_reads};
 use super::model::{api_name, service_of, BindingModel};
 use super::render::{find_block, with_block, BindingSpec};
 use super::{VaultBinding, TYPE};
@@ -244,10 +244,13 @@ impl VaultBinding {
         // The gateway logs in with the instance's system-assigned identity: the role must be
         // bound to it (the commonest real failure: a role bound to another instance).
         if let Some((oid, tid)) = vault.and_then(|f| f.bound_identity.as_ref()) {
-            if let Ok(id) = azure
-                .resolve_identity(&service, &IdentitySelector::SystemAssigned)
-                .await
-            {
+            let instance = service_reads()
+                .get(&service.arm_id(), || azure.get_service(&service))
+                .await;
+            if let Ok(id) = instance.and_then(|s| {
+                s.value
+                    .resolve_identity(&service, &IdentitySelector::SystemAssigned, None)
+            }) {
                 if id.principal_id != *oid || id.tenant_id != *tid {
                     d.attr_error(
                         AttrPath::root("role"),
@@ -257,7 +260,11 @@ impl VaultBinding {
                 }
             }
         }
-        match azure.get_api(&service.api(api)).await {
+        let api_id = service.api(api);
+        match api_reads()
+            .get(&api_id.arm_id(), || azure.get_api(&api_id))
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {
                 d.attr_error(
@@ -315,7 +322,10 @@ impl VaultBinding {
         let Ok(Some(after)) = with_block(doc.as_deref(), api, &block) else {
             return;
         };
-        let sku = match azure.get_service(&service).await {
+        let sku = match service_reads()
+            .get(&service.arm_id(), || azure.get_service(&service))
+            .await
+        {
             Ok(s) => s.value.sku.map(|s| s.name).unwrap_or_default(),
             Err(_) => String::new(),
         };

@@ -173,6 +173,18 @@ impl Azure {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        // What ARM says is left in this principal's bucket: other clients of the principal
+        // may have drawn from it.
+        let remaining = [
+            "x-ms-ratelimit-remaining-subscription-reads",
+            "x-ms-ratelimit-remaining-subscription-writes",
+            "x-ms-ratelimit-remaining-subscription-deletes",
+        ]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse::<u32>().ok());
+        if let Some(left) = remaining {
+            super::pacing::observe(method, left);
+        }
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return Ok(Err(transport_error_text(&e))),

@@ -62,8 +62,7 @@ impl Pacer {
         }
     }
 
-    /// The wait before a `method` request may be sent, its token taken.
-    fn wait_for(&self, method: &Method, now: Instant) -> Duration {
+    fn bucket(&self, method: &Method) -> std::sync::MutexGuard<'_, Bucket> {
         let bucket = match *method {
             Method::GET | Method::HEAD => &self.reads,
             Method::DELETE => &self.deletes,
@@ -72,16 +71,34 @@ impl Pacer {
         bucket
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(now)
     }
+
+    /// The wait before a `method` request may be sent, its token taken.
+    fn wait_for(&self, method: &Method, now: Instant) -> Duration {
+        self.bucket(method).take(now)
+    }
+
+    /// Holds the bucket of `method` to at most `remaining` tokens (ARM's count).
+    fn observe(&self, method: &Method, remaining: u32) {
+        let mut b = self.bucket(method);
+        b.tokens = b.tokens.min(f64::from(remaining));
+    }
+}
+
+fn pacer() -> &'static Pacer {
+    static PACER: OnceLock<Pacer> = OnceLock::new();
+    PACER.get_or_init(Pacer::arm)
+}
+
+/// ARM said `remaining` requests like `method` are left in the principal's bucket: this
+/// process's bucket holds no more than that.
+pub(super) fn observe(method: &Method, remaining: u32) {
+    pacer().observe(method, remaining);
 }
 
 /// Waits until this process may send a `method` request to ARM.
 pub(super) async fn pace(method: &Method) {
-    static PACER: OnceLock<Pacer> = OnceLock::new();
-    let wait = PACER
-        .get_or_init(Pacer::arm)
-        .wait_for(method, Instant::now());
+    let wait = pacer().wait_for(method, Instant::now());
     if !wait.is_zero() {
         crate::log::debug(
             "ARM request paced",
@@ -116,6 +133,12 @@ mod tests {
         // Reads and deletes have their own buckets.
         assert_eq!(pacer.wait_for(&Method::GET, now), Duration::ZERO);
         assert_eq!(pacer.wait_for(&Method::DELETE, now), Duration::ZERO);
+        // ARM says 3 reads are left (another client drew from the bucket): the fourth waits.
+        pacer.observe(&Method::GET, 3);
+        for _ in 0..3 {
+            assert_eq!(pacer.wait_for(&Method::GET, now), Duration::ZERO);
+        }
+        assert!(pacer.wait_for(&Method::GET, now) > Duration::ZERO);
         // A second later, ten writes' worth of tokens are back (all reserved already).
         let later = now + Duration::from_secs(1);
         let w = pacer.wait_for(&Method::PUT, later);
