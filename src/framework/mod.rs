@@ -4,6 +4,7 @@
 pub mod cancel;
 pub mod diag;
 pub mod docs;
+pub mod generate;
 pub mod lifecycle;
 pub mod model;
 pub mod plan;

@@ -121,6 +121,12 @@ pub trait Resource<D: Send + Sync>: Send + Sync + 'static {
     async fn delete(&self, ctx: &Ctx<D>, state: Self::Model, diags: &mut Diags);
     /// Turns an import ID into a state that `read` can complete.
     async fn import(&self, ctx: &Ctx<D>, id: &str, diags: &mut Diags) -> Option<Self::Model>;
+    /// Brings an imported state towards the configuration a user would write
+    /// (`terraform plan -generate-config-out`): values derived from others, and server
+    /// defaults the schema does not declare, set to `None`. The schema's rule
+    /// (`generate::config_from_state`) then leaves out computed-only and write-only
+    /// attributes and values equal to their defaults; by default that is all.
+    fn config_from_state(&self, _ctx: &Ctx<D>, _state: &mut Self::Model) {}
 }
 
 /// A data source type.

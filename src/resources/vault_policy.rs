@@ -285,10 +285,12 @@ impl Resource<ProviderData> for VaultPolicy {
         d: &mut Diags,
     ) -> Option<PolicyModel> {
         let vault = ctx.data(d)?.vault(d)?;
+        // The name, or the policy's API path (`sys/policies/acl/<name>`, `sys/policy/<name>`).
+        let id = super::strip_api_path(id, &["sys/policies/acl/", "sys/policy/"]);
         if id.is_empty() || id.contains('/') {
             d.error(
                 format!("Unable to import {TYPE}"),
-                format!("The import ID {id:?} is not a policy name. Use the name, e.g. `terraform import {TYPE}.example my-policy`."),
+                format!("The import ID {id:?} is not a policy name. Use the name, e.g. `terraform import {TYPE}.example my-policy` (or its API path, `sys/policies/acl/my-policy`)."),
             );
             return None;
         }

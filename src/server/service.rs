@@ -176,13 +176,7 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         r: Request<pb::generate_resource_config::Request>,
     ) -> Result<Response<pb::generate_resource_config::Response>, Status> {
-        ok(pb::generate_resource_config::Response {
-            config: None,
-            diagnostics: rpc::unsupported::diag(&format!(
-                "Generating configuration for {}",
-                r.into_inner().type_name
-            )),
-        })
+        ok(rpc::resource::generate_config(self, r.into_inner()))
     }
 
     async fn open_ephemeral_resource(

@@ -367,6 +367,19 @@ impl Resource<ProviderData> for VaultBinding {
         }
     }
 
+    fn config_from_state(&self, ctx: &Ctx<ProviderData>, s: &mut BindingModel) {
+        // `vault_address` defaults to the provider's Vault address.
+        let provider_address = ctx
+            .data(&mut Diags::new())
+            .and_then(|data| data.vault(&mut Diags::new()))
+            .map(|v| v.address().as_str().trim_end_matches('/').to_string());
+        if provider_address.is_some()
+            && s.vault_address.get().cloned().flatten() == provider_address
+        {
+            s.vault_address = Known::Value(None);
+        }
+    }
+
     async fn import(
         &self,
         ctx: &Ctx<ProviderData>,

@@ -1,5 +1,6 @@
-//! UpgradeResourceState, ReadResource, PlanResourceChange, ApplyResourceChange and
-//! ImportResourceState for managed resources: decode, call the framework, encode.
+//! UpgradeResourceState, ReadResource, PlanResourceChange, ApplyResourceChange,
+//! ImportResourceState and GenerateResourceConfig for managed resources: decode, call the
+//! framework, encode.
 
 use crate::framework::diag::Diags;
 use crate::framework::lifecycle::{Refreshed, ResourceType};
@@ -178,5 +179,27 @@ pub async fn import<P: Provider>(
         imported_resources: imported,
         diagnostics: convert::diags(&d),
         deferred: None,
+    }
+}
+
+/// Generated configuration: from an imported state to what a user would write.
+pub fn generate_config<P: Provider>(
+    s: &ProviderService<P>,
+    r: pb::generate_resource_config::Request,
+) -> pb::generate_resource_config::Response {
+    let mut d = Diags::new();
+    let mut config = None;
+    if let Ok(res) = find(s, &r.type_name).map_err(|e| d.extend(e)) {
+        let ty = res.schema().block.object_type();
+        let state = convert::decode(r.state.as_ref(), &ty, "state", &mut d);
+        if !d.has_errors() {
+            if let Some(v) = res.generate_config(&s.ctx(), &state, &mut d) {
+                config = convert::encode(&v, &ty, "generated configuration", &mut d);
+            }
+        }
+    }
+    pb::generate_resource_config::Response {
+        config,
+        diagnostics: convert::diags(&d),
     }
 }

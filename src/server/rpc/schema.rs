@@ -12,7 +12,8 @@ fn capabilities() -> pb::ServerCapabilities {
         // Terraform may cache the schema and skip a provider launch per command.
         get_provider_schema_optional: true,
         move_resource_state: false,
-        generate_resource_config: false,
+        // `terraform plan -generate-config-out` asks each type what a user would write.
+        generate_resource_config: true,
     }
 }
 
