@@ -228,6 +228,7 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
         let mut plan = Plan::<R::Model> {
             state,
             requires_replace: generic.requires_replace,
+            refuse_unchanged: false,
         };
         // Plan-time checks read remote APIs: a stop interrupts them.
         let req = PlanRequest {
@@ -244,6 +245,7 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
         // that they never block a destroy (whose refresh plans every resource first) or a
         // run that leaves this object alone. A create or an update is still refused.
         if !prior.is_null()
+            && !plan.refuse_unchanged
             && own.has_errors()
             && state.equal_as(prior, &schema.block.object_type())
             && plan.requires_replace.is_empty()

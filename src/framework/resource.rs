@@ -61,6 +61,9 @@ pub struct Plan<M: Model> {
     pub state: PlanOf<M>,
     /// Attributes whose change forces replacement (the schema's, plus any the type adds).
     pub requires_replace: Vec<AttrPath>,
+    /// The type's errors stand even when the plan changes nothing of this object (by
+    /// default they are then warnings: a destroy or another object's change goes ahead).
+    pub refuse_unchanged: bool,
 }
 
 impl<M: Model> Plan<M> {

@@ -18,7 +18,7 @@ use crate::clients::vault::role::{
 use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::model::Known;
+use crate::framework::model::{Known, Model};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
@@ -536,6 +536,10 @@ impl Resource<ProviderData> for VaultAzureRole {
             st.name.get(),
         ) {
             data.this_run.role(b, n, planned_facts(st));
+            // A role this plan changes: the checks of the bindings that use it must hold.
+            if req.prior.map(RoleModel::encode) != Some(st.encode()) {
+                data.this_run.changing();
+            }
         }
         // The backend must be a mount of the right kind, when it exists already.
         let (Some(backend), Some(kind)) = (
@@ -906,7 +910,11 @@ mod tests {
             Some(("a/b", "orders"))
         );
         assert_eq!(role_import_id("orders"), None);
-        assert_eq!(role_import_id("auth/jwt/role/"), None);
+        assert_eq!(role_import_id("/"), None);
+        assert_eq!(
+            role_import_id("auth/jwt/role//"),
+            Some(("auth/jwt", "role"))
+        );
     }
 
     #[test]

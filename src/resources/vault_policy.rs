@@ -158,6 +158,9 @@ impl Resource<ProviderData> for VaultPolicy {
         // Bindings planned later in this run judge the policy as planned.
         if let (Some(data), Some(name)) = (ctx.data(&mut Diags::new()), plan.state.name.get()) {
             data.this_run.policy(name, text.clone());
+            if req.prior.and_then(|p| p.hcl.get()) != text.as_ref() {
+                data.this_run.changing();
+            }
         }
         let Some(text) = text else {
             return;

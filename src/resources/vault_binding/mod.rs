@@ -296,6 +296,9 @@ impl Resource<ProviderData> for VaultBinding {
         let Some(known) = models::known::<BindingModel>(st) else {
             return;
         };
+        // Objects this run changes are judged as they will be: a binding they would break is
+        // refused even when the binding itself stays as it is.
+        plan.refuse_unchanged = data.this_run.is_changing();
         let facts = self.check_vault(data, &known, false, d).await;
         let mine = facts.as_ref().and_then(|f| spec(&known, f.kv_v2, f.leased));
         self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), d)
