@@ -24,6 +24,7 @@ use async_trait::async_trait;
 
 use super::diag::{AttrPath, Diags};
 use super::generate::config_from_state as generate_config_from_state;
+use super::identity::IdentitySchema;
 use super::model::{restore_untouched, Model};
 use super::plan::{null_write_only, plan as generic_plan};
 use super::resource::{
@@ -134,6 +135,8 @@ pub trait ResourceType<D: Send + Sync>: Send + Sync {
     fn schema(&self) -> &Schema;
     /// The model's fields (for the test that holds models to schemas).
     fn model_shape(&self) -> Vec<super::model::FieldShape>;
+    /// The identity schema, if the type declares one.
+    fn identity_schema(&self) -> Option<&IdentitySchema>;
     /// ValidateResourceConfig.
     fn validate(&self, config: &Value, write_only_allowed: bool) -> Diags;
     /// PlanResourceChange: the planned state and the paths forcing replacement.
@@ -172,6 +175,9 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
     }
     fn model_shape(&self) -> Vec<super::model::FieldShape> {
         R::Model::shape()
+    }
+    fn identity_schema(&self) -> Option<&IdentitySchema> {
+        Resource::identity(self)
     }
 
     fn validate(&self, config: &Value, write_only_allowed: bool) -> Diags {
@@ -502,6 +508,22 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             &r.model_shape(),
             &r.schema().block,
         ));
+        // An identity is made of string attributes of the state.
+        for a in r
+            .identity_schema()
+            .map(|i| i.attributes.as_slice())
+            .unwrap_or_default()
+        {
+            if r.schema().block.attribute(a.name).map(|s| &s.ty)
+                != Some(&super::value::Type::String)
+            {
+                push(Err(format!(
+                    "{}: the identity attribute {:?} is not a string attribute of the schema",
+                    r.type_name(),
+                    a.name
+                )));
+            }
+        }
     }
     for s in p.data_sources() {
         push(check_fields(

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use super::cancel::Cancel;
 use super::diag::{AttrPath, Diags};
+use super::identity::IdentitySchema;
 use super::model::Model;
 use super::schema::Schema;
 
@@ -84,6 +85,10 @@ pub trait Resource<D: Send + Sync>: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
     /// The schema, built once.
     fn schema(&self) -> &Schema;
+    /// The identity of the type's objects (Terraform 1.12+), if it declares one.
+    fn identity(&self) -> Option<&IdentitySchema> {
+        None
+    }
     /// Checks beyond the schema's declarative ones.
     fn validate(&self, _config: &PlanOf<Self::Model>, _diags: &mut Diags) {}
     /// Adjusts the generic plan: values known at plan time, semantic equality, plan-time

@@ -14,6 +14,7 @@ use crate::clients::vault::audit::{
 use crate::clients::vault::VaultError;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Schema};
@@ -188,6 +189,13 @@ fn declarative_snippet(
 #[async_trait]
 impl Resource<ProviderData> for VaultAudit {
     type Model = AuditModel;
+
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(&[("path", "The device's path.")], |v| v.join("/"))
+        }))
+    }
 
     fn type_name(&self) -> &'static str {
         TYPE

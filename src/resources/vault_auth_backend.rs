@@ -12,6 +12,7 @@ use crate::clients::vault::auth::{AuthMount, EnableAuth, JwtConfig, TuneMount};
 use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -279,6 +280,15 @@ fn authority(data: &ProviderData) -> (String, Option<String>) {
 #[async_trait]
 impl Resource<ProviderData> for VaultAuthBackend {
     type Model = AuthBackendModel;
+
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(&[("path", "The mount path of the auth method.")], |v| {
+                v.join("/")
+            })
+        }))
+    }
 
     fn type_name(&self) -> &'static str {
         TYPE

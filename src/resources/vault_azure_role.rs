@@ -18,6 +18,7 @@ use crate::clients::vault::role::{
 use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::{Known, Model};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -420,6 +421,19 @@ impl VaultAzureRole {
 #[async_trait]
 impl Resource<ProviderData> for VaultAzureRole {
     type Model = RoleModel;
+
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(
+                &[
+                    ("backend", "Mount path of the auth method."),
+                    ("name", "Role name."),
+                ],
+                |v| v.join("/"),
+            )
+        }))
+    }
 
     fn type_name(&self) -> &'static str {
         TYPE

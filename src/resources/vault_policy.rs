@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::clients::vault::acl;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -92,6 +93,13 @@ fn state_from_text(name: &str, text: &str) -> PolicyModel {
 #[async_trait]
 impl Resource<ProviderData> for VaultPolicy {
     type Model = PolicyModel;
+
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(
+            I.get_or_init(|| IdentitySchema::new(&[("name", "The policy name.")], |v| v.join("/"))),
+        )
+    }
 
     fn type_name(&self) -> &'static str {
         TYPE

@@ -412,3 +412,193 @@ fn adoption_destroy_not_blocked_by_plan_time_lookups() {
         "mount removed"
     );
 }
+
+/// `import` blocks for the objects of [`everything`], by identity.
+fn identity_blocks(emu: &Emulator) -> String {
+    let apim = emu.api_management_id();
+    [
+        ("apim_vault_auth_backend.entra", "path = \"apim-jwt\"".to_string()),
+        ("apim_vault_policy.orders", "name = \"orders-reader\"".to_string()),
+        (
+            "apim_vault_azure_role.orders",
+            "backend = \"apim-jwt\"\n    name    = \"orders-apim\"".to_string(),
+        ),
+        (
+            "apim_vault_binding.orders",
+            format!("api_management_id = \"{apim}\"\n    api_id            = \"orders-api\"\n    name              = \"orders\""),
+        ),
+        ("apim_vault_audit.file", "path = \"file\"".to_string()),
+    ]
+    .iter()
+    .map(|(to, identity)| format!("import {{\n  to = {to}\n  identity = {{\n    {identity}\n  }}\n}}\n"))
+    .collect()
+}
+
+/// The identity Terraform stores for `address` in the state file of `wd`.
+fn stored_identity(wd: &Workdir, address: &str) -> serde_json::Value {
+    let state: serde_json::Value = serde_json::from_str(&wd.state_raw()).unwrap();
+    let (ty, name) = address.split_once('.').unwrap();
+    let resource = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == ty && r["name"] == name)
+        .unwrap_or_else(|| panic!("{address} in state: {state}"));
+    resource["instances"][0]["identity"].clone()
+}
+
+/// Resource identity: every type returns its identity from create, read and import, and
+/// imports by it (`import { identity = { … } }`); the imported objects plan empty.
+#[test]
+fn adoption_import_by_identity_for_every_type() {
+    let bao = Bao::start_with_config(ALLOW_API_AUDIT);
+    let emu = Emulator::start();
+    let elsewhere = made_elsewhere(&bao, &emu);
+    let apim = emu.api_management_id();
+    let expected = [
+        ("apim_vault_auth_backend.entra", json!({"path": "apim-jwt"})),
+        ("apim_vault_policy.orders", json!({"name": "orders-reader"})),
+        (
+            "apim_vault_azure_role.orders",
+            json!({"backend": "apim-jwt", "name": "orders-apim"}),
+        ),
+        (
+            "apim_vault_binding.orders",
+            json!({"api_management_id": apim, "api_id": "orders-api", "name": "orders"}),
+        ),
+        ("apim_vault_audit.file", json!({"path": "file"})),
+    ];
+    // Create returned it, and a refresh keeps it.
+    elsewhere.run_ok(&["apply", "-auto-approve", "-refresh-only"]);
+    for (address, identity) in &expected {
+        assert_eq!(&stored_identity(&elsewhere, address), identity, "{address}");
+    }
+    // Import by identity.
+    let wd = workdir(&bao, &emu);
+    wd.write_config(&format!(
+        "{}{}",
+        everything(&bao, &emu),
+        identity_blocks(&emu)
+    ));
+    let out = wd.run_ok(&["plan"]);
+    // The role names its instance: Vault does not record it, so it is planned once.
+    assert!(
+        contains_normalized(
+            &out.stdout,
+            "5 to import, 0 to add, 1 to change, 0 to destroy"
+        ),
+        "{out}"
+    );
+    assert!(
+        contains_normalized(&out.stdout, "+ api_management_id"),
+        "{out}"
+    );
+    wd.run_ok(&["apply", "-auto-approve"]);
+    assert_plans_empty(&wd);
+    for (address, identity) in &expected {
+        assert_eq!(&stored_identity(&wd, address), identity, "{address}");
+    }
+    // Import by ID returns the identity too.
+    let by_id = workdir(&bao, &emu);
+    by_id.write_config(&everything(&bao, &emu));
+    by_id.run_ok(&[
+        "import",
+        "apim_vault_azure_role.orders",
+        "auth/apim-jwt/role/orders-apim",
+    ]);
+    assert_eq!(
+        stored_identity(&by_id, "apim_vault_azure_role.orders"),
+        expected[2].1
+    );
+    // An identity that misses an attribute is refused, naming it.
+    let partial = workdir(&bao, &emu);
+    partial.write_config(&format!(
+        "{}import {{\n  to = apim_vault_azure_role.orders\n  identity = {{\n    backend = \"apim-jwt\"\n  }}\n}}\n",
+        everything(&bao, &emu)
+    ));
+    let out = partial.run(&["plan"]);
+    assert_eq!(out.code, 1, "{out}");
+    wd.run_ok(&["destroy", "-auto-approve"]);
+}
+
+/// Every resource type declares an identity (`terraform providers schema -json` shows it),
+/// and its `import-by-identity.tf` example gives exactly those attributes.
+#[test]
+fn adoption_identity_examples_match_the_identity_schemas() {
+    let wd = Workdir::new(&TerraformBin::primary());
+    wd.write_config(crate::support::fixtures::REQUIRED_PROVIDERS);
+    let out = wd.run_ok(&["providers", "schema", "-json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let p = &v["provider_schemas"]["registry.terraform.io/apimvault/apim"];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let types: Vec<String> = p["resource_schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert!(types.len() >= 5, "{types:?}");
+    for ty in types {
+        let identity = &p["resource_identity_schemas"][&ty]["attributes"];
+        let mut declared: Vec<&String> = identity
+            .as_object()
+            .unwrap_or_else(|| panic!("{ty} has no identity schema: {p}"))
+            .keys()
+            .collect();
+        declared.sort();
+        let example = std::fs::read_to_string(
+            root.join(format!("examples/resources/{ty}/import-by-identity.tf")),
+        )
+        .unwrap_or_else(|e| panic!("{ty}: import-by-identity.tf: {e}"));
+        assert!(example.contains(&format!("to = {ty}.")), "{example}");
+        let body = &example[example.find("identity = {").unwrap()..];
+        let mut given: Vec<String> = body
+            .lines()
+            .skip(1)
+            .take_while(|l| l.trim() != "}")
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+            .collect();
+        given.sort();
+        assert_eq!(
+            given.iter().collect::<Vec<_>>(),
+            declared,
+            "{ty}: the example's identity"
+        );
+        for attr in identity.as_object().unwrap().values() {
+            assert_eq!(attr["type"], "string", "{ty}: {attr}");
+            assert_eq!(attr["required_for_import"], true, "{ty}: {attr}");
+        }
+    }
+}
+
+/// With every Terraform the tools provide (1.15.5, and 1.11 when on `PATH`, which knows no
+/// identities and generates configuration on its own): import by ID, by the Vault provider's
+/// ID, and a refresh all work, and the imported objects plan empty.
+#[test]
+fn adoption_import_with_every_terraform() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let elsewhere = workdir(&bao, &emu);
+    elsewhere.write_config(&role_as_written(&emu, ""));
+    elsewhere.run_ok(&["apply", "-auto-approve"]);
+    for tf in crate::support::terraform_versions() {
+        let mut wd = Workdir::new(tf);
+        for (k, v) in bao.env().into_iter().chain(emu.env()) {
+            wd.env(k, v);
+        }
+        wd.write_config(&role_by_principal(&emu));
+        wd.run_ok(&["import", "apim_vault_auth_backend.entra", "auth/apim-jwt"]);
+        wd.run_ok(&["import", "apim_vault_policy.orders", "orders-reader"]);
+        wd.run_ok(&[
+            "import",
+            "apim_vault_azure_role.orders",
+            "auth/apim-jwt/role/orders-apim",
+        ]);
+        for refresh in [false, true] {
+            let out = wd.plan_output(refresh);
+            assert_eq!(out.code, 0, "Terraform {}: {out}", tf.version);
+        }
+        wd.run_ok(&["apply", "-auto-approve", "-refresh-only"]);
+    }
+    elsewhere.run_ok(&["destroy", "-auto-approve"]);
+}

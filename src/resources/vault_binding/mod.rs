@@ -27,6 +27,7 @@ use crate::clients::azure::id::ServiceId;
 use crate::clients::azure::AzureError;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::{self as models, Known};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedBlock, Schema};
@@ -203,6 +204,27 @@ impl VaultBinding {
 #[async_trait]
 impl Resource<ProviderData> for VaultBinding {
     type Model = BindingModel;
+
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(
+                &[
+                    (
+                        "api_management_id",
+                        "ARM ID of the API Management instance.",
+                    ),
+                    ("api_id", "The API (its name, or its ARM ID)."),
+                    ("name", "Name of the binding."),
+                ],
+                |v| match ServiceId::parse(v[0]) {
+                    Ok(service) => binding_id(&service, v[1], v[2]),
+                    // The import then names what is wrong with the instance's ID.
+                    Err(_) => format!("{}/apis/{}/vaultBindings/{}", v[0], v[1], v[2]),
+                },
+            )
+        }))
+    }
 
     fn type_name(&self) -> &'static str {
         TYPE

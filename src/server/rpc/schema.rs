@@ -74,3 +74,21 @@ pub fn metadata<P: Provider>(s: &ProviderService<P>) -> pb::get_metadata::Respon
         ..Default::default()
     }
 }
+
+/// The identity schema of every type that declares one.
+pub fn identity_schemas<P: Provider>(
+    s: &ProviderService<P>,
+) -> pb::get_resource_identity_schemas::Response {
+    pb::get_resource_identity_schemas::Response {
+        identity_schemas: s
+            .provider
+            .resources()
+            .iter()
+            .filter_map(|r| {
+                let i = r.identity_schema()?;
+                Some((r.type_name().to_string(), convert::identity_schema(i)))
+            })
+            .collect(),
+        diagnostics: Vec::new(),
+    }
+}
