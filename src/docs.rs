@@ -41,6 +41,7 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
             schema: p.schema(),
             example: read(root, "examples/provider/provider.tf").as_deref(),
             import: None,
+            import_by_identity: None,
             notes: Some(INDEX_NOTES),
         }),
     ));
@@ -54,6 +55,11 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
                 schema: r.schema(),
                 example: read(root, &format!("examples/resources/{n}/resource.tf")).as_deref(),
                 import: read(root, &format!("examples/resources/{n}/import.sh")).as_deref(),
+                import_by_identity: read(
+                    root,
+                    &format!("examples/resources/{n}/import-by-identity.tf"),
+                )
+                .as_deref(),
                 notes: None,
             }),
         ));
@@ -69,6 +75,7 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
                 example: read(root, &format!("examples/data-sources/{n}/data-source.tf"))
                     .as_deref(),
                 import: None,
+                import_by_identity: None,
                 notes: None,
             }),
         ));
@@ -87,6 +94,7 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
                 )
                 .as_deref(),
                 import: None,
+                import_by_identity: None,
                 notes: None,
             }),
         ));

@@ -43,6 +43,8 @@ pub struct Page<'a> {
     pub example: Option<&'a str>,
     /// An import example (shell), for resources.
     pub import: Option<&'a str>,
+    /// An `import` block by identity (Terraform 1.12+), for resources that have one.
+    pub import_by_identity: Option<&'a str>,
     /// Extra Markdown after the description (notes, links to guides).
     pub notes: Option<&'a str>,
 }
@@ -227,6 +229,13 @@ pub fn render(page: &Page<'_>) -> String {
             "## Import\n\nImport is supported using the following syntax:\n\n```shell\n{}\n```",
             imp.trim_end()
         );
+        if let Some(by_identity) = page.import_by_identity {
+            let _ = writeln!(
+                out,
+                "\nWith Terraform 1.12 or later, an `import` block can name the object by its identity instead:\n\n```terraform\n{}\n```",
+                by_identity.trim_end()
+            );
+        }
     }
     let trimmed = out.trim_end();
     format!("{trimmed}\n")
@@ -329,6 +338,7 @@ mod tests {
             schema: &s,
             example: Some("resource \"apim_thing\" \"x\" {}"),
             import: Some("terraform import apim_thing.x x"),
+            import_by_identity: None,
             notes: None,
         });
         assert!(md.contains("# apim_thing (Resource)"), "{md}");

@@ -23,6 +23,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::diag::{AttrPath, Diags};
+use super::generate::config_from_state as generate_config_from_state;
+use super::identity::IdentitySchema;
 use super::model::{restore_untouched, Model};
 use super::plan::{null_write_only, plan as generic_plan};
 use super::resource::{
@@ -44,6 +46,22 @@ pub fn stopped(d: &mut Diags, what: &str) {
 /// (`None`; the caller then reports [`stopped`]).
 async fn unless_stopped<D, F: Future>(ctx: &Ctx<D>, fut: F) -> Option<F::Output> {
     ctx.cancel.run(fut).await.ok()
+}
+
+/// The errors of a plan that changes nothing, as warnings that say so.
+fn nothing_changes(d: Diags) -> Diags {
+    use super::diag::Severity;
+    Diags(
+        d.0.into_iter()
+            .map(|mut x| {
+                if x.severity == Severity::Error {
+                    x.severity = Severity::Warning;
+                    x.detail.push_str("\n\nThis plan changes nothing of this object, so this does not stop it (a destroy, or changes to other objects, go ahead); a change of this object will be refused until it is fixed.");
+                }
+                x
+            })
+            .collect(),
+    )
 }
 
 /// Reports a stop when `outcome` is `None`.
@@ -117,6 +135,8 @@ pub trait ResourceType<D: Send + Sync>: Send + Sync {
     fn schema(&self) -> &Schema;
     /// The model's fields (for the test that holds models to schemas).
     fn model_shape(&self) -> Vec<super::model::FieldShape>;
+    /// The identity schema, if the type declares one.
+    fn identity_schema(&self) -> Option<&IdentitySchema>;
     /// ValidateResourceConfig.
     fn validate(&self, config: &Value, write_only_allowed: bool) -> Diags;
     /// PlanResourceChange: the planned state and the paths forcing replacement.
@@ -141,6 +161,8 @@ pub trait ResourceType<D: Send + Sync>: Send + Sync {
     async fn read(&self, ctx: &Ctx<D>, current: &Value, d: &mut Diags) -> Refreshed;
     /// ImportResourceState.
     async fn import(&self, ctx: &Ctx<D>, id: &str, d: &mut Diags) -> Option<Value>;
+    /// GenerateResourceConfig: the configuration a user would write for `state`.
+    fn generate_config(&self, ctx: &Ctx<D>, state: &Value, d: &mut Diags) -> Option<Value>;
 }
 
 #[async_trait]
@@ -153,6 +175,9 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
     }
     fn model_shape(&self) -> Vec<super::model::FieldShape> {
         R::Model::shape()
+    }
+    fn identity_schema(&self) -> Option<&IdentitySchema> {
+        Resource::identity(self)
     }
 
     fn validate(&self, config: &Value, write_only_allowed: bool) -> Diags {
@@ -209,17 +234,31 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
         let mut plan = Plan::<R::Model> {
             state,
             requires_replace: generic.requires_replace,
+            refuse_unchanged: false,
         };
         // Plan-time checks read remote APIs: a stop interrupts them.
         let req = PlanRequest {
             prior: prior_model.as_ref(),
             config: &config_model,
         };
-        let outcome = unless_stopped(ctx, self.modify_plan(ctx, req, &mut plan, d)).await;
-        or_stopped(outcome, d, "planning");
+        let mut own = Diags::new();
+        let outcome = unless_stopped(ctx, self.modify_plan(ctx, req, &mut plan, &mut own)).await;
+        or_stopped(outcome, &mut own, "planning");
         let mut state = plan.state.encode();
         restore_untouched(&mut state, &baseline, &generic.state);
         null_write_only(&schema.block, &mut state);
+        // A plan that changes nothing acts on nothing: what its checks find is a warning, so
+        // that they never block a destroy (whose refresh plans every resource first) or a
+        // run that leaves this object alone. A create or an update is still refused.
+        if !prior.is_null()
+            && !plan.refuse_unchanged
+            && own.has_errors()
+            && state.equal_as(prior, &schema.block.object_type())
+            && plan.requires_replace.is_empty()
+        {
+            own = nothing_changes(own);
+        }
+        d.extend(own);
         (state, plan.requires_replace)
     }
 
@@ -299,6 +338,17 @@ impl<D: Send + Sync + 'static, R: Resource<D>> ResourceType<D> for R {
         let outcome = unless_stopped(ctx, Resource::import(self, ctx, id, d)).await;
         let m = or_stopped(outcome, d, "importing").flatten()?;
         (!d.has_errors()).then(|| state_of(&m, Resource::schema(self)))
+    }
+
+    fn generate_config(&self, ctx: &Ctx<D>, state: &Value, d: &mut Diags) -> Option<Value> {
+        let schema = Resource::schema(self);
+        let mut m = decode::<R::Model>(state, d)?;
+        self.config_from_state(ctx, &mut m);
+        let mut config = m.encode();
+        // What the model round trip lost, the state still has.
+        restore_untouched(&mut config, &decode::<R::Model>(state, d)?.encode(), state);
+        generate_config_from_state(&schema.block, &mut config);
+        Some(config)
     }
 }
 
@@ -458,6 +508,22 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             &r.model_shape(),
             &r.schema().block,
         ));
+        // An identity is made of string attributes of the state.
+        for a in r
+            .identity_schema()
+            .map(|i| i.attributes.as_slice())
+            .unwrap_or_default()
+        {
+            if r.schema().block.attribute(a.name).map(|s| &s.ty)
+                != Some(&super::value::Type::String)
+            {
+                push(Err(format!(
+                    "{}: the identity attribute {:?} is not a string attribute of the schema",
+                    r.type_name(),
+                    a.name
+                )));
+            }
+        }
     }
     for s in p.data_sources() {
         push(check_fields(

@@ -5,6 +5,8 @@ pub mod cancel;
 pub mod diag;
 pub mod docs;
 pub mod function;
+pub mod generate;
+pub mod identity;
 pub mod lifecycle;
 pub mod model;
 pub mod plan;

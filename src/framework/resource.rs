@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use super::cancel::Cancel;
 use super::diag::{AttrPath, Diags};
+use super::identity::IdentitySchema;
 use super::model::Model;
 use super::schema::Schema;
 
@@ -61,6 +62,9 @@ pub struct Plan<M: Model> {
     pub state: PlanOf<M>,
     /// Attributes whose change forces replacement (the schema's, plus any the type adds).
     pub requires_replace: Vec<AttrPath>,
+    /// The type's errors stand even when the plan changes nothing of this object (by
+    /// default they are then warnings: a destroy or another object's change goes ahead).
+    pub refuse_unchanged: bool,
 }
 
 impl<M: Model> Plan<M> {
@@ -81,6 +85,10 @@ pub trait Resource<D: Send + Sync>: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
     /// The schema, built once.
     fn schema(&self) -> &Schema;
+    /// The identity of the type's objects (Terraform 1.12+), if it declares one.
+    fn identity(&self) -> Option<&IdentitySchema> {
+        None
+    }
     /// Checks beyond the schema's declarative ones.
     fn validate(&self, _config: &PlanOf<Self::Model>, _diags: &mut Diags) {}
     /// Adjusts the generic plan: values known at plan time, semantic equality, plan-time
@@ -121,6 +129,12 @@ pub trait Resource<D: Send + Sync>: Send + Sync + 'static {
     async fn delete(&self, ctx: &Ctx<D>, state: Self::Model, diags: &mut Diags);
     /// Turns an import ID into a state that `read` can complete.
     async fn import(&self, ctx: &Ctx<D>, id: &str, diags: &mut Diags) -> Option<Self::Model>;
+    /// Brings an imported state towards the configuration a user would write
+    /// (`terraform plan -generate-config-out`): values derived from others, and server
+    /// defaults the schema does not declare, set to `None`. The schema's rule
+    /// (`generate::config_from_state`) then leaves out computed-only and write-only
+    /// attributes and values equal to their defaults; by default that is all.
+    fn config_from_state(&self, _ctx: &Ctx<D>, _state: &mut Self::Model) {}
 }
 
 /// A data source type.

@@ -73,3 +73,14 @@ pub(crate) fn already_exists(
         ),
     );
 }
+
+/// An import ID without surrounding slashes and without the first of `prefixes` it starts
+/// with: the API path of an object (`sys/audit/<path>`) names it as its own ID does.
+pub(crate) fn strip_api_path<'a>(id: &'a str, prefixes: &[&str]) -> &'a str {
+    let id = id.trim_matches('/');
+    prefixes
+        .iter()
+        .find_map(|p| id.strip_prefix(p))
+        .map(|rest| rest.trim_matches('/'))
+        .unwrap_or(id)
+}

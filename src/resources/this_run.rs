@@ -25,6 +25,8 @@ pub struct RoleFacts {
 
 #[derive(Default)]
 struct Inner {
+    /// Whether a role or policy planned in this run changes.
+    changing: bool,
     roles: HashMap<(String, String), RoleFacts>,
     policies: HashMap<String, Option<String>>,
     bindings: HashMap<String, BTreeMap<String, BindingSpec>>,
@@ -43,6 +45,19 @@ impl ThisRun {
             i.roles
                 .insert((backend.to_string(), name.to_string()), facts);
         }
+    }
+
+    /// Records that a role or policy planned in this run changes.
+    pub fn changing(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.changing = true;
+        }
+    }
+
+    /// Whether a role or policy planned so far in this run changes: a binding's checks then
+    /// judge what the apply will make, and refuse even a plan that leaves the binding as it is.
+    pub fn is_changing(&self) -> bool {
+        self.inner.lock().map(|i| i.changing).unwrap_or(true)
     }
 
     /// Records a policy planned with `text` (`None`: not known until apply).

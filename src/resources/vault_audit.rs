@@ -8,10 +8,13 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 
-use crate::clients::vault::audit::{is_api_creation_forbidden, AuditDevice, EnableAuditRequest};
+use crate::clients::vault::audit::{
+    is_api_creation_forbidden, is_config_managed, AuditDevice, EnableAuditRequest,
+};
 use crate::clients::vault::VaultError;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{Attribute, Block, Schema};
@@ -176,6 +179,13 @@ fn declarative_snippet(
 #[async_trait]
 impl Resource<ProviderData> for VaultAudit {
     type Model = AuditModel;
+
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(&[("path", "The device's path.")], |v| v.join("/"))
+        }))
+    }
 
     fn type_name(&self) -> &'static str {
         TYPE
@@ -401,14 +411,27 @@ impl Resource<ProviderData> for VaultAudit {
             return;
         };
         let path = state.path.value().cloned().unwrap_or(state.r#type);
-        if let Err(e) = vault.disable_audit_device(&path).await {
-            fail(d, "delete", &format!("audit device {path:?}"), &e);
+        match vault.disable_audit_device(&path).await {
+            Ok(()) => {}
+            Err(e) if is_config_managed(&e) => d.error(
+                format!("Unable to delete {TYPE}"),
+                format!("{TYPE} audit device {path:?}: {e}\n\nThe server's configuration declares this device (an `audit` stanza in its configuration file), so only that file removes it: delete the stanza, then restart the server or send it SIGHUP. To stop managing the device with Terraform and leave it to the server, replace the resource block with\n\nremoved {{\n  from = {TYPE}.<name>\n  lifecycle {{\n    destroy = false\n  }}\n}}\n\nor run `terraform state rm {TYPE}.<name>`."),
+            ),
+            Err(e) => fail(d, "delete", &format!("audit device {path:?}"), &e),
+        }
+    }
+
+    fn config_from_state(&self, _ctx: &Ctx<ProviderData>, s: &mut AuditModel) {
+        // `path` defaults to the type.
+        if s.path.get().and_then(Option::as_deref) == Some(s.r#type.as_str()) {
+            s.path = Known::Value(None);
         }
     }
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<AuditModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let path = id.trim_matches('/');
+        // The path, or the device's API path (`sys/audit/<path>`).
+        let path = super::strip_api_path(id, &["sys/audit/"]);
         if path.is_empty() || path.chars().any(char::is_whitespace) {
             d.error(
                 format!("Unable to import {TYPE}"),

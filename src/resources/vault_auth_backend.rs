@@ -12,6 +12,7 @@ use crate::clients::vault::auth::{AuthMount, EnableAuth, JwtConfig, TuneMount};
 use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -274,6 +275,15 @@ fn authority(data: &ProviderData) -> (String, Option<String>) {
 impl Resource<ProviderData> for VaultAuthBackend {
     type Model = AuthBackendModel;
 
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(&[("path", "The mount path of the auth method.")], |v| {
+                v.join("/")
+            })
+        }))
+    }
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -294,8 +304,8 @@ impl Resource<ProviderData> for VaultAuthBackend {
                     .attr(Attribute::string("jwks_ca_pem").describe("CA certificate (PEM) to trust for `jwks_url`."))
                     .attr(Attribute::of("jwt_validation_pubkeys", Type::list_of(Type::String)).describe("Static PEM public keys, as an alternative source of signing keys."))
                     .attr(Attribute::string("bound_issuer").optional_computed().describe("The `iss` every token must carry. Derived when `tenant_id` is set; set it with the other key sources, since Vault checks the issuer only through it."))
-                    .attr(Attribute::number("default_lease_ttl").optional_computed().validate(validators::non_negative_int).describe("Default TTL (seconds) of tokens issued by this mount; 0 means the system default."))
-                    .attr(Attribute::number("max_lease_ttl").optional_computed().validate(validators::non_negative_int).describe("Maximum TTL (seconds) of tokens issued by this mount; 0 means the system default."))
+                    .attr(Attribute::number("default_lease_ttl").optional_computed().use_state_for_unknown().validate(validators::non_negative_int).describe("Default TTL (seconds) of tokens issued by this mount; 0 means the system default."))
+                    .attr(Attribute::number("max_lease_ttl").optional_computed().use_state_for_unknown().validate(validators::non_negative_int).describe("Maximum TTL (seconds) of tokens issued by this mount; 0 means the system default."))
                     .attr(Attribute::string("accessor").computed().use_state_for_unknown().describe("The mount's accessor."))
                     .constraint(Constraint::ExactlyOneOf(&["tenant_id", "oidc_discovery_url", "jwks_url", "jwt_validation_pubkeys"])),
             )
@@ -463,6 +473,28 @@ impl Resource<ProviderData> for VaultAuthBackend {
         }
     }
 
+    fn config_from_state(&self, _ctx: &Ctx<ProviderData>, s: &mut AuthBackendModel) {
+        // The tenant form: the discovery URL and the issuer are derived from it.
+        if s.tenant_id.is_some() {
+            if s.bound_issuer == s.oidc_discovery_url {
+                s.bound_issuer = Known::Value(None);
+            }
+            s.oidc_discovery_url = Known::Value(None);
+        }
+        if s.bound_issuer
+            .get()
+            .is_some_and(|b| b.as_deref() == Some(""))
+        {
+            s.bound_issuer = Known::Value(None);
+        }
+        // 0 is the system default of both TTLs.
+        for ttl in [&mut s.default_lease_ttl, &mut s.max_lease_ttl] {
+            if *ttl == Known::Value(Some(0)) {
+                *ttl = Known::Value(None);
+            }
+        }
+    }
+
     async fn import(
         &self,
         ctx: &Ctx<ProviderData>,
@@ -471,7 +503,8 @@ impl Resource<ProviderData> for VaultAuthBackend {
     ) -> Option<AuthBackendModel> {
         let data = ctx.data(d)?;
         let vault = data.vault(d)?;
-        let path = id.trim_matches('/');
+        // The mount path, or its API path (`auth/<path>`).
+        let path = super::strip_api_path(id, &["auth/"]);
         let prior = AuthBackendModel {
             path: Some(path.to_string()),
             ..AuthBackendModel::default()

@@ -18,7 +18,8 @@ use crate::clients::vault::role::{
 use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
-use crate::framework::model::Known;
+use crate::framework::identity::IdentitySchema;
+use crate::framework::model::{Known, Model};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
 use crate::framework::value::{Type, Value};
@@ -158,6 +159,25 @@ pub fn role_body(s: &RoleModel) -> RoleRequest {
             token,
         })
     }
+}
+
+/// The backend and name of an import ID: ours, `<backend>/<name>`, or the Vault provider's,
+/// the role's API path `auth/<backend>/role/<name>`.
+fn role_import_id(id: &str) -> Option<(&str, &str)> {
+    let id = id.trim_matches('/');
+    let (backend, name) = match id
+        .strip_prefix("auth/")
+        .and_then(|rest| rest.rsplit_once("/role/"))
+    {
+        Some(found) => found,
+        None => id.rsplit_once('/')?,
+    };
+    (!backend.is_empty() && !name.is_empty() && !name.contains('/')).then_some((backend, name))
+}
+
+/// The detail of a missing APIM instance.
+fn instance_not_found(service: &ServiceId) -> String {
+    format!("{service} does not exist (or the provider's Azure credentials cannot see it). Check the ID, the subscription, and that the instance is created before this role (reference it: `api_management_id = azurerm_api_management.main.id`).")
 }
 
 /// The auth method of a role's `auth_type`.
@@ -413,6 +433,19 @@ impl VaultAzureRole {
 impl Resource<ProviderData> for VaultAzureRole {
     type Model = RoleModel;
 
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(
+                &[
+                    ("backend", "Mount path of the auth method."),
+                    ("name", "Role name."),
+                ],
+                |v| v.join("/"),
+            )
+        }))
+    }
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -431,10 +464,10 @@ impl Resource<ProviderData> for VaultAzureRole {
                     .attr(Attribute::string("principal_id").optional_computed().validate(validate_guid).describe("Object ID of the identity. Resolved from `api_management_id`, or given with `tenant_id`."))
                     .attr(Attribute::string("tenant_id").optional_computed().validate(validate_guid).describe("Entra tenant of the identity. Resolved from `api_management_id`, or given with `principal_id`."))
                     .attr(Attribute::string("audience").required().validate(validators::not_empty).describe("The token audience APIM asks Entra ID for (the `resource` of `authentication-managed-identity`); the role's `bound_audiences`."))
-                    .attr(Attribute::of("token_policies", Type::set_of(Type::String)).optional_computed().describe("Policies of the tokens the role issues."))
+                    .attr(Attribute::of("token_policies", Type::set_of(Type::String)).optional_computed().use_state_for_unknown().describe("Policies of the tokens the role issues."))
                     .attr(Attribute::number("token_ttl").default(300).validate(validators::non_negative_int).describe("TTL (seconds) of the tokens; 0 means the mount's default. The default is long enough for the login and the read of a cache miss, and equals a binding's default `cache_ttl`: a binding's plan requires its `cache_ttl` to be at most the role's token TTL, since a cached secret must not outlive the token that fetched it (and a lease obtained with a batch token lives no longer than the token)."))
-                    .attr(Attribute::number("token_max_ttl").optional_computed().validate(validators::non_negative_int).describe("Maximum TTL (seconds) of the tokens; 0 means the mount's maximum."))
-                    .attr(Attribute::of("token_bound_cidrs", Type::set_of(Type::String)).optional_computed().describe("CIDR blocks the tokens may be used from (e.g. the APIM gateway's outbound addresses)."))
+                    .attr(Attribute::number("token_max_ttl").optional_computed().use_state_for_unknown().validate(validators::non_negative_int).describe("Maximum TTL (seconds) of the tokens; 0 means the mount's maximum."))
+                    .attr(Attribute::of("token_bound_cidrs", Type::set_of(Type::String)).optional_computed().use_state_for_unknown().describe("CIDR blocks the tokens may be used from (e.g. the APIM gateway's outbound addresses)."))
                     .attr(Attribute::string("token_type").default("batch").one_of(&["service", "batch", "default"]).describe("Type of the tokens. The default fits the gateway's single-use logins: Vault does not store batch tokens, so the login of each cache miss costs it no storage; they cannot be renewed or create child tokens, which the gateway never does. `service` tokens are stored and renewable; `default` takes the mount's setting."))
                     .attr(Attribute::bool("token_no_default_policy").default(true).describe("The tokens carry only `token_policies`, without Vault's `default` policy (which lets a token look itself up, renew and revoke itself, and use its cubbyhole and response wrapping: nothing the gateway does). `false` adds `default`."))
                     .attr(Attribute::string("user_claim").computed().describe("The claim that names the entity: `oid`."))
@@ -472,11 +505,23 @@ impl Resource<ProviderData> for VaultAzureRole {
                         st.principal_id = Known::Value(Some(identity.principal_id.clone()));
                         st.tenant_id = Known::Value(Some(identity.tenant_id.clone()));
                     }
+                    Ok(Err(e)) if e.is_not_found() && req.prior.is_none() => {
+                        // Nothing exists to act on yet: the create resolves the identity
+                        // again and fails there if the instance is still missing. So a plan
+                        // that only refreshes (before a destroy) is not blocked by it.
+                        d.attr_warning(
+                            AttrPath::root("api_management_id"),
+                            "API Management instance not found",
+                            format!("{} The role's identity is resolved again when the role is created: the apply fails then if the instance still does not exist.", instance_not_found(&service)),
+                        );
+                        st.principal_id = Known::Unknown;
+                        st.tenant_id = Known::Unknown;
+                    }
                     Ok(Err(e)) if e.is_not_found() => {
                         d.attr_error(
                             AttrPath::root("api_management_id"),
                             "API Management instance not found",
-                            format!("{service} does not exist (or the provider's Azure credentials cannot see it). Check the ID, the subscription, and that the instance is created before this role (reference it: `api_management_id = azurerm_api_management.main.id`)."),
+                            instance_not_found(&service),
                         );
                         return;
                     }
@@ -516,6 +561,10 @@ impl Resource<ProviderData> for VaultAzureRole {
             st.name.get(),
         ) {
             data.this_run.role(b, n, planned_facts(st));
+            // A role this plan changes: the checks of the bindings that use it must hold.
+            if req.prior.map(RoleModel::encode) != Some(st.encode()) {
+                data.this_run.changing();
+            }
         }
         // The backend must be a mount of the right kind, when it exists already.
         let (Some(backend), Some(kind)) = (
@@ -568,7 +617,45 @@ impl Resource<ProviderData> for VaultAzureRole {
         planned: RoleModel,
         d: &mut Diags,
     ) -> Option<RoleModel> {
-        let vault = ctx.data(d)?.vault(d)?;
+        let data = ctx.data(d)?;
+        let vault = data.vault(d)?;
+        let mut planned = planned;
+        // An instance plan did not find: resolved now, or the create fails.
+        if planned.principal_id.is_unknown() || planned.tenant_id.is_unknown() {
+            let target = planned
+                .api_management_id
+                .as_deref()
+                .and_then(|id| ServiceId::parse(id).ok())
+                .zip(
+                    IdentitySelector::parse(
+                        planned.identity.as_deref().unwrap_or("SystemAssigned"),
+                    )
+                    .ok(),
+                );
+            let Some((service, which)) = target else {
+                d.error(format!("Unable to create {TYPE}"), "The role's identity is not known: give `api_management_id`, or `principal_id` and `tenant_id`.");
+                return None;
+            };
+            let azure = data.azure(d)?;
+            match azure.resolve_identity(&service, &which).await {
+                Ok(identity) => {
+                    planned.principal_id = Known::Value(Some(identity.principal_id));
+                    planned.tenant_id = Known::Value(Some(identity.tenant_id));
+                }
+                Err(e) => {
+                    let (summary, detail) = if e.is_not_found() {
+                        (
+                            "API Management instance not found",
+                            instance_not_found(&service),
+                        )
+                    } else {
+                        ("Cannot resolve the API Management identity", e.to_string())
+                    };
+                    d.attr_error(AttrPath::root("api_management_id"), summary, detail);
+                    return None;
+                }
+            }
+        }
         let backend = planned.backend().to_string();
         let name = planned.name.clone();
         let auth_type = planned.auth_type().to_string();
@@ -683,12 +770,34 @@ impl Resource<ProviderData> for VaultAzureRole {
         }
     }
 
+    fn config_from_state(&self, _ctx: &Ctx<ProviderData>, s: &mut RoleModel) {
+        // The identity as the user gives it: the instance, or the object ID and tenant.
+        if s.api_management_id.is_some() {
+            s.principal_id = Known::Value(None);
+            s.tenant_id = Known::Value(None);
+        } else {
+            s.identity = None;
+        }
+        // Vault's own defaults for settings the schema leaves to the server.
+        if s.token_max_ttl == Known::Value(Some(0)) {
+            s.token_max_ttl = Known::Value(None);
+        }
+        for list in [&mut s.token_bound_cidrs, &mut s.token_policies] {
+            if list
+                .get()
+                .is_some_and(|l| l.as_ref().is_some_and(Vec::is_empty))
+            {
+                *list = Known::Value(None);
+            }
+        }
+    }
+
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str, d: &mut Diags) -> Option<RoleModel> {
         let vault = ctx.data(d)?.vault(d)?;
-        let Some((backend, name)) = id.trim_matches('/').rsplit_once('/') else {
+        let Some((backend, name)) = role_import_id(id) else {
             d.error(
                 format!("Unable to import {TYPE}"),
-                format!("The import ID {id:?} must be `<backend>/<name>`, e.g. `jwt/orders-apim`."),
+                format!("The import ID {id:?} must be `<backend>/<name>`, e.g. `jwt/orders-apim`, or the role's API path as the Vault provider names it, `auth/<backend>/role/<name>`."),
             );
             return None;
         };
@@ -808,6 +917,29 @@ mod tests {
         });
         assert_eq!(facts.token_policies, Some(vec!["orders".to_string()]));
         assert_eq!(facts.token_ttl, Some(300));
+    }
+
+    #[test]
+    fn role_import_ids_ours_and_the_vault_providers() {
+        assert_eq!(role_import_id("jwt/orders"), Some(("jwt", "orders")));
+        assert_eq!(
+            role_import_id("apim/jwt/orders"),
+            Some(("apim/jwt", "orders"))
+        );
+        assert_eq!(
+            role_import_id("auth/apim-jwt/role/orders"),
+            Some(("apim-jwt", "orders"))
+        );
+        assert_eq!(
+            role_import_id("/auth/a/b/role/orders/"),
+            Some(("a/b", "orders"))
+        );
+        assert_eq!(role_import_id("orders"), None);
+        assert_eq!(role_import_id("/"), None);
+        assert_eq!(
+            role_import_id("auth/jwt/role//"),
+            Some(("auth/jwt", "role"))
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::clients::vault::acl;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -94,6 +95,13 @@ fn state_from_text(name: &str, text: &str) -> PolicyModel {
 impl Resource<ProviderData> for VaultPolicy {
     type Model = PolicyModel;
 
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(
+            I.get_or_init(|| IdentitySchema::new(&[("name", "The policy name.")], |v| v.join("/"))),
+        )
+    }
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -159,6 +167,9 @@ impl Resource<ProviderData> for VaultPolicy {
         // Bindings planned later in this run judge the policy as planned.
         if let (Some(data), Some(name)) = (ctx.data(&mut Diags::new()), plan.state.name.get()) {
             data.this_run.policy(name, text.clone());
+            if req.prior.and_then(|p| p.hcl.get()) != text.as_ref() {
+                data.this_run.changing();
+            }
         }
         let Some(text) = text else {
             return;
@@ -286,10 +297,12 @@ impl Resource<ProviderData> for VaultPolicy {
         d: &mut Diags,
     ) -> Option<PolicyModel> {
         let vault = ctx.data(d)?.vault(d)?;
+        // The name, or the policy's API path (`sys/policies/acl/<name>`, `sys/policy/<name>`).
+        let id = super::strip_api_path(id, &["sys/policies/acl/", "sys/policy/"]);
         if id.is_empty() || id.contains('/') {
             d.error(
                 format!("Unable to import {TYPE}"),
-                format!("The import ID {id:?} is not a policy name. Use the name, e.g. `terraform import {TYPE}.example my-policy`."),
+                format!("The import ID {id:?} is not a policy name. Use the name, e.g. `terraform import {TYPE}.example my-policy` (or its API path, `sys/policies/acl/my-policy`)."),
             );
             return None;
         }

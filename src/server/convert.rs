@@ -2,6 +2,7 @@
 //! attribute paths and DynamicValues.
 
 use crate::framework::diag::{AttrPath, Diagnostic, Diags, PathStep, Severity};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::schema::{Attribute, Block, NestedBlock, Nesting, Presence, Schema};
 use crate::framework::value::{Type, Value};
 use crate::server::proto::tfplugin6 as pb;
@@ -14,6 +15,31 @@ pub fn schema(s: &Schema) -> pb::Schema {
         version: s.version,
         block: Some(block(&s.block)),
     }
+}
+
+/// An identity schema as Terraform expects it: string attributes, each required to import.
+pub fn identity_schema(i: &IdentitySchema) -> pb::ResourceIdentitySchema {
+    pb::ResourceIdentitySchema {
+        version: i.version,
+        identity_attributes: i
+            .attributes
+            .iter()
+            .map(|a| pb::resource_identity_schema::IdentityAttribute {
+                name: a.name.to_string(),
+                r#type: Type::String.to_json().to_string().into_bytes(),
+                required_for_import: true,
+                optional_for_import: false,
+                description: a.description.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// An identity value as Terraform expects it.
+pub fn identity(v: &Value, i: &IdentitySchema, d: &mut Diags) -> Option<pb::ResourceIdentityData> {
+    Some(pb::ResourceIdentityData {
+        identity_data: Some(encode(v, &i.object_type(), "identity", d)?),
+    })
 }
 
 fn block(b: &Block) -> pb::schema::Block {

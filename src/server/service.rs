@@ -101,19 +101,14 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         _r: Request<pb::get_resource_identity_schemas::Request>,
     ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
-        // No type declares an identity yet: an empty map tells Terraform so.
-        ok(pb::get_resource_identity_schemas::Response::default())
+        ok(rpc::schema::identity_schemas(self))
     }
 
     async fn upgrade_resource_identity(
         &self,
         r: Request<pb::upgrade_resource_identity::Request>,
     ) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
-        let r = r.into_inner();
-        ok(pb::upgrade_resource_identity::Response {
-            upgraded_identity: None,
-            diagnostics: rpc::unsupported::diag(&format!("Resource identity for {}", r.type_name)),
-        })
+        ok(rpc::resource::upgrade_identity(self, r.into_inner()))
     }
 
     async fn configure_provider(
@@ -176,13 +171,7 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         r: Request<pb::generate_resource_config::Request>,
     ) -> Result<Response<pb::generate_resource_config::Response>, Status> {
-        ok(pb::generate_resource_config::Response {
-            config: None,
-            diagnostics: rpc::unsupported::diag(&format!(
-                "Generating configuration for {}",
-                r.into_inner().type_name
-            )),
-        })
+        ok(rpc::resource::generate_config(self, r.into_inner()))
     }
 
     async fn open_ephemeral_resource(

@@ -8,6 +8,7 @@
 mod support;
 
 mod acl;
+mod adoption;
 mod azure_client;
 mod docs;
 mod faults;

@@ -240,6 +240,10 @@ async fn handshake_line_mtls_and_schema() {
         .into_inner();
     let caps = schema.server_capabilities.unwrap();
     assert!(caps.get_provider_schema_optional && caps.plan_destroy);
+    assert!(
+        caps.generate_resource_config,
+        "the types generate configuration"
+    );
     assert!(schema.resource_schemas.contains_key("apim_vault_policy"));
     assert!(schema
         .data_source_schemas

@@ -588,3 +588,48 @@ fn vault_audit_syslog() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = reader.join();
 }
+
+/// Regression (issue 18): destroying an imported device that the server's configuration
+/// declares gave Vault's raw message. It now says what to do, as create does: the server's
+/// `audit` stanza, a `removed` block, or `terraform state rm`.
+#[test]
+fn vault_audit_declared_by_the_server_explains_its_destroy() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("declared.log");
+    let bao = Bao::start_with_config(&format!(
+        "audit \"file\" \"declared\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+        log.display()
+    ));
+    assert!(device(&bao, "declared").is_some(), "the server declares it");
+    let wd = crate::support::Workdir::new(&crate::support::TerraformBin::primary());
+    wd.write_config(&format!(
+        "{}resource \"apim_vault_audit\" \"declared\" {{\n  type = \"file\"\n  path = \"declared\"\n  options = {{\n    file_path = \"{}\"\n  }}\n}}\n",
+        provider_at(&bao),
+        log.display()
+    ));
+    wd.run_ok(&["import", "apim_vault_audit.declared", "declared"]);
+    assert_eq!(wd.plan(true), 0, "imported as configured");
+    let out = wd.destroy();
+    assert_eq!(out.code, 1, "{out}");
+    let text = out.combined();
+    for hint in [
+        "cannot disable configuration-managed audit device",
+        "an `audit` stanza in its configuration file",
+        "destroy = false",
+        "terraform state rm apim_vault_audit.<name>",
+    ] {
+        assert!(
+            crate::support::contains_normalized(&text, hint),
+            "{hint}:\n{out}"
+        );
+    }
+    assert!(device(&bao, "declared").is_some(), "still there");
+    // The way out the hint gives: the device leaves Terraform, not the server.
+    wd.write_config(&format!(
+        "{}removed {{\n  from = apim_vault_audit.declared\n  lifecycle {{\n    destroy = false\n  }}\n}}\n",
+        provider_at(&bao)
+    ));
+    wd.run_ok(&["apply", "-auto-approve"]);
+    assert!(wd.resource_addresses().is_empty());
+    assert!(device(&bao, "declared").is_some());
+}

@@ -949,15 +949,23 @@ fn vault_binding_refuses_leases_shorter_than_the_cache_and_roles_edited_in_vault
     assert!(out.success(), "{out}");
     assert_eq!(wd.plan(true), 0);
     grant("secret/data/other/*");
+    // A plan that leaves the binding as it is warns, naming the fix, and blocks nothing (a
+    // destroy refreshes through such a plan); a change of the binding is refused.
+    let refused = "none of them grants `read` on \"secret/data/orders/backend\"";
+    let out = wd.plan_output(true);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(contains_normalized(&out.combined(), refused), "{out}");
     assert_plan_refuses(
         &wd,
-        &binding_only,
-        "none of them grants `read` on \"secret/data/orders/backend\"",
+        &binding_only.replace("cache_ttl    = 120", "cache_ttl    = 60"),
+        refused,
     );
-    grant("secret/data/orders/*");
-    assert_eq!(wd.plan(true), 0, "granted again: nothing to do");
+    wd.write_config(&binding_only);
     let out = wd.destroy();
-    assert!(out.success(), "{out}");
+    assert!(
+        out.success(),
+        "a binding being destroyed is not refused: {out}"
+    );
     assert_eq!(
         emu.api_policy("orders-api").as_deref(),
         Some(ORIGINAL_POLICY)

@@ -139,6 +139,17 @@ impl Vault {
     }
 }
 
+/// True when Vault refused to disable a device that its server configuration declares
+/// (OpenBao: "cannot disable configuration-managed audit device").
+pub fn is_config_managed(e: &VaultError) -> bool {
+    match e {
+        VaultError::Api { errors, .. } => errors
+            .iter()
+            .any(|m| m.to_ascii_lowercase().contains("configuration-managed")),
+        _ => false,
+    }
+}
+
 /// True when Vault refused an API-created audit device by policy (OpenBao's default:
 /// "cannot enable audit device via API; use declarative, config-based audit device
 /// management instead"), as opposed to a problem with the device's options.

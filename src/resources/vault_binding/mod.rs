@@ -27,6 +27,7 @@ use crate::clients::azure::id::ServiceId;
 use crate::clients::azure::AzureError;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
+use crate::framework::identity::IdentitySchema;
 use crate::framework::model::{self as models, Known};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedBlock, Schema};
@@ -207,6 +208,27 @@ impl VaultBinding {
 impl Resource<ProviderData> for VaultBinding {
     type Model = BindingModel;
 
+    fn identity(&self) -> Option<&IdentitySchema> {
+        static I: OnceLock<IdentitySchema> = OnceLock::new();
+        Some(I.get_or_init(|| {
+            IdentitySchema::new(
+                &[
+                    (
+                        "api_management_id",
+                        "ARM ID of the API Management instance.",
+                    ),
+                    ("api_id", "The API (its name, or its ARM ID)."),
+                    ("name", "Name of the binding."),
+                ],
+                |v| match ServiceId::parse(v[0]) {
+                    Ok(service) => binding_id(&service, v[1], v[2]),
+                    // The import then names what is wrong with the instance's ID.
+                    Err(_) => format!("{}/apis/{}/vaultBindings/{}", v[0], v[1], v[2]),
+                },
+            )
+        }))
+    }
+
     fn type_name(&self) -> &'static str {
         TYPE
     }
@@ -299,6 +321,9 @@ impl Resource<ProviderData> for VaultBinding {
         let Some(known) = models::known::<BindingModel>(st) else {
             return;
         };
+        // Objects this run changes are judged as they will be: a binding they would break is
+        // refused even when the binding itself stays as it is.
+        plan.refuse_unchanged = data.this_run.is_changing();
         let facts = self.check_vault(data, &known, false, d).await;
         let mine = facts.as_ref().and_then(|f| spec(&known, f.kv_v2, f.leased));
         self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), d)
@@ -367,6 +392,19 @@ impl Resource<ProviderData> for VaultBinding {
             if !e.is_not_found() {
                 azure_err(d, "delete", &e);
             }
+        }
+    }
+
+    fn config_from_state(&self, ctx: &Ctx<ProviderData>, s: &mut BindingModel) {
+        // `vault_address` defaults to the provider's Vault address.
+        let provider_address = ctx
+            .data(&mut Diags::new())
+            .and_then(|data| data.vault(&mut Diags::new()))
+            .map(|v| v.address().as_str().trim_end_matches('/').to_string());
+        if provider_address.is_some()
+            && s.vault_address.get().cloned().flatten() == provider_address
+        {
+            s.vault_address = Known::Value(None);
         }
     }
 

@@ -12,7 +12,8 @@ fn capabilities() -> pb::ServerCapabilities {
         // Terraform may cache the schema and skip a provider launch per command.
         get_provider_schema_optional: true,
         move_resource_state: false,
-        generate_resource_config: false,
+        // `terraform plan -generate-config-out` asks each type what a user would write.
+        generate_resource_config: true,
     }
 }
 
@@ -79,5 +80,23 @@ pub fn metadata<P: Provider>(s: &ProviderService<P>) -> pb::get_metadata::Respon
             })
             .collect(),
         ..Default::default()
+    }
+}
+
+/// The identity schema of every type that declares one.
+pub fn identity_schemas<P: Provider>(
+    s: &ProviderService<P>,
+) -> pb::get_resource_identity_schemas::Response {
+    pb::get_resource_identity_schemas::Response {
+        identity_schemas: s
+            .provider
+            .resources()
+            .iter()
+            .filter_map(|r| {
+                let i = r.identity_schema()?;
+                Some((r.type_name().to_string(), convert::identity_schema(i)))
+            })
+            .collect(),
+        diagnostics: Vec::new(),
     }
 }

@@ -1,0 +1,6 @@
+import {
+  to = apim_vault_audit.siem
+  identity = {
+    path = "to-siem"
+  }
+}

@@ -1,0 +1,6 @@
+import {
+  to = apim_vault_auth_backend.entra
+  identity = {
+    path = "jwt"
+  }
+}

@@ -1,0 +1,7 @@
+import {
+  to = apim_vault_azure_role.orders
+  identity = {
+    backend = "jwt"
+    name    = "orders-apim"
+  }
+}

@@ -1,0 +1,6 @@
+import {
+  to = apim_vault_policy.orders
+  identity = {
+    name = "orders-reader"
+  }
+}
