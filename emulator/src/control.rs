@@ -67,6 +67,12 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
         }
         ("POST" | "PUT", ["rules"]) => set_rules(app, req),
         ("POST", ["tokens"]) => mint(app, req),
+        ("POST", ["clients"]) => add_client(app, req),
+        ("POST", ["pipelines"]) => body_json(req).and_then(|v| {
+            crate::pipelines::register(app, v)
+                .map(|v| json_response(200, &v))
+                .map_err(|m| error(400, &m))
+        }),
         ("GET", ["gateway", "log"]) => Ok(json_response(200, &json!(app.gateway.log.all()))),
         ("DELETE", ["gateway", "log"]) => {
             app.gateway.log.clear();
@@ -287,4 +293,26 @@ fn inventory(app: &App) -> Value {
         );
     }
     Value::Object(out)
+}
+
+/// `POST /_emulator/clients`: registers an app (a seed `clients` entry: `client_id`,
+/// `client_secret`, `object_id`, `federated_credentials`, `certificates`) and answers it.
+fn add_client(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let v = body_json(req)?;
+    let seed: crate::store::SeedClient =
+        serde_json::from_value(v).map_err(|e| error(400, &format!("invalid client: {e}")))?;
+    for pem in &seed.certificates {
+        crate::entra::certificate_key(pem).map_err(|m| error(400, &m))?;
+    }
+    let client = seed.build();
+    let mut st = lock(&app.state);
+    if st.client(&client.client_id).is_some() {
+        return Err(error(
+            409,
+            &format!("client {} already exists", client.client_id),
+        ));
+    }
+    st.clients.push(client.clone());
+    app.persist(&st);
+    Ok(json_response(200, &json!(client)))
 }
