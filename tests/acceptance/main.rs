@@ -15,6 +15,7 @@ mod harness;
 mod protocol;
 mod runtime;
 mod schema;
+mod signin;
 mod tidy;
 mod token_renewal;
 mod vault_audit;
