@@ -68,6 +68,7 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
         ("POST" | "PUT", ["rules"]) => set_rules(app, req),
         ("POST", ["tokens"]) => mint(app, req),
         ("POST", ["clients"]) => add_client(app, req),
+        ("POST" | "PUT", ["entra"]) => set_entra(app, req),
         ("POST", ["pipelines"]) => body_json(req).and_then(|v| {
             crate::pipelines::register(app, v)
                 .map(|v| json_response(200, &v))
@@ -315,4 +316,26 @@ fn add_client(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
     st.clients.push(client.clone());
     app.persist(&st);
     Ok(json_response(200, &json!(client)))
+}
+
+/// `POST /_emulator/entra {"token_lifetime": seconds}`: the lifetime of the access tokens the
+/// token endpoint issues (`null`: Entra's 3599).
+fn set_entra(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let v = body_json(req)?;
+    let mut st = lock(&app.state);
+    match v.get("token_lifetime") {
+        Some(Value::Null) => st.settings.token_lifetime = None,
+        Some(n) => {
+            let n = n.as_i64().filter(|n| *n > 0).ok_or_else(|| {
+                error(400, "`token_lifetime` must be a positive number of seconds")
+            })?;
+            st.settings.token_lifetime = Some(n);
+        }
+        None => {}
+    }
+    app.persist(&st);
+    Ok(json_response(
+        200,
+        &json!({"token_lifetime": st.settings.token_lifetime}),
+    ))
 }

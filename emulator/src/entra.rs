@@ -146,13 +146,17 @@ pub fn token(app: &App, req: &Req, tenant: &str) -> Response<Body> {
         }
     };
     let now = now_unix();
+    let lifetime = lock(&app.state)
+        .settings
+        .token_lifetime
+        .unwrap_or(TOKEN_LIFETIME);
     let iss = issuer_v1(app, &tenant);
     let claims = json!({
         "aud": audience,
         "iss": iss,
         "iat": now,
         "nbf": now,
-        "exp": now + TOKEN_LIFETIME,
+        "exp": now + lifetime,
         "appid": client.client_id,
         "appidacr": appidacr,
         "idp": iss,
@@ -169,8 +173,8 @@ pub fn token(app: &App, req: &Req, tenant: &str) -> Response<Body> {
                 200,
                 &json!({
                     "token_type": "Bearer",
-                    "expires_in": TOKEN_LIFETIME,
-                    "ext_expires_in": TOKEN_LIFETIME,
+                    "expires_in": lifetime,
+                    "ext_expires_in": lifetime,
                     "access_token": token,
                 }),
             );

@@ -197,6 +197,10 @@ pub struct Settings {
     /// rules (`gateway::rules`); `POST /_emulator/rules {"enforce": false}` relaxes them.
     #[serde(default = "enforced")]
     pub enforce_rules: bool,
+    /// Lifetime in seconds of the access tokens the Entra token endpoint issues (Entra's 3599
+    /// when absent); shorter ones make clients renew within a test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime: Option<i64>,
 }
 
 fn enforced() -> bool {
@@ -484,6 +488,7 @@ impl Seed {
                 lro_polls: self.lro_polls.unwrap_or(lro_polls),
                 lro_retry_after: 0,
                 enforce_rules: true,
+                token_lifetime: None,
             },
             etag_counter: 0,
             keys,

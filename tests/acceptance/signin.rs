@@ -562,3 +562,141 @@ fn signin_vault_auth_login_jwt_from_azure_devops() {
         "/oidc/ado/",
     );
 }
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The emulator's request log entries whose path starts with `prefix` and that succeeded.
+fn succeeded(emu: &Emulator, prefix: &str) -> usize {
+    emu.requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with(prefix) && r["status"] == 200)
+        .count()
+}
+
+/// GitHub's ID tokens live minutes: when the Entra token is renewed, a new ID token is
+/// requested for the new client assertion (the emulator's Entra tokens live 302 s here, so both
+/// token caches, which renew 5 minutes before expiry, renew after 2 s).
+#[test]
+fn signin_github_fresh_id_token_at_each_entra_renewal() {
+    use apim_provider::clients::azure::id::ServiceId;
+    use apim_provider::clients::azure::{Azure, AzureSettings};
+    let emu = Emulator::start();
+    let (s, v) = emu.call(
+        "POST",
+        "/_emulator/entra",
+        Some(json!({"token_lifetime": 302})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let job = register_job(&emu, "github", MAIN, json!({}));
+    let client_id = federated_app(&emu, MAIN);
+    let url = url::Url::parse(emu.url()).unwrap();
+    let azure = Azure::new(AzureSettings {
+        subscription_id: Some(emu.subscription_id().into()),
+        tenant_id: Some(emu.tenant_id().into()),
+        client_id: Some(client_id.clone()),
+        use_oidc: true,
+        oidc_request_url: Some(job.request_url.clone()),
+        oidc_request_token: Some(job.request_token.clone()),
+        resource_manager_endpoint: Some(url.clone()),
+        authority_host: Some(url),
+        ca_cert_file: Some(emu.ca_file().to_path_buf()),
+        use_cli: Some(false),
+        ..Default::default()
+    })
+    .unwrap();
+    let service = ServiceId::parse(emu.api_management_id()).unwrap();
+    let rt = rt();
+    rt.block_on(azure.get_service(&service))
+        .expect("first read");
+    rt.block_on(azure.get_service(&service))
+        .expect("read with the cached token");
+    assert_eq!(
+        succeeded(&emu, "/oidc/github/token"),
+        1,
+        "one ID token while the Entra token is fresh"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    rt.block_on(azure.get_service(&service))
+        .expect("read after renewal");
+    assert_eq!(
+        succeeded(&emu, "/oidc/github/token"),
+        2,
+        "a new ID token for the renewal"
+    );
+    let want = format!(
+        "client {client_id} by federated credential (iss {}/oidc, sub {MAIN})",
+        emu.url()
+    );
+    let issued = emu
+        .requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["principal"].as_str() == Some(want.as_str()))
+        .count();
+    assert_eq!(issued, 2, "two Entra tokens, each from its own assertion");
+}
+
+/// Vault's JWT login asks GitHub for a new JWT at each login: a role whose tokens cannot be
+/// extended past 3 s makes the client log in again.
+#[test]
+fn signin_vault_fresh_jwt_at_each_login() {
+    use apim_provider::clients::vault::{JwtLogin, JwtSource, Vault, VaultSettings};
+    let (bao, emu) = (Bao::start(), Emulator::start());
+    ci_jwt_mount(&bao, &emu, MAIN, "https://vault.example.com");
+    bao.api_ok(
+        "POST",
+        "auth/ci-jwt/role/deploy",
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_subject": MAIN,
+            "bound_audiences": ["https://vault.example.com"],
+            "token_policies": ["ci-deploy"],
+            "token_ttl": "3s",
+            "token_max_ttl": "3s",
+        })),
+    );
+    let job = register_job(&emu, "github", MAIN, json!({}));
+    // The CI endpoint is reached with the system's trust store: here, the emulator's CA.
+    std::env::set_var("SSL_CERT_FILE", emu.ca_file());
+    let vault = Vault::new(VaultSettings {
+        address: url::Url::parse(bao.addr()).unwrap(),
+        token: None,
+        namespace: None,
+        ca_cert_file: None,
+        skip_tls_verify: false,
+        max_retries: 1,
+        login: Some(JwtLogin {
+            mount: "ci-jwt".into(),
+            role: "deploy".into(),
+            jwt: JwtSource::GitHub {
+                request_url: job.request_url.clone(),
+                request_token: job.request_token.clone(),
+                audience: Some("https://vault.example.com".into()),
+            },
+        }),
+    })
+    .unwrap();
+    let rt = rt();
+    rt.block_on(vault.write_policy("fresh-1", MANAGES_POLICIES))
+        .expect("write after the first login");
+    assert_eq!(succeeded(&emu, "/oidc/github/token"), 1);
+    rt.block_on(async { tokio::time::sleep(std::time::Duration::from_secs(5)).await });
+    rt.block_on(vault.write_policy("fresh-2", MANAGES_POLICIES))
+        .expect("write after logging in again");
+    assert!(
+        succeeded(&emu, "/oidc/github/token") >= 2,
+        "each login asked GitHub for a new JWT: {}",
+        emu.requests()
+    );
+    assert!(bao.policy("fresh-2").is_some());
+    std::env::remove_var("SSL_CERT_FILE");
+}
