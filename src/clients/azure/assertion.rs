@@ -243,6 +243,99 @@ mod tests {
         }
     }
 
+    /// A PKCS#12 file for a fresh self-signed certificate with a key of `alg`, written with
+    /// `encryption` (AES-256 as OpenSSL 3 writes, or 3DES as older tools and Windows do).
+    fn pfx(
+        dir: &std::path::Path,
+        alg: &'static rcgen::SignatureAlgorithm,
+        encryption: p12_keystore::EncryptionAlgorithm,
+        mac: p12_keystore::MacAlgorithm,
+    ) -> (PathBuf, Vec<u8>) {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["t.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let chain = p12_keystore::PrivateKeyChain::new(
+            "k",
+            p12_keystore::PrivateKey::from_der(&key.serialize_der()).unwrap(),
+            [p12_keystore::Certificate::from_der(cert.der()).unwrap()],
+        );
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("k", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        let data = store
+            .writer("s3cret-pw")
+            .encryption_algorithm(encryption)
+            .mac_algorithm(mac)
+            .write()
+            .unwrap();
+        let path = dir.join(format!("{}.pfx", data.len()));
+        std::fs::write(&path, data).unwrap();
+        (path, cert.der().to_vec())
+    }
+
+    #[test]
+    fn pkcs12_files_as_openssl_and_older_tools_write_them_sign_verifiable_assertions() {
+        use p12_keystore::{EncryptionAlgorithm as E, MacAlgorithm as M};
+        let dir = tempfile::tempdir().unwrap();
+        for (enc, mac) in [
+            (E::PbeWithHmacSha256AndAes256, M::HmacSha256),
+            (E::PbeWithShaAnd3KeyTripleDesCbc, M::HmacSha1),
+        ] {
+            let (path, der) = pfx(dir.path(), &rcgen::PKCS_RSA_SHA256, enc, mac);
+            let signer = CertificateSigner::from_pkcs12(&path, "s3cret-pw").unwrap();
+            let jwt = signer
+                .sign("client-1", "https://login.example/t/oauth2/v2.0/token")
+                .unwrap();
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+            let claims: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+            let sha1 =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+            assert_eq!(header["x5t"], URL_SAFE_NO_PAD.encode(sha1.as_ref()));
+            assert_eq!(header["alg"], "RS256");
+            assert_eq!(claims["iss"], "client-1");
+            assert_eq!(claims["sub"], "client-1");
+            assert_eq!(claims["aud"], "https://login.example/t/oauth2/v2.0/token");
+            assert_eq!(
+                claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(),
+                CERTIFICATE_ASSERTION_SECONDS
+            );
+            // The signature verifies with the certificate's public key, read by an independent
+            // X.509 parser.
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            let key = cert.public_key().subject_public_key.data.to_vec();
+            aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                key,
+            )
+            .verify(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+            )
+            .expect("the assertion's signature verifies with the certificate");
+            let e = CertificateSigner::from_pkcs12(&path, "wrong-pw")
+                .err()
+                .unwrap();
+            assert!(
+                e.contains("ARM_CLIENT_CERTIFICATE_PASSWORD") && !e.contains("wrong-pw"),
+                "{e}"
+            );
+        }
+        let (path, _) = pfx(
+            dir.path(),
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            E::PbeWithHmacSha256AndAes256,
+            M::HmacSha256,
+        );
+        let e = CertificateSigner::from_pkcs12(&path, "s3cret-pw")
+            .err()
+            .unwrap();
+        assert!(e.contains("is not an RSA key"), "{e}");
+    }
+
     #[test]
     fn a_missing_certificate_file_is_named_with_its_setting() {
         let e = CertificateSigner::from_pkcs12(std::path::Path::new("/nonexistent/c.pfx"), "pw")
