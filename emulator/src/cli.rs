@@ -10,7 +10,7 @@ apim-emulator: a local HTTPS emulator of Azure Resource Manager (Microsoft.ApiMa
 api-version 2024-05-01), Entra ID and the managed-identity token endpoint.
 
 USAGE:
-    apim-emulator [--listen 127.0.0.1:0] [--tls-dir DIR] [--state-file FILE] [--seed FILE] [--lro-polls N]
+    apim-emulator [--listen 127.0.0.1:0] [--tls-dir DIR] [--state-file FILE] [--seed FILE] [--lro-polls N] [--profile azure]
                   [--gateway-listen 127.0.0.1:0] [--gateway-ca FILE]...
 
 OPTIONS:
@@ -20,6 +20,8 @@ OPTIONS:
     --seed FILE          JSON seed: subscriptions, resource groups, APIM instances, clients
                          (ignored when --state-file already exists)
     --lro-polls N        polls a long-running operation answers InProgress (default 1; 0 = synchronous)
+    --profile azure|none ARM at Azure's speed: latencies per operation and ARM's token-bucket
+                         throttling (429 + Retry-After); see README.md (default none)
     --gateway-listen ADDR
                          address of the gateway's plain-HTTP listener (default 127.0.0.1:0); its
                          HTTPS listener takes another free port on the same address
@@ -51,6 +53,8 @@ pub struct Config {
     pub gateway_listen: SocketAddr,
     /// Extra CA certificates the gateway trusts.
     pub gateway_ca: Vec<PathBuf>,
+    /// `--profile azure`: ARM answers at Azure's speed and throttles as ARM does.
+    pub azure_profile: bool,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             lro_polls: None,
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             gateway_ca: Vec::new(),
+            azure_profile: false,
         }
     }
 }
@@ -112,6 +117,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                         format!("--lro-polls: '{v}' is not a non-negative integer")
                     })?);
             }
+            "--profile" => match value("--profile")?.as_str() {
+                "azure" => cfg.azure_profile = true,
+                "none" => cfg.azure_profile = false,
+                other => {
+                    return Err(format!(
+                        "--profile: '{other}' is not a profile: use 'azure' or 'none'"
+                    ))
+                }
+            },
             "--gateway-listen" => {
                 let v = value("--gateway-listen")?;
                 cfg.gateway_listen = v.parse().map_err(|_| {

@@ -57,6 +57,8 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
             ))
         }
         ("POST" | "PUT", ["lro"]) => set_lro(app, req),
+        ("GET", ["profile"]) => Ok(json_response(200, &json!(app.speed.profile()))),
+        ("POST" | "PUT", ["profile"]) => set_profile(app, req),
         ("POST", ["identity"]) => identity(app, req),
         ("GET", ["rules"]) => {
             let st = lock(&app.state);
@@ -338,4 +340,32 @@ fn set_entra(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
         200,
         &json!({"token_lifetime": st.settings.token_lifetime}),
     ))
+}
+
+/// `PUT /_emulator/profile`: `{"profile": "azure"}` or `{"profile": "none"}` for the documented
+/// figures or none, and/or any field of the profile to change (`read_ms`, `write_bucket`,
+/// ...); answers the profile now in force.
+fn set_profile(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let mut v = body_json(req)?;
+    let mut profile = match v.as_object_mut().and_then(|o| o.remove("profile")) {
+        None => app.speed.profile(),
+        Some(Value::String(p)) if p == "azure" => crate::profile::Profile::azure(),
+        Some(Value::String(p)) if p == "none" => crate::profile::Profile::default(),
+        Some(other) => {
+            return Err(error(
+                400,
+                &format!("`profile` is {other}: use \"azure\" or \"none\""),
+            ))
+        }
+    };
+    let mut merged = serde_json::to_value(&profile).unwrap_or_default();
+    if let (Some(m), Some(changes)) = (merged.as_object_mut(), v.as_object()) {
+        for (k, val) in changes {
+            m.insert(k.clone(), val.clone());
+        }
+    }
+    profile =
+        serde_json::from_value(merged).map_err(|e| error(400, &format!("invalid profile: {e}")))?;
+    app.speed.set(profile);
+    Ok(json_response(200, &json!(app.speed.profile())))
 }

@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod msi;
 pub mod pipelines;
+pub mod profile;
 pub mod server;
 pub mod store;
 pub mod tls;
@@ -87,6 +88,12 @@ fn load_state(cfg: &cli::Config) -> Result<(State, jwt::Signer), String> {
 /// the listener and starts serving.
 pub async fn start(cfg: &cli::Config) -> Result<Running, String> {
     let (mut state, signer) = load_state(cfg)?;
+    if cfg.azure_profile && cfg.lro_polls.is_none() {
+        // Long-running writes answer InProgress twice, 2 s apart (Retry-After), as named
+        // values and fragments take several seconds in Azure.
+        state.settings.lro_polls = 2;
+        state.settings.lro_retry_after = 2;
+    }
     if let Some(n) = cfg.lro_polls {
         state.settings.lro_polls = n;
     }
@@ -126,6 +133,11 @@ pub async fn start(cfg: &cli::Config) -> Result<Running, String> {
         ratelimit: AtomicU64::new(0),
         log_requests: std::env::var("APIM_EMULATOR_LOG_REQUESTS").is_ok_and(|v| v == "1"),
         gateway,
+        speed: crate::profile::Speed::new(if cfg.azure_profile {
+            crate::profile::Profile::azure()
+        } else {
+            crate::profile::Profile::default()
+        }),
     });
     {
         let st = faults::lock(&app.state);

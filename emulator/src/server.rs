@@ -45,6 +45,8 @@ pub struct App {
     pub log_requests: bool,
     /// The gateway (its URLs, cache, request log and HTTP clients).
     pub gateway: crate::gateway::Gateway,
+    /// The Azure-speed profile: ARM's latencies and throttling, when on.
+    pub speed: crate::profile::Speed,
 }
 
 impl App {
@@ -217,6 +219,28 @@ pub async fn serve(
     }
 }
 
+/// An ARM path (`/subscriptions/...`), which the Azure-speed profile slows and throttles.
+fn is_arm(path: &str) -> bool {
+    path.get(..15)
+        .is_some_and(|p| p.eq_ignore_ascii_case("/subscriptions/"))
+}
+
+/// Whose bucket an ARM request draws from: the bearer token's `oid` (else `appid`, `sub`);
+/// requests without a readable token share one bucket.
+fn principal_of(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| crate::jwt::decode_unverified(t).ok())
+        .and_then(|(_, claims)| {
+            ["oid", "appid", "sub"]
+                .iter()
+                .find_map(|k| claims[*k].as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| "anonymous".into())
+}
+
 fn redact_query(query: &str) -> String {
     form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| {
@@ -273,6 +297,22 @@ async fn handle(
                 retry_after,
                 &path,
             ));
+        }
+        if answer.is_none() && is_arm(&path) {
+            let who = principal_of(req.headers());
+            match app.speed.decide(method.as_str(), &path, &who) {
+                Some(crate::profile::Decision::Throttle(retry_after)) => {
+                    fault = Some("throttled (azure profile)".into());
+                    answer = Some(crate::arm::error::fault_response(
+                        &app,
+                        429,
+                        Some(retry_after),
+                        &path,
+                    ));
+                }
+                Some(crate::profile::Decision::Delay(wait, _)) => tokio::time::sleep(wait).await,
+                None => {}
+            }
         }
     }
     let resp = match answer {

@@ -14,7 +14,7 @@ use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
-use crate::framework::schema::{validators, Attribute, Block, Schema};
+use crate::framework::schema::{Attribute, Block, Schema};
 use crate::framework::value::{Type, Value};
 
 use super::api_error;
@@ -53,17 +53,7 @@ fn same_option(key: &str, a: &str, b: &str) -> bool {
 }
 
 fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid audit device path", |path| {
-        let trimmed = path.trim_matches('/');
-        if trimmed.is_empty() || trimmed.chars().any(char::is_whitespace) || trimmed.contains("//")
-        {
-            Err(format!("`path` is {path:?}: an audit device path is one or more non-empty segments separated by `/`, without spaces, e.g. \"to-siem\" or \"siem/socket\"."))
-        } else if trimmed != path {
-            Err(format!("`path` is {path:?}: write it without leading or trailing `/` ({trimmed:?}); Vault reports paths that way, so Terraform would see a different value after apply."))
-        } else {
-            Ok(())
-        }
-    });
+    super::vault_binding::grammar::validate_device_path(v, p, d);
 }
 
 crate::model! {

@@ -51,13 +51,7 @@ pub fn entra_issuer(
 }
 
 fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid mount path", |s| {
-        if s.is_empty() || s.starts_with('/') || s.ends_with('/') || s.contains("//") {
-            Err(format!("`path` is {s:?}: write the mount path without leading or trailing `/`, e.g. \"jwt\" or \"apim/jwt\"."))
-        } else {
-            Ok(())
-        }
-    });
+    super::vault_binding::grammar::validate_mount_path(v, p, d);
 }
 
 fn validate_tenant(v: &Value, p: &AttrPath, d: &mut Diags) {

@@ -26,6 +26,7 @@ use crate::log;
 
 use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
+use super::vault_binding::grammar::{validate_mount_path, validate_vault_name};
 use super::{already_exists, api_error};
 
 const TYPE: &str = "apim_vault_azure_role";
@@ -33,10 +34,20 @@ const TYPE: &str = "apim_vault_azure_role";
 /// The resource.
 pub struct VaultAzureRole;
 
+/// Vault's grammar for role names (the JWT method's role paths match no other name), and
+/// lowercase, since Vault lowercases role names at login.
 fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
+    let before = d.0.len();
+    validate_vault_name(v, p, d);
+    if d.0.len() > before {
+        return;
+    }
     validators::string(v, p, d, "Invalid role name", |s| {
-        if s.is_empty() || s.contains('/') || s != s.to_lowercase() {
-            Err(format!("`name` is {s:?}: use lowercase letters, digits, `-` or `_`, without `/` (Vault lowercases role names at login)."))
+        if s != s.to_lowercase() {
+            Err(format!(
+                "`name` is {s:?}: Vault lowercases role names at login, so use {:?}.",
+                s.to_lowercase()
+            ))
         } else {
             Ok(())
         }
@@ -413,7 +424,7 @@ impl Resource<ProviderData> for VaultAzureRole {
                 Block::new("The Vault role that one API Management identity logs in with: bound to the identity's object ID (`oid`) and tenant (`tid`), for one token audience, with least-privilege policies. Give `api_management_id` to have the identity resolved through Azure Resource Manager during plan, or `principal_id` and `tenant_id` directly.\n\nThe token settings default to what a single-use gateway login needs: the gateway logs in on a cache miss, reads the secret once and drops the token. So the tokens are batch tokens (`token_type = \"batch\"`: Vault does not store them), carry only the role's policies (`token_no_default_policy = true`), and live 300 seconds (`token_ttl`, as long as a binding's default `cache_ttl`).\n\nPlan warns when another role on the same backend is bound to the same identity with other policies: roles bound to one identity do not isolate from each other, since whoever can edit any policy of the API Management instance can log in with either of them.")
                     .attr(Attribute::string("id").computed().use_state_for_unknown().describe("`<backend>/<name>`."))
                     .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Role name."))
-                    .attr(Attribute::string("backend").default("jwt").requires_replace().describe("Mount path of the auth method (an `apim_vault_auth_backend`)."))
+                    .attr(Attribute::string("backend").default("jwt").requires_replace().validate(validate_mount_path).describe("Mount path of the auth method (an `apim_vault_auth_backend`)."))
                     .attr(Attribute::string("auth_type").default("jwt").requires_replace().one_of(&["jwt", "azure"]).describe("`jwt`: a JWT-auth role (Vault and OpenBao). `azure`: a role of HashiCorp Vault's azure auth method, bound with `bound_service_principal_ids` (not available in OpenBao)."))
                     .attr(Attribute::string("api_management_id").validate(validate_service_id).describe("ARM ID of the API Management instance whose managed identity logs in, e.g. `azurerm_api_management.main.id`. Resolved during plan."))
                     .attr(Attribute::string("identity").default("SystemAssigned").validate(validate_identity).describe("With `api_management_id`: `SystemAssigned`, or the ARM ID of one of the instance's user-assigned identities."))

@@ -9,6 +9,7 @@
 //! reserves `count` on every data source, so expressions cannot read the contract's `count`;
 //! `lease_count` carries the same number under a readable name.
 
+use super::vault_binding::grammar::dot_segment_problem;
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
@@ -45,6 +46,8 @@ fn validate_lease_id(v: &Value, p: &AttrPath, d: &mut Diags) {
             Err("`lease_id` is empty. Give a full lease ID such as \"database/creds/app/AbCdEf...\", or use `prefix` to list leases.".into())
         } else if id.ends_with('/') {
             Err(format!("`lease_id` is {id:?}, which ends with `/` and so names a prefix, not a lease. Use `prefix = {id:?}` to list the leases under it."))
+        } else if let Some(why) = dot_segment_problem(id) {
+            Err(format!("`lease_id` is {id:?}: {why}. Give the lease ID as Vault wrote it, e.g. \"database/creds/app/AbCdEf...\"."))
         } else {
             Ok(())
         }
@@ -55,6 +58,8 @@ fn validate_prefix(v: &Value, p: &AttrPath, d: &mut Diags) {
     validators::string(v, p, d, "Invalid prefix", |prefix| {
         if prefix.trim_matches('/').trim().is_empty() {
             Err("`prefix` is empty, which would look up every lease of the server. Give a mount or role path such as \"database/creds/app/\".".into())
+        } else if let Some(why) = dot_segment_problem(prefix) {
+            Err(format!("`prefix` is {prefix:?}: {why}. Give a mount or role path such as \"database/creds/app/\"."))
         } else {
             Ok(())
         }

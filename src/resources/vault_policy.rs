@@ -22,12 +22,13 @@ const TYPE: &str = "apim_vault_policy";
 pub struct VaultPolicy;
 
 fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
+    let before = d.0.len();
+    super::vault_binding::grammar::validate_policy_name(v, p, d);
+    if d.0.len() > before {
+        return;
+    }
     validators::string(v, p, d, "Invalid policy name", |name| {
-        if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-            Err(format!(
-                "`name` is {name:?}: a Vault policy name must be non-empty, without spaces or `/`."
-            ))
-        } else if name != name.to_lowercase() {
+        if name != name.to_lowercase() {
             Err(format!("`name` is {name:?}, but Vault stores policy names in lowercase, so Terraform would see a different name after apply. Use {:?}.", name.to_lowercase()))
         } else {
             Ok(())

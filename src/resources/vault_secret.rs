@@ -14,6 +14,7 @@
 //! memory only. Terraform opens ephemeral resources in every phase that needs them (plan and
 //! apply each open and close their own), so a dynamic secret is issued once per phase.
 
+use super::vault_binding::grammar::dot_segment_problem;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -81,6 +82,8 @@ fn validate_path(v: &Value, p: &AttrPath, d: &mut Diags) {
             Err(format!(
                 "`path` is {path:?}: give the API path without the `v1/` prefix, e.g. {rest:?}."
             ))
+        } else if let Some(why) = dot_segment_problem(clean) {
+            Err(format!("`path` is {path:?}: {why}. Give the path of the secret itself, e.g. \"secret/orders/api\"."))
         } else {
             Ok(())
         }

@@ -12,6 +12,8 @@ mod azure_client;
 mod docs;
 mod faults;
 mod harness;
+mod names;
+mod pipelines;
 mod protocol;
 mod runtime;
 mod schema;

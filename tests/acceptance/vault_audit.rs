@@ -464,7 +464,7 @@ fn vault_audit_bad_input() {
         ),
         (
             resource("  type = \"socket\"\n  path = \"/siem/\""),
-            "write it without leading or trailing `/`",
+            "`path` is \"/siem/\": it starts with `/`",
         ),
         (
             resource("  type = \"socket\"\n  path = \"siem\""),

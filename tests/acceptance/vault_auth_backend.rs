@@ -146,7 +146,7 @@ fn vault_auth_backend_bad_input() {
         ),
         (
             resource(&format!("  path = \"/jwt/\"\n  tenant_id = \"{}\"", emu.tenant_id())),
-            "without leading or trailing `/`",
+            "`path` is \"/jwt/\": it starts with `/`",
         ),
         (
             resource(&format!("  tenant_id = \"{}\"\n  token_version = 3", emu.tenant_id())),

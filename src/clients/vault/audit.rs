@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use super::path::segments;
 use super::{json_body, Vault, VaultError};
 
 /// One enabled audit device, as `GET sys/audit` reports it.
@@ -62,6 +63,14 @@ fn clean(path: &str) -> &str {
     path.trim_matches('/')
 }
 
+/// `sys/audit/<path>`, the device path percent-encoded segment by segment.
+fn device_path(path: &str) -> Result<String, VaultError> {
+    Ok(format!(
+        "sys/audit/{}",
+        segments("audit device path", path)?
+    ))
+}
+
 impl Vault {
     /// GET `sys/audit` (requires `sudo`): every enabled audit device by path, without the
     /// trailing `/`.
@@ -107,17 +116,12 @@ impl Vault {
     ) -> Result<(), VaultError> {
         let body = json_body(req);
         // A retry refused because an earlier attempt, whose answer was lost, enabled it.
-        self.create_once(
-            Method::PUT,
-            &format!("sys/audit/{}", clean(path)),
-            &body,
-            || async {
-                Ok(self
-                    .read_audit_device(path)
-                    .await?
-                    .is_some_and(|d| d.kind == req.kind && d.description == req.description))
-            },
-        )
+        self.create_once(Method::PUT, &device_path(path)?, &body, || async {
+            Ok(self
+                .read_audit_device(path)
+                .await?
+                .is_some_and(|d| d.kind == req.kind && d.description == req.description))
+        })
         .await
     }
 
@@ -126,7 +130,7 @@ impl Vault {
     /// differently.
     pub async fn disable_audit_device(&self, path: &str) -> Result<(), VaultError> {
         match self
-            .send::<serde_json::Value>(Method::DELETE, &format!("sys/audit/{}", clean(path)), None)
+            .send::<serde_json::Value>(Method::DELETE, &device_path(path)?, None)
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::fields::{or_default, Data};
+use super::path::segments;
 use super::{json_body, Vault, VaultError};
 
 /// An auth mount as `GET sys/auth/<path>` describes it.
@@ -91,11 +92,24 @@ pub struct JwtConfig {
     pub bound_issuer: String,
 }
 
+/// `sys/auth/<path>`, the mount path percent-encoded segment by segment.
+fn mount_path(path: &str) -> Result<String, VaultError> {
+    Ok(format!("sys/auth/{}", segments("auth mount path", path)?))
+}
+
+/// `auth/<mount>/config`.
+fn config_path(mount: &str) -> Result<String, VaultError> {
+    Ok(format!(
+        "auth/{}/config",
+        segments("auth mount path", mount)?
+    ))
+}
+
 impl Vault {
     /// `GET sys/auth/<path>`: the mount, or `None` when nothing is mounted there.
     pub async fn read_auth_mount(&self, path: &str) -> Result<Option<AuthMount>, VaultError> {
         match self
-            .send::<Data<AuthMount>>(Method::GET, &format!("sys/auth/{path}"), None)
+            .send::<Data<AuthMount>>(Method::GET, &mount_path(path)?, None)
             .await
         {
             Ok(d) => Ok(Some(d.data)),
@@ -110,7 +124,7 @@ impl Vault {
     /// whose answer was lost enabled it: that counts as success.
     pub async fn enable_auth(&self, path: &str, req: &EnableAuth<'_>) -> Result<(), VaultError> {
         let body = json_body(req);
-        self.create_once(Method::POST, &format!("sys/auth/{path}"), &body, || async {
+        self.create_once(Method::POST, &mount_path(path)?, &body, || async {
             Ok(self
                 .read_auth_mount(path)
                 .await?
@@ -122,15 +136,19 @@ impl Vault {
     /// `POST sys/auth/<path>/tune`.
     pub async fn tune_auth(&self, path: &str, req: &TuneMount) -> Result<(), VaultError> {
         let body = json_body(req);
-        self.send::<Json>(Method::POST, &format!("sys/auth/{path}/tune"), Some(&body))
-            .await
-            .map(|_| ())
+        self.send::<Json>(
+            Method::POST,
+            &format!("{}/tune", mount_path(path)?),
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `DELETE sys/auth/<path>`; success when nothing is mounted there.
     pub async fn disable_auth(&self, path: &str) -> Result<(), VaultError> {
         match self
-            .send::<Json>(Method::DELETE, &format!("sys/auth/{path}"), None)
+            .send::<Json>(Method::DELETE, &mount_path(path)?, None)
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),
@@ -141,7 +159,7 @@ impl Vault {
     /// `GET auth/<mount>/config`; `None` before the method is configured.
     pub async fn read_jwt_config(&self, mount: &str) -> Result<Option<JwtConfig>, VaultError> {
         match self
-            .send::<Option<Data<JwtConfig>>>(Method::GET, &format!("auth/{mount}/config"), None)
+            .send::<Option<Data<JwtConfig>>>(Method::GET, &config_path(mount)?, None)
             .await
         {
             Ok(d) => Ok(d.map(|d| d.data)),
@@ -154,7 +172,7 @@ impl Vault {
     /// saving, so an unreachable URL fails here.
     pub async fn write_jwt_config(&self, mount: &str, cfg: &JwtConfig) -> Result<(), VaultError> {
         let body = json_body(cfg);
-        self.send::<Json>(Method::POST, &format!("auth/{mount}/config"), Some(&body))
+        self.send::<Json>(Method::POST, &config_path(mount)?, Some(&body))
             .await
             .map(|_| ())
     }

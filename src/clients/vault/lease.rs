@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::fields::or_default;
+use super::path::segments;
 use super::{json_body, Vault, VaultError};
 
 /// One lease, as `sys/leases/lookup` reports it.
@@ -176,7 +177,7 @@ impl Vault {
         let path = if prefix.is_empty() {
             "sys/leases/lookup/".to_string()
         } else {
-            format!("sys/leases/lookup/{prefix}/")
+            format!("sys/leases/lookup/{}/", segments("lease prefix", prefix)?)
         };
         self.list(&path).await
     }
@@ -217,7 +218,7 @@ impl Vault {
         path: &str,
         version: Option<i64>,
     ) -> Result<Option<SecretRead>, VaultError> {
-        let path = path.trim_matches('/');
+        let path = segments("secret path", path)?;
         let full = match version {
             Some(v) => format!("{path}?version={v}"),
             None => path.to_string(),

@@ -13,6 +13,7 @@ pub mod auth;
 mod fields;
 pub mod lease;
 pub mod mounts;
+mod path;
 pub mod policy;
 pub mod role;
 mod token;

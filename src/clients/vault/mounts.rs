@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::fields::Data;
+use super::path::{segment, segments};
 use super::{Vault, VaultError};
 
 /// The mount serving a path.
@@ -69,7 +70,11 @@ impl Vault {
     /// mount does.
     pub async fn mount_of(&self, path: &str) -> Result<Option<MountInfo>, VaultError> {
         match self
-            .send::<Data<MountInfo>>(Method::GET, &format!("sys/internal/ui/mounts/{path}"), None)
+            .send::<Data<MountInfo>>(
+                Method::GET,
+                &format!("sys/internal/ui/mounts/{}", segments("secret path", path)?),
+                None,
+            )
             .await
         {
             Ok(d) => Ok(Some(d.data)),
@@ -83,7 +88,7 @@ impl Vault {
         let t: Data<Tune> = self
             .send(
                 Method::GET,
-                &format!("sys/mounts/{}/tune", mount.trim_end_matches('/')),
+                &format!("sys/mounts/{}/tune", segments("mount path", mount)?),
                 None,
             )
             .await?;
@@ -96,7 +101,7 @@ impl Vault {
         let t: Data<Tune> = self
             .send(
                 Method::GET,
-                &format!("sys/auth/{}/tune", path.trim_end_matches('/')),
+                &format!("sys/auth/{}/tune", segments("auth mount path", path)?),
                 None,
             )
             .await?;
@@ -118,7 +123,15 @@ impl Vault {
             return None;
         }
         let r: Data<EngineRole> = self
-            .send(Method::GET, &format!("{}roles/{role}", mount.path), None)
+            .send(
+                Method::GET,
+                &format!(
+                    "{}/roles/{}",
+                    segments("mount path", &mount.path).ok()?,
+                    segment("role name", role).ok()?
+                ),
+                None,
+            )
             .await
             .ok()?;
         match r.data.default_ttl.max(r.data.ttl) {

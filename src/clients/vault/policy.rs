@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::fields::Data;
+use super::path::segment;
 use super::{json_body, Vault, VaultError};
 
 /// The `data` of `GET sys/policies/acl/<name>` (the fields used here).
@@ -22,11 +23,19 @@ struct WritePolicyRequest<'a> {
     policy: &'a str,
 }
 
+/// `sys/policies/acl/<name>`, the name percent-encoded.
+fn acl_path(name: &str) -> Result<String, VaultError> {
+    Ok(format!(
+        "sys/policies/acl/{}",
+        segment("policy name", name)?
+    ))
+}
+
 impl Vault {
     /// GET `sys/policies/acl/<name>`: the policy text, or `None` when there is no such policy.
     pub async fn read_policy(&self, name: &str) -> Result<Option<String>, VaultError> {
         match self
-            .send::<Data<Policy>>(Method::GET, &format!("sys/policies/acl/{name}"), None)
+            .send::<Data<Policy>>(Method::GET, &acl_path(name)?, None)
             .await
         {
             Ok(r) => Ok(Some(r.data.policy)),
@@ -38,19 +47,15 @@ impl Vault {
     /// PUT `sys/policies/acl/<name>`: creates or replaces the policy.
     pub async fn write_policy(&self, name: &str, text: &str) -> Result<(), VaultError> {
         let body = json_body(&WritePolicyRequest { policy: text });
-        self.send::<serde_json::Value>(
-            Method::PUT,
-            &format!("sys/policies/acl/{name}"),
-            Some(&body),
-        )
-        .await
-        .map(|_| ())
+        self.send::<serde_json::Value>(Method::PUT, &acl_path(name)?, Some(&body))
+            .await
+            .map(|_| ())
     }
 
     /// DELETE `sys/policies/acl/<name>`; success when it is already gone.
     pub async fn delete_policy(&self, name: &str) -> Result<(), VaultError> {
         match self
-            .send::<serde_json::Value>(Method::DELETE, &format!("sys/policies/acl/{name}"), None)
+            .send::<serde_json::Value>(Method::DELETE, &acl_path(name)?, None)
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),

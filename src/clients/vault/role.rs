@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::fields::{or_default, seconds, string_list, Data};
+use super::path::{segment, segments};
 use super::{json_body, Vault, VaultError};
 
 /// The token parameters of a role write, as every auth method takes them (`token_*`); a
@@ -244,8 +245,13 @@ impl Role {
     }
 }
 
-fn role_path(mount: &str, name: &str) -> String {
-    format!("auth/{mount}/role/{name}")
+/// `auth/<mount>/role/<name>`, each part percent-encoded.
+fn role_path(mount: &str, name: &str) -> Result<String, VaultError> {
+    Ok(format!(
+        "auth/{}/role/{}",
+        segments("auth mount path", mount)?,
+        segment("role name", name)?
+    ))
 }
 
 impl Vault {
@@ -256,7 +262,7 @@ impl Vault {
         name: &str,
     ) -> Result<Option<T>, VaultError> {
         match self
-            .send::<Option<Data<T>>>(Method::GET, &role_path(mount, name), None)
+            .send::<Option<Data<T>>>(Method::GET, &role_path(mount, name)?, None)
             .await
         {
             Ok(d) => Ok(d.map(|d| d.data)),
@@ -292,7 +298,11 @@ impl Vault {
     /// API reference: <https://developer.hashicorp.com/vault/api-docs/auth/jwt#list-roles>,
     /// <https://developer.hashicorp.com/vault/api-docs/auth/azure#list-roles>.
     pub async fn list_roles(&self, mount: &str) -> Result<Vec<String>, VaultError> {
-        self.list(&format!("auth/{mount}/role")).await
+        self.list(&format!(
+            "auth/{}/role",
+            segments("auth mount path", mount)?
+        ))
+        .await
     }
 
     /// `POST auth/<mount>/role/<name>`: creates or updates the role.
@@ -303,7 +313,7 @@ impl Vault {
         req: &RoleRequest,
     ) -> Result<(), VaultError> {
         let body = json_body(req);
-        self.send::<Json>(Method::POST, &role_path(mount, name), Some(&body))
+        self.send::<Json>(Method::POST, &role_path(mount, name)?, Some(&body))
             .await
             .map(|_| ())
     }
@@ -311,7 +321,7 @@ impl Vault {
     /// `DELETE auth/<mount>/role/<name>`; success when it is already gone.
     pub async fn delete_role(&self, mount: &str, name: &str) -> Result<(), VaultError> {
         match self
-            .send::<Json>(Method::DELETE, &role_path(mount, name), None)
+            .send::<Json>(Method::DELETE, &role_path(mount, name)?, None)
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),

@@ -358,7 +358,10 @@ impl TokenKeeper {
     /// `auth/<mount>/login` with the JWT (requested afresh from a CI system when it comes from
     /// one: their tokens live minutes, a Vault token may outlive many of them).
     async fn login(&self, login: &JwtLogin) -> Result<Held, VaultError> {
-        let path = format!("auth/{}/login", login.mount.trim_matches('/'));
+        let path = format!(
+            "auth/{}/login",
+            super::path::segments("auth mount path", &login.mount)?
+        );
         let jwt = login.jwt.fetch(&self.oidc_http).await.map_err(|e| {
             VaultError::Config(format!(
                 "cannot log in to Vault with `auth_login_jwt`: no JWT from {}: {e}",

@@ -4,12 +4,17 @@
 //! process, another pipeline or the portal, is never overwritten: a 412 reads again and
 //! re-applies the change, which only touches the block.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use crate::clients::azure::apim::api_policy::PolicyCreate;
 use crate::clients::azure::apim::PolicyFormat;
 use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
 use crate::clients::azure::{Azure, AzureError};
+use crate::clients::backoff::random_u64;
 use crate::framework::diag::Diags;
 
 use super::model::api_name;
@@ -51,6 +56,7 @@ pub(super) fn record_of(doc: &str, api: &str, name: &str) -> Option<(BindingSpec
 }
 
 /// How an edit of the block ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Edited {
     /// The policy was written (or deleted, after the last binding of a policy the first one
     /// created).
@@ -59,22 +65,112 @@ pub(super) enum Edited {
     Unchanged,
 }
 
-/// Edits the block of `api`'s policy with `change`, which may refuse (an error message). The
-/// edits of this process to one API take turns; another writer's edit in between is detected
-/// by its ETag and the change applied again on top of it.
+/// How many times an edit is tried when other writers keep changing the policy in between.
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// The pause before another try grows by up to this many milliseconds per attempt.
+const CONFLICT_PAUSE_MS: u64 = 100;
+
+/// A change of the block: adds, replaces or removes one binding's record, or refuses (a
+/// message).
+pub(super) type Change = dyn Fn(&mut Block) -> Result<(), String> + Send + Sync;
+
+/// An edit waiting for its turn, and where its outcome goes.
+struct Waiting {
+    change: Arc<Change>,
+    done: oneshot::Sender<Result<Edited, AzureError>>,
+}
+
+/// One API policy's edits in this process: those waiting, and whose turn it is.
+#[derive(Default)]
+struct Queue {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// Edits the block of `api`'s policy with `change`, which may refuse (an error message).
+///
+/// Group commit: the edits of this process to one API take turns, and the edits that queued
+/// while another was being written go together, in one read and one write (a binding per
+/// Terraform resource, `-parallelism` at a time, so an apply of many bindings on one API
+/// writes its policy a few times, not once per binding). Another writer's edit in between (a
+/// pipeline with its own state, the portal) is detected by its ETag, and the changes are
+/// applied again on top of it. Each edit gets its own outcome: one that refuses does not stop
+/// the others.
 pub(super) async fn edit_block(
     azure: &Azure,
     service: &ServiceId,
     api: &str,
-    change: impl Fn(&mut Block) -> Result<(), String>,
+    change: impl Fn(&mut Block) -> Result<(), String> + Send + Sync + 'static,
 ) -> Result<Edited, AzureError> {
     let id = api_policy_id(service, api);
-    let lock = policy_lock(&id.arm_id());
-    let _turn = lock.lock().await;
-    let mut attempt = 0;
+    let queue = queue_of(&id.arm_id());
+    let change: Arc<Change> = Arc::new(change);
+    loop {
+        let (done, mut outcome) = oneshot::channel();
+        lock(&queue.waiting).push(Waiting {
+            change: change.clone(),
+            done,
+        });
+        loop {
+            let turn = queue.turn.lock().await;
+            match outcome.try_recv() {
+                Ok(result) => return result,
+                // Taken into a batch whose writer stopped (Terraform stopped the provider)
+                // before it said how it ended: queue again.
+                Err(oneshot::error::TryRecvError::Closed) => break,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let batch = std::mem::take(&mut *lock(&queue.waiting));
+            if !batch.is_empty() {
+                write_batch(azure, &id, api, batch).await;
+            }
+            drop(turn);
+        }
+    }
+}
+
+/// Applies `batch` to the block of the policy `id` in one write (reading again and applying
+/// again when another writer changed it in between), and sends each edit its outcome.
+async fn write_batch(azure: &Azure, id: &ApiPolicyId, api: &str, batch: Vec<Waiting>) {
+    let changes: Vec<Arc<Change>> = batch.iter().map(|w| w.change.clone()).collect();
+    let outcomes = match apply_changes(azure, id, api, &changes).await {
+        // A document that the changes together cannot make (too large, say): each alone.
+        Err(e) if changes.len() > 1 && matches!(e, AzureError::Config(_)) => {
+            let mut each = Vec::with_capacity(changes.len());
+            for c in &changes {
+                each.push(
+                    match apply_changes(azure, id, api, std::slice::from_ref(c)).await {
+                        Ok(mut one) => one.remove(0),
+                        Err(e) => Err(e),
+                    },
+                );
+            }
+            each
+        }
+        Err(e) => changes.iter().map(|_| Err(e.clone())).collect(),
+        Ok(outcomes) => outcomes,
+    };
+    forget_read(id);
+    for (waiting, outcome) in batch.into_iter().zip(outcomes) {
+        // The edit's caller may have stopped waiting; its change is written either way.
+        let _ = waiting.done.send(outcome);
+    }
+}
+
+/// Reads the policy, applies every change that does not refuse, writes the policy once with
+/// the ETag it read (trying again on a 412), and says how each change ended. An error of
+/// the whole (reading, writing, a block that cannot be edited) is the `Err`.
+async fn apply_changes(
+    azure: &Azure,
+    id: &ApiPolicyId,
+    api: &str,
+    changes: &[Arc<Change>],
+) -> Result<Vec<Result<Edited, AzureError>>, AzureError> {
+    let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        let current = read_policy(azure, &id).await?;
+        let current = read_policy(azure, id).await?;
         let doc = current.as_ref().map(|(d, _)| d.as_str());
         let mut block = match doc.and_then(find_block) {
             Some(found) if !found.unreadable.is_empty() => {
@@ -87,7 +183,17 @@ pub(super) async fn edit_block(
             Some(found) => found.block,
             None => Block::default(),
         };
-        change(&mut block).map_err(AzureError::Config)?;
+        let mut refused: Vec<Option<String>> = Vec::with_capacity(changes.len());
+        for change in changes {
+            let mut edited = block.clone();
+            match change(&mut edited) {
+                Ok(()) => {
+                    block = edited;
+                    refused.push(None);
+                }
+                Err(why) => refused.push(Some(why)),
+            }
+        }
         block.bindings.sort_by(|a, b| a.name.cmp(&b.name));
         let edited = with_block(doc, api_name(api), &block).map_err(|m| {
             AzureError::Config(format!(
@@ -95,8 +201,17 @@ pub(super) async fn edit_block(
                 api_name(api)
             ))
         })?;
+        let each = |ok: Edited| -> Vec<Result<Edited, AzureError>> {
+            refused
+                .iter()
+                .map(|r| match r {
+                    Some(why) => Err(AzureError::Config(why.clone())),
+                    None => Ok(ok),
+                })
+                .collect()
+        };
         if edited.as_deref() == doc {
-            return Ok(Edited::Unchanged);
+            return Ok(each(Edited::Unchanged));
         }
         let etag = current.as_ref().and_then(|(_, e)| e.clone());
         let outcome = match &edited {
@@ -106,31 +221,81 @@ pub(super) async fn edit_block(
                     format: PolicyFormat::Rawxml,
                 };
                 azure
-                    .put_api_policy(&id, &body, etag.as_deref())
+                    .put_api_policy(id, &body, etag.as_deref())
                     .await
                     .map(|_| ())
             }
             None => azure
-                .delete_api_policy(&id, etag.as_deref().unwrap_or("*"))
+                .delete_api_policy(id, etag.as_deref().unwrap_or("*"))
                 .await
                 .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
         };
         match outcome {
-            Err(e) if e.is_precondition_failed() && attempt < 5 => continue,
+            Err(e) if e.is_precondition_failed() && attempt < CONFLICT_ATTEMPTS => {
+                // Another writer (a pipeline with its own state, the portal) wrote in
+                // between: read again after a short random pause, so that two writers
+                // retrying in step do not refuse each other again.
+                let pause = random_u64() % (CONFLICT_PAUSE_MS * u64::from(attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
             Err(e) => return Err(e),
-            Ok(()) => return Ok(Edited::Written),
+            Ok(()) => return Ok(each(Edited::Written)),
         }
     }
 }
 
-/// The lock that orders this process's edits of one API policy.
-fn policy_lock(arm_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    > = OnceLock::new();
-    let locks = LOCKS.get_or_init(Default::default);
-    let mut map = locks
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    map.entry(arm_id.to_ascii_lowercase()).or_default().clone()
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The queue of this process's edits of one API policy.
+fn queue_of(arm_id: &str) -> Arc<Queue> {
+    static QUEUES: OnceLock<std::sync::Mutex<HashMap<String, Arc<Queue>>>> = OnceLock::new();
+    let queues = QUEUES.get_or_init(Default::default);
+    lock(queues)
+        .entry(arm_id.to_ascii_lowercase())
+        .or_default()
+        .clone()
+}
+
+/// A read of an API policy shared by the bindings of that API in this process.
+type SharedRead = Arc<tokio::sync::OnceCell<Option<(String, Option<String>)>>>;
+
+/// How long a shared read serves: a refresh or a plan's checks, not a long apply.
+const SHARED_READ_FOR: Duration = Duration::from_secs(30);
+
+fn shared_reads() -> &'static std::sync::Mutex<HashMap<String, (Instant, SharedRead)>> {
+    static READS: OnceLock<std::sync::Mutex<HashMap<String, (Instant, SharedRead)>>> =
+        OnceLock::new();
+    READS.get_or_init(Default::default)
+}
+
+/// [`read_policy`], shared: the bindings of one API that refresh (or are checked) together
+/// read its policy once, within one provider process (one Terraform operation) and for at
+/// most [`SHARED_READ_FOR`]. Any write of that policy by this process forgets the read; a
+/// failed read is not kept. Edits never use it: they read afresh for the ETag.
+pub(super) async fn read_policy_shared(
+    azure: &Azure,
+    id: &ApiPolicyId,
+) -> Result<Option<(String, Option<String>)>, AzureError> {
+    let key = id.arm_id().to_ascii_lowercase();
+    let cell = {
+        let mut reads = lock(shared_reads());
+        match reads.get(&key) {
+            Some((at, cell)) if at.elapsed() < SHARED_READ_FOR => cell.clone(),
+            _ => {
+                let cell = SharedRead::default();
+                reads.insert(key, (Instant::now(), cell.clone()));
+                cell
+            }
+        }
+    };
+    cell.get_or_try_init(|| read_policy(azure, id))
+        .await
+        .cloned()
+}
+
+/// Forgets the shared read of the policy `id`, after this process wrote it.
+fn forget_read(id: &ApiPolicyId) {
+    lock(shared_reads()).remove(&id.arm_id().to_ascii_lowercase());
 }

@@ -14,7 +14,7 @@ use crate::resources::this_run::RoleFacts;
 
 use crate::resources::policy_xml;
 
-use super::apim::{api_policy_id, read_policy};
+use super::apim::{api_policy_id, read_policy_shared};
 use super::model::{api_name, service_of, BindingModel};
 use super::render::{find_block, with_block, BindingSpec};
 use super::{VaultBinding, TYPE};
@@ -275,7 +275,7 @@ impl VaultBinding {
                 return;
             }
         }
-        let doc = match read_policy(azure, &api_policy_id(&service, api)).await {
+        let doc = match read_policy_shared(azure, &api_policy_id(&service, api)).await {
             Ok(doc) => doc.map(|(text, _)| text),
             Err(e) => {
                 d.error(

@@ -214,6 +214,41 @@ pub(crate) fn validate_secret_path(v: &Value, p: &AttrPath, d: &mut Diags) {
     check(v, p, d, "Invalid secret path", problem, "Give the API path without `/v1/`: segments of letters, digits, `_`, `-` and `.` separated by single `/`, e.g. \"kv/data/orders/backend\" (KV v2) or \"database/creds/orders\".");
 }
 
+/// A Vault ACL policy name (`apim_vault_policy.name`, the binding's policies): one name of
+/// letters, digits, `_`, `-` and `.`, not `.` or `..`. It is a segment of
+/// `sys/policies/acl/<name>` and an entry of a role's comma-separated `token_policies`, so a
+/// `/`, `?`, `#` or `,` would address or list another policy.
+pub(crate) fn validate_policy_name(v: &Value, p: &AttrPath, d: &mut Diags) {
+    let problem = |s: &str| {
+        name_problem(s).or_else(|| {
+            matches!(s, "." | "..").then(|| {
+                "`.` and `..` name no policy: Vault's HTTP server resolves them to another path"
+                    .to_string()
+            })
+        })
+    };
+    check(v, p, d, "Invalid policy name", problem, "A Vault policy name is letters, digits, `_`, `-` and `.`, in lowercase, e.g. \"orders-read\".");
+}
+
+/// An audit device path (`apim_vault_audit.path`): segments of name characters separated by
+/// single `/`, no leading or trailing `/`, no `.` or `..` segment, e.g. `to-siem`.
+pub(crate) fn validate_device_path(v: &Value, p: &AttrPath, d: &mut Diags) {
+    check(v, p, d, "Invalid audit device path", |s| path_problem(s, false), "An audit device path is segments of letters, digits, `_`, `-` and `.` separated by single `/`, without a leading or trailing `/`, e.g. \"to-siem\" or \"siem/socket\".");
+}
+
+/// For paths read by the provider itself (an ephemeral secret's `path`, a lease ID or prefix),
+/// which the client percent-encodes segment by segment: the segment that would make Vault's
+/// HTTP server serve another path (`.`, `..`) or that names nothing (`//`), if any.
+pub(crate) fn dot_segment_problem(s: &str) -> Option<String> {
+    s.trim_matches('/').split('/').find_map(|seg| match seg {
+        "" => Some("it has an empty segment (`//`)".to_string()),
+        "." | ".." => Some(format!(
+            "it has a `{seg}` segment, which Vault's HTTP server resolves to another path"
+        )),
+        _ => None,
+    })
+}
+
 /// A field of the secret's JSON (`secret_field`): letters, digits, `_`, `-` and `.`. It is
 /// written into a C# string (an indexer of the answer's JSON).
 pub(crate) fn validate_secret_field(v: &Value, p: &AttrPath, d: &mut Diags) {
@@ -633,6 +668,47 @@ mod tests {
                 ("", "it is empty"),
             ],
         );
+    }
+
+    #[test]
+    fn names_of_the_other_vault_types() {
+        accepted(
+            validate_policy_name,
+            "name",
+            &["orders", "orders-read", "a.b_c", "9"],
+        );
+        refused(
+            validate_policy_name,
+            "name",
+            &[
+                ("orders?x", "query string"),
+                ("orders#x", "fragment"),
+                ("a/b", "`/` separates"),
+                ("a,b", "outside the characters"),
+                ("..", "name no policy"),
+                ("", "it is empty"),
+            ],
+        );
+        accepted(
+            validate_device_path,
+            "path",
+            &["file", "siem/socket", "to-siem"],
+        );
+        refused(
+            validate_device_path,
+            "path",
+            &[
+                ("/siem", "starts with `/`"),
+                ("siem/../file", "`..` segment"),
+                ("siem?x", "query string"),
+                ("", "it is empty"),
+            ],
+        );
+        assert_eq!(dot_segment_problem("kv/data/orders"), None);
+        assert_eq!(dot_segment_problem("database/creds/app/"), None);
+        for bad in ["kv/../sys", "./kv", "kv//x", "kv/data/."] {
+            assert!(dot_segment_problem(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 mod apim;
 mod checks;
-mod grammar;
+pub(crate) mod grammar;
 mod model;
 pub mod render;
 
@@ -33,7 +33,7 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedB
 
 use super::already_exists;
 use super::policy_xml::{self, Format};
-use apim::{azure_err, edit_block, read_policy, record_of, Edited};
+use apim::{azure_err, edit_block, record_of, Edited};
 use checks::validate_name;
 use grammar::{
     validate_audience, validate_inject_name, validate_mount_path, validate_namespace,
@@ -82,7 +82,7 @@ impl VaultBinding {
         d: &mut Diags,
     ) -> Result<Option<BindingModel>, ()> {
         let azure = ctx.data(d).and_then(|p| p.azure(d)).ok_or(())?;
-        match read_policy(azure, &apim::api_policy_id(service, api)).await {
+        match apim::read_policy_shared(azure, &apim::api_policy_id(service, api)).await {
             Ok(doc) => Ok(doc.and_then(|(doc, _)| {
                 let (spec, intact) = record_of(&doc, api_name(api), name)?;
                 Some(from_record(service, api, &spec, prior, intact))
@@ -135,18 +135,21 @@ impl VaultBinding {
         let name = planned.name.clone();
         let api = planned.api_id.clone();
         let import_id = binding_id(&service, &api, &name);
-        let change = |block: &mut render::Block| {
-            let existing = block.bindings.iter().position(|s| s.name == name);
-            match existing {
-                // Adopting a binding made elsewhere would hide it: ask for an import.
-                Some(_) if create => Err(format!("exists:{import_id}")),
-                Some(i) => {
-                    block.bindings[i] = mine.clone();
-                    Ok(())
-                }
-                None => {
-                    block.bindings.push(mine.clone());
-                    Ok(())
+        let change = {
+            let (name, import_id) = (name.clone(), import_id.clone());
+            move |block: &mut render::Block| {
+                let existing = block.bindings.iter().position(|s| s.name == name);
+                match existing {
+                    // Adopting a binding made elsewhere would hide it: ask for an import.
+                    Some(_) if create => Err(format!("exists:{import_id}")),
+                    Some(i) => {
+                        block.bindings[i] = mine.clone();
+                        Ok(())
+                    }
+                    None => {
+                        block.bindings.push(mine.clone());
+                        Ok(())
+                    }
                 }
             }
         };
@@ -356,7 +359,7 @@ impl Resource<ProviderData> for VaultBinding {
             return;
         };
         let name = state.name.clone();
-        let remove = |block: &mut render::Block| {
+        let remove = move |block: &mut render::Block| {
             block.bindings.retain(|s| s.name != name);
             Ok(())
         };
