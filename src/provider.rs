@@ -327,6 +327,19 @@ fn home_dir(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf>
 /// OIDC token request, else Azure DevOps'. A half-given request flow is an error naming what is
 /// missing.
 fn jwt_source(login: &JwtLoginBlock) -> Result<JwtSource, String> {
+    jwt_source_from(login, &|k| std::env::var(k).ok())
+}
+
+/// [`jwt_source`] with the environment read through `var`.
+fn jwt_source_from(
+    login: &JwtLoginBlock,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<JwtSource, String> {
+    let setting = |value: &Option<String>, keys: &[&str]| {
+        value
+            .clone()
+            .or_else(|| keys.iter().find_map(|k| var(k).filter(|v| !v.is_empty())))
+    };
     if let Some(jwt) = setting(&login.jwt, &["APIM_VAULT_AUTH_JWT"]) {
         return Ok(JwtSource::Given(jwt));
     }
@@ -512,9 +525,88 @@ impl Provider for ApimProvider {
 
 #[cfg(test)]
 mod tests {
-    use super::{home_dir, ApimProvider};
+    use super::{home_dir, jwt_source_from, ApimProvider, JwtLoginBlock, JwtSource};
     use std::ffi::OsString;
     use std::path::PathBuf;
+
+    fn source(audience: Option<&str>, pairs: &[(&str, &str)]) -> Result<JwtSource, String> {
+        let login = JwtLoginBlock {
+            role: "r".into(),
+            audience: audience.map(str::to_string),
+            ..Default::default()
+        };
+        jwt_source_from(&login, &|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    /// `auth_login_jwt`'s JWT: given, else GitHub's request (the `ARM_*` pair, then GitHub's
+    /// own), else Azure DevOps'; a half-given flow names what is missing.
+    #[test]
+    fn vault_jwt_source_order_and_half_given_flows() {
+        let gh = &[
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh/a"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t-actions"),
+            ("ARM_OIDC_REQUEST_URL", "https://gh/arm"),
+            ("ARM_OIDC_REQUEST_TOKEN", "t-arm"),
+            ("ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID", "c"),
+            ("SYSTEM_ACCESSTOKEN", "t-ado"),
+            ("SYSTEM_OIDCREQUESTURI", "https://ado/x"),
+        ];
+        match source(Some("vault"), gh).unwrap() {
+            JwtSource::GitHub {
+                request_url,
+                request_token,
+                audience,
+            } => {
+                assert_eq!(
+                    (request_url.as_str(), request_token.as_str()),
+                    ("https://gh/arm", "t-arm")
+                );
+                assert_eq!(audience.as_deref(), Some("vault"));
+            }
+            _ => panic!("GitHub's request first"),
+        }
+        assert!(matches!(
+            source(None, &[("APIM_VAULT_AUTH_JWT", "j"), ("ARM_OIDC_REQUEST_URL", "u")]),
+            Ok(JwtSource::Given(j)) if j == "j"
+        ));
+        assert!(matches!(
+            source(None, &gh[4..]),
+            Ok(JwtSource::AzureDevOps { service_connection_id, .. }) if service_connection_id == "c"
+        ));
+        let e = source(None, &[("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh/a")])
+            .err()
+            .unwrap();
+        assert!(e.contains("ACTIONS_ID_TOKEN_REQUEST_TOKEN"), "{e}");
+        let e = source(None, &[("ARM_OIDC_REQUEST_TOKEN", "t")])
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("ARM_OIDC_REQUEST_URL") && !e.contains("\"t\""),
+            "{e}"
+        );
+        let e = source(None, &gh[4..6]).err().unwrap();
+        assert!(e.contains("SYSTEM_OIDCREQUESTURI"), "{e}");
+        let e = source(None, &[gh[4], gh[6]]).err().unwrap();
+        assert!(
+            e.contains("SYSTEM_ACCESSTOKEN") && e.contains("$(System.AccessToken)"),
+            "{e}"
+        );
+        let e = source(Some("vault"), &gh[4..]).err().unwrap();
+        assert!(
+            e.contains("api://AzureADTokenExchange") && e.contains("audience"),
+            "{e}"
+        );
+        let e = source(None, &[]).err().unwrap();
+        assert!(
+            e.contains("has no JWT") && e.contains("APIM_VAULT_AUTH_JWT"),
+            "{e}"
+        );
+    }
 
     /// `~/.vault-token` is looked up in `HOME`, else in `USERPROFILE` (Windows).
     #[test]
