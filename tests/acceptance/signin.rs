@@ -700,3 +700,30 @@ fn signin_vault_fresh_jwt_at_each_login() {
     assert!(bao.policy("fresh-2").is_some());
     std::env::remove_var("SSL_CERT_FILE");
 }
+
+/// A request token GitHub does not accept: the plan fails saying what GitHub answered and what
+/// to check, without showing the token.
+#[test]
+fn signin_github_refused_request_token_is_explained() {
+    let (bao, emu) = (Bao::start(), Emulator::start());
+    let mut flow = github_flow(&emu, "ARM_OIDC_REQUEST_URL", "ARM_OIDC_REQUEST_TOKEN");
+    let wrong = format!("not-the-request-token-{}", rand_suffix());
+    for (k, v) in &mut flow.env {
+        if k == "ARM_OIDC_REQUEST_TOKEN" {
+            v.clone_from(&wrong);
+        }
+    }
+    let wd = workdir(&bao, &emu, &flow);
+    wd.write_config(&config(&emu, ""));
+    let out = wd.run(&["plan"]);
+    assert!(!out.success(), "{out}");
+    let text = crate::support::normalize_text(&out.combined());
+    assert!(
+        text.contains("GitHub Actions answered 401 Unauthorized to the OIDC token request; check that the job has `permissions: id-token: write`"),
+        "{out}"
+    );
+    assert!(
+        !out.combined().contains(&wrong),
+        "the request token is not shown"
+    );
+}
