@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use url::Url;
 
 use crate::clients::azure::{Azure, AzureSettings, Environment};
-use crate::clients::vault::{JwtLogin, Vault, VaultSettings};
+use crate::clients::vault::{JwtLogin, JwtSource, Vault, VaultSettings};
 use crate::context::{AzureCloud, ProviderData};
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::function::Function;
@@ -86,7 +86,7 @@ fn vault_block() -> Block {
         .block(
             NestedBlock::single(
                 "auth_login_jwt",
-                Block::new("Log in with a JWT (for example a CI OIDC token) instead of using a static token. The token obtained is renewed, or obtained again, before it expires.")
+                Block::new("Log in with a JWT instead of using a static token. The JWT is `jwt` when given; otherwise one is requested from the CI system at each login: from GitHub Actions (`ARM_OIDC_REQUEST_URL` + `ARM_OIDC_REQUEST_TOKEN`, or `ACTIONS_ID_TOKEN_REQUEST_URL` + `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, which GitHub sets with `permissions: id-token: write`), else from Azure DevOps (`ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID` with `SYSTEM_ACCESSTOKEN` and `SYSTEM_OIDCREQUESTURI`). The Vault token obtained is renewed, or obtained again with a fresh JWT, before it expires.")
                     .attr(Attribute::string("mount").describe("Path of the JWT auth mount. Default `jwt`."))
                     .attr(Attribute::string("role").required().describe("Role to log in with."))
                     .attr(
@@ -94,7 +94,8 @@ fn vault_block() -> Block {
                             .sensitive()
                             .describe("The JWT. Environment: `APIM_VAULT_AUTH_JWT`.")
                             .env(&["APIM_VAULT_AUTH_JWT"]),
-                    ),
+                    )
+                    .attr(Attribute::string("audience").describe("The audience (`aud`) asked of GitHub Actions for the JWT; the role's `bound_audiences` must hold it. Default: GitHub's own default, the URL of the repository owner (e.g. `https://github.com/octo-org`). Azure DevOps issues its tokens for `api://AzureADTokenExchange` only, so with it this must be unset or that value.")),
             ),
         )
         .constraint(Constraint::ConflictsWith(&["token", "auth_login_jwt"]))
@@ -106,7 +107,14 @@ fn azure_block() -> Block {
         .attr(Attribute::string("tenant_id").describe("Entra tenant ID. Environment: `ARM_TENANT_ID`.").env(&["ARM_TENANT_ID"]))
         .attr(Attribute::string("client_id").describe("Application (client) ID. Environment: `ARM_CLIENT_ID`.").env(&["ARM_CLIENT_ID"]))
         .attr(Attribute::string("client_secret").sensitive().describe("Client secret. Environment: `ARM_CLIENT_SECRET`.").env(&["ARM_CLIENT_SECRET"]))
-        .attr(Attribute::bool("use_oidc").describe("Use a federated (workload identity) token from `ARM_OIDC_TOKEN_FILE_PATH` or `AZURE_FEDERATED_TOKEN_FILE`. Environment: `ARM_USE_OIDC`.").env(&["ARM_USE_OIDC"]))
+        .attr(Attribute::string("client_certificate_path").describe("A PKCS#12 file (`.pfx`/`.p12`) holding the application's certificate and its RSA key, for signing in with a certificate credential. Tried before a client secret. Environment: `ARM_CLIENT_CERTIFICATE_PATH`.").env(&["ARM_CLIENT_CERTIFICATE_PATH"]))
+        .attr(Attribute::string("client_certificate_password").sensitive().describe("The password of `client_certificate_path`'s file, if it has one. Environment: `ARM_CLIENT_CERTIFICATE_PASSWORD`.").env(&["ARM_CLIENT_CERTIFICATE_PASSWORD"]))
+        .attr(Attribute::bool("use_oidc").describe("Sign in with a federated (OpenID Connect) token, in this order: `oidc_token`, `oidc_token_file_path`, a token requested from GitHub Actions (`oidc_request_url` + `oidc_request_token`), a token requested from Azure DevOps (`ado_pipeline_service_connection_id`). Environment: `ARM_USE_OIDC`.").env(&["ARM_USE_OIDC"]))
+        .attr(Attribute::string("oidc_token").sensitive().describe("A federated token (a JWT whose audience is `api://AzureADTokenExchange`), used as it is. Environment: `ARM_OIDC_TOKEN`.").env(&["ARM_OIDC_TOKEN"]))
+        .attr(Attribute::string("oidc_token_file_path").describe("A file holding a federated token, read again whenever a new Entra token is needed (Kubernetes workload identity, CI systems). Environment: `ARM_OIDC_TOKEN_FILE_PATH`, then `AZURE_FEDERATED_TOKEN_FILE`.").env(&["ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"]))
+        .attr(Attribute::string("oidc_request_url").describe("GitHub Actions' URL for requesting an ID token; a fresh one is requested, for the audience `api://AzureADTokenExchange`, whenever a new Entra token is needed. Environment: `ARM_OIDC_REQUEST_URL`, then `ACTIONS_ID_TOKEN_REQUEST_URL` (set by GitHub Actions with `permissions: id-token: write`).").env(&["ARM_OIDC_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_URL"]).validate(validate_url))
+        .attr(Attribute::string("oidc_request_token").sensitive().describe("The bearer token for `oidc_request_url`. Environment: `ARM_OIDC_REQUEST_TOKEN`, then `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.").env(&["ARM_OIDC_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"]))
+        .attr(Attribute::string("ado_pipeline_service_connection_id").describe("In Azure Pipelines: the ID of the Azure Resource Manager service connection (workload identity federation) to sign in as; the token is requested from `SYSTEM_OIDCREQUESTURI` with `SYSTEM_ACCESSTOKEN`, which the step's environment must carry. Environment: `ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID`, then `ARM_OIDC_AZURE_SERVICE_CONNECTION_ID`.").env(&["ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID", "ARM_OIDC_AZURE_SERVICE_CONNECTION_ID"]))
         .attr(Attribute::bool("use_msi").describe("Use the managed identity of the machine running Terraform. Environment: `ARM_USE_MSI`.").env(&["ARM_USE_MSI"]))
         .attr(Attribute::bool("use_cli").describe("Use the Azure CLI's login. Environment: `ARM_USE_CLI`. Default `true` when no other credential is given.").env(&["ARM_USE_CLI"]))
         .attr(
@@ -191,6 +199,8 @@ crate::model! {
         pub role: String,
         /// `jwt`.
         pub jwt: Option<String>,
+        /// `audience`.
+        pub audience: Option<String>,
     }
 }
 
@@ -205,8 +215,22 @@ crate::model! {
         pub client_id: Option<String>,
         /// `client_secret`.
         pub client_secret: Option<String>,
+        /// `client_certificate_path`.
+        pub client_certificate_path: Option<String>,
+        /// `client_certificate_password`.
+        pub client_certificate_password: Option<String>,
         /// `use_oidc`.
         pub use_oidc: Option<bool>,
+        /// `oidc_token`.
+        pub oidc_token: Option<String>,
+        /// `oidc_token_file_path`.
+        pub oidc_token_file_path: Option<String>,
+        /// `oidc_request_url`.
+        pub oidc_request_url: Option<String>,
+        /// `oidc_request_token`.
+        pub oidc_request_token: Option<String>,
+        /// `ado_pipeline_service_connection_id`.
+        pub ado_pipeline_service_connection_id: Option<String>,
         /// `use_msi`.
         pub use_msi: Option<bool>,
         /// `use_cli`.
@@ -257,13 +281,7 @@ fn vault_settings(
         "No Vault address: set `address` in the `vault` block of the provider, or the VAULT_ADDR environment variable.",
     )?;
     let address = parse_http_url(&address).map_err(|why| format!("The Vault address {why}."))?;
-    let token = setting(&v.token, &["VAULT_TOKEN"]).or_else(|| {
-        let home = std::env::var_os("HOME")?;
-        std::fs::read_to_string(PathBuf::from(home).join(".vault-token"))
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-    });
+    let token = setting(&v.token, &["VAULT_TOKEN"]).or_else(token_file);
     let skip_tls_verify = flag(v.skip_tls_verify, "VAULT_SKIP_VERIFY");
     if skip_tls_verify {
         d.attr_warning(
@@ -277,9 +295,7 @@ fn vault_settings(
         Some(login) => Some(JwtLogin {
             mount: login.mount.clone().unwrap_or_else(|| "jwt".into()),
             role: login.role.clone(),
-            jwt: setting(&login.jwt, &["APIM_VAULT_AUTH_JWT"]).ok_or(
-                "`vault.auth_login_jwt` has no JWT: set `jwt` or the APIM_VAULT_AUTH_JWT environment variable.",
-            )?,
+            jwt: jwt_source(login)?,
         }),
     };
     Ok(VaultSettings {
@@ -291,6 +307,93 @@ fn vault_settings(
         max_retries: max_retries(v.max_retries)?,
         login,
     })
+}
+
+/// The file `.vault-token` in the home directory: `HOME`, else `USERPROFILE` (Windows).
+fn token_file() -> Option<String> {
+    let home = home_dir(|k| std::env::var_os(k))?;
+    std::fs::read_to_string(home.join(".vault-token"))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// The home directory from `HOME`, else `USERPROFILE` (as Vault's own CLI finds it on Windows).
+fn home_dir(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    ["HOME", "USERPROFILE"]
+        .iter()
+        .find_map(|k| var(k).filter(|v| !v.is_empty()))
+        .map(PathBuf::from)
+}
+
+/// Where `auth_login_jwt`'s JWT comes from: `jwt` (or APIM_VAULT_AUTH_JWT), else GitHub Actions'
+/// OIDC token request, else Azure DevOps'. A half-given request flow is an error naming what is
+/// missing.
+fn jwt_source(login: &JwtLoginBlock) -> Result<JwtSource, String> {
+    jwt_source_from(login, &|k| std::env::var(k).ok())
+}
+
+/// [`jwt_source`] with the environment read through `var`.
+fn jwt_source_from(
+    login: &JwtLoginBlock,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<JwtSource, String> {
+    let setting = |value: &Option<String>, keys: &[&str]| {
+        value
+            .clone()
+            .or_else(|| keys.iter().find_map(|k| var(k).filter(|v| !v.is_empty())))
+    };
+    if let Some(jwt) = setting(&login.jwt, &["APIM_VAULT_AUTH_JWT"]) {
+        return Ok(JwtSource::Given(jwt));
+    }
+    let url = setting(
+        &None,
+        &["ARM_OIDC_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_URL"],
+    );
+    let token = setting(
+        &None,
+        &["ARM_OIDC_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
+    );
+    match (url, token) {
+        (Some(request_url), Some(request_token)) => {
+            return Ok(JwtSource::GitHub {
+                request_url,
+                request_token,
+                audience: login.audience.clone(),
+            })
+        }
+        (Some(_), None) => return Err("`vault.auth_login_jwt` would request its JWT from GitHub Actions, but only the request URL is set: set ARM_OIDC_REQUEST_TOKEN or ACTIONS_ID_TOKEN_REQUEST_TOKEN (GitHub sets it with `permissions: id-token: write`), or give `jwt`.".into()),
+        (None, Some(_)) => return Err("`vault.auth_login_jwt` would request its JWT from GitHub Actions, but only the request token is set: set ARM_OIDC_REQUEST_URL or ACTIONS_ID_TOKEN_REQUEST_URL, or give `jwt`.".into()),
+        (None, None) => {}
+    }
+    let connection = setting(
+        &None,
+        &[
+            "ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID",
+            "ARM_OIDC_AZURE_SERVICE_CONNECTION_ID",
+        ],
+    );
+    if let Some(service_connection_id) = connection {
+        if let Some(a) = login
+            .audience
+            .as_deref()
+            .filter(|a| *a != crate::clients::azure::assertion::EXCHANGE_AUDIENCE)
+        {
+            return Err(format!("`vault.auth_login_jwt.audience` is {a:?}, but Azure DevOps issues its tokens for \"api://AzureADTokenExchange\" only: remove `audience` and bind that audience in the role."));
+        }
+        let request_uri = setting(&None, &["SYSTEM_OIDCREQUESTURI"]).ok_or(
+            "`vault.auth_login_jwt` would request its JWT from Azure DevOps (ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID is set), but SYSTEM_OIDCREQUESTURI is not: run in an Azure Pipelines job, which sets it.",
+        )?;
+        let access_token = setting(&None, &["SYSTEM_ACCESSTOKEN"]).ok_or(
+            "`vault.auth_login_jwt` would request its JWT from Azure DevOps (ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID is set), but SYSTEM_ACCESSTOKEN is not: map it into the step's environment (`env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`).",
+        )?;
+        return Ok(JwtSource::AzureDevOps {
+            request_uri,
+            service_connection_id,
+            access_token,
+        });
+    }
+    Err("`vault.auth_login_jwt` has no JWT: set `jwt` or APIM_VAULT_AUTH_JWT, or run where a CI system's OIDC token can be requested (GitHub Actions: ACTIONS_ID_TOKEN_REQUEST_URL + ACTIONS_ID_TOKEN_REQUEST_TOKEN; Azure DevOps: ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID with SYSTEM_ACCESSTOKEN and SYSTEM_OIDCREQUESTURI).".into())
 }
 
 /// `max_retries`, else `VAULT_MAX_RETRIES` (as Vault's own clients read it), else the default.
@@ -323,10 +426,38 @@ fn azure_settings(a: &AzureBlock) -> Result<AzureSettings, String> {
         client_id: setting(&a.client_id, &["ARM_CLIENT_ID"]),
         client_secret: setting(&a.client_secret, &["ARM_CLIENT_SECRET"]),
         use_oidc: flag(a.use_oidc, "ARM_USE_OIDC"),
-        oidc_token_file_path: ["ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"]
-            .iter()
-            .find_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
-            .map(PathBuf::from),
+        oidc_token_file_path: setting(
+            &a.oidc_token_file_path,
+            &["ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"],
+        )
+        .map(PathBuf::from),
+        oidc_token: setting(&a.oidc_token, &["ARM_OIDC_TOKEN"]),
+        oidc_request_url: setting(
+            &a.oidc_request_url,
+            &["ARM_OIDC_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_URL"],
+        ),
+        oidc_request_token: setting(
+            &a.oidc_request_token,
+            &["ARM_OIDC_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
+        ),
+        ado_pipeline_service_connection_id: setting(
+            &a.ado_pipeline_service_connection_id,
+            &[
+                "ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID",
+                "ARM_OIDC_AZURE_SERVICE_CONNECTION_ID",
+            ],
+        ),
+        ado_request_uri: setting(&None, &["SYSTEM_OIDCREQUESTURI"]),
+        ado_access_token: setting(&None, &["SYSTEM_ACCESSTOKEN"]),
+        client_certificate_path: setting(
+            &a.client_certificate_path,
+            &["ARM_CLIENT_CERTIFICATE_PATH"],
+        )
+        .map(PathBuf::from),
+        client_certificate_password: setting(
+            &a.client_certificate_password,
+            &["ARM_CLIENT_CERTIFICATE_PASSWORD"],
+        ),
         use_msi: flag(a.use_msi, "ARM_USE_MSI"),
         use_cli: a.use_cli.or_else(|| env_flag("ARM_USE_CLI")),
         environment,
@@ -400,7 +531,114 @@ impl Provider for ApimProvider {
 
 #[cfg(test)]
 mod tests {
-    use super::ApimProvider;
+    use super::{home_dir, jwt_source_from, ApimProvider, JwtLoginBlock, JwtSource};
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    fn source(audience: Option<&str>, pairs: &[(&str, &str)]) -> Result<JwtSource, String> {
+        let login = JwtLoginBlock {
+            role: "r".into(),
+            audience: audience.map(str::to_string),
+            ..Default::default()
+        };
+        jwt_source_from(&login, &|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    /// `auth_login_jwt`'s JWT: given, else GitHub's request (the `ARM_*` pair, then GitHub's
+    /// own), else Azure DevOps'; a half-given flow names what is missing.
+    #[test]
+    fn vault_jwt_source_order_and_half_given_flows() {
+        let gh = &[
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh/a"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t-actions"),
+            ("ARM_OIDC_REQUEST_URL", "https://gh/arm"),
+            ("ARM_OIDC_REQUEST_TOKEN", "t-arm"),
+            ("ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID", "c"),
+            ("SYSTEM_ACCESSTOKEN", "t-ado"),
+            ("SYSTEM_OIDCREQUESTURI", "https://ado/x"),
+        ];
+        match source(Some("vault"), gh).unwrap() {
+            JwtSource::GitHub {
+                request_url,
+                request_token,
+                audience,
+            } => {
+                assert_eq!(
+                    (request_url.as_str(), request_token.as_str()),
+                    ("https://gh/arm", "t-arm")
+                );
+                assert_eq!(audience.as_deref(), Some("vault"));
+            }
+            _ => panic!("GitHub's request first"),
+        }
+        assert!(matches!(
+            source(None, &[("APIM_VAULT_AUTH_JWT", "j"), ("ARM_OIDC_REQUEST_URL", "u")]),
+            Ok(JwtSource::Given(j)) if j == "j"
+        ));
+        assert!(matches!(
+            source(None, &gh[4..]),
+            Ok(JwtSource::AzureDevOps { service_connection_id, .. }) if service_connection_id == "c"
+        ));
+        let e = source(None, &[("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh/a")])
+            .err()
+            .unwrap();
+        assert!(e.contains("ACTIONS_ID_TOKEN_REQUEST_TOKEN"), "{e}");
+        let e = source(None, &[("ARM_OIDC_REQUEST_TOKEN", "t")])
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("ARM_OIDC_REQUEST_URL") && !e.contains("\"t\""),
+            "{e}"
+        );
+        let e = source(None, &gh[4..6]).err().unwrap();
+        assert!(e.contains("SYSTEM_OIDCREQUESTURI"), "{e}");
+        let e = source(None, &[gh[4], gh[6]]).err().unwrap();
+        assert!(
+            e.contains("SYSTEM_ACCESSTOKEN") && e.contains("$(System.AccessToken)"),
+            "{e}"
+        );
+        let e = source(Some("vault"), &gh[4..]).err().unwrap();
+        assert!(
+            e.contains("api://AzureADTokenExchange") && e.contains("audience"),
+            "{e}"
+        );
+        let e = source(None, &[]).err().unwrap();
+        assert!(
+            e.contains("has no JWT") && e.contains("APIM_VAULT_AUTH_JWT"),
+            "{e}"
+        );
+    }
+
+    /// `~/.vault-token` is looked up in `HOME`, else in `USERPROFILE` (Windows).
+    #[test]
+    fn token_file_home_is_home_then_userprofile() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert_eq!(
+            home_dir(env(&[("HOME", "/home/u"), ("USERPROFILE", "C:\\Users\\u")])),
+            Some(PathBuf::from("/home/u"))
+        );
+        assert_eq!(
+            home_dir(env(&[("USERPROFILE", "C:\\Users\\u")])),
+            Some(PathBuf::from("C:\\Users\\u"))
+        );
+        assert_eq!(
+            home_dir(env(&[("HOME", ""), ("USERPROFILE", "C:\\Users\\u")])),
+            Some(PathBuf::from("C:\\Users\\u"))
+        );
+        assert_eq!(home_dir(env(&[])), None);
+    }
     use crate::framework::lifecycle::check_models;
 
     /// A misspelt or missing model field would read null or be dropped from state, and a

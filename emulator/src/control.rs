@@ -69,6 +69,13 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
         }
         ("POST" | "PUT", ["rules"]) => set_rules(app, req),
         ("POST", ["tokens"]) => mint(app, req),
+        ("POST", ["clients"]) => add_client(app, req),
+        ("POST" | "PUT", ["entra"]) => set_entra(app, req),
+        ("POST", ["pipelines"]) => body_json(req).and_then(|v| {
+            crate::pipelines::register(app, v)
+                .map(|v| json_response(200, &v))
+                .map_err(|m| error(400, &m))
+        }),
         ("GET", ["gateway", "log"]) => Ok(json_response(200, &json!(app.gateway.log.all()))),
         ("DELETE", ["gateway", "log"]) => {
             app.gateway.log.clear();
@@ -289,6 +296,50 @@ fn inventory(app: &App) -> Value {
         );
     }
     Value::Object(out)
+}
+
+/// `POST /_emulator/clients`: registers an app (a seed `clients` entry: `client_id`,
+/// `client_secret`, `object_id`, `federated_credentials`, `certificates`) and answers it.
+fn add_client(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let v = body_json(req)?;
+    let seed: crate::store::SeedClient =
+        serde_json::from_value(v).map_err(|e| error(400, &format!("invalid client: {e}")))?;
+    for pem in &seed.certificates {
+        crate::entra::certificate_key(pem).map_err(|m| error(400, &m))?;
+    }
+    let client = seed.build();
+    let mut st = lock(&app.state);
+    if st.client(&client.client_id).is_some() {
+        return Err(error(
+            409,
+            &format!("client {} already exists", client.client_id),
+        ));
+    }
+    st.clients.push(client.clone());
+    app.persist(&st);
+    Ok(json_response(200, &json!(client)))
+}
+
+/// `POST /_emulator/entra {"token_lifetime": seconds}`: the lifetime of the access tokens the
+/// token endpoint issues (`null`: Entra's 3599).
+fn set_entra(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
+    let v = body_json(req)?;
+    let mut st = lock(&app.state);
+    match v.get("token_lifetime") {
+        Some(Value::Null) => st.settings.token_lifetime = None,
+        Some(n) => {
+            let n = n.as_i64().filter(|n| *n > 0).ok_or_else(|| {
+                error(400, "`token_lifetime` must be a positive number of seconds")
+            })?;
+            st.settings.token_lifetime = Some(n);
+        }
+        None => {}
+    }
+    app.persist(&st);
+    Ok(json_response(
+        200,
+        &json!({"token_lifetime": st.settings.token_lifetime}),
+    ))
 }
 
 /// `PUT /_emulator/profile`: `{"profile": "azure"}` or `{"profile": "none"}` for the documented

@@ -7,11 +7,13 @@
 pub mod arm;
 pub mod cli;
 pub mod control;
+pub mod der;
 pub mod entra;
 pub mod faults;
 pub mod gateway;
 pub mod jwt;
 pub mod msi;
+pub mod pipelines;
 pub mod profile;
 pub mod server;
 pub mod store;

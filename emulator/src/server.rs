@@ -105,7 +105,16 @@ pub struct RequestRecord {
     /// The fault applied, if any (`status`, `drop`, `latency`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// Who signed in, for a token issued by the Entra token endpoint: the client and how it
+    /// proved itself (never the credential itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
+
+/// Attached to a response (as an extension) by a handler that authenticated someone, for the
+/// request log's `principal`.
+#[derive(Debug, Clone)]
+pub struct Principal(pub String);
 
 /// A request as the handlers see it: body read, path split and percent-decoded.
 pub struct Req {
@@ -279,6 +288,7 @@ async fn handle(
                 0,
                 started,
                 Some("drop".into()),
+                None,
             );
             return Err(DropConnection);
         }
@@ -349,8 +359,9 @@ async fn handle(
         }
     }
     let status = resp.status().as_u16();
+    let principal = resp.extensions().get::<Principal>().map(|p| p.0.clone());
     record(
-        &app, time, &method, &path, &raw_query, status, started, fault,
+        &app, time, &method, &path, &raw_query, status, started, fault, principal,
     );
     Ok(resp)
 }
@@ -365,6 +376,7 @@ fn record(
     status: u16,
     started: Instant,
     fault: Option<String>,
+    principal: Option<String>,
 ) {
     let rec = RequestRecord {
         time,
@@ -374,6 +386,7 @@ fn record(
         status,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         fault,
+        principal,
     };
     eprintln!(
         "apim-emulator: {} {} -> {}",
@@ -410,6 +423,7 @@ fn dispatch(app: &App, req: &Req) -> Response<Body> {
     match l.as_slice() {
         ["_emulator", ..] => crate::control::handle(app, req),
         ["metadata", "identity", "oauth2", "token"] => crate::msi::handle(app, req),
+        ["oidc", ..] => crate::pipelines::handle(app, req),
         ["subscriptions", ..] => crate::arm::handle(app, req),
         [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] => {
             crate::entra::token(app, req, segs[0])

@@ -40,6 +40,9 @@ pub struct State {
     pub etag_counter: u64,
     /// Key material that must survive restarts for issued tokens and `ca.pem` to stay valid.
     pub keys: Keys,
+    /// CI jobs allowed to request ID tokens from the emulator's CI OIDC issuer.
+    #[serde(default)]
+    pub pipelines: Vec<crate::pipelines::PipelineIdentity>,
 }
 
 /// The ids reported on the first stdout line.
@@ -148,6 +151,10 @@ pub struct FederatedCredential {
     pub issuer: String,
     /// Expected `sub` of the assertion.
     pub subject: String,
+    /// Expected `aud` of the assertion (Entra's default, `api://AzureADTokenExchange`, when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 /// An app registration (service principal) that can use the client-credentials flow.
@@ -163,6 +170,9 @@ pub struct Client {
     /// `api://AzureADTokenExchange` audience is accepted.
     #[serde(default)]
     pub federated_credentials: Vec<FederatedCredential>,
+    /// Certificates (PEM) whose keys may sign client assertions for this client.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 /// A long-running operation started by a PUT/PATCH.
@@ -187,6 +197,10 @@ pub struct Settings {
     /// rules (`gateway::rules`); `POST /_emulator/rules {"enforce": false}` relaxes them.
     #[serde(default = "enforced")]
     pub enforce_rules: bool,
+    /// Lifetime in seconds of the access tokens the Entra token endpoint issues (Entra's 3599
+    /// when absent); shorter ones make clients renew within a test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime: Option<i64>,
 }
 
 fn enforced() -> bool {
@@ -405,6 +419,31 @@ pub struct SeedClient {
     /// Federated credentials.
     #[serde(default)]
     pub federated_credentials: Vec<FederatedCredential>,
+    /// Certificates (PEM) whose keys may sign client assertions.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+}
+
+impl SeedClient {
+    /// The registration: what is absent is random, and a client without federated credentials
+    /// or certificates gets a random secret.
+    pub fn build(&self) -> Client {
+        let secret = match (
+            &self.client_secret,
+            self.federated_credentials.is_empty() && self.certificates.is_empty(),
+        ) {
+            (Some(s), _) => Some(s.clone()),
+            (None, true) => Some(crate::util::b64url(&crate::util::random_bytes::<30>())),
+            (None, false) => None,
+        };
+        Client {
+            client_id: self.client_id.clone().unwrap_or_else(uuid),
+            client_secret: secret,
+            object_id: self.object_id.clone().unwrap_or_else(uuid),
+            federated_credentials: self.federated_credentials.clone(),
+            certificates: self.certificates.clone(),
+        }
+    }
 }
 
 impl Seed {
@@ -449,9 +488,11 @@ impl Seed {
                 lro_polls: self.lro_polls.unwrap_or(lro_polls),
                 lro_retry_after: 0,
                 enforce_rules: true,
+                token_lifetime: None,
             },
             etag_counter: 0,
             keys,
+            pipelines: Vec::new(),
         };
         let mut first_service = true;
         for sub in &self.subscriptions {
@@ -499,17 +540,7 @@ impl Seed {
             }
         }
         for c in &self.clients {
-            let secret = match (&c.client_secret, c.federated_credentials.is_empty()) {
-                (Some(s), _) => Some(s.clone()),
-                (None, true) => Some(crate::util::b64url(&crate::util::random_bytes::<30>())),
-                (None, false) => None,
-            };
-            let client = Client {
-                client_id: c.client_id.clone().unwrap_or_else(uuid),
-                client_secret: secret,
-                object_id: c.object_id.clone().unwrap_or_else(uuid),
-                federated_credentials: c.federated_credentials.clone(),
-            };
+            let client = c.build();
             if st.clients.is_empty() {
                 st.defaults.client_id = client.client_id.clone();
                 st.defaults.client_secret = client.client_secret.clone().unwrap_or_default();

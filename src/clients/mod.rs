@@ -2,6 +2,7 @@
 
 pub mod azure;
 pub mod backoff;
+pub mod oidc_request;
 pub mod vault;
 
 /// A request that got no answer, as a message: without the URL (which holds no secret, but

@@ -1,10 +1,9 @@
 //! The go-plugin handshake and transport, as Terraform's plugin client expects them:
-//! magic cookie, protocol 6, a unix socket, AutoMTLS (or plaintext h2c when Terraform runs
+//! magic cookie, protocol 6, the listener of [`super::listener`] (a unix socket), AutoMTLS (or plaintext h2c when Terraform runs
 //! with `TF_DISABLE_PLUGIN_TLS`), one handshake line on stdout, and a prompt exit on
 //! `GRPCController.Shutdown`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,7 +11,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -26,6 +24,7 @@ use crate::server::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::server::proto::plugin::grpc_stdio_server::GrpcStdioServer;
 use crate::server::proto::tfplugin6::provider_server::ProviderServer;
 
+use super::listener::{ignore_interrupts, Conn, PluginListener};
 use super::plugin::{Broker, Controller, Stdio};
 use super::service::ProviderService;
 use super::tls;
@@ -85,31 +84,8 @@ pub async fn serve<P: Provider>(provider: P, mode: ServeMode) -> i32 {
     }
 }
 
-fn socket_path() -> PathBuf {
-    let dir = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    dir.join(format!("plugin-apim-{}-{nanos}", std::process::id()))
-}
-
-/// Removes the socket file when the server ends, however it ends.
-struct SocketFile(PathBuf);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
-    let path = socket_path();
-    let listener = UnixListener::bind(&path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    let socket = SocketFile(path.clone());
+    let (listener, leftover) = PluginListener::bind()?;
     let client_cert = match mode {
         ServeMode::Managed => std::env::var("PLUGIN_CLIENT_CERT")
             .ok()
@@ -148,17 +124,18 @@ async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
                 .map(|t| base64::engine::general_purpose::STANDARD_NO_PAD.encode(&t.cert_der))
                 .unwrap_or_default();
             announce(&format!(
-                "1|{PROTOCOL_VERSION}|unix|{}|grpc|{cert}",
-                path.display()
+                "1|{PROTOCOL_VERSION}|{}|{}|grpc|{cert}",
+                listener.network(),
+                listener.address()
             ))?;
             ignore_interrupts();
         }
-        ServeMode::Debug => announce(&reattach_line(&path))?,
+        ServeMode::Debug => announce(&reattach_line(&listener))?,
     }
 
     let stop = {
         let shutdown = shutdown.clone();
-        let path = path.clone();
+        let leftover = leftover.clone();
         async move {
             match mode {
                 ServeMode::Managed => shutdown.notified().await,
@@ -174,7 +151,7 @@ async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
             // the process still exits well inside go-plugin's 2 s grace period.
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                let _ = std::fs::remove_file(&path);
+                leftover.remove();
                 std::process::exit(0);
             });
         }
@@ -188,14 +165,11 @@ async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
         }
         None => {
             router
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::UnixListenerStream::new(listener),
-                    stop,
-                )
+                .serve_with_incoming_shutdown(listener.incoming(), stop)
                 .await
         }
     };
-    drop(socket);
+    drop(leftover);
     served.map_err(|e| format!("gRPC server failed: {e}"))
 }
 
@@ -208,14 +182,14 @@ fn announce(line: &str) -> Result<(), String> {
 }
 
 /// Debug mode's instructions: the reattach configuration for Terraform.
-fn reattach_line(path: &Path) -> String {
+fn reattach_line(listener: &PluginListener) -> String {
     let cfg = serde_json::json!({
         PROVIDER_ADDRESS: {
             "Protocol": "grpc",
             "ProtocolVersion": PROTOCOL_VERSION,
             "Pid": std::process::id(),
             "Test": true,
-            "Addr": {"Network": "unix", "String": path.display().to_string()},
+            "Addr": {"Network": listener.network(), "String": listener.address()},
         }
     });
     format!(
@@ -223,22 +197,10 @@ fn reattach_line(path: &Path) -> String {
     )
 }
 
-/// Ctrl-C reaches the whole process group; Terraform answers it with StopProvider, so the
-/// signal itself is swallowed here (as go-plugin does).
-fn ignore_interrupts() {
-    if let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-        tokio::spawn(async move {
-            while sig.recv().await.is_some() {
-                log::debug("interrupt ignored; waiting for StopProvider", &[]);
-            }
-        });
-    }
-}
-
 /// Accepts connections and completes their TLS handshakes concurrently; refused clients
 /// (wrong certificate) are logged and dropped.
 fn tls_incoming(
-    listener: UnixListener,
+    listener: PluginListener,
     config: Arc<rustls::ServerConfig>,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(16);
@@ -246,7 +208,7 @@ fn tls_incoming(
     tokio::spawn(async move {
         loop {
             let sock = match listener.accept().await {
-                Ok((sock, _)) => sock,
+                Ok(sock) => sock,
                 Err(e) => {
                     log::warn("accept failed", &[("error", &e.to_string())]);
                     continue;
@@ -267,8 +229,8 @@ fn tls_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// A TLS connection over the unix socket, as tonic's server wants it.
-pub struct TlsConn(TlsStream<UnixStream>);
+/// A TLS connection over the plugin's transport, as tonic's server wants it.
+pub struct TlsConn(TlsStream<Conn>);
 
 impl Connected for TlsConn {
     type ConnectInfo = ();

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod convert;
 pub mod handshake;
+pub mod listener;
 pub mod plugin;
 pub mod rpc;
 pub mod service;

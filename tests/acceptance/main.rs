@@ -20,6 +20,7 @@ mod pipelines;
 mod protocol;
 mod runtime;
 mod schema;
+mod signin;
 mod tidy;
 mod token_renewal;
 mod vault_audit;

@@ -285,3 +285,27 @@ fn silenced_lints_are_found_however_they_are_written() {
         ]
     );
 }
+
+/// The plugin's transport (unix socket, its signals) stays in `server/listener.rs`, so a TCP
+/// loopback listener for Windows is an addition to that one file.
+#[test]
+fn the_plugin_transport_stays_behind_its_seam() {
+    let bad = offenders(
+        "",
+        &[
+            "UnixListener",
+            "UnixStream",
+            "tokio::signal::unix",
+            "\"unix\"",
+        ],
+    );
+    let bad: Vec<_> = bad
+        .into_iter()
+        .filter(|l| !l.contains("src/server/listener.rs"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "only server/listener.rs knows the transport:\n{}",
+        bad.join("\n")
+    );
+}

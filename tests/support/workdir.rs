@@ -17,7 +17,18 @@ pub const PROVIDER_SOURCE: &str = "registry.terraform.io/apimvault/apim";
 
 /// Environment variable prefixes not passed on from the test process to Terraform (and so
 /// to the provider), keeping tests independent of the developer's shell.
-const SCRUBBED_PREFIXES: &[&str] = &["TF_", "VAULT_", "BAO_", "ARM_", "AZURE_", "APIM_VAULT_"];
+const SCRUBBED_PREFIXES: &[&str] = &[
+    "TF_",
+    "VAULT_",
+    "BAO_",
+    "ARM_",
+    "AZURE_",
+    "APIM_VAULT_",
+    // A CI system's OIDC request settings (GitHub Actions, Azure Pipelines).
+    "ACTIONS_ID_TOKEN_",
+    "SYSTEM_ACCESSTOKEN",
+    "SYSTEM_OIDCREQUESTURI",
+];
 
 /// The directory holding the provider binary under test.
 pub fn provider_dir() -> PathBuf {

@@ -1,5 +1,6 @@
 //! Entra ID credentials through `azure_identity`: client secret, workload identity (a federated
-//! token file), managed identity and the Azure CLI. One credential per provider process, built
+//! token file), client assertions of our own (a federated token given or requested from a CI
+//! system, a certificate's signature: [`super::assertion`]), managed identity and the Azure CLI. One credential per provider process, built
 //! on first use; its tokens cached per scope until five minutes before they expire (the
 //! Azure CLI credential does not cache by itself, the others do as well).
 
@@ -12,14 +13,15 @@ use azure_core::credentials::{AccessToken, Secret, TokenCredential};
 use azure_core::http::{ClientOptions, Transport};
 use azure_core::time::{Duration as AzDuration, OffsetDateTime};
 use azure_identity::{
-    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
-    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use tokio::sync::{Mutex, OnceCell};
 use url::Url;
 
+use super::assertion::{AssertionKind, Assertions, CertificateSigner};
 use super::AzureError;
 
 /// How the provider authenticates to Entra ID, chosen from the settings.
@@ -42,6 +44,16 @@ pub enum CredentialKind {
         client_id: String,
         /// The token file; read again when it changes.
         token_file: PathBuf,
+    },
+    /// A client assertion: a federated token (given, or requested from GitHub Actions or Azure
+    /// DevOps) or a certificate's signature.
+    ClientAssertion {
+        /// Entra tenant.
+        tenant_id: String,
+        /// Application (client) ID.
+        client_id: String,
+        /// Where the assertion comes from.
+        source: AssertionKind,
     },
     /// The managed identity of the machine running Terraform.
     ManagedIdentity {
@@ -77,6 +89,14 @@ impl CredentialKind {
             } => format!(
                 "workload identity (client ID {client_id}, tenant {tenant_id}, token file {})",
                 token_file.display()
+            ),
+            CredentialKind::ClientAssertion {
+                tenant_id,
+                client_id,
+                source,
+            } => format!(
+                "{} (client ID {client_id}, tenant {tenant_id})",
+                source.describe()
             ),
             CredentialKind::ManagedIdentity { client_id: None } => {
                 "the system-assigned managed identity".into()
@@ -168,6 +188,38 @@ impl Credentials {
                 token_file_path: Some(token_file.clone()),
             }))
             .map(|c| c as Arc<dyn TokenCredential>),
+            CredentialKind::ClientAssertion {
+                tenant_id,
+                client_id,
+                source,
+            } => {
+                let signer = match source {
+                    AssertionKind::Certificate { path, password } => Some(
+                        CertificateSigner::from_pkcs12(path, password)
+                            .map_err(|m| self.error(m))?,
+                    ),
+                    _ => None,
+                };
+                let token_endpoint = format!(
+                    "{}/{tenant_id}/oauth2/v2.0/token",
+                    self.authority_host.as_str().trim_end_matches('/')
+                );
+                ClientAssertionCredential::new(
+                    tenant_id.clone(),
+                    client_id.clone(),
+                    Assertions {
+                        kind: source.clone(),
+                        http: self.http.clone(),
+                        client_id: client_id.clone(),
+                        token_endpoint,
+                        signer,
+                    },
+                    Some(ClientAssertionCredentialOptions {
+                        client_options: self.client_options(),
+                    }),
+                )
+                .map(|c| c as Arc<dyn TokenCredential>)
+            }
             CredentialKind::ManagedIdentity { client_id } => {
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),

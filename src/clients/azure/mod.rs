@@ -7,6 +7,7 @@
 
 pub mod apim;
 pub mod arm;
+pub mod assertion;
 mod credential;
 mod error;
 pub mod id;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use arm::{ArmRequest, ArmResponse, Tagged, API_VERSION};
+pub use assertion::AssertionKind;
 pub use credential::CredentialKind;
 pub use error::{ArmFailure, AzureError};
 
@@ -96,6 +98,24 @@ pub struct AzureSettings {
     pub use_oidc: bool,
     /// The federated token file (`ARM_OIDC_TOKEN_FILE_PATH` or `AZURE_FEDERATED_TOKEN_FILE`).
     pub oidc_token_file_path: Option<PathBuf>,
+    /// A federated token given as is (`ARM_OIDC_TOKEN`); never shown.
+    pub oidc_token: Option<String>,
+    /// GitHub Actions' OIDC request URL (`ARM_OIDC_REQUEST_URL`, `ACTIONS_ID_TOKEN_REQUEST_URL`).
+    pub oidc_request_url: Option<String>,
+    /// GitHub Actions' OIDC request token (`ARM_OIDC_REQUEST_TOKEN`,
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`); never shown.
+    pub oidc_request_token: Option<String>,
+    /// The Azure DevOps service connection (`ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID`,
+    /// `ARM_OIDC_AZURE_SERVICE_CONNECTION_ID`).
+    pub ado_pipeline_service_connection_id: Option<String>,
+    /// Azure DevOps' OIDC request URI (`SYSTEM_OIDCREQUESTURI`).
+    pub ado_request_uri: Option<String>,
+    /// Azure DevOps' job token (`SYSTEM_ACCESSTOKEN`); never shown.
+    pub ado_access_token: Option<String>,
+    /// A PKCS#12 file with the client certificate and its key (`ARM_CLIENT_CERTIFICATE_PATH`).
+    pub client_certificate_path: Option<PathBuf>,
+    /// The PKCS#12 file's password (`ARM_CLIENT_CERTIFICATE_PASSWORD`); never shown.
+    pub client_certificate_password: Option<String>,
     /// Use the managed identity of this machine (`ARM_USE_MSI`).
     pub use_msi: bool,
     /// Use the Azure CLI (`ARM_USE_CLI`); `None` means "when nothing else is configured".
@@ -123,6 +143,14 @@ impl Default for AzureSettings {
             client_secret: None,
             use_oidc: false,
             oidc_token_file_path: None,
+            oidc_token: None,
+            oidc_request_url: None,
+            oidc_request_token: None,
+            ado_pipeline_service_connection_id: None,
+            ado_request_uri: None,
+            ado_access_token: None,
+            client_certificate_path: None,
+            client_certificate_password: None,
             use_msi: false,
             use_cli: None,
             environment: Environment::Public,
@@ -147,6 +175,32 @@ impl std::fmt::Debug for AzureSettings {
             )
             .field("use_oidc", &self.use_oidc)
             .field("oidc_token_file_path", &self.oidc_token_file_path)
+            .field(
+                "oidc_token",
+                &self.oidc_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("oidc_request_url", &self.oidc_request_url)
+            .field(
+                "oidc_request_token",
+                &self.oidc_request_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "ado_pipeline_service_connection_id",
+                &self.ado_pipeline_service_connection_id,
+            )
+            .field("ado_request_uri", &self.ado_request_uri)
+            .field(
+                "ado_access_token",
+                &self.ado_access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("client_certificate_path", &self.client_certificate_path)
+            .field(
+                "client_certificate_password",
+                &self
+                    .client_certificate_password
+                    .as_ref()
+                    .map(|_| "<redacted>"),
+            )
             .field("use_msi", &self.use_msi)
             .field("use_cli", &self.use_cli)
             .field("environment", &self.environment)
@@ -166,10 +220,11 @@ fn missing(what: &str, attr: &str, env: &str, why: &str) -> AzureError {
 }
 
 impl AzureSettings {
-    /// The credential these settings select, in the order a client secret, a federated
-    /// token file (`use_oidc`), the managed identity (`use_msi`), the Azure CLI (`use_cli`,
-    /// the default when nothing else is set). A missing setting is an error naming it and
-    /// its environment variable.
+    /// The credential these settings select, in the order the azurerm provider tries them: a
+    /// client certificate, a client secret, then with `use_oidc` a federated token (given, from
+    /// a file, requested from GitHub Actions, requested from Azure DevOps), the managed
+    /// identity (`use_msi`), the Azure CLI (`use_cli`, the default when nothing else is set).
+    /// A missing or half-given setting is an error naming it and its environment variable.
     pub fn credential_kind(&self) -> Result<CredentialKind, AzureError> {
         let tenant = |why: &str| {
             self.tenant_id
@@ -181,6 +236,27 @@ impl AzureSettings {
                 .clone()
                 .ok_or_else(|| missing("client ID", "client_id", "ARM_CLIENT_ID", why))
         };
+        let assertion = |why: &str, source: AssertionKind| -> Result<CredentialKind, AzureError> {
+            Ok(CredentialKind::ClientAssertion {
+                tenant_id: tenant(why)?,
+                client_id: client(why)?,
+                source,
+            })
+        };
+        if let Some(path) = &self.client_certificate_path {
+            return assertion(
+                " (needed with a client certificate)",
+                AssertionKind::Certificate {
+                    path: path.clone(),
+                    password: self.client_certificate_password.clone().unwrap_or_default(),
+                },
+            );
+        }
+        if self.client_certificate_password.is_some() {
+            return Err(AzureError::Config(
+                "`azure { client_certificate_password }` (ARM_CLIENT_CERTIFICATE_PASSWORD) is set without a certificate: set `client_certificate_path` (ARM_CLIENT_CERTIFICATE_PATH) to the PKCS#12 (.pfx/.p12) file it opens.".into(),
+            ));
+        }
         if let Some(secret) = &self.client_secret {
             let why = " (needed with a client secret)";
             return Ok(CredentialKind::ClientSecret {
@@ -190,17 +266,21 @@ impl AzureSettings {
             });
         }
         if self.use_oidc {
-            let why = " (needed with `use_oidc`)";
-            let token_file = self.oidc_token_file_path.clone().ok_or_else(|| {
-                AzureError::Config(
-                    "No federated token file for `use_oidc`: set ARM_OIDC_TOKEN_FILE_PATH or AZURE_FEDERATED_TOKEN_FILE.".into(),
-                )
-            })?;
-            return Ok(CredentialKind::WorkloadIdentity {
-                tenant_id: tenant(why)?,
-                client_id: client(why)?,
-                token_file,
-            });
+            return self.oidc_kind(&assertion, &tenant, &client);
+        }
+        for (set, attr, env) in [
+            (self.oidc_token.is_some(), "oidc_token", "ARM_OIDC_TOKEN"),
+            (
+                self.ado_pipeline_service_connection_id.is_some(),
+                "ado_pipeline_service_connection_id",
+                "ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID",
+            ),
+        ] {
+            if set {
+                return Err(AzureError::Config(format!(
+                    "`azure {{ {attr} }}` ({env}) is set but OIDC is not enabled: set `use_oidc = true` (ARM_USE_OIDC=true) to sign in with it."
+                )));
+            }
         }
         if self.use_msi {
             return Ok(CredentialKind::ManagedIdentity {
@@ -214,6 +294,64 @@ impl AzureSettings {
         }
         Err(AzureError::Config(
             "No Azure credentials: set `azure { client_secret }` (ARM_CLIENT_SECRET), `use_oidc` (ARM_USE_OIDC), `use_msi` (ARM_USE_MSI) or `use_cli` (ARM_USE_CLI).".into(),
+        ))
+    }
+
+    /// The federated token `use_oidc` selects: given, from a file, requested from GitHub
+    /// Actions, requested from Azure DevOps, in that order.
+    fn oidc_kind(
+        &self,
+        assertion: &dyn Fn(&str, AssertionKind) -> Result<CredentialKind, AzureError>,
+        tenant: &dyn Fn(&str) -> Result<String, AzureError>,
+        client: &dyn Fn(&str) -> Result<String, AzureError>,
+    ) -> Result<CredentialKind, AzureError> {
+        let why = " (needed with `use_oidc`)";
+        if let Some(token) = &self.oidc_token {
+            return assertion(why, AssertionKind::Token(token.clone()));
+        }
+        if let Some(token_file) = &self.oidc_token_file_path {
+            return Ok(CredentialKind::WorkloadIdentity {
+                tenant_id: tenant(why)?,
+                client_id: client(why)?,
+                token_file: token_file.clone(),
+            });
+        }
+        match (&self.oidc_request_url, &self.oidc_request_token) {
+            (Some(url), Some(token)) => {
+                return assertion(
+                    why,
+                    AssertionKind::GitHub {
+                        request_url: url.clone(),
+                        request_token: token.clone(),
+                    },
+                )
+            }
+            (Some(_), None) => return Err(AzureError::Config(
+                "An OIDC request URL is set but no request token: set `azure { oidc_request_token }` or ARM_OIDC_REQUEST_TOKEN (GitHub Actions sets ACTIONS_ID_TOKEN_REQUEST_TOKEN when the job has `permissions: id-token: write`).".into(),
+            )),
+            (None, Some(_)) => return Err(AzureError::Config(
+                "An OIDC request token is set but no request URL: set `azure { oidc_request_url }` or ARM_OIDC_REQUEST_URL (GitHub Actions sets ACTIONS_ID_TOKEN_REQUEST_URL when the job has `permissions: id-token: write`).".into(),
+            )),
+            (None, None) => {}
+        }
+        if let Some(connection) = &self.ado_pipeline_service_connection_id {
+            let request_uri = self.ado_request_uri.clone().ok_or_else(|| AzureError::Config(
+                "`azure { ado_pipeline_service_connection_id }` (ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID) is set but SYSTEM_OIDCREQUESTURI is not: run in an Azure Pipelines job, which sets it.".into(),
+            ))?;
+            let access_token = self.ado_access_token.clone().ok_or_else(|| AzureError::Config(
+                "`azure { ado_pipeline_service_connection_id }` (ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID) is set but SYSTEM_ACCESSTOKEN is not: map it into the step's environment (`env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`).".into(),
+            ))?;
+            return assertion(
+                why,
+                AssertionKind::AzureDevOps {
+                    request_uri,
+                    service_connection_id: connection.clone(),
+                    access_token,
+                },
+            );
+        }
+        Err(AzureError::Config(
+            "`use_oidc` (ARM_USE_OIDC) is set but no federated token is given: set `oidc_token` (ARM_OIDC_TOKEN), `oidc_token_file_path` (ARM_OIDC_TOKEN_FILE_PATH or AZURE_FEDERATED_TOKEN_FILE), `oidc_request_url` + `oidc_request_token` (ARM_OIDC_REQUEST_URL + ARM_OIDC_REQUEST_TOKEN; GitHub Actions sets ACTIONS_ID_TOKEN_REQUEST_URL + ACTIONS_ID_TOKEN_REQUEST_TOKEN), or `ado_pipeline_service_connection_id` (ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID) in Azure Pipelines.".into(),
         ))
     }
 }
@@ -372,6 +510,58 @@ mod tests {
             .to_string()
             .contains("ARM_OIDC_TOKEN_FILE_PATH or AZURE_FEDERATED_TOKEN_FILE"));
         let s = AzureSettings {
+            use_oidc: true,
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            oidc_request_url: Some("https://gh.example/token".into()),
+            ..base()
+        };
+        let e = s.credential_kind().unwrap_err().to_string();
+        assert!(
+            e.contains("oidc_request_token") && e.contains("ARM_OIDC_REQUEST_TOKEN"),
+            "{e}"
+        );
+        let s = AzureSettings {
+            use_oidc: true,
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            oidc_request_token: Some("rt".into()),
+            ..base()
+        };
+        let e = s.credential_kind().unwrap_err().to_string();
+        assert!(
+            e.contains("oidc_request_url") && e.contains("ARM_OIDC_REQUEST_URL"),
+            "{e}"
+        );
+        let s = AzureSettings {
+            use_oidc: true,
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            ado_pipeline_service_connection_id: Some("conn".into()),
+            ado_request_uri: Some("https://ado.example/oidctoken".into()),
+            ..base()
+        };
+        let e = s.credential_kind().unwrap_err().to_string();
+        assert!(e.contains("SYSTEM_ACCESSTOKEN"), "{e}");
+        let s = AzureSettings {
+            oidc_token: Some("jwt".into()),
+            ..base()
+        };
+        let e = s.credential_kind().unwrap_err().to_string();
+        assert!(
+            e.contains("`use_oidc = true`") && e.contains("ARM_OIDC_TOKEN"),
+            "{e}"
+        );
+        let s = AzureSettings {
+            client_certificate_password: Some("pw".into()),
+            ..base()
+        };
+        let e = s.credential_kind().unwrap_err().to_string();
+        assert!(
+            e.contains("ARM_CLIENT_CERTIFICATE_PATH") && !e.contains("\"pw\""),
+            "{e}"
+        );
+        let s = AzureSettings {
             use_cli: Some(false),
             ..base()
         };
@@ -406,6 +596,59 @@ mod tests {
             base().credential_kind().unwrap(),
             CredentialKind::AzureCli { tenant_id: None }
         );
+    }
+
+    /// azurerm's order: certificate, secret, then with `use_oidc` the given token, the token
+    /// file, GitHub's request, Azure DevOps' request.
+    #[test]
+    fn sign_in_order_follows_azurerm() {
+        let all = AzureSettings {
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            client_certificate_path: Some("/c.pfx".into()),
+            client_secret: Some("s".into()),
+            use_oidc: true,
+            oidc_token: Some("jwt".into()),
+            oidc_token_file_path: Some("/f".into()),
+            oidc_request_url: Some("https://gh".into()),
+            oidc_request_token: Some("rt".into()),
+            ado_pipeline_service_connection_id: Some("conn".into()),
+            ado_request_uri: Some("https://ado".into()),
+            ado_access_token: Some("at".into()),
+            ..base()
+        };
+        let source = |s: &AzureSettings| match s.credential_kind().unwrap() {
+            CredentialKind::ClientAssertion { source, .. } => source.describe(),
+            other => other.describe(),
+        };
+        assert!(source(&all).starts_with("the client certificate /c.pfx"));
+        let s = AzureSettings {
+            client_certificate_path: None,
+            ..all.clone()
+        };
+        assert!(source(&s).starts_with("a client secret"));
+        let s = AzureSettings {
+            client_secret: None,
+            ..s
+        };
+        assert!(source(&s).contains("ARM_OIDC_TOKEN"));
+        let s = AzureSettings {
+            oidc_token: None,
+            ..s
+        };
+        assert!(source(&s).starts_with("workload identity"));
+        let s = AzureSettings {
+            oidc_token_file_path: None,
+            ..s
+        };
+        assert!(source(&s).contains("GitHub Actions"));
+        let s = AzureSettings {
+            oidc_request_url: None,
+            oidc_request_token: None,
+            ..s
+        };
+        assert!(source(&s).contains("Azure DevOps for service connection conn"));
+        assert!(!format!("{s:?} {:?}", s.credential_kind().unwrap()).contains("\"at\""));
     }
 
     #[test]

@@ -36,8 +36,63 @@ pub struct JwtLogin {
     pub mount: String,
     /// Role to log in with.
     pub role: String,
-    /// The JWT itself.
-    pub jwt: String,
+    /// Where the JWT comes from.
+    pub jwt: JwtSource,
+}
+
+/// Where the JWT of a login comes from. A CI system's token is requested afresh at each login.
+#[derive(Clone)]
+pub enum JwtSource {
+    /// A JWT given as is.
+    Given(String),
+    /// Requested from GitHub Actions.
+    GitHub {
+        /// `ARM_OIDC_REQUEST_URL` or `ACTIONS_ID_TOKEN_REQUEST_URL`.
+        request_url: String,
+        /// `ARM_OIDC_REQUEST_TOKEN` or `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+        request_token: String,
+        /// The audience asked for; GitHub's default (the repository owner's URL) when `None`.
+        audience: Option<String>,
+    },
+    /// Requested from Azure DevOps for a service connection (audience
+    /// `api://AzureADTokenExchange`).
+    AzureDevOps {
+        /// `SYSTEM_OIDCREQUESTURI`.
+        request_uri: String,
+        /// The service connection.
+        service_connection_id: String,
+        /// `SYSTEM_ACCESSTOKEN`.
+        access_token: String,
+    },
+}
+
+impl JwtSource {
+    /// Where the JWT comes from, for messages (never the JWT or a request token).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            JwtSource::Given(_) => "the configured JWT",
+            JwtSource::GitHub { .. } => "GitHub Actions' OIDC token request",
+            JwtSource::AzureDevOps { .. } => "Azure DevOps' OIDC token request",
+        }
+    }
+
+    /// The JWT: as given, or requested now from the CI system.
+    pub async fn fetch(&self, http: &reqwest::Client) -> Result<String, String> {
+        use crate::clients::oidc_request::{ado_token, github_token};
+        match self {
+            JwtSource::Given(jwt) => Ok(jwt.clone()),
+            JwtSource::GitHub {
+                request_url,
+                request_token,
+                audience,
+            } => github_token(http, request_url, request_token, audience.as_deref()).await,
+            JwtSource::AzureDevOps {
+                request_uri,
+                service_connection_id,
+                access_token,
+            } => ado_token(http, request_uri, service_connection_id, access_token).await,
+        }
+    }
 }
 
 /// How to reach and authenticate to Vault.
@@ -212,7 +267,14 @@ impl Vault {
             (None, Some(t)) => token::Source::Static(t.clone()),
             (None, None) => token::Source::Missing,
         };
-        let keeper = token::TokenKeeper::new(transport.clone(), source);
+        // CI systems' OIDC endpoints are reached with the platform's trusted roots only: never
+        // with `skip_tls_verify`, which is about Vault.
+        let oidc_http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| VaultError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let keeper = token::TokenKeeper::new(transport.clone(), source, oidc_http);
         Ok(Vault {
             transport,
             keeper,

@@ -82,6 +82,8 @@ impl Held {
 /// Requests and state shared by the client and the background renewal.
 pub(super) struct TokenKeeper {
     transport: Arc<Transport>,
+    /// For requesting a login's JWT from a CI system.
+    oidc_http: reqwest::Client,
     source: Source,
     state: Mutex<Option<Held>>,
     renewer_started: std::sync::atomic::AtomicBool,
@@ -141,9 +143,14 @@ fn two_thirds(d: Duration) -> Instant {
 }
 
 impl TokenKeeper {
-    pub(super) fn new(transport: Arc<Transport>, source: Source) -> Arc<TokenKeeper> {
+    pub(super) fn new(
+        transport: Arc<Transport>,
+        source: Source,
+        oidc_http: reqwest::Client,
+    ) -> Arc<TokenKeeper> {
         Arc::new(TokenKeeper {
             transport,
+            oidc_http,
             source,
             state: Mutex::new(None),
             renewer_started: std::sync::atomic::AtomicBool::new(false),
@@ -348,15 +355,22 @@ impl TokenKeeper {
         Ok(())
     }
 
-    /// `auth/<mount>/login` with the JWT.
+    /// `auth/<mount>/login` with the JWT (requested afresh from a CI system when it comes from
+    /// one: their tokens live minutes, a Vault token may outlive many of them).
     async fn login(&self, login: &JwtLogin) -> Result<Held, VaultError> {
         let path = format!(
             "auth/{}/login",
             super::path::segments("auth mount path", &login.mount)?
         );
+        let jwt = login.jwt.fetch(&self.oidc_http).await.map_err(|e| {
+            VaultError::Config(format!(
+                "cannot log in to Vault with `auth_login_jwt`: no JWT from {}: {e}",
+                login.jwt.describe()
+            ))
+        })?;
         let body = json_body(&JwtLoginRequest {
             role: &login.role,
-            jwt: &login.jwt,
+            jwt: &jwt,
         });
         let resp: AuthResponse = self
             .request(reqwest::Method::POST, &path, "", Some(&body))
@@ -371,6 +385,7 @@ impl TokenKeeper {
             &[
                 ("mount", login.mount.as_str()),
                 ("role", login.role.as_str()),
+                ("jwt_from", login.jwt.describe()),
                 ("ttl_seconds", &auth.lease_duration.to_string()),
             ],
         );
