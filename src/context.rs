@@ -21,13 +21,20 @@ pub struct ProviderData {
     pub this_run: ThisRun,
 }
 
-/// The `azure` block's cloud settings as written (`environment`, `authority_host`).
+/// The `azure` block's cloud settings as written (`environment`, `authority_host`), for the
+/// Entra issuers resources derive.
 #[derive(Debug, Clone, Default)]
 pub struct AzureCloud {
     /// `public`, `usgovernment` or `china` (default `public`).
     pub environment: String,
-    /// Entra authority override.
+    /// Entra authority override: `azure.authority_host`, else `ARM_AUTHORITY_HOST`. Never an
+    /// ambient `AZURE_AUTHORITY_HOST` (AKS workload identity sets it for its own sign-in).
     pub authority_host: Option<String>,
+    /// Where `authority_host` came from, or where the cloud did, for messages.
+    pub authority_source: &'static str,
+    /// An `AZURE_AUTHORITY_HOST` that differs from the cloud's authority and so was not used
+    /// for issuers (only for the provider's own sign-in).
+    pub ignored_ambient_host: Option<String>,
 }
 
 impl ProviderData {
@@ -46,6 +53,14 @@ impl ProviderData {
     }
 
     /// The Vault client, or an error diagnostic saying which setting is missing.
+    /// At the end of the process: gives back what this process obtained (the Vault token of a
+    /// JWT login).
+    pub async fn release(&self) {
+        if let Ok(v) = &self.vault {
+            v.release_token().await;
+        }
+    }
+
     pub fn vault(&self, d: &mut Diags) -> Option<&Vault> {
         match &self.vault {
             Ok(v) => Some(v),

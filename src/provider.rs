@@ -124,7 +124,7 @@ fn azure_block() -> Block {
                 .one_of(&["public", "usgovernment", "china"]),
         )
         .attr(Attribute::string("resource_manager_endpoint").describe("Override of the ARM endpoint. Environment: `ARM_RESOURCE_MANAGER_ENDPOINT`.").env(&["ARM_RESOURCE_MANAGER_ENDPOINT"]).validate(validate_url))
-        .attr(Attribute::string("authority_host").describe("Override of the Entra authority host. Environment: `AZURE_AUTHORITY_HOST`.").env(&["AZURE_AUTHORITY_HOST"]).validate(validate_url))
+        .attr(Attribute::string("authority_host").describe("Override of the Entra authority host, for sign-in and for the issuers auth backends derive from `tenant_id`. Environment: `ARM_AUTHORITY_HOST`; `AZURE_AUTHORITY_HOST` (set by AKS workload identity) is used for sign-in only, never to derive an issuer.").env(&["ARM_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"]).validate(validate_url))
         .attr(Attribute::string("ca_cert_file").describe("Extra trusted CA bundle (PEM), for TLS-inspecting proxies or the APIM emulator. Environment: `ARM_CA_CERT_FILE`.").env(&["ARM_CA_CERT_FILE"]))
 }
 
@@ -411,7 +411,12 @@ fn max_retries(configured: Option<i64>) -> Result<u32, String> {
 
 fn azure_settings(a: &AzureBlock) -> Result<AzureSettings, String> {
     let url = |value: &Option<String>, name: &str, env: &str| -> Result<Option<Url>, String> {
-        setting(value, &[env])
+        let envs: &[&str] = if env == "AZURE_AUTHORITY_HOST" {
+            &["ARM_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"]
+        } else {
+            std::slice::from_ref(&env)
+        };
+        setting(value, envs)
             .map(|s| parse_http_url(&s).map_err(|why| format!("`azure.{name}` ({env}) {why}.")))
             .transpose()
     };
@@ -472,6 +477,52 @@ fn azure_settings(a: &AzureBlock) -> Result<AzureSettings, String> {
     })
 }
 
+/// The cloud the Entra issuers are derived for. An authority host counts only when the
+/// `azure` block or `ARM_AUTHORITY_HOST` asks for it: `AZURE_AUTHORITY_HOST` is set by AKS
+/// workload identity (and others) for their own sign-in, and silently rewriting the issuer
+/// an auth backend trusts from it would make Vault refuse every APIM login. An ambient value
+/// that names another authority than the cloud's is recorded, for a warning where an issuer
+/// is derived.
+fn azure_cloud(block: &AzureBlock) -> AzureCloud {
+    let environment_set = setting(&block.environment, &["ARM_ENVIRONMENT"]);
+    let environment = environment_set
+        .as_deref()
+        .and_then(|e| Environment::parse(e).ok())
+        .unwrap_or_default();
+    let (authority_host, authority_source) = if let Some(h) = &block.authority_host {
+        (Some(h.clone()), "`azure.authority_host`")
+    } else if let Some(h) = setting(&None, &["ARM_AUTHORITY_HOST"]) {
+        (Some(h), "ARM_AUTHORITY_HOST")
+    } else if block.environment.is_some() {
+        (None, "`azure.environment`")
+    } else if environment_set.is_some() {
+        (None, "ARM_ENVIRONMENT")
+    } else {
+        (None, "the default cloud (public)")
+    };
+    let ignored_ambient_host = setting(&None, &["AZURE_AUTHORITY_HOST"]).filter(|h| {
+        authority_host.is_none()
+            && h.trim_end_matches('/') != environment.authority_host().trim_end_matches('/')
+    });
+    AzureCloud {
+        environment: environment_set
+            .map(|_| environment_name(environment).to_string())
+            .unwrap_or_else(|| "public".into()),
+        authority_host,
+        authority_source,
+        ignored_ambient_host,
+    }
+}
+
+/// The provider's name of an environment (`public`, `usgovernment`, `china`).
+fn environment_name(e: Environment) -> &'static str {
+    match e {
+        Environment::Public => "public",
+        Environment::UsGovernment => "usgovernment",
+        Environment::China => "china",
+    }
+}
+
 #[async_trait]
 impl Provider for ApimProvider {
     type Model = ProviderModel;
@@ -496,17 +547,14 @@ impl Provider for ApimProvider {
             Known::Unknown => (
                 AzureCloud {
                     environment: "public".into(),
-                    authority_host: None,
+                    authority_source: "the default cloud (public)",
+                    ..AzureCloud::default()
                 },
                 Err(format!("The `azure` block of the provider {UNKNOWN_BLOCK}")),
             ),
             Known::Value(block) => {
                 let block = block.unwrap_or_default();
-                let cloud = AzureCloud {
-                    environment: setting(&block.environment, &["ARM_ENVIRONMENT"])
-                        .unwrap_or_else(|| "public".into()),
-                    authority_host: setting(&block.authority_host, &["AZURE_AUTHORITY_HOST"]),
-                };
+                let cloud = azure_cloud(&block);
                 let azure = azure_settings(&block)
                     .and_then(|s| Azure::new(s).map(Arc::new).map_err(|e| e.to_string()));
                 (cloud, azure)
@@ -526,6 +574,11 @@ impl Provider for ApimProvider {
     }
     fn functions(&self) -> &[Box<dyn Function>] {
         &self.functions
+    }
+    async fn shutdown(&self, data: Option<std::sync::Arc<ProviderData>>) {
+        if let Some(d) = data {
+            d.release().await;
+        }
     }
 }
 

@@ -227,4 +227,8 @@ pub trait Provider: Send + Sync + 'static {
     fn functions(&self) -> &[Box<dyn super::function::Function>] {
         &[]
     }
+    /// At the end of the process (Terraform's Shutdown), with the configured data if any:
+    /// gives back what the process obtained. Bounded by the caller to well within the second
+    /// Terraform waits.
+    async fn shutdown(&self, _data: Option<std::sync::Arc<Self::Data>>) {}
 }

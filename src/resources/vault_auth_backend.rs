@@ -339,6 +339,20 @@ impl Resource<ProviderData> for VaultAuthBackend {
             let Some(data) = ctx.data(d) else { return };
             let (env, host) = authority(data);
             let issuer = entra_issuer(&env, host.as_deref(), tenant, *version);
+            crate::log::debug(
+                "Entra issuer derived from tenant_id",
+                &[
+                    ("issuer", &issuer),
+                    ("authority_from", data.cloud.authority_source),
+                ],
+            );
+            if let Some(ambient) = &data.cloud.ignored_ambient_host {
+                d.attr_warning(
+                    AttrPath::root("tenant_id"),
+                    "AZURE_AUTHORITY_HOST not used for the issuer",
+                    format!("AZURE_AUTHORITY_HOST is {ambient:?} (AKS workload identity and Azure SDKs set it for their own sign-in), but the issuer is derived for the {env:?} cloud, from {}: {issuer}. If the APIM instance's tokens come from {ambient:?}, set `azure {{ authority_host }}` or ARM_AUTHORITY_HOST to it.", data.cloud.authority_source),
+                );
+            }
             // Derived values are planned from the configuration, so a drift of Vault's copy
             // shows as an update.
             plan.state.oidc_discovery_url = Known::Value(Some(issuer.clone()));

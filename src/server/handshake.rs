@@ -104,10 +104,11 @@ async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
     health
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
+    let service = Arc::new(ProviderService::new(provider));
     let router = Server::builder()
         .add_service(health_svc)
         .add_service(
-            ProviderServer::new(ProviderService::new(provider))
+            ProviderServer::from_arc(service.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
@@ -147,6 +148,8 @@ async fn run<P: Provider>(provider: P, mode: ServeMode) -> Result<(), String> {
                 }
             }
             log::debug("shutting down", &[]);
+            // What the provider obtained (a Vault login's token) is given back first.
+            service.shutdown(Duration::from_millis(1000)).await;
             // Graceful shutdown ends when Terraform closes its connection; should it not,
             // the process still exits well inside go-plugin's 2 s grace period.
             tokio::spawn(async move {

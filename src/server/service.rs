@@ -33,6 +33,17 @@ impl<P: Provider> ProviderService<P> {
         }
     }
 
+    /// At Shutdown: lets the provider give back what it obtained, within `limit`.
+    pub async fn shutdown(&self, limit: std::time::Duration) {
+        let data = self.data.read().ok().and_then(|d| d.clone());
+        if tokio::time::timeout(limit, self.provider.shutdown(data))
+            .await
+            .is_err()
+        {
+            crate::log::debug("provider shutdown took too long; exiting anyway", &[]);
+        }
+    }
+
     /// The context handed to resources: configured data and the stop signal.
     pub(crate) fn ctx(&self) -> Ctx<P::Data> {
         let data = self.data.read().map(|d| d.clone()).unwrap_or(None);

@@ -125,3 +125,79 @@ fn an_apply_outlives_the_ttl_and_max_ttl_of_a_jwt_login_token() {
         assert!(destroy.success(), "{destroy}");
     }
 }
+
+/// The live tokens OpenBao holds that were issued by logging in to `auth/<mount>/login`.
+fn live_login_tokens(bao: &Bao, mount: &str) -> usize {
+    let (status, listed) = bao.api("LIST", "auth/token/accessors", None);
+    assert_eq!(status, 200, "{listed}");
+    listed["data"]["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| {
+            let (status, t) = bao.api(
+                "POST",
+                "auth/token/lookup-accessor",
+                Some(json!({"accessor": a})),
+            );
+            status == 200 && t["data"]["path"] == format!("auth/{mount}/login")
+        })
+        .count()
+}
+
+/// A token obtained by `auth_login_jwt` does not outlive the provider process: Terraform's
+/// Shutdown revokes it (here with an hour of TTL left), and a configured token is left alone.
+#[test]
+fn the_token_a_jwt_login_obtained_is_revoked_when_the_provider_exits() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    bao.write_policy("tf-admin", MANAGES_POLICIES);
+    bao.trust_emulator(&emu, "ci-jwt");
+    bao.emulator_role(
+        &emu,
+        "ci-jwt",
+        "terraform",
+        AUDIENCE,
+        json!({"token_policies": ["tf-admin"], "token_ttl": "1h"}),
+    );
+    let vault = format!(
+        "address = \"{}\"\nauth_login_jwt {{\n  mount = \"ci-jwt\"\n  role  = \"terraform\"\n}}",
+        bao.addr()
+    );
+    for tf in terraform_versions() {
+        let mut wd = Workdir::new(tf);
+        wd.write_config(&slow_config(&vault, 0));
+        wd.env("APIM_VAULT_AUTH_JWT", emu.managed_identity_token(AUDIENCE));
+        wd.env("TF_LOG_PROVIDER", "debug");
+        let apply = wd.apply();
+        assert!(apply.success(), "apply failed:\n{apply}");
+        assert!(
+            apply
+                .stderr
+                .contains("Revoked a Vault token this process obtained"),
+            "{apply}"
+        );
+        assert_eq!(
+            live_login_tokens(&bao, "ci-jwt"),
+            0,
+            "[{}] no token of the provider's logins is left alive",
+            tf.version
+        );
+        let destroy = wd.destroy();
+        assert!(destroy.success(), "{destroy}");
+        assert_eq!(live_login_tokens(&bao, "ci-jwt"), 0);
+    }
+    // A configured token is never revoked by the provider.
+    let configured = bao.create_token(json!({"policies": ["tf-admin"], "ttl": "1h"}));
+    let mut wd = Workdir::new(&terraform_versions()[0]);
+    wd.write_config(&slow_config(&format!("address = \"{}\"", bao.addr()), 0));
+    wd.env("VAULT_TOKEN", &configured);
+    assert!(wd.apply().success());
+    let (status, _) = bao.api(
+        "POST",
+        "auth/token/lookup",
+        Some(json!({"token": configured})),
+    );
+    assert_eq!(status, 200, "the configured token is still valid");
+    assert!(wd.destroy().success());
+}

@@ -184,3 +184,51 @@ fn vault_auth_backend_bad_input() {
         "a failed create leaves no mount behind"
     );
 }
+
+/// AKS workload identity sets `AZURE_AUTHORITY_HOST` for its own sign-in. An auth backend that
+/// derives its issuer from `tenant_id` must not follow it: the issuer stays the cloud's
+/// (`https://sts.windows.net/<tenant>/` for managed-identity tokens), the plan says why, and
+/// only `azure.authority_host` or `ARM_AUTHORITY_HOST` moves it.
+#[test]
+fn an_ambient_azure_authority_host_does_not_move_the_derived_issuer() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let tenant = emu.tenant_id().to_string();
+    let config = format!(
+        "{}resource \"apim_vault_auth_backend\" \"b\" {{\n  tenant_id = \"{tenant}\"\n}}\n",
+        provider_from_env()
+    );
+    let ambient = emu.url().to_string();
+    let plan = |authority: (&str, &str)| {
+        let mut wd = crate::support::Workdir::new(&crate::support::TerraformBin::primary());
+        for (k, v) in bao
+            .env()
+            .into_iter()
+            .chain(emu.env())
+            .filter(|(k, _)| k != "ARM_AUTHORITY_HOST")
+        {
+            wd.env(k, v);
+        }
+        wd.env(authority.0, authority.1);
+        wd.write_config(&config);
+        let out = wd.run(&["plan"]);
+        assert!(out.success(), "{out}");
+        out.combined()
+    };
+    let text = plan(("AZURE_AUTHORITY_HOST", &ambient));
+    assert!(
+        text.contains(&format!("https://sts.windows.net/{tenant}/")),
+        "the public cloud's issuer:\n{text}"
+    );
+    assert!(
+        text.contains("AZURE_AUTHORITY_HOST not used for the issuer")
+            && text.contains("ARM_AUTHORITY_HOST"),
+        "the plan says where the authority came from and how to change it:\n{text}"
+    );
+    let text = plan(("ARM_AUTHORITY_HOST", &ambient));
+    assert!(
+        text.contains(&format!("{ambient}/{tenant}/")),
+        "ARM_AUTHORITY_HOST asks for that authority:\n{text}"
+    );
+    assert!(!text.contains("not used for the issuer"), "{text}");
+}

@@ -182,7 +182,7 @@ impl Emulator {
             ("ARM_CLIENT_ID", self.client_id()),
             ("ARM_CLIENT_SECRET", self.client_secret()),
             ("ARM_RESOURCE_MANAGER_ENDPOINT", self.url()),
-            ("AZURE_AUTHORITY_HOST", self.url()),
+            ("ARM_AUTHORITY_HOST", self.url()),
             ("ARM_CA_CERT_FILE", &self.ca_file().to_string_lossy()),
         ]
         .into_iter()

@@ -287,6 +287,12 @@ impl Vault {
         &self.settings.address
     }
 
+    /// At the end of the process: revokes the token obtained by JWT login (`revoke-self`), so
+    /// it does not outlive the run; a configured token is left alone.
+    pub async fn release_token(&self) {
+        self.keeper.release().await;
+    }
+
     /// The current token: the configured one (renewed before it expires when it is
     /// renewable), or one obtained by JWT login and renewed or obtained again before it
     /// expires. Acquired once and shared by every call; see `token.rs`.

@@ -290,7 +290,9 @@ impl TokenKeeper {
         }
         match &self.source {
             Source::Login(login) => {
-                *h = self.login(login).await?;
+                let old = std::mem::replace(h, self.login(login).await?);
+                // The replaced token is not left to live out its TTL.
+                self.revoke(&old.token).await;
                 log::debug(
                     "Logged in to Vault again (the previous token reached its maximum TTL or was not renewable)",
                     &[("ttl_seconds", &h.ttl.as_secs().to_string())],
@@ -396,6 +398,38 @@ impl TokenKeeper {
             renewable: auth.renewable,
             ttl,
         })
+    }
+
+    /// `auth/token/revoke-self` of a token this process obtained by logging in; best effort
+    /// (a token that cannot be revoked still expires with its TTL), and only for logins: a
+    /// configured token belongs to whoever gave it.
+    async fn revoke(&self, token: &str) {
+        if !matches!(self.source, Source::Login(_)) || token.is_empty() {
+            return;
+        }
+        match self
+            .request::<serde_json::Value>(
+                reqwest::Method::POST,
+                "auth/token/revoke-self",
+                token,
+                None,
+            )
+            .await
+        {
+            Ok(_) => log::debug("Revoked a Vault token this process obtained", &[]),
+            Err(e) => log::debug(
+                "Could not revoke a Vault token this process obtained; it expires with its TTL",
+                &[("error", &e.to_string())],
+            ),
+        }
+    }
+
+    /// At the end of the process: revokes the token obtained by logging in, if any.
+    pub(super) async fn release(&self) {
+        let held = self.state.lock().await.take();
+        if let Some(h) = held {
+            self.revoke(&h.token).await;
+        }
     }
 
     /// One request with the transport's retries.
