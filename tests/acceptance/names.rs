@@ -12,9 +12,7 @@ use crate::support::{Bao, Emulator, TerraformBin, Workdir};
 /// A work directory for `bao` and `emu`, with the provider configured from the environment.
 fn workdir(bao: &Bao, emu: &Emulator) -> Workdir {
     let mut wd = Workdir::new(&TerraformBin::primary());
-    for (k, v) in bao.env().into_iter().chain(emu.env()) {
-        wd.env(k, v);
-    }
+    wd.envs(bao.env().into_iter().chain(emu.env()));
     wd
 }
 

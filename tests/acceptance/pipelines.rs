@@ -74,9 +74,7 @@ resource "apim_vault_binding" "b" {{
 
 fn workdir(bao: &Bao, emu: &Emulator, config: &str) -> Workdir {
     let mut wd = Workdir::new(&TerraformBin::primary());
-    for (k, v) in bao.env().into_iter().chain(emu.env()) {
-        wd.env(k, v);
-    }
+    wd.envs(bao.env().into_iter().chain(emu.env()));
     wd.write_config(config);
     wd.run_ok(&["init"]);
     wd
@@ -204,20 +202,25 @@ fn a_portal_edit_during_an_apply_is_kept_and_the_next_plan_converges() {
     );
 }
 
-/// The requests `method` of the emulator's log to the policy of [`API`], from the `from`th on.
-fn policy_calls(emu: &Emulator, method: &str, from: usize) -> usize {
+/// The requests `method` of the emulator's log, from the `from`th on, to a path ending with
+/// `suffix` (case-insensitive).
+fn calls_to(emu: &Emulator, method: &str, suffix: &str, from: usize) -> usize {
     emu.requests().as_array().map_or(0, |r| {
         r.iter()
             .skip(from)
             .filter(|x| {
                 x["method"] == method
-                    && x["path"].as_str().is_some_and(|p| {
-                        p.to_ascii_lowercase()
-                            .ends_with("/apis/shared/policies/policy")
-                    })
+                    && x["path"]
+                        .as_str()
+                        .is_some_and(|p| p.to_ascii_lowercase().ends_with(suffix))
             })
             .count()
     })
+}
+
+/// The requests `method` to the policy of [`API`], from the `from`th on.
+fn policy_calls(emu: &Emulator, method: &str, from: usize) -> usize {
+    calls_to(emu, method, "/apis/shared/policies/policy", from)
 }
 
 fn logged(emu: &Emulator) -> usize {
@@ -244,19 +247,7 @@ fn many_bindings_on_one_api_write_its_policy_in_groups_and_read_it_once_per_refr
     assert_eq!(wd.plan(true), 0, "the plan is empty");
     let refresh_reads = policy_calls(&emu, "GET", from);
     // The instance and the API are read once too, not once per binding.
-    let reads_of = |suffix: &str| {
-        emu.requests().as_array().map_or(0, |r| {
-            r.iter()
-                .skip(from)
-                .filter(|x| {
-                    x["method"] == "GET"
-                        && x["path"]
-                            .as_str()
-                            .is_some_and(|p| p.to_ascii_lowercase().ends_with(suffix))
-                })
-                .count()
-        })
-    };
+    let reads_of = |suffix: &str| calls_to(&emu, "GET", suffix, from);
     let service_name = emu
         .api_management_id()
         .rsplit('/')

@@ -81,23 +81,32 @@ fn an_apply_outlives_the_ttl_of_a_configured_renewable_token() {
 
 const AUDIENCE: &str = "api://terraform-ci";
 
+/// OpenBao trusting the emulator at the JWT mount `ci-jwt`, with the role `terraform` (policy
+/// `tf-admin`, plus `token`'s settings) for the emulator's tokens of [`AUDIENCE`]; the `vault`
+/// block settings that log in with it.
+fn ci_login(bao: &Bao, emu: &Emulator, token: serde_json::Value) -> String {
+    bao.write_policy("tf-admin", MANAGES_POLICIES);
+    bao.trust_emulator(emu, "ci-jwt");
+    let mut role = json!({"token_policies": ["tf-admin"]});
+    for (k, v) in token.as_object().into_iter().flatten() {
+        role[k] = v.clone();
+    }
+    bao.emulator_role(emu, "ci-jwt", "terraform", AUDIENCE, role);
+    format!(
+        "address = \"{}\"\nauth_login_jwt {{\n  mount = \"ci-jwt\"\n  role  = \"terraform\"\n}}",
+        bao.addr()
+    )
+}
+
 #[test]
 fn an_apply_outlives_the_ttl_and_max_ttl_of_a_jwt_login_token() {
     let bao = Bao::start();
     let emu = Emulator::start();
-    bao.write_policy("tf-admin", MANAGES_POLICIES);
-    bao.trust_emulator(&emu, "ci-jwt");
     // Tokens live 4 s and at most 9 s in all: a 14 s wait needs renewals and a new login.
-    bao.emulator_role(
+    let vault = ci_login(
+        &bao,
         &emu,
-        "ci-jwt",
-        "terraform",
-        AUDIENCE,
-        json!({"token_policies": ["tf-admin"], "token_ttl": "4s", "token_max_ttl": "9s"}),
-    );
-    let vault = format!(
-        "address = \"{}\"\nauth_login_jwt {{\n  mount = \"ci-jwt\"\n  role  = \"terraform\"\n}}",
-        bao.addr()
+        json!({"token_ttl": "4s", "token_max_ttl": "9s"}),
     );
     for tf in terraform_versions() {
         let jwt = emu.managed_identity_token(AUDIENCE);
@@ -151,19 +160,7 @@ fn live_login_tokens(bao: &Bao, mount: &str) -> usize {
 fn the_token_a_jwt_login_obtained_is_revoked_when_the_provider_exits() {
     let bao = Bao::start();
     let emu = Emulator::start();
-    bao.write_policy("tf-admin", MANAGES_POLICIES);
-    bao.trust_emulator(&emu, "ci-jwt");
-    bao.emulator_role(
-        &emu,
-        "ci-jwt",
-        "terraform",
-        AUDIENCE,
-        json!({"token_policies": ["tf-admin"], "token_ttl": "1h"}),
-    );
-    let vault = format!(
-        "address = \"{}\"\nauth_login_jwt {{\n  mount = \"ci-jwt\"\n  role  = \"terraform\"\n}}",
-        bao.addr()
-    );
+    let vault = ci_login(&bao, &emu, json!({"token_ttl": "1h"}));
     for tf in terraform_versions() {
         let mut wd = Workdir::new(tf);
         wd.write_config(&slow_config(&vault, 0));

@@ -201,14 +201,12 @@ fn an_ambient_azure_authority_host_does_not_move_the_derived_issuer() {
     let ambient = emu.url().to_string();
     let plan = |authority: (&str, &str)| {
         let mut wd = crate::support::Workdir::new(&crate::support::TerraformBin::primary());
-        for (k, v) in bao
-            .env()
-            .into_iter()
-            .chain(emu.env())
-            .filter(|(k, _)| k != "ARM_AUTHORITY_HOST")
-        {
-            wd.env(k, v);
-        }
+        wd.envs(
+            bao.env()
+                .into_iter()
+                .chain(emu.env())
+                .filter(|(k, _)| k != "ARM_AUTHORITY_HOST"),
+        );
         wd.env(authority.0, authority.1);
         wd.write_config(&config);
         let out = wd.run(&["plan"]);

@@ -176,6 +176,14 @@ impl Workdir {
         self
     }
 
+    /// Sets every variable of `vars` (e.g. `bao.env()` chained with `emu.env()`).
+    pub fn envs(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Workdir {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
     /// The variables set with [`Workdir::env`].
     pub fn env_vars(&self) -> &[(OsString, OsString)] {
         &self.env
