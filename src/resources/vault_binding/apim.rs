@@ -124,12 +124,35 @@ pub(super) async fn edit_block(
                 Err(oneshot::error::TryRecvError::Closed) => break,
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
+            linger(&queue).await;
             let batch = std::mem::take(&mut *lock(&queue.waiting));
             if !batch.is_empty() {
                 write_batch(azure, &id, api, batch).await;
             }
             drop(turn);
         }
+    }
+}
+
+/// How long the writer waits for more edits to join its batch, at most, and for the next one
+/// to arrive: the edits Terraform starts when a write completes reach the queue a few
+/// milliseconds apart (their apply-time checks), and one write of a policy takes about a
+/// second in Azure, so waiting a little lets them go together instead of in alternating
+/// half-batches.
+const LINGER_MAX: Duration = Duration::from_millis(100);
+const LINGER_GAP: Duration = Duration::from_millis(25);
+
+/// Waits, up to [`LINGER_MAX`], while edits keep joining `queue` less than [`LINGER_GAP`] apart.
+async fn linger(queue: &Queue) {
+    let started = Instant::now();
+    let mut seen = lock(&queue.waiting).len();
+    while started.elapsed() < LINGER_MAX {
+        tokio::time::sleep(LINGER_GAP).await;
+        let now = lock(&queue.waiting).len();
+        if now == seen {
+            return;
+        }
+        seen = now;
     }
 }
 
