@@ -506,20 +506,11 @@ fn azure_cloud(block: &AzureBlock) -> AzureCloud {
     });
     AzureCloud {
         environment: environment_set
-            .map(|_| environment_name(environment).to_string())
+            .map(|_| environment.name().to_string())
             .unwrap_or_else(|| "public".into()),
         authority_host,
         authority_source,
         ignored_ambient_host,
-    }
-}
-
-/// The provider's name of an environment (`public`, `usgovernment`, `china`).
-fn environment_name(e: Environment) -> &'static str {
-    match e {
-        Environment::Public => "public",
-        Environment::UsGovernment => "usgovernment",
-        Environment::China => "china",
     }
 }
 

@@ -349,13 +349,9 @@ async fn handle(
     };
     let mut resp = resp;
     if let Some(left) = bucket_left {
-        let header = match method.as_str() {
-            "GET" | "HEAD" => "x-ms-ratelimit-remaining-subscription-reads",
-            "DELETE" => "x-ms-ratelimit-remaining-subscription-deletes",
-            _ => "x-ms-ratelimit-remaining-subscription-writes",
-        };
         if let Ok(v) = hyper::header::HeaderValue::from_str(&left.to_string()) {
-            resp.headers_mut().insert(header, v);
+            resp.headers_mut()
+                .insert(crate::arm::response::quota_header(&method), v);
         }
     }
     let status = resp.status().as_u16();

@@ -18,7 +18,7 @@ mod kind;
 mod lro;
 mod nested;
 mod policy_doc;
-mod response;
+pub(crate) mod response;
 
 pub mod api;
 pub mod backend;

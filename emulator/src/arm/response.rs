@@ -36,14 +36,18 @@ pub(super) fn add_arm_headers(
     set_header(resp, "cache-control", "no-cache");
     set_header(resp, "pragma", "no-cache");
     let remaining = app.ratelimit_remaining().to_string();
-    let quota = if *method == Method::GET || *method == Method::HEAD {
+    set_header(resp, quota_header(method), &remaining);
+}
+
+/// The `x-ms-ratelimit-remaining-subscription-*` header that counts requests like `method`.
+pub fn quota_header(method: &Method) -> &'static str {
+    if *method == Method::GET || *method == Method::HEAD {
         "x-ms-ratelimit-remaining-subscription-reads"
     } else if *method == Method::DELETE {
         "x-ms-ratelimit-remaining-subscription-deletes"
     } else {
         "x-ms-ratelimit-remaining-subscription-writes"
-    };
-    set_header(resp, quota, &remaining);
+    }
 }
 
 /// A response without a body.

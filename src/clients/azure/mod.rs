@@ -40,6 +40,15 @@ pub enum Environment {
 }
 
 impl Environment {
+    /// The provider's name for it: `public`, `usgovernment` or `china` (what `parse` reads).
+    pub fn name(self) -> &'static str {
+        match self {
+            Environment::Public => "public",
+            Environment::UsGovernment => "usgovernment",
+            Environment::China => "china",
+        }
+    }
+
     /// `public`, `usgovernment` or `china` (the provider's `environment` values).
     pub fn parse(s: &str) -> Result<Environment, String> {
         match s.trim().to_ascii_lowercase().as_str() {
