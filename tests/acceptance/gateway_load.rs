@@ -941,3 +941,220 @@ fn gateway_load_rotation_and_lease_end_never_serve_a_stale_secret() {
     );
     assert_eq!(after_logins, 0, "a warm cache makes no login");
 }
+
+/// Resident memory (kB) and open file descriptors of process `pid`, from `/proc`.
+fn rss_and_fds(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
+    (rss, fds)
+}
+
+/// How many tokens OpenBao stores (`LIST auth/token/accessors`).
+fn stored_tokens(bao: &Bao) -> usize {
+    bao.api_ok("LIST", "auth/token/accessors", None)["data"]["keys"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// The soak (`scripts/faults --long`; `APIM_SOAK_MINUTES`, default 30): one long-lived
+/// provider process (started with `--debug`, Terraform attached through
+/// `TF_REATTACH_PROVIDERS`), whose own Vault token lives 20 s unless renewed, runs apply after
+/// apply, each writing a new KV version and bumping the binding's `rotation`, then an empty
+/// plan, while requests go through the gateway at 10 a second. The provider's token is
+/// renewed throughout; its resident memory and file descriptors stay flat; OpenBao's stored
+/// tokens do not grow with requests served (the gateway's logins make batch tokens); no
+/// request gets a version after the apply that replaced it returned; nothing leaks.
+#[test]
+#[ignore = "the 30-minute soak: scripts/faults --long runs it"]
+fn gateway_load_soak_provider_stays_flat_and_its_token_renewed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let minutes: u64 = std::env::var("APIM_SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let echo = Echo::start_quiet();
+    let proxy = FaultProxy::start(bao.addr());
+    bao.write_policy(
+        "soak-admin",
+        "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }",
+    );
+    let token = bao
+        .create_token(json!({"policies": ["soak-admin"], "ttl": "20s", "explicit_max_ttl": "4h"}));
+    let version = |i: u32| format!("soak-version-{i}");
+    bao.api_ok(
+        "POST",
+        KV_PATH,
+        Some(json!({"data": {"value": version(0)}})),
+    );
+    create_api(
+        &emu,
+        "soak",
+        "soak",
+        echo.url(),
+        Some(&api_policy_document("")),
+    );
+
+    let dir = tempfile::tempdir().expect("a folder for the provider's log");
+    let stderr = std::fs::File::create(dir.path().join("provider.log")).unwrap();
+    let mut provider = Command::new(env!("CARGO_BIN_EXE_terraform-provider-apim"))
+        .arg("--debug")
+        .env("VAULT_ADDR", bao.addr())
+        .env("VAULT_TOKEN", &token)
+        .env("TF_LOG_PROVIDER", "debug")
+        .envs(emu.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the provider in debug mode");
+    let pid = provider.id();
+    let mut out = BufReader::new(provider.stdout.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("TF_REATTACH_PROVIDERS=") {
+        assert_ne!(
+            out.read_line(&mut text).unwrap(),
+            0,
+            "no reattach line: {text}"
+        );
+    }
+    let reattach = text
+        .split("TF_REATTACH_PROVIDERS='")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .expect("the reattach configuration")
+        .to_string();
+    // The rest of stdout is drained, so the provider never blocks on it.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+
+    let config = |rotation: u32| {
+        format!(
+            "{}{}{}",
+            provider_from_env(),
+            vault_trio(&emu, KV_PATH, "token_ttl = 600"),
+            binding(
+                &emu,
+                "soak",
+                KV_PATH,
+                proxy.addr(),
+                &format!("cache_ttl = 30\nrotation = {rotation}")
+            ),
+        )
+    };
+    let mut env = emu.env();
+    env.push(("VAULT_ADDR".into(), bao.addr().to_string()));
+    env.push(("VAULT_TOKEN".into(), token.clone()));
+    env.push(("TF_REATTACH_PROVIDERS".into(), reattach));
+    let wd = workdir(env);
+    apply(&wd, &config(0));
+    add_leftover_probe(&emu, "soak");
+    let tokens_start = stored_tokens(&bao);
+    let logins_before = proxy.received("POST", "/login");
+
+    let load = Load::start(&emu, &["soak"], 10.0);
+    let deadline = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut samples: Vec<(u64, usize)> = vec![rss_and_fds(pid)];
+    let mut ended: HashMap<String, Instant> = HashMap::new();
+    let mut runs = 1;
+    let mut rotation = 0;
+    let mut leaks = Leaks::default();
+    while Instant::now() < deadline {
+        rotation += 1;
+        bao.api_ok(
+            "POST",
+            KV_PATH,
+            Some(json!({"data": {"value": version(rotation)}})),
+        );
+        apply(&wd, &config(rotation));
+        ended.insert(version(rotation - 1), Instant::now());
+        assert_eq!(wd.plan(false), 0, "an empty plan after apply {rotation}");
+        runs += 2;
+        assert!(
+            provider.try_wait().unwrap().is_none(),
+            "the provider process exited"
+        );
+        samples.push(rss_and_fds(pid));
+        if rotation % 20 == 0 {
+            // The request log keeps 2,000 entries: read it as the soak goes.
+            let text = serde_json::to_string(&log(&emu)).unwrap();
+            let secrets: Vec<String> = (0..=rotation).map(version).collect();
+            leaks.scan("the gateway's request log", &text, &secrets);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    let (load_samples, wall) = load.stop();
+    let logins = proxy.received("POST", "/login") - logins_before;
+    let tokens_end = stored_tokens(&bao);
+    let looked = bao.api_ok("POST", "auth/token/lookup", Some(json!({"token": token})));
+    let _ = provider.kill();
+    let _ = provider.wait();
+    let provider_log = std::fs::read_to_string(dir.path().join("provider.log")).unwrap_or_default();
+    let renewals = provider_log.matches("Vault token renewed").count();
+
+    let judged = judge(load_samples, &echo);
+    let secrets: Vec<String> = (0..=rotation).map(version).chain([token.clone()]).collect();
+    leaks.judge(&emu, &judged, &secrets);
+    leaks.scan("the provider's log", &provider_log, &secrets);
+    let mut figures = Figures::new(
+        &format!("soak of {minutes} min (one provider process, a 20 s Vault token, apply + plan every ~5 s, each apply a new KV version and rotation)"),
+        judged,
+        logins,
+        wall,
+        leaks,
+    );
+    figures.ended = ended;
+    let n = samples.len();
+    let q = (n / 4).max(1);
+    let rss: Vec<u64> = samples.iter().map(|s| s.0).collect();
+    let fds: Vec<u64> = samples.iter().map(|s| s.1 as u64).collect();
+    // The first run warms the process up; compare the second quarter's start with the end.
+    let early_rss = median(rss[1.min(n - 1)..(1 + q).min(n)].to_vec());
+    let late_rss = median(rss[n - q..].to_vec());
+    let early_fds = *fds[..q].iter().max().unwrap();
+    let late_fds = *fds[n - q..].iter().max().unwrap();
+    figures.report(
+        &["soak"],
+        &format!(
+            "; {runs} Terraform runs ({rotation} applies) on one provider process: its token renewed {renewals} times (ttl {} s left at the end, last renewal {}), resident memory {} kB early -> {} kB late (max {} kB), file descriptors {early_fds} -> {late_fds} (max {}); OpenBao stored tokens {tokens_start} -> {tokens_end}",
+            looked["data"]["ttl"],
+            looked["data"]["last_renewal_time"],
+            early_rss,
+            late_rss,
+            rss.iter().max().unwrap(),
+            fds.iter().max().unwrap(),
+        ),
+    );
+    figures.all_served("baseline");
+    assert!(renewals > 0, "the provider's token was never renewed");
+    assert!(
+        looked["data"]["ttl"].as_u64().is_some_and(|t| t > 0),
+        "the provider's token is alive: {looked}"
+    );
+    assert!(
+        late_rss <= early_rss + early_rss / 4 + 16 * 1024,
+        "resident memory grew: {early_rss} kB -> {late_rss} kB ({rss:?})"
+    );
+    assert!(
+        late_fds <= early_fds + 8,
+        "file descriptors grew: {early_fds} -> {late_fds} ({fds:?})"
+    );
+    assert!(
+        tokens_end <= tokens_start + 2,
+        "OpenBao's stored tokens grew: {tokens_start} -> {tokens_end}"
+    );
+}
