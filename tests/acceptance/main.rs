@@ -18,6 +18,7 @@ mod install;
 mod names;
 mod pipelines;
 mod protocol;
+mod query;
 mod runtime;
 mod schema;
 mod signin;
