@@ -364,3 +364,41 @@ fn query_files_and_list_schemas_break_no_terraform() {
         }
     }
 }
+
+/// The examples of `docs/list-resources/` run: every `examples/list-resources/*` file in one
+/// working directory, its placeholder instance replaced by the emulator's.
+#[test]
+fn query_examples_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    bao.trust_emulator(&emu, "jwt");
+    bao.emulator_role(&emu, "jwt", "orders-apim", AUDIENCE, json!({}));
+    emu.create_api("orders-api");
+    let wd = workdir(&bao, &emu);
+    wd.write_config(&provider_from_env());
+    let placeholder = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-apis/providers/Microsoft.ApiManagement/service/contoso-apim";
+    let mut lists = 0;
+    for entry in std::fs::read_dir(root.join("examples/list-resources")).unwrap() {
+        let dir = entry.unwrap().path();
+        let ty = dir.file_name().unwrap().to_string_lossy().to_string();
+        let body = std::fs::read_to_string(dir.join("list-resource.tfquery.hcl")).unwrap();
+        lists += body.matches("list \"").count();
+        wd.write_file(
+            &format!("{ty}.tfquery.hcl"),
+            &body.replace(placeholder, emu.api_management_id()),
+        );
+    }
+    assert_eq!(lists, 7, "the examples changed: update this test");
+    let out = wd.run_ok(&["query"]);
+    assert_eq!(
+        found(&out.stdout, "apim_vault_azure_role.contoso"),
+        ["jwt/orders-apim: bound to the system-assigned identity of API Management instance apim-emulator"],
+        "{out}"
+    );
+    assert_eq!(
+        found(&out.stdout, "apim_vault_auth_backend.all"),
+        ["jwt"],
+        "{out}"
+    );
+}
