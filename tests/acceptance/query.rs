@@ -402,3 +402,93 @@ fn query_examples_run() {
         "{out}"
     );
 }
+
+/// A role bound to a user-assigned identity of an instance is shown with it: the instances'
+/// identities come from ARM, user-assigned ones included.
+#[test]
+fn query_roles_name_user_assigned_identities() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let uai = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/orders-uai",
+        emu.subscription_id(),
+        emu.field("resource_group")
+    );
+    let (status, body) = emu.arm(
+        "PATCH",
+        emu.api_management_id(),
+        Some(json!({"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {uai.clone(): {}}}})),
+    );
+    assert!(status == 200 || status == 202, "{status} {body}");
+    let service = emu.arm_ok("GET", emu.api_management_id(), None);
+    let principal = service["identity"]["userAssignedIdentities"]
+        .as_object()
+        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(&uai)))
+        .and_then(|(_, v)| v["principalId"].as_str())
+        .unwrap_or_else(|| panic!("no principal for {uai}: {service}"))
+        .to_string();
+    bao.trust_emulator(&emu, "jwt");
+    bao.api_ok(
+        "POST",
+        "auth/jwt/role/uai-role",
+        Some(json!({
+            "role_type": "jwt",
+            "bound_audiences": [AUDIENCE],
+            "user_claim": "oid",
+            "bound_claims": {"oid": principal, "tid": emu.tenant_id()},
+        })),
+    );
+    let wd = workdir(&bao, &emu);
+    wd.write_config(&provider_from_env());
+    wd.write_file(
+        "roles.tfquery.hcl",
+        &format!(
+            "list \"apim_vault_azure_role\" \"uai\" {{\n  provider = apim\n  config {{\n    api_management_id = \"{}\"\n  }}\n}}\n",
+            emu.api_management_id()
+        ),
+    );
+    let out = wd.run_ok(&["query"]);
+    assert_eq!(
+        found(&out.stdout, "apim_vault_azure_role.uai"),
+        ["jwt/uai-role: bound to the user-assigned identity orders-uai of API Management instance apim-emulator"],
+        "{out}"
+    );
+}
+
+/// A binding record edited by hand so that it cannot be read is a warning naming it; the
+/// readable bindings of the instance are listed all the same.
+#[test]
+fn query_reports_unreadable_binding_records_and_lists_the_rest() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    let _elsewhere = made_elsewhere(&bao, &emu);
+    let policy = emu.api_policy("orders-api").expect("the binding's policy");
+    let marker = "<!-- apim-vault-binding orders ";
+    let start = policy.find(marker).expect("the record") + marker.len();
+    let end = start + policy[start..].find(" -->").expect("the record's end");
+    let garbled = format!("{}not-base64{}", &policy[..start], &policy[end..]);
+    emu.create_api("other-api");
+    emu.put_api_policy("other-api", &garbled);
+    let wd = workdir(&bao, &emu);
+    wd.write_config(&provider_from_env());
+    wd.write_file(
+        "bindings.tfquery.hcl",
+        &format!(
+            "list \"apim_vault_binding\" \"all\" {{\n  provider = apim\n  config {{\n    api_management_id = \"{}\"\n  }}\n}}\n",
+            emu.api_management_id()
+        ),
+    );
+    let out = wd.run_ok(&["query"]);
+    assert_eq!(
+        found(&out.stdout, "apim_vault_binding.all"),
+        ["orders-api/orders"],
+        "{out}"
+    );
+    assert!(
+        crate::support::contains_normalized(
+            &out.combined(),
+            "apim_vault_binding other-api/orders left out"
+        ),
+        "{out}"
+    );
+}
