@@ -492,3 +492,40 @@ fn query_reports_unreadable_binding_records_and_lists_the_rest() {
         "{out}"
     );
 }
+
+/// Without an `azure` configuration the roles are listed all the same, each saying that its
+/// APIM identity was not looked up; asking for one instance's roles is an error that says
+/// what is missing.
+#[test]
+fn query_roles_without_azure() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    bao.trust_emulator(&emu, "jwt");
+    bao.emulator_role(&emu, "jwt", "orders-apim", AUDIENCE, json!({}));
+    let mut wd = Workdir::new(&TerraformBin::primary());
+    wd.envs(bao.env());
+    wd.write_config(&provider_from_env());
+    wd.write_file(
+        "roles.tfquery.hcl",
+        "list \"apim_vault_azure_role\" \"all\" {\n  provider = apim\n}\n",
+    );
+    let out = wd.run_ok(&["query"]);
+    assert_eq!(
+        found(&out.stdout, "apim_vault_azure_role.all"),
+        ["jwt/orders-apim: API Management identity not looked up (no azure configuration)"],
+        "{out}"
+    );
+    wd.write_file(
+        "roles.tfquery.hcl",
+        &format!(
+            "list \"apim_vault_azure_role\" \"all\" {{\n  provider = apim\n  config {{\n    api_management_id = \"{}\"\n  }}\n}}\n",
+            emu.api_management_id()
+        ),
+    );
+    let out = wd.run(&["query"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        crate::support::contains_normalized(&out.combined(), "ARM_SUBSCRIPTION_ID"),
+        "the missing setting is named:\n{out}"
+    );
+}
