@@ -14,6 +14,7 @@ use crate::context::{AzureCloud, ProviderData};
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::function::Function;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
+use crate::framework::list::ListType;
 use crate::framework::model::Known;
 use crate::framework::resource::Provider;
 use crate::framework::schema::{Attribute, Block, Constraint, NestedBlock, Schema};
@@ -28,6 +29,7 @@ pub struct ApimProvider {
     resources: Vec<Box<dyn ResourceType<ProviderData>>>,
     data_sources: Vec<Box<dyn DataSourceType<ProviderData>>>,
     ephemeral: Vec<Box<dyn EphemeralType<ProviderData>>>,
+    lists: Vec<Box<dyn ListType<ProviderData>>>,
     functions: Vec<Box<dyn Function>>,
 }
 
@@ -38,6 +40,7 @@ impl ApimProvider {
             resources: resources::resources(),
             data_sources: resources::data_sources(),
             ephemeral: resources::ephemeral_resources(),
+            lists: resources::list_resources(),
             functions: resources::functions::functions(),
         }
     }
@@ -562,6 +565,9 @@ impl Provider for ApimProvider {
     }
     fn ephemeral_resources(&self) -> &[Box<dyn EphemeralType<ProviderData>>] {
         &self.ephemeral
+    }
+    fn list_resources(&self) -> &[Box<dyn ListType<ProviderData>>] {
+        &self.lists
     }
     fn functions(&self) -> &[Box<dyn Function>] {
         &self.functions

@@ -18,6 +18,8 @@ pub enum Kind {
     DataSource,
     /// An ephemeral resource.
     Ephemeral,
+    /// A list resource (`terraform query`): the schema is its `config` block's.
+    ListResource,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Resource => "Resource",
             Kind::DataSource => "Data Source",
             Kind::Ephemeral => "Ephemeral Resource",
+            Kind::ListResource => "List Resource",
         }
     }
 }
@@ -220,6 +223,15 @@ pub fn render(page: &Page<'_>) -> String {
             "## Example Usage\n\n```terraform\n{}\n```\n",
             ex.trim_end()
         );
+    }
+    if page.kind == Kind::ListResource {
+        // The schema of a list resource is that of the `config` block of a `list` block.
+        out.push_str(
+            "## Configuration Schema\n\nThe arguments of the `config` block of a `list` block.\n\n",
+        );
+        block_section(&mut out, &page.schema.block, None);
+        let trimmed = out.trim_end();
+        return format!("{trimmed}\n");
     }
     out.push_str("## Schema\n\n");
     block_section(&mut out, &page.schema.block, None);

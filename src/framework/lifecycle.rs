@@ -525,6 +525,23 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             }
         }
     }
+    for l in p.list_resources() {
+        push(check_fields(
+            &format!("list {}", l.type_name()),
+            &l.model_shape(),
+            &l.schema().block,
+        ));
+        // A list resource shares its resource type's identity.
+        if p.resources()
+            .iter()
+            .all(|r| r.type_name() != l.type_name() || r.identity_schema().is_none())
+        {
+            push(Err(format!(
+                "list {}: no resource type of that name with an identity",
+                l.type_name()
+            )));
+        }
+    }
     for s in p.data_sources() {
         push(check_fields(
             s.type_name(),

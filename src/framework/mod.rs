@@ -8,6 +8,7 @@ pub mod function;
 pub mod generate;
 pub mod identity;
 pub mod lifecycle;
+pub mod list;
 pub mod model;
 pub mod plan;
 pub mod resource;

@@ -16,6 +16,7 @@ pub mod vault_secret;
 
 use crate::context::ProviderData;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
+use crate::framework::list::ListType;
 
 /// Every managed resource type.
 pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
@@ -33,6 +34,16 @@ pub fn data_sources() -> Vec<Box<dyn DataSourceType<ProviderData>>> {
     vec![
         Box::new(vault_policy_document::VaultPolicyDocument),
         Box::new(vault_lease::VaultLease),
+    ]
+}
+
+/// Every list resource type (`terraform query`).
+pub fn list_resources() -> Vec<Box<dyn ListType<ProviderData>>> {
+    vec![
+        Box::new(vault_policy::VaultPolicyList),
+        Box::new(vault_auth_backend::VaultAuthBackendList),
+        Box::new(vault_azure_role::VaultAzureRoleList),
+        Box::new(vault_binding::VaultBindingList),
     ]
 }
 

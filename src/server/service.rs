@@ -212,20 +212,15 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         r: Request<pb::list_resource::Request>,
     ) -> Result<Response<Self::ListResourceStream>, Status> {
-        let event = pb::list_resource::Event {
-            diagnostic: rpc::unsupported::diag(&format!("Listing {}", r.into_inner().type_name)),
-            ..Default::default()
-        };
-        ok(Box::pin(tokio_stream::once(Ok(event))))
+        let events = rpc::list::list(self, r.into_inner()).await;
+        ok(Box::pin(tokio_stream::iter(events.into_iter().map(Ok))))
     }
 
     async fn validate_list_resource_config(
         &self,
         r: Request<pb::validate_list_resource_config::Request>,
     ) -> Result<Response<pb::validate_list_resource_config::Response>, Status> {
-        ok(pb::validate_list_resource_config::Response {
-            diagnostics: rpc::unsupported::diag(&format!("Listing {}", r.into_inner().type_name)),
-        })
+        ok(rpc::list::validate(self, r.into_inner()))
     }
 
     async fn get_functions(

@@ -19,6 +19,7 @@ mod install;
 mod names;
 mod pipelines;
 mod protocol;
+mod query;
 mod runtime;
 mod schema;
 mod signin;

@@ -1019,3 +1019,102 @@ async fn binding_injection_vectors_are_refused_on_their_attribute() {
     let errors = validate(&config).await;
     assert!(!errors.is_empty(), "a quote in inject.header is accepted");
 }
+
+/// The list resources over the wire: advertised in GetMetadata and GetProviderSchema; a
+/// `config` block that is wrong gets a diagnostic on its attribute, an unknown type and a
+/// listing before configuration get a diagnostic event, never a transport error.
+#[tokio::test]
+async fn list_resources_answer_with_diagnostics_not_errors() {
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let lists = [
+        "apim_vault_auth_backend",
+        "apim_vault_azure_role",
+        "apim_vault_binding",
+        "apim_vault_policy",
+    ];
+    let meta = c
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names: Vec<_> = meta
+        .list_resources
+        .iter()
+        .map(|l| l.type_name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, lists);
+    let schema = c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names: Vec<_> = schema
+        .list_resource_schemas
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(names, lists);
+
+    let ty = Type::object([
+        ("api_management_id", Type::String),
+        ("api_id", Type::String),
+    ]);
+    let config = Value::object([
+        ("api_management_id", Value::from("contoso-apim")),
+        ("api_id", Value::Null),
+    ]);
+    let resp = c
+        .validate_list_resource_config(pb::validate_list_resource_config::Request {
+            type_name: "apim_vault_binding".into(),
+            config: dv(&config, &ty),
+            ..Default::default()
+        })
+        .await
+        .expect("a diagnostic, not a transport error")
+        .into_inner();
+    let on_attribute = resp.diagnostics.iter().any(|d| {
+        d.attribute.as_ref().is_some_and(|a| {
+            matches!(
+                a.steps.first().and_then(|s| s.selector.as_ref()),
+                Some(pb::attribute_path::step::Selector::AttributeName(n)) if n == "api_management_id"
+            )
+        })
+    });
+    assert!(on_attribute, "{:?}", resp.diagnostics);
+
+    let events = |r: pb::list_resource::Request| {
+        let mut c = c.clone();
+        async move {
+            let mut stream = c.list_resource(r).await.expect("a stream").into_inner();
+            let mut out = Vec::new();
+            while let Some(ev) = stream.message().await.expect("events, not an error") {
+                out.push(ev);
+            }
+            out
+        }
+    };
+    let out = events(pb::list_resource::Request {
+        type_name: "apim_no_such_thing".into(),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].diagnostic[0]
+        .summary
+        .contains("Unknown list resource type"));
+    let policy_ty = Type::object([("name_prefix", Type::String)]);
+    let out = events(pb::list_resource::Request {
+        type_name: "apim_vault_policy".into(),
+        config: dv(&Value::object([("name_prefix", Value::Null)]), &policy_ty),
+        limit: 10,
+        include_resource_object: true,
+    })
+    .await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].identity.is_none());
+    assert_eq!(out[0].diagnostic[0].summary, "Provider not configured");
+}

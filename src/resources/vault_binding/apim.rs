@@ -58,6 +58,22 @@ pub(super) fn record_of(doc: &str, api: &str, name: &str) -> Option<(BindingSpec
     Some((spec, super::render::block_intact(doc, api)))
 }
 
+/// The names of the bindings whose records the managed block of an API's policy holds
+/// (sorted), and of those whose record could not be read (edited by hand); both empty when
+/// the API has no policy or no block.
+pub(super) async fn bindings_of(
+    azure: &Azure,
+    id: &ApiPolicyId,
+) -> Result<(Vec<String>, Vec<String>), AzureError> {
+    let Some((doc, _)) = read_policy_shared(azure, id).await? else {
+        return Ok(Default::default());
+    };
+    Ok(find_block(&doc).map_or_else(Default::default, |found| {
+        let names = found.block.bindings.into_iter().map(|s| s.name).collect();
+        (names, found.unreadable)
+    }))
+}
+
 /// How an edit of the block ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Edited {

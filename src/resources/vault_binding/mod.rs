@@ -11,11 +11,13 @@
 //! - `model.rs`: the binding's model, its record, its ID;
 //! - `checks.rs`: the attributes' grammar and the checks against Vault and Azure;
 //! - `apim.rs`: reading and editing the block with ETags;
-//! - `render.rs`: the block and the binding's part of it.
+//! - `render.rs`: the block and the binding's part of it;
+//! - `list.rs`: the bindings of an instance, for `terraform query`.
 
 mod apim;
 mod checks;
 pub(crate) mod grammar;
+mod list;
 mod model;
 pub mod render;
 
@@ -40,6 +42,7 @@ use grammar::{
     validate_audience, validate_inject_name, validate_mount_path, validate_namespace,
     validate_secret_field, validate_secret_path, validate_vault_address, validate_vault_name,
 };
+pub use list::VaultBindingList;
 use model::{api_name, binding_id, from_record, service_of, spec};
 pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
 use render::binding_part;

@@ -4,6 +4,7 @@ pub mod configure;
 pub mod data;
 pub mod ephemeral;
 pub mod function;
+pub mod list;
 pub mod resource;
 pub mod schema;
 pub mod unsupported;

@@ -38,6 +38,11 @@ pub fn provider_schema<P: Provider>(s: &ProviderService<P>) -> &pb::get_provider
                 .iter()
                 .map(|r| (r.type_name().to_string(), convert::schema(r.schema())))
                 .collect(),
+            list_resource_schemas: p
+                .list_resources()
+                .iter()
+                .map(|r| (r.type_name().to_string(), convert::schema(r.schema())))
+                .collect(),
             functions: super::function::definitions(s),
             server_capabilities: Some(capabilities()),
             ..Default::default()
@@ -69,6 +74,13 @@ pub fn metadata<P: Provider>(s: &ProviderService<P>) -> pb::get_metadata::Respon
             .ephemeral_resources()
             .iter()
             .map(|r| m::EphemeralMetadata {
+                type_name: r.type_name().into(),
+            })
+            .collect(),
+        list_resources: p
+            .list_resources()
+            .iter()
+            .map(|r| m::ListResourceMetadata {
                 type_name: r.type_name().into(),
             })
             .collect(),
