@@ -11,6 +11,7 @@ use url::Url;
 use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, JwtSource, Vault, VaultSettings};
 use crate::context::{AzureCloud, ProviderData};
+use crate::framework::action::ActionType;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::function::Function;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
@@ -29,6 +30,7 @@ pub struct ApimProvider {
     data_sources: Vec<Box<dyn DataSourceType<ProviderData>>>,
     ephemeral: Vec<Box<dyn EphemeralType<ProviderData>>>,
     functions: Vec<Box<dyn Function>>,
+    actions: Vec<Box<dyn ActionType<ProviderData>>>,
 }
 
 impl ApimProvider {
@@ -39,6 +41,7 @@ impl ApimProvider {
             data_sources: resources::data_sources(),
             ephemeral: resources::ephemeral_resources(),
             functions: resources::functions::functions(),
+            actions: resources::actions(),
         }
     }
 }
@@ -565,6 +568,9 @@ impl Provider for ApimProvider {
     }
     fn functions(&self) -> &[Box<dyn Function>] {
         &self.functions
+    }
+    fn actions(&self) -> &[Box<dyn ActionType<ProviderData>>] {
+        &self.actions
     }
     async fn shutdown(&self, data: Option<std::sync::Arc<ProviderData>>) {
         if let Some(d) = data {

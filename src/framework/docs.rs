@@ -18,6 +18,8 @@ pub enum Kind {
     DataSource,
     /// An ephemeral resource.
     Ephemeral,
+    /// An action (Terraform 1.14+); its schema is the `config` block's.
+    Action,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Resource => "Resource",
             Kind::DataSource => "Data Source",
             Kind::Ephemeral => "Ephemeral Resource",
+            Kind::Action => "Action",
         }
     }
 }
@@ -221,7 +224,11 @@ pub fn render(page: &Page<'_>) -> String {
             ex.trim_end()
         );
     }
-    out.push_str("## Schema\n\n");
+    if page.kind == Kind::Action {
+        out.push_str("## Schema\n\nThe arguments of the action's `config` block.\n\n");
+    } else {
+        out.push_str("## Schema\n\n");
+    }
     block_section(&mut out, &page.schema.block, None);
     if let Some(imp) = page.import {
         let _ = writeln!(

@@ -40,9 +40,12 @@ use grammar::{
     validate_audience, validate_inject_name, validate_mount_path, validate_namespace,
     validate_secret_field, validate_secret_path, validate_vault_address, validate_vault_name,
 };
-use model::{api_name, binding_id, from_record, service_of, spec};
+pub(crate) use model::api_name;
+use model::{binding_id, from_record, service_of, spec};
 pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
-use render::binding_part;
+use render::{binding_part, BindingSpec};
+
+pub(crate) use apim::bump_generation;
 
 const TYPE: &str = "apim_vault_binding";
 
@@ -143,8 +146,12 @@ impl VaultBinding {
                 match existing {
                     // Adopting a binding made elsewhere would hide it: ask for an import.
                     Some(_) if create => Err(format!("exists:{import_id}")),
+                    // The rotation generation is no setting: the record keeps it.
                     Some(i) => {
-                        block.bindings[i] = mine.clone();
+                        block.bindings[i] = BindingSpec {
+                            generation: block.bindings[i].generation,
+                            ..mine.clone()
+                        };
                         Ok(())
                     }
                     None => {
