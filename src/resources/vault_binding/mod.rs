@@ -268,7 +268,7 @@ impl Resource<ProviderData> for VaultBinding {
                         .items(1, 1),
                     )
                     .attr(Attribute::number("cache_ttl").default(300).validate(validators::non_negative_int).describe("Seconds the gateway caches the secret (never longer than the lease Vault gives with it); 0 fetches it on every request, which is refused for leased secrets (each read would be a new credential)."))
-                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires."))
+                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires. The `apim_vault_rotate` action does the same for every binding that reads a secret it rotates, without a change here."))
                     .attr(Attribute::string("on_error").default("fail").one_of(&["fail", "continue"]).describe("When Vault cannot be reached or refuses: `fail` answers 502 without telling why; `continue` forwards the request without the secret."))
                     .attr(Attribute::string("policy_xml").computed().describe("The binding's part of the managed block (`rawxml`): its read and its injection. An edit of the block outside Terraform shows as a change here, which apply repairs.")),
             )
