@@ -125,6 +125,21 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
             }),
         ));
     }
+    for a in p.actions() {
+        let n = a.type_name();
+        out.push((
+            PathBuf::from(format!("docs/actions/{}.md", short(n))),
+            render(&Page {
+                kind: Kind::Action,
+                name: n,
+                schema: a.schema(),
+                example: read(root, &format!("examples/actions/{n}/action.tf")).as_deref(),
+                import: None,
+                import_by_identity: None,
+                notes: None,
+            }),
+        ));
+    }
     for f in p.functions() {
         let n = f.name();
         out.push((

@@ -11,6 +11,7 @@ use url::Url;
 use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, JwtSource, Vault, VaultSettings};
 use crate::context::{AzureCloud, ProviderData};
+use crate::framework::action::ActionType;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::function::Function;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
@@ -31,6 +32,7 @@ pub struct ApimProvider {
     ephemeral: Vec<Box<dyn EphemeralType<ProviderData>>>,
     lists: Vec<Box<dyn ListType<ProviderData>>>,
     functions: Vec<Box<dyn Function>>,
+    actions: Vec<Box<dyn ActionType<ProviderData>>>,
 }
 
 impl ApimProvider {
@@ -42,6 +44,7 @@ impl ApimProvider {
             ephemeral: resources::ephemeral_resources(),
             lists: resources::list_resources(),
             functions: resources::functions::functions(),
+            actions: resources::actions(),
         }
     }
 }
@@ -571,6 +574,9 @@ impl Provider for ApimProvider {
     }
     fn functions(&self) -> &[Box<dyn Function>] {
         &self.functions
+    }
+    fn actions(&self) -> &[Box<dyn ActionType<ProviderData>>] {
+        &self.actions
     }
     async fn shutdown(&self, data: Option<std::sync::Arc<ProviderData>>) {
         if let Some(d) = data {

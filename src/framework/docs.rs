@@ -20,6 +20,8 @@ pub enum Kind {
     Ephemeral,
     /// A list resource (`terraform query`): the schema is its `config` block's.
     ListResource,
+    /// An action (Terraform 1.14+); its schema is the `config` block's.
+    Action,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::DataSource => "Data Source",
             Kind::Ephemeral => "Ephemeral Resource",
             Kind::ListResource => "List Resource",
+            Kind::Action => "Action",
         }
     }
 }
@@ -233,7 +236,11 @@ pub fn render(page: &Page<'_>) -> String {
         let trimmed = out.trim_end();
         return format!("{trimmed}\n");
     }
-    out.push_str("## Schema\n\n");
+    if page.kind == Kind::Action {
+        out.push_str("## Schema\n\nThe arguments of the action's `config` block.\n\n");
+    } else {
+        out.push_str("## Schema\n\n");
+    }
     block_section(&mut out, &page.schema.block, None);
     if let Some(imp) = page.import {
         let _ = writeln!(

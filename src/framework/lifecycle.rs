@@ -556,6 +556,13 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             &e.schema().block,
         ));
     }
+    for a in p.actions() {
+        push(check_fields(
+            a.type_name(),
+            &a.model_shape(),
+            &a.schema().block,
+        ));
+    }
     if errors.is_empty() {
         Ok(())
     } else {

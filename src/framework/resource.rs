@@ -227,6 +227,10 @@ pub trait Provider: Send + Sync + 'static {
     fn list_resources(&self) -> &[Box<dyn super::list::ListType<Self::Data>>] {
         &[]
     }
+    /// Action types (Terraform 1.14+).
+    fn actions(&self) -> &[Box<dyn super::action::ActionType<Self::Data>>] {
+        &[]
+    }
     /// Provider functions.
     fn functions(&self) -> &[Box<dyn super::function::Function>] {
         &[]

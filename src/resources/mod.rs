@@ -12,9 +12,11 @@ pub mod vault_binding;
 pub mod vault_lease;
 pub mod vault_policy;
 pub mod vault_policy_document;
+pub mod vault_rotate;
 pub mod vault_secret;
 
 use crate::context::ProviderData;
+use crate::framework::action::ActionType;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
 use crate::framework::list::ListType;
 
@@ -50,6 +52,11 @@ pub fn list_resources() -> Vec<Box<dyn ListType<ProviderData>>> {
 /// Every ephemeral resource type.
 pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralType<ProviderData>>> {
     vec![Box::new(vault_secret::VaultSecret)]
+}
+
+/// Every action type.
+pub fn actions() -> Vec<Box<dyn ActionType<ProviderData>>> {
+    vec![Box::new(vault_rotate::VaultRotate)]
 }
 
 /// The uniform diagnostic for a failed API call: "Unable to <action> <type>", with the

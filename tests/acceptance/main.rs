@@ -33,5 +33,6 @@ mod vault_lease;
 mod vault_outage;
 mod vault_policy;
 mod vault_policy_document;
+mod vault_rotate;
 mod vault_secret;
 mod vault_tls;

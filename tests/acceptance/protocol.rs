@@ -1118,3 +1118,111 @@ async fn list_resources_answer_with_diagnostics_not_errors() {
     assert!(out[0].identity.is_none());
     assert_eq!(out[0].diagnostic[0].summary, "Provider not configured");
 }
+
+/// The events of an InvokeAction stream, to its end.
+async fn invoke_events(
+    c: &mut ProviderClient<Channel>,
+    action_type: &str,
+    config: Option<pb::DynamicValue>,
+) -> Vec<pb::invoke_action::Event> {
+    let mut stream = c
+        .invoke_action(pb::invoke_action::Request {
+            action_type: action_type.into(),
+            config,
+            client_capabilities: None,
+        })
+        .await
+        .expect("a stream, not a transport error")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(ev) = stream.message().await.expect("the stream ends cleanly") {
+        events.push(ev);
+    }
+    events
+}
+
+/// The diagnostics' summaries of the stream's one completed event, which must be its last.
+fn completed(events: &[pb::invoke_action::Event]) -> Vec<String> {
+    use pb::invoke_action::event::Type;
+    let completions: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.r#type {
+            Some(Type::Completed(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completions.len(), 1, "one completed event: {events:?}");
+    assert!(
+        matches!(
+            events.last().and_then(|e| e.r#type.as_ref()),
+            Some(Type::Completed(_))
+        ),
+        "the completed event comes last: {events:?}"
+    );
+    completions[0]
+        .diagnostics
+        .iter()
+        .map(|d| d.summary.clone())
+        .collect()
+}
+
+/// Actions are declared in the schema (the value of `kv.data` write-only and sensitive) and the
+/// metadata; InvokeAction answers with a stream that ends in one completed event carrying the
+/// diagnostics, for an unknown type and for a real action on a provider never configured
+/// (which does nothing, so reports no progress).
+#[tokio::test]
+async fn actions_are_declared_and_invoke_streams_a_completed_event() {
+    use apim_provider::framework::action::Action;
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let schema = c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let block = schema.action_schemas["apim_vault_rotate"]
+        .schema
+        .as_ref()
+        .and_then(|s| s.block.as_ref())
+        .expect("the action's schema");
+    let kv = block
+        .block_types
+        .iter()
+        .find(|b| b.type_name == "kv")
+        .and_then(|b| b.block.as_ref())
+        .expect("the kv block");
+    let data = kv.attributes.iter().find(|a| a.name == "data").unwrap();
+    assert!(data.write_only && data.sensitive, "{data:?}");
+    let meta = c
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(meta
+        .actions
+        .iter()
+        .any(|a| a.type_name == "apim_vault_rotate"));
+
+    let events = invoke_events(&mut c, "apim_no_such_action", None).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(completed(&events), ["Unknown action type"]);
+
+    let ty = apim_provider::resources::vault_rotate::VaultRotate
+        .schema()
+        .block
+        .object_type();
+    let mut config = Value::object([(
+        "api_management_id",
+        Value::from("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim"),
+    )]);
+    config.set(
+        "kv",
+        Value::object([
+            ("path", Value::from("secret/data/orders/backend")),
+            ("data", Value::object([("api_key", Value::from("v"))])),
+        ]),
+    );
+    let events = invoke_events(&mut c, "apim_vault_rotate", dv(&config, &ty)).await;
+    assert_eq!(events.len(), 1, "no progress: nothing was done: {events:?}");
+    assert_eq!(completed(&events), ["Provider not configured"]);
+}

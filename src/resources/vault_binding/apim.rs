@@ -150,6 +150,34 @@ pub(super) async fn edit_block(
     }
 }
 
+/// Bumps the rotation generation of the bindings of `api` that `reads` picks (the
+/// `apim_vault_rotate` action, after it wrote their secret): a new cache key, so the gateway
+/// fetches the secret on the next request. The edit goes through the API's queue like every
+/// binding's, with its ETag; the bindings' settings, and so their state, stay as they are.
+/// Returns the names of the bindings bumped (none: nothing was written).
+pub(crate) async fn bump_generation(
+    azure: &Azure,
+    service: &ServiceId,
+    api: &str,
+    reads: impl Fn(&BindingSpec) -> bool + Send + Sync + 'static,
+) -> Result<Vec<String>, AzureError> {
+    let bumped = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = bumped.clone();
+    let change = move |block: &mut Block| {
+        let mut names = Vec::new();
+        for s in block.bindings.iter_mut().filter(|s| reads(s)) {
+            s.generation = s.generation.wrapping_add(1);
+            names.push(s.name.clone());
+        }
+        // The change is applied again after another writer's edit: the last one is written.
+        *lock(&out) = names;
+        Ok(())
+    };
+    edit_block(azure, service, api, change).await?;
+    let names = std::mem::take(&mut *lock(&bumped));
+    Ok(names)
+}
+
 /// How long the writer waits for more edits to join its batch, at most, and for the next one
 /// to arrive: the edits Terraform starts when a write completes reach the queue a few
 /// milliseconds apart (their apply-time checks), and one write of a policy takes about a

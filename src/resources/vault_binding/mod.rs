@@ -43,9 +43,12 @@ use grammar::{
     validate_secret_field, validate_secret_path, validate_vault_address, validate_vault_name,
 };
 pub use list::VaultBindingList;
-use model::{api_name, binding_id, from_record, service_of, spec};
+pub(crate) use model::api_name;
+use model::{binding_id, from_record, service_of, spec};
 pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
-use render::binding_part;
+use render::{binding_part, BindingSpec};
+
+pub(crate) use apim::bump_generation;
 
 const TYPE: &str = "apim_vault_binding";
 
@@ -146,8 +149,12 @@ impl VaultBinding {
                 match existing {
                     // Adopting a binding made elsewhere would hide it: ask for an import.
                     Some(_) if create => Err(format!("exists:{import_id}")),
+                    // The rotation generation is no setting: the record keeps it.
                     Some(i) => {
-                        block.bindings[i] = mine.clone();
+                        block.bindings[i] = BindingSpec {
+                            generation: block.bindings[i].generation,
+                            ..mine.clone()
+                        };
                         Ok(())
                     }
                     None => {
@@ -264,7 +271,7 @@ impl Resource<ProviderData> for VaultBinding {
                         .items(1, 1),
                     )
                     .attr(Attribute::number("cache_ttl").default(300).validate(validators::non_negative_int).describe("Seconds the gateway caches the secret (never longer than the lease Vault gives with it); 0 fetches it on every request, which is refused for leased secrets (each read would be a new credential)."))
-                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires."))
+                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires. The `apim_vault_rotate` action does the same for every binding that reads a secret it rotates, without a change here."))
                     .attr(Attribute::string("on_error").default("fail").one_of(&["fail", "continue"]).describe("When Vault cannot be reached or refuses: `fail` answers 502 without telling why; `continue` forwards the request without the secret."))
                     .attr(Attribute::string("policy_xml").computed().describe("The binding's part of the managed block (`rawxml`): its read and its injection. An edit of the block outside Terraform shows as a change here, which apply repairs.")),
             )

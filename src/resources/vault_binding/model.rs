@@ -91,6 +91,8 @@ pub(super) fn spec(v: &BindingModel, kv_v2: bool, leased: bool) -> Option<Bindin
         rotation: v.rotation.unwrap_or(0),
         fail_on_error: v.on_error.as_deref() != Some("continue"),
         api_ref: Some(v.api_id.clone()),
+        // Not a setting: an edit keeps what the block holds (`apim::keep_generation`).
+        generation: 0,
     })
 }
 
@@ -99,7 +101,7 @@ pub(super) fn service_of(v: &BindingModel) -> Option<ServiceId> {
 }
 
 /// The API name from `api_id` (a name, or an API's full ARM ID).
-pub(super) fn api_name(api_id: &str) -> &str {
+pub(crate) fn api_name(api_id: &str) -> &str {
     api_id
         .trim_end_matches('/')
         .rsplit('/')

@@ -76,6 +76,15 @@ pub struct BindingSpec {
     /// gives back the same spelling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_ref: Option<String>,
+    /// The rotation generation: bumped by the `apim_vault_rotate` action after it wrote the
+    /// secret, part of the cache key like `rotation`, but no setting of the binding (its
+    /// state never shows it, and an edit of the binding keeps it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The bindings of one API, and whether their first one created the API's policy.
@@ -319,6 +328,9 @@ fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
             s.kv_v2.to_string(),
             s.rotation.to_string(),
         ]);
+        if s.generation > 0 {
+            parts.push(format!("generation {}", s.generation));
+        }
     }
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     format!("apim-vault-{:016x}", hash(&refs))
@@ -542,6 +554,7 @@ mod tests {
             rotation: 0,
             fail_on_error: true,
             api_ref: None,
+            generation: 0,
         }
     }
 
@@ -664,6 +677,23 @@ mod tests {
             cache_key("orders", &[&a]),
             cache_key("orders", &[&spec("a")])
         );
+    }
+
+    #[test]
+    fn the_key_changes_with_the_generation_which_the_record_keeps() {
+        let a = spec("a");
+        let mut bumped = spec("a");
+        bumped.generation = 1;
+        assert_ne!(cache_key("orders", &[&a]), cache_key("orders", &[&bumped]));
+        // Generation 0 is not written: records and keys of bindings never rotated stay as
+        // they were.
+        assert!(!record(&a).contains("generation"));
+        let doc = with_block(None, "orders", &block(vec![bumped.clone()]))
+            .unwrap()
+            .unwrap();
+        let found = find_block(&doc).unwrap();
+        assert_eq!(found.block.bindings, vec![bumped]);
+        assert!(block_intact(&doc, "orders"));
     }
 
     mod properties {

@@ -1,5 +1,6 @@
 //! The RPC handlers, grouped by what they serve.
 
+pub mod action;
 pub mod configure;
 pub mod data;
 pub mod ephemeral;

@@ -44,6 +44,18 @@ pub fn provider_schema<P: Provider>(s: &ProviderService<P>) -> &pb::get_provider
                 .map(|r| (r.type_name().to_string(), convert::schema(r.schema())))
                 .collect(),
             functions: super::function::definitions(s),
+            action_schemas: p
+                .actions()
+                .iter()
+                .map(|a| {
+                    (
+                        a.type_name().to_string(),
+                        pb::ActionSchema {
+                            schema: Some(convert::schema(a.schema())),
+                        },
+                    )
+                })
+                .collect(),
             server_capabilities: Some(capabilities()),
             ..Default::default()
         }
@@ -89,6 +101,13 @@ pub fn metadata<P: Provider>(s: &ProviderService<P>) -> pb::get_metadata::Respon
             .iter()
             .map(|f| m::FunctionMetadata {
                 name: f.name().into(),
+            })
+            .collect(),
+        actions: p
+            .actions()
+            .iter()
+            .map(|a| m::ActionMetadata {
+                type_name: a.type_name().into(),
             })
             .collect(),
         ..Default::default()

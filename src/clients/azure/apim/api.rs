@@ -1,5 +1,5 @@
 //! APIs: `{service}/apis/{apiId}` — apimapis.json (`ApiCreateOrUpdateParameter`,
-//! `ApiContract` in definitions.json). The provider reads APIs (a binding's `api_id`) and
+//! `ApiContract` in definitions.json). The provider reads APIs (a binding's `api_id`), lists them (the rotate action) and
 //! creates minimal ones in tests.
 
 use serde::{Deserialize, Serialize};
