@@ -16,6 +16,14 @@
 //!    (`on_error = "fail"`) or the request going on without the secret (`continue`);
 //! 4. every variable that held a token, a Vault answer or the secrets, cleared.
 //!
+//! A fetch that fails leaves a record of why, with APIM's own means ([`failure`]): a `trace`
+//! (source `apim-vault-binding`, severity `error`) naming the bindings, the step that failed
+//! (the managed-identity token, the login, the read, the field) and Vault's HTTP status and
+//! `errors` text (bounded; never a body that could hold a token or a secret: only failed calls
+//! are described, and only their `errors`); and, for a binding that names a logger, an
+//! `emit-metric` (dimensions `binding`, `outcome`) or a `log-to-eventhub` event. The caller
+//! still gets a bare 502.
+//!
 //! No named values and no policy fragments: the number of bindings is bounded only by the
 //! policy document's size. Every value from the configuration is escaped for where it goes
 //! (`grammar.rs`), and the text never contains `{{` or `}}`, which APIM would substitute.
@@ -38,6 +46,32 @@ pub enum Inject {
     Query(String),
     /// A context variable for other policies.
     Variable(String),
+}
+
+/// What a binding's logger is sent, decided by the logger's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoggerKind {
+    /// An `azureEventHub` logger: `log-to-eventhub` events.
+    EventHub,
+    /// An `applicationInsights` or `azureMonitor` logger: `emit-metric` custom metrics.
+    Metric,
+}
+
+/// The APIM logger a binding's failures are sent to, besides the `trace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logger {
+    /// `logger_id` as the configuration writes it: the logger's name, or its ARM ID.
+    pub id: String,
+    /// What it is sent.
+    pub kind: LoggerKind,
+}
+
+impl Logger {
+    /// The logger's name in its instance (what `logger-id` takes).
+    pub fn name(&self) -> &str {
+        self.id.rsplit('/').next().unwrap_or(&self.id)
+    }
 }
 
 /// Everything the block needs of one binding; stored in its record.
@@ -76,6 +110,9 @@ pub struct BindingSpec {
     /// gives back the same spelling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_ref: Option<String>,
+    /// The logger its failures are sent to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logger: Option<Logger>,
 }
 
 /// The bindings of one API, and whether their first one created the API's policy.
@@ -98,6 +135,15 @@ const CACHED: &str = "apim-vault";
 const LIVE: &str = "apim-vault-live";
 /// Seconds a `send-request` to Vault may take.
 const TIMEOUT: u32 = 10;
+/// The variable holding what Vault said about a failed call, while it is recorded.
+const FAILURE: &str = "apim-vault-failure";
+/// The `source` of the block's traces.
+const TRACE_SOURCE: &str = "apim-vault-binding";
+/// The name and namespace of the block's custom metric.
+const METRIC: &str = "apim-vault-binding-failures";
+const METRIC_NAMESPACE: &str = "apim-vault";
+/// At most this many characters of Vault's `errors` are recorded.
+const ERRORS_MAX: usize = 300;
 
 /// FNV-1a over `parts`: stable across builds and platforms, unlike the standard hasher.
 fn hash(parts: &[&str]) -> u64 {
@@ -261,7 +307,6 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
              {indent}    </set-header>{ns}\n\
              {indent}    <set-body>@(new JObject(new JProperty(\"role\", {role}), new JProperty(\"jwt\", context.Variables.GetValueOrDefault<string>(\"{mi}\", \"\"))).ToString())</set-body>\n\
              {indent}</send-request>\n\
-             {indent}<set-variable name=\"{mi}\" value=\"\" />\n\
              {indent}<choose>\n\
              {indent}    <when condition=\"@({ok})\">\n",
             aud = xml_attr(&first.audience),
@@ -281,7 +326,18 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
                 clear.push(var);
             }
         }
-        let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
+        x.push_str(&read_failures(members, &format!("{indent}        ")));
+        let _ = writeln!(x, "{indent}    </when>");
+        x.push_str(&login_failures(
+            members,
+            &mi,
+            &login,
+            &format!("{indent}    "),
+        ));
+        let _ = writeln!(
+            x,
+            "{indent}</choose>\n{indent}<set-variable name=\"{mi}\" value=\"\" />"
+        );
         clear.push(login);
     }
     let mut json = String::from("\"{\"");
@@ -300,6 +356,216 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
         "{indent}<set-variable name=\"{var}\" value=\"@({json})\" />"
     );
     (x, clear)
+}
+
+/// The step of a fetch that failed: its `step` metadata and its `outcome` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No managed-identity token for the audience.
+    ManagedIdentity,
+    /// Vault refused the login, or did not answer.
+    Login,
+    /// Vault refused the read, or did not answer.
+    Read,
+    /// The read succeeded, without the binding's field.
+    Field,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::ManagedIdentity => "managed-identity",
+            Step::Login => "login",
+            Step::Read => "read",
+            Step::Field => "field",
+        }
+    }
+    fn outcome(self) -> &'static str {
+        match self {
+            Step::ManagedIdentity => "managed-identity-failed",
+            Step::Login => "login-failed",
+            Step::Read => "read-failed",
+            Step::Field => "field-missing",
+        }
+    }
+}
+
+/// A `@{...}` expression: what Vault answered to the `send-request` into `var`, as
+/// `HTTP <status> <errors>` (Vault's `errors` array as JSON, at most [`ERRORS_MAX`]
+/// characters), or that there was no answer. Only Vault's `errors` are taken from the body,
+/// and only from a JSON answer: the block describes failed calls, whose answers hold no
+/// token and no secret.
+fn vault_said(var: &str) -> String {
+    let r = response(var);
+    [
+        "@{ ".to_string(),
+        format!("if (!context.Variables.ContainsKey(\"{var}\") || {r} == null) {{ return \"no answer (timeout or connection failure)\"; }} "),
+        format!("var r = {r}; "),
+        "string errors = \"\"; ".to_string(),
+        "if (r.Headers.GetValueOrDefault(\"Content-Type\", \"\").Contains(\"json\")) { errors = JsonConvert.SerializeObject(r.Body.As<JObject>(preserveContent: true)[\"errors\"]); } ".to_string(),
+        format!("if (errors.Length > {ERRORS_MAX}) {{ errors = errors.Substring(0, {ERRORS_MAX}) + \"...\"; }} "),
+        "return \"HTTP \" + r.StatusCode + \" \" + errors; }".to_string(),
+    ]
+    .concat()
+}
+
+/// The record of a failure of `step` for `bindings`: a `trace` whose message is `what` (a C#
+/// string literal) followed by `detail` (a `@{...}` expression setting [`FAILURE`] first, or
+/// none), with the bindings and the step as metadata; and, per binding that names a logger,
+/// its metric or event.
+fn failure(
+    bindings: &[&BindingSpec],
+    step: Step,
+    what: &str,
+    detail: Option<String>,
+    indent: &str,
+) -> String {
+    let names = bindings
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut x = String::new();
+    let text = match &detail {
+        Some(expr) => {
+            let _ = writeln!(
+                x,
+                "{indent}<set-variable name=\"{FAILURE}\" value=\"{expr}\" />"
+            );
+            format!(
+                "{} + context.Variables.GetValueOrDefault<string>(\"{FAILURE}\", \"\")",
+                cs_string(what)
+            )
+        }
+        None => cs_string(what),
+    };
+    let _ = writeln!(
+        x,
+        "{indent}<trace source=\"{TRACE_SOURCE}\" severity=\"error\">\n\
+         {indent}    <message>@({} + {text})</message>\n\
+         {indent}    <metadata name=\"binding\" value=\"{}\" />\n\
+         {indent}    <metadata name=\"step\" value=\"{}\" />\n\
+         {indent}</trace>",
+        cs_string(&format!("{names}: ")),
+        xml_attr(&names),
+        step.name(),
+    );
+    for s in bindings {
+        let Some(logger) = &s.logger else { continue };
+        match logger.kind {
+            LoggerKind::Metric => {
+                let _ = writeln!(
+                    x,
+                    "{indent}<emit-metric name=\"{METRIC}\" namespace=\"{METRIC_NAMESPACE}\" value=\"1\">\n\
+                     {indent}    <dimension name=\"binding\" value=\"{}\" />\n\
+                     {indent}    <dimension name=\"outcome\" value=\"{}\" />\n\
+                     {indent}</emit-metric>",
+                    xml_attr(&s.name),
+                    step.outcome(),
+                );
+            }
+            LoggerKind::EventHub => {
+                let _ = writeln!(
+                    x,
+                    "{indent}<log-to-eventhub logger-id=\"{}\">@(new JObject(new JProperty(\"source\", \"{TRACE_SOURCE}\"), new JProperty(\"api\", context.Api.Name), new JProperty(\"binding\", {}), new JProperty(\"step\", \"{}\"), new JProperty(\"outcome\", \"{}\"), new JProperty(\"detail\", {text})).ToString())</log-to-eventhub>",
+                    xml_attr(logger.name()),
+                    cs_string(&s.name),
+                    step.name(),
+                    step.outcome(),
+                );
+            }
+        }
+    }
+    if detail.is_some() {
+        let _ = writeln!(x, "{indent}<set-variable name=\"{FAILURE}\" value=\"\" />");
+    }
+    x
+}
+
+/// The branches of a login group's `choose` that run when its login did not succeed: no
+/// managed-identity token (the login was sent without one), or Vault's refusal.
+fn login_failures(members: &[&BindingSpec], mi: &str, login: &str, indent: &str) -> String {
+    let first = members[0];
+    let inner = format!("{indent}    ");
+    format!(
+        "{indent}<when condition=\"@(string.IsNullOrEmpty(context.Variables.GetValueOrDefault<string>(\"{mi}\", \"\")))\">\n\
+         {}\
+         {indent}</when>\n\
+         {indent}<otherwise>\n\
+         {}\
+         {indent}</otherwise>\n",
+        failure(
+            members,
+            Step::ManagedIdentity,
+            &format!(
+                "no managed-identity token for audience {}; Vault login not possible",
+                first.audience
+            ),
+            None,
+            &inner,
+        ),
+        failure(
+            members,
+            Step::Login,
+            &format!(
+                "Vault login as role {} at auth/{} failed: ",
+                first.role, first.backend
+            ),
+            Some(vault_said(login)),
+            &inner,
+        ),
+    )
+}
+
+/// After a login group's reads: per read that did not succeed, its record; per binding whose
+/// read succeeded without its field, its record.
+fn read_failures(members: &[&BindingSpec], indent: &str) -> String {
+    let mut x = String::new();
+    let mut seen: Vec<String> = Vec::new();
+    for s in members {
+        let var = read_var(s);
+        if seen.contains(&var) {
+            continue;
+        }
+        let sharing: Vec<&BindingSpec> = members
+            .iter()
+            .filter(|m| read_var(m) == var)
+            .copied()
+            .collect();
+        let _ = write!(
+            x,
+            "{indent}<choose>\n{indent}    <when condition=\"@(!({}))\">\n{}{indent}    </when>\n{indent}</choose>\n",
+            answered(&var),
+            failure(
+                &sharing,
+                Step::Read,
+                &format!("Vault read of {} failed: ", s.secret_path),
+                Some(vault_said(&var)),
+                &format!("{indent}        "),
+            ),
+        );
+        seen.push(var);
+    }
+    for s in members {
+        let var = read_var(s);
+        let _ = write!(
+            x,
+            "{indent}<choose>\n{indent}    <when condition=\"@({} && {} == null)\">\n{}{indent}    </when>\n{indent}</choose>\n",
+            answered(&var),
+            field(s),
+            failure(
+                &[s],
+                Step::Field,
+                &format!(
+                    "Vault read of {} succeeded, without the field {}",
+                    s.secret_path, s.secret_field
+                ),
+                None,
+                &format!("{indent}        "),
+            ),
+        );
+    }
+    x
 }
 
 /// The cache key of the API's cached secrets: it changes with every setting that decides a
@@ -542,6 +808,7 @@ mod tests {
             rotation: 0,
             fail_on_error: true,
             api_ref: None,
+            logger: None,
         }
     }
 
