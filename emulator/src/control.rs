@@ -180,6 +180,8 @@ fn identity(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
             principal_id: uuid(),
             client_id: uuid(),
         });
+        // The gateway's tokens were issued to the identity that is gone.
+        app.gateway.forget_tokens();
     }
     match v.get("token_version") {
         None => {}

@@ -932,6 +932,34 @@ mod tests {
     }
 
     #[test]
+    fn logger_ids() {
+        let p = AttrPath::root("logger_id");
+        let service = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim";
+        for good in [
+            "vault-failures",
+            "ai_logger.1",
+            &format!("{service}/loggers/vault-events"),
+        ] {
+            assert!(run(validate_logger_id, &p, good).is_empty(), "{good}");
+        }
+        for (s, why) in [
+            ("vault events", "a space"),
+            ("a\"b", "a quote"),
+            ("{{name}}", "named-value"),
+            ("@(x)", "policy expression"),
+            ("", "it is empty"),
+            (
+                "/subscriptions/x/loggers/a",
+                "not an API Management instance's ARM ID",
+            ),
+            (&format!("{service}/loggers/a b"), "a space"),
+            (&"a".repeat(257), "longer than 256"),
+        ] {
+            refused_at(validate_logger_id, &p, s, why);
+        }
+    }
+
+    #[test]
     fn inject_names() {
         let block = AttrPath::root("inject");
         for (attr, good) in [

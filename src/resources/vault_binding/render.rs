@@ -467,7 +467,7 @@ fn failure(
             LoggerKind::EventHub => {
                 let _ = writeln!(
                     x,
-                    "{indent}<log-to-eventhub logger-id=\"{}\">@(new JObject(new JProperty(\"source\", \"{TRACE_SOURCE}\"), new JProperty(\"api\", context.Api.Name), new JProperty(\"binding\", {}), new JProperty(\"step\", \"{}\"), new JProperty(\"outcome\", \"{}\"), new JProperty(\"detail\", {text})).ToString())</log-to-eventhub>",
+                    "{indent}<log-to-eventhub logger-id=\"{}\">@(JsonConvert.SerializeObject(new JObject(new JProperty(\"source\", \"{TRACE_SOURCE}\"), new JProperty(\"api\", context.Api.Name), new JProperty(\"binding\", {}), new JProperty(\"step\", \"{}\"), new JProperty(\"outcome\", \"{}\"), new JProperty(\"detail\", {text}))))</log-to-eventhub>",
                     xml_attr(logger.name()),
                     cs_string(&s.name),
                     step.name(),
@@ -498,7 +498,7 @@ fn login_failures(members: &[&BindingSpec], mi: &str, login: &str, indent: &str)
             members,
             Step::ManagedIdentity,
             &format!(
-                "no managed-identity token for audience {}; Vault login not possible",
+                "no managed-identity token for audience {}: the gateway could not log in to Vault",
                 first.audience
             ),
             None,
@@ -933,6 +933,99 @@ mod tests {
         );
     }
 
+    #[test]
+    fn every_failed_step_leaves_a_trace_and_the_loggers_record() {
+        let mut events = spec("a");
+        events.logger = Some(Logger {
+            id: "vault-events".into(),
+            kind: LoggerKind::EventHub,
+        });
+        let mut metrics = spec("b");
+        metrics.logger = Some(Logger {
+            id: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim/loggers/vault-metrics".into(),
+            kind: LoggerKind::Metric,
+        });
+        let x = render_block("orders", &block(vec![events, metrics]), "");
+        // One login for both (one role), one read (one secret): managed identity and login
+        // name both bindings, the read too; each binding's field has its own.
+        assert_eq!(x.matches("<trace ").count(), 5, "{x}");
+        let lines: Vec<&str> = x.lines().map(str::trim).collect();
+        for step in ["managed-identity", "login", "read"] {
+            let at = lines
+                .iter()
+                .position(|l| *l == format!("<metadata name=\"step\" value=\"{step}\" />"))
+                .unwrap_or_else(|| panic!("no {step} trace: {x}"));
+            assert_eq!(
+                lines[at - 1],
+                "<metadata name=\"binding\" value=\"a, b\" />"
+            );
+        }
+        assert_eq!(
+            x.matches("<metadata name=\"step\" value=\"field\" />")
+                .count(),
+            2
+        );
+        // Each binding's logger: its three shared steps and its own field.
+        assert_eq!(
+            x.matches("<log-to-eventhub logger-id=\"vault-events\">")
+                .count(),
+            4
+        );
+        assert_eq!(x.matches("<emit-metric ").count(), 4, "{x}");
+        assert_eq!(
+            x.matches("<dimension name=\"binding\" value=\"b\" />")
+                .count(),
+            4
+        );
+        for outcome in [
+            "managed-identity-failed",
+            "login-failed",
+            "read-failed",
+            "field-missing",
+        ] {
+            assert!(
+                x.contains(&format!(
+                    "<dimension name=\"outcome\" value=\"{outcome}\" />"
+                )),
+                "{outcome}"
+            );
+        }
+        assert!(!x.contains("{{") && !x.contains("}}"), "{x}");
+        // What Vault said comes from failed calls only, and only their `errors`: the login's
+        // token is read once, by the read it authorises.
+        assert_eq!(x.matches("client_token").count(), 1, "{x}");
+        assert_eq!(x.matches("[\"errors\"]").count(), 2, "login and read: {x}");
+        // The variable holding it is emptied where it is set.
+        assert_eq!(
+            x.matches(&format!("<set-variable name=\"{FAILURE}\" value=\"@{{"))
+                .count(),
+            x.matches(&format!("<set-variable name=\"{FAILURE}\" value=\"\" />"))
+                .count()
+        );
+        let doc = with_block(None, "orders", &block(vec![spec("c")]))
+            .unwrap()
+            .unwrap();
+        assert!(policy_xml::canonical(&doc, Format::Raw).is_ok(), "{doc}");
+        assert!(block_intact(&doc, "orders"));
+    }
+
+    #[test]
+    fn a_record_without_a_logger_reads_back_and_one_with_it_round_trips() {
+        let mut s = spec("a");
+        let doc = with_block(None, "orders", &block(vec![s.clone()]))
+            .unwrap()
+            .unwrap();
+        assert!(!doc.contains("<emit-metric") && !doc.contains("<log-to-eventhub"));
+        s.logger = Some(Logger {
+            id: "vault-events".into(),
+            kind: LoggerKind::EventHub,
+        });
+        let doc = with_block(None, "orders", &block(vec![s.clone()]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(find_block(&doc).unwrap().block.bindings, vec![s]);
+    }
+
     mod properties {
         use super::*;
         use crate::framework::diag::{AttrPath, Diags};
@@ -1025,6 +1118,8 @@ mod tests {
                 namespace in proptest::option::of(prop_oneof![4 => "[a-z0-9_\\-]{1,8}", 1 => "[a-z0-9_.\\-/\"{}@]{1,10}"]),
                 header in prop_oneof![4 => "[A-Za-z0-9_.\\-]{1,10}", 1 => "[A-Za-z0-9_.\\-\"{}:@<& ]{1,10}"],
                 field in prop_oneof![4 => "[a-z0-9_.\\-]{1,10}", 1 => "[a-z0-9_.\\-\"{}@<]{1,10}"],
+                logger in proptest::option::of(prop_oneof![4 => "[A-Za-z0-9_.\\-]{1,12}", 1 => "[A-Za-z0-9_.\\-\"{}@<&/ ]{1,12}"]),
+                metric in any::<bool>(),
             ) {
                 prop_assume!(accepted(validate_vault_name, &role));
                 prop_assume!(accepted(validate_secret_path, &path));
@@ -1032,6 +1127,7 @@ mod tests {
                 prop_assume!(namespace.as_deref().is_none_or(|n| accepted(validate_namespace, n)));
                 prop_assume!(accepted(validate_inject_name, &header));
                 prop_assume!(accepted(validate_secret_field, &field));
+                prop_assume!(logger.as_deref().is_none_or(|l| accepted(validate_logger_id, l)));
                 let mut s = spec("b");
                 s.role = role;
                 s.secret_path = path.clone();
@@ -1039,6 +1135,10 @@ mod tests {
                 s.vault_namespace = namespace.clone();
                 s.inject = Inject::Header(header.clone());
                 s.secret_field = field;
+                s.logger = logger.clone().map(|id| Logger {
+                    id,
+                    kind: if metric { LoggerKind::Metric } else { LoggerKind::EventHub },
+                });
                 let doc = with_block(None, "orders", &block(vec![s.clone()])).unwrap().unwrap();
                 prop_assert!(!doc.contains("{{") && !doc.contains("}}"));
                 let found = find_block(&doc).unwrap();
@@ -1050,6 +1150,21 @@ mod tests {
                 prop_assert_eq!(count("cache-lookup-value"), 1);
                 prop_assert_eq!(count("cache-store-value"), 1);
                 prop_assert_eq!(count("set-header"), 3 + 2 * usize::from(namespace.is_some()));
+                // A trace per failed step (managed identity, login, read, field), naming the
+                // binding; and per step the logger's metric or event.
+                prop_assert_eq!(count("trace"), 4);
+                let meta: Vec<(String, String)> = els.iter().filter(|(n, _, _)| n == "metadata")
+                    .map(|(_, a, _)| (a[0].1.clone(), a[1].1.clone())).collect();
+                prop_assert_eq!(meta.iter().filter(|(k, v)| k == "binding" && v == "b").count(), 4);
+                let per_step = usize::from(logger.is_some()) * 4;
+                prop_assert_eq!(count("emit-metric"), if metric { per_step } else { 0 });
+                prop_assert_eq!(count("log-to-eventhub"), if metric { 0 } else { per_step });
+                let ids: Vec<String> = els.iter().filter(|(n, _, _)| n == "log-to-eventhub")
+                    .filter_map(|(_, a, _)| a.iter().find(|(k, _)| k == "logger-id").map(|(_, v)| v.clone())).collect();
+                if let (Some(l), false) = (&logger, metric) {
+                    let name = l.rsplit('/').next().unwrap_or(l).to_string();
+                    prop_assert_eq!(ids, vec![name; 4]);
+                }
                 let urls: Vec<&str> = els.iter().filter(|(n, _, _)| n == "set-url").map(|(_, _, t)| t.as_str()).collect();
                 prop_assert_eq!(urls, vec![
                     "https://vault.example.com:8200/v1/auth/jwt/login".to_string(),
