@@ -25,6 +25,7 @@ mod schema;
 mod signin;
 mod tidy;
 mod token_renewal;
+mod troubleshooting;
 mod vault_audit;
 mod vault_auth_backend;
 mod vault_azure_role;
