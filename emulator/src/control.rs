@@ -85,6 +85,10 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
             app.gateway.cache.clear();
             Ok(json_response(200, &json!({"cleared": true})))
         }
+        ("DELETE", ["gateway", "tokens"]) => {
+            app.gateway.forget_tokens();
+            Ok(json_response(200, &json!({"cleared": true})))
+        }
         _ => Err(error(
             404,
             &format!("no control-plane route for {} {}", req.method, req.path),

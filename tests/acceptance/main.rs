@@ -13,6 +13,7 @@ mod azure_client;
 mod docs;
 mod faults;
 mod functions;
+mod gateway_load;
 mod harness;
 mod install;
 mod names;

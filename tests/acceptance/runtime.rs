@@ -5,7 +5,6 @@
 //! backend, what the gateway answered and what its request log shows; nothing here imports
 //! the provider's code.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -14,8 +13,8 @@ use crate::support::fixtures::{
     provider_from_env, read_policy, trio_binding, vault_trio, AUDIENCE,
 };
 use crate::support::gateway::{
-    api_policy_document, clear_cache, clear_log, create_api, get, last_entry, log, logins,
-    outcomes, reads, steps_text, Answer, Blackhole, Echo, Received,
+    add_leftover_probe, api_policy_document, clear_cache, clear_log, create_api, get, last_entry,
+    leftovers, log, logins, outcomes, reads, steps_text, Answer, Blackhole, Echo, Received,
 };
 use crate::support::{
     assert_absent, jwts_in, run, Bao, Emulator, Postgres, Step, TerraformBin, TestCase, Workdir,
@@ -25,11 +24,6 @@ const KEY: &str = "s3cr3t-orders-key";
 const ROTATED: &str = "r0tated-orders-key";
 const BILLING_KEY: &str = "s3cr3t-billing-key";
 const KV_PATH: &str = "secret/data/orders/backend";
-
-/// The managed block's last line.
-const BLOCK_END: &str = "<!-- apim-vault-bindings end -->";
-/// The header [`add_leftover_probe`] sets.
-const LEFTOVERS: &str = "X-Leftovers";
 
 /// A policy statement of the API's own, after the managed block: the variable binding's
 /// value copied into a header, so that the backend shows what the variable held.
@@ -53,63 +47,15 @@ fn orders_key(inject: &str) -> String {
     format!("secret_path  = \"{KV_PATH}\"\nsecret_field = \"api_key\"\ninject {{\n  {inject}\n}}")
 }
 
-/// The variables the managed block uses (`apim-vault...`), read off the policy APIM holds.
-fn block_variables(policy: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for (at, _) in policy.match_indices("name=\"apim-vault") {
-        let start = at + "name=\"".len();
-        if let Some(len) = policy[start..].find('"') {
-            out.insert(policy[start..start + len].to_string());
-        }
-    }
-    out
-}
-
-/// Adds a statement of the API's own right after the managed block: header [`LEFTOVERS`]
-/// lists each of the block's variables as `name=value;` (`unset` when it was never set), so
-/// the backend shows what the block left in them.
-#[track_caller]
-fn add_leftover_probe(emu: &Emulator, api: &str) {
-    let policy = emu.api_policy(api).expect("the API has a policy");
-    if policy.contains(LEFTOVERS) {
-        return;
-    }
-    let vars = block_variables(&policy);
-    assert!(
-        vars.contains("apim-vault") && vars.iter().any(|v| v.starts_with("apim-vault-login-")),
-        "the block's variables: {vars:?}\n{policy}"
-    );
-    let expr = vars
-        .iter()
-        .map(|v| {
-            format!("\"{v}=\" + context.Variables.GetValueOrDefault(\"{v}\", \"unset\") + \";\"")
-        })
-        .collect::<Vec<_>>()
-        .join(" + ");
-    let probe = format!(
-        "\n    <set-header name=\"{LEFTOVERS}\" exists-action=\"override\">\n      <value>@({expr})</value>\n    </set-header>"
-    );
-    let at = policy.find(BLOCK_END).expect("the managed block's end") + BLOCK_END.len();
-    emu.put_api_policy(api, &format!("{}{probe}{}", &policy[..at], &policy[at..]));
-}
-
 /// Every variable of the block is empty (or was never set) once the block has run.
 #[track_caller]
 fn assert_no_leftovers(got: &Received) {
-    let probe = got
-        .header(LEFTOVERS)
-        .unwrap_or_else(|| panic!("the probe header did not arrive: {got:?}"));
-    let mut seen = 0;
-    for item in probe.split(';').filter(|s| !s.is_empty()) {
-        let (name, value) = item.split_once('=').unwrap_or((item, ""));
-        assert!(
-            value.is_empty() || value == "unset",
-            "variable {name} still holds {} characters after the block",
-            value.len()
-        );
-        seen += 1;
+    let (held, seen) =
+        leftovers(got).unwrap_or_else(|| panic!("the probe header did not arrive: {got:?}"));
+    if let Some((name, len)) = held.first() {
+        panic!("variable {name} still holds {len} characters after the block");
     }
-    assert!(seen >= 3, "the probe listed {seen} variables: {probe:?}");
+    assert!(seen >= 3, "the probe listed {seen} variables");
 }
 
 /// A request through the gateway with its log entry; panics unless the status is `status`.

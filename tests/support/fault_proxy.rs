@@ -1,8 +1,9 @@
 //! A fault-injecting HTTP/1.1 proxy in front of OpenBao: the Vault side's counterpart of the
 //! emulator's fault rules. It forwards one request per connection and can, for the next N
 //! requests matching a method and path prefix, answer a status of its own without
-//! forwarding, or forward the request and drop the answer (the write took effect, the client
-//! never hears of it).
+//! forwarding, forward it only after a delay (a slow server), or forward the request and
+//! drop the answer (the write took effect, the client never hears of it). It counts the
+//! requests it received, so a test can tell how many logins reached Vault's side.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -14,6 +15,7 @@ use std::time::Duration;
 enum Action {
     DropAnswer,
     Status(u16),
+    Delay(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -28,6 +30,8 @@ struct Rule {
 struct Shared {
     rules: Mutex<Vec<Rule>>,
     events: Mutex<Vec<String>>,
+    /// `METHOD path` of every request received, in order.
+    seen: Mutex<Vec<String>>,
 }
 
 /// The proxy; stops accepting on drop.
@@ -79,6 +83,29 @@ impl FaultProxy {
     /// The next `count` requests `method path_prefix...` are answered `status` by the proxy.
     pub fn fail(&self, method: &str, path_prefix: &str, status: u16, count: usize) {
         self.add(method, path_prefix, Action::Status(status), count);
+    }
+
+    /// The next `count` requests `method path_prefix...` are forwarded after `delay`.
+    pub fn delay(&self, method: &str, path_prefix: &str, delay: Duration, count: usize) {
+        self.add(method, path_prefix, Action::Delay(delay), count);
+    }
+
+    /// Removes every rule that has not run out.
+    pub fn clear(&self) {
+        self.shared.rules.lock().unwrap().clear();
+    }
+
+    /// How many requests `method path` the proxy received (answered by itself or forwarded)
+    /// whose path contains `needle`.
+    pub fn received(&self, method: &str, needle: &str) -> usize {
+        let prefix = format!("{method} ");
+        self.shared
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.strip_prefix(&prefix).is_some_and(|p| p.contains(needle)))
+            .count()
     }
 
     /// What the proxy did, e.g. `"dropped the answer to POST /v1/sys/auth/x"`.
@@ -141,6 +168,7 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) -> std::io::Result<
         parts.next().unwrap_or("").to_string(),
     );
 
+    shared.seen.lock().unwrap().push(format!("{method} {path}"));
     let action = {
         let mut rules = shared.rules.lock().unwrap();
         rules
@@ -168,6 +196,9 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) -> std::io::Result<
         return client.shutdown(Shutdown::Both);
     }
 
+    if let Some(Action::Delay(delay)) = action {
+        std::thread::sleep(delay);
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
     for line in &head {

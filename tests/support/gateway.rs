@@ -72,6 +72,17 @@ pub struct Echo {
 
 impl Echo {
     pub fn start() -> Echo {
+        Echo::listen(false)
+    }
+
+    /// The same backend answering `200 {"ok":true}` instead of echoing the request: whatever
+    /// the gateway's caller receives, then, comes from the gateway itself (to search answers
+    /// for secrets).
+    pub fn start_quiet() -> Echo {
+        Echo::listen(true)
+    }
+
+    fn listen(quiet: bool) -> Echo {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo backend");
         let url = format!("http://{}", listener.local_addr().expect("echo address"));
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -85,7 +96,7 @@ impl Echo {
                 let Ok(conn) = conn else { continue };
                 let r = r.clone();
                 std::thread::spawn(move || {
-                    let _ = echo_one(conn, &r);
+                    let _ = echo_one(conn, &r, quiet);
                 });
             }
         });
@@ -123,7 +134,7 @@ impl Drop for Echo {
     }
 }
 
-fn echo_one(conn: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+fn echo_one(conn: TcpStream, received: &Mutex<Vec<Received>>, quiet: bool) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
@@ -160,13 +171,17 @@ fn echo_one(conn: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Result
         query,
         headers,
     };
-    let answer = json!({
+    let answer = if quiet {
+        json!({"ok": true}).to_string()
+    } else {
+        json!({
         "method": r.method,
         "path": r.path,
         "query": r.query.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "headers": r.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
-    })
-    .to_string();
+        })
+        .to_string()
+    };
     received.lock().unwrap().push(r);
     let mut conn = conn;
     write!(
@@ -360,4 +375,77 @@ pub fn create_api(emu: &Emulator, id: &str, path: &str, service_url: &str, polic
     if let Some(p) = policy {
         emu.put_api_policy(id, p);
     }
+}
+
+/// Empties the gateway's managed-identity tokens (as when they expire), so that the next
+/// login asks the managed-identity endpoint, where fault rules apply.
+#[track_caller]
+pub fn forget_tokens(emu: &Emulator) {
+    let (status, body) = emu.call("DELETE", "/_emulator/gateway/tokens", None);
+    assert!(
+        (200..300).contains(&status),
+        "forget the gateway's tokens: {body}"
+    );
+}
+
+/// The managed block's last line.
+const BLOCK_END: &str = "<!-- apim-vault-bindings end -->";
+/// The header [`add_leftover_probe`] sets.
+pub const LEFTOVERS: &str = "X-Leftovers";
+
+/// The variables the managed block uses (`apim-vault...`), read off the policy APIM holds.
+pub fn block_variables(policy: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (at, _) in policy.match_indices("name=\"apim-vault") {
+        let start = at + "name=\"".len();
+        if let Some(len) = policy[start..].find('"') {
+            out.insert(policy[start..start + len].to_string());
+        }
+    }
+    out
+}
+
+/// Adds a statement of the API's own right after the managed block: header [`LEFTOVERS`]
+/// lists each of the block's variables as `name=value;` (`unset` when it was never set), so
+/// the backend shows what the block left in them for later policies.
+#[track_caller]
+pub fn add_leftover_probe(emu: &Emulator, api: &str) {
+    let policy = emu.api_policy(api).expect("the API has a policy");
+    if policy.contains(LEFTOVERS) {
+        return;
+    }
+    let vars = block_variables(&policy);
+    assert!(
+        vars.contains("apim-vault") && vars.iter().any(|v| v.starts_with("apim-vault-login-")),
+        "the block's variables: {vars:?}\n{policy}"
+    );
+    let expr = vars
+        .iter()
+        .map(|v| {
+            format!("\"{v}=\" + context.Variables.GetValueOrDefault(\"{v}\", \"unset\") + \";\"")
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let probe = format!(
+        "\n    <set-header name=\"{LEFTOVERS}\" exists-action=\"override\">\n      <value>@({expr})</value>\n    </set-header>"
+    );
+    let at = policy.find(BLOCK_END).expect("the managed block's end") + BLOCK_END.len();
+    emu.put_api_policy(api, &format!("{}{probe}{}", &policy[..at], &policy[at..]));
+}
+
+/// What [`add_leftover_probe`]'s header says of a request that reached the backend: the
+/// variables still holding a value after the block (with the value's length), and how many
+/// variables it listed. `None` when the header did not arrive.
+pub fn leftovers(got: &Received) -> Option<(Vec<(String, usize)>, usize)> {
+    let probe = got.header(LEFTOVERS)?;
+    let mut held = Vec::new();
+    let mut seen = 0;
+    for item in probe.split(';').filter(|s| !s.is_empty()) {
+        let (name, value) = item.split_once('=').unwrap_or((item, ""));
+        if !(value.is_empty() || value == "unset") {
+            held.push((name.to_string(), value.len()));
+        }
+        seen += 1;
+    }
+    Some((held, seen))
 }

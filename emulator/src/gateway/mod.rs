@@ -85,6 +85,12 @@ impl Gateway {
             tokens: Mutex::new(HashMap::new()),
         })
     }
+
+    /// Forgets every managed-identity token held (as when they expire): the next
+    /// `authentication-managed-identity` asks the endpoint again.
+    pub fn forget_tokens(&self) {
+        crate::faults::lock(&self.tokens).clear();
+    }
 }
 
 /// Serves the gateway on `listener` (TLS when `tls` is given) until `shutdown` resolves.
