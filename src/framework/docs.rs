@@ -373,4 +373,24 @@ mod tests {
             "{md}"
         );
     }
+
+    #[test]
+    fn a_list_resource_page_documents_its_config_block() {
+        let s = Schema::new(
+            Block::new("Things.").attr(Attribute::string("prefix").describe("Only these.")),
+        );
+        let md = render(&Page {
+            kind: Kind::ListResource,
+            name: "apim_thing",
+            schema: &s,
+            example: Some("list \"apim_thing\" \"all\" {\n  provider = apim\n}"),
+            import: None,
+            import_by_identity: None,
+            notes: None,
+        });
+        assert!(md.contains("# apim_thing (List Resource)"), "{md}");
+        assert!(md.contains("## Configuration Schema"), "{md}");
+        assert!(md.contains("- `prefix` (String) Only these."), "{md}");
+        assert!(!md.contains("## Schema\n"), "{md}");
+    }
 }

@@ -135,12 +135,15 @@ impl<D: Send + Sync + 'static, L: ListResource<D>> ListType<D> for L {
             return Vec::new();
         };
         let work = async {
-            let mut out = Vec::new();
+            let mut out: Vec<ListedValue> = Vec::new();
+            let mut results = 0;
             for found in ListResource::list(self, ctx, config, limit, d).await {
-                if out.len() >= limit {
+                if results >= limit {
                     break;
                 }
-                if let Some(v) = self.state_of(ctx, found, include_state).await {
+                if let Some(v) = state_of(self, ctx, found, include_state).await {
+                    // Only objects with an identity are results; warnings are not.
+                    results += usize::from(!v.identity.is_null());
                     out.push(v);
                 }
             }
@@ -156,62 +159,60 @@ impl<D: Send + Sync + 'static, L: ListResource<D>> ListType<D> for L {
     }
 }
 
-/// How one found object becomes a listed one.
-#[async_trait]
-trait StateOf<D: Send + Sync> {
-    async fn state_of(&self, ctx: &Ctx<D>, found: Listed, include: bool) -> Option<ListedValue>;
-}
-
-#[async_trait]
-impl<D: Send + Sync + 'static, L: ListResource<D>> StateOf<D> for L {
-    /// The object's state as `terraform apply` imports it (import, then read), its identity
-    /// from that state; `None`, with a warning, when it cannot be imported (gone since it
-    /// was listed, or unreadable), so that one object never hides the others.
-    async fn state_of(&self, ctx: &Ctx<D>, found: Listed, include: bool) -> Option<ListedValue> {
-        let res = self.resource();
-        let identity_schema = res.identity()?;
-        let mut own = Diags::new();
-        let imported = res.import(ctx, &found.import_id, &mut own).await;
-        let state = match imported {
-            Some(m) if !own.has_errors() => match include {
-                true => res.read(ctx, m, &mut own).await,
-                false => Some(m),
-            },
-            _ => None,
-        };
-        let state = state.filter(|_| !own.has_errors()).map(|m| {
-            let mut v = m.encode();
-            super::plan::null_write_only(&res.schema().block, &mut v);
-            v
-        });
-        let identity = state.as_ref().and_then(|s| identity_schema.of_state(s));
-        let (Some(state), Some(identity)) = (state, identity) else {
-            let why = own
-                .0
-                .iter()
-                .map(|x| format!("{}: {}", x.summary, x.detail))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let mut w = Diags::new();
-            w.warning(
-                format!("{} {} left out", res.type_name(), found.display_name),
-                format!(
-                    "It was found, but could not be read as an import would read it (import ID {:?}). {why}",
-                    found.import_id
-                ),
-            );
-            return Some(ListedValue {
-                identity: Value::Null,
-                display_name: found.display_name,
-                state: None,
-                diags: w,
-            });
-        };
-        Some(ListedValue {
-            identity,
+/// The listed object `found` with its state as `terraform apply` imports it (import, then
+/// read), and its identity from that state. When it cannot be imported (gone since it was
+/// listed, or unreadable) it comes without identity and with a warning that says why, so
+/// that one object never hides the others; `None` for a type without identity (which
+/// `check_models` refuses).
+async fn state_of<D: Send + Sync + 'static, L: ListResource<D>>(
+    list: &L,
+    ctx: &Ctx<D>,
+    found: Listed,
+    include: bool,
+) -> Option<ListedValue> {
+    let res = list.resource();
+    let identity_schema = res.identity()?;
+    let mut own = Diags::new();
+    let imported = res.import(ctx, &found.import_id, &mut own).await;
+    let state = match imported {
+        Some(m) if !own.has_errors() => match include {
+            true => res.read(ctx, m, &mut own).await,
+            false => Some(m),
+        },
+        _ => None,
+    };
+    let state = state.filter(|_| !own.has_errors()).map(|m| {
+        let mut v = m.encode();
+        super::plan::null_write_only(&res.schema().block, &mut v);
+        v
+    });
+    let identity = state.as_ref().and_then(|s| identity_schema.of_state(s));
+    let (Some(state), Some(identity)) = (state, identity) else {
+        let why = own
+            .0
+            .iter()
+            .map(|x| format!("{}: {}", x.summary, x.detail))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut w = Diags::new();
+        w.warning(
+            format!("{} {} left out", res.type_name(), found.display_name),
+            format!(
+                "It was found, but could not be read as an import would read it (import ID {:?}). {why}",
+                found.import_id
+            ),
+        );
+        return Some(ListedValue {
+            identity: Value::Null,
             display_name: found.display_name,
-            state: include.then_some(state),
-            diags: own,
-        })
-    }
+            state: None,
+            diags: w,
+        });
+    };
+    Some(ListedValue {
+        identity,
+        display_name: found.display_name,
+        state: include.then_some(state),
+        diags: own,
+    })
 }
