@@ -481,6 +481,22 @@ fn vault_rotate_config_mistakes_are_diagnostics() {
     }
 }
 
+/// The documented example (examples/actions/apim_vault_rotate/action.tf) is valid
+/// configuration for Terraform: both forms, the ephemeral variable and the `action_trigger`.
+#[test]
+fn vault_rotate_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example =
+        std::fs::read_to_string(root.join("examples/actions/apim_vault_rotate/action.tf")).unwrap();
+    let wd = Workdir::new(&TerraformBin::primary());
+    wd.write_config(&format!("{}{example}", provider_from_env()));
+    let out = wd.run_ok(&["validate"]);
+    assert!(
+        out.combined().contains("The configuration is valid"),
+        "{out}"
+    );
+}
+
 /// Terraform 1.11 has no actions: the provider's action schema is ignored, everything else
 /// works (a resource applies and plans empty), and an `action` block is Terraform's own
 /// error, not the provider's.
