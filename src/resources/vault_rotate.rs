@@ -274,8 +274,16 @@ impl Action<ProviderData> for VaultRotate {
         let (Some(_), Some(azure)) = (data.vault(d), data.azure(d)) else {
             return;
         };
-        let Ok(service) = ServiceId::parse(&config.api_management_id) else {
-            return;
+        let service = match ServiceId::parse(&config.api_management_id) {
+            Ok(s) => s,
+            Err(e) => {
+                d.attr_error(
+                    AttrPath::root("api_management_id"),
+                    format!("Unable to run {TYPE}"),
+                    format!("`api_management_id`: {e}. Nothing was written."),
+                );
+                return;
+            }
         };
         if ctx.cancel.is_cancelled() {
             crate::framework::lifecycle::stopped(d, "rotating a secret");
