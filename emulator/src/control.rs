@@ -296,6 +296,9 @@ fn inventory(app: &App) -> Value {
                 o.remove("primaryKey");
                 o.remove("secondaryKey");
             }
+            if e.type_name == crate::arm::logger::TYPE {
+                o.remove("credentials");
+            }
         }
         out.insert(
             e.id.clone(),

@@ -347,7 +347,7 @@ impl Run<'_> {
     /// the telemetry an operator would read (`telemetry.rs`).
     fn record(&mut self, node: &Node, path: &str) -> Flow {
         let time = crate::util::now_rfc3339();
-        let api = self.ctx.matched.api_name.clone();
+        let api = self.ctx.matched.api_id.clone();
         let (outcome, record) = match node.name.as_str() {
             "trace" => {
                 let msg = node

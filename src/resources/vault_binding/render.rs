@@ -476,7 +476,7 @@ fn failure(
             LoggerKind::EventHub => {
                 let _ = writeln!(
                     x,
-                    "{indent}<log-to-eventhub logger-id=\"{}\">@(JsonConvert.SerializeObject(new JObject(new JProperty(\"source\", \"{TRACE_SOURCE}\"), new JProperty(\"api\", context.Api.Name), new JProperty(\"binding\", {}), new JProperty(\"step\", \"{}\"), new JProperty(\"outcome\", \"{}\"), new JProperty(\"detail\", {text}))))</log-to-eventhub>",
+                    "{indent}<log-to-eventhub logger-id=\"{}\">@(JsonConvert.SerializeObject(new JObject(new JProperty(\"source\", \"{TRACE_SOURCE}\"), new JProperty(\"api\", context.Api.Id), new JProperty(\"binding\", {}), new JProperty(\"step\", \"{}\"), new JProperty(\"outcome\", \"{}\"), new JProperty(\"detail\", {text}))))</log-to-eventhub>",
                     xml_attr(logger.name()),
                     cs_string(&s.name),
                     step.name(),
