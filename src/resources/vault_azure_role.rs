@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 
 use crate::clients::azure::apim::service::IdentitySelector;
-use crate::clients::azure::id::ServiceId;
+use crate::clients::azure::id::{ResourceId, ServiceId, UserAssignedIdentityId};
 use crate::clients::vault::role::{
     AzureRoleRequest, BoundClaimsType, JwtRoleRequest, Role, RoleMethod, RoleRequest, RoleType,
     TokenFields, TokenFieldsRequest,
@@ -91,8 +91,8 @@ crate::model! {
         pub backend: Option<String>,
         /// `auth_type` (default `jwt`).
         pub auth_type: Option<String>,
-        /// `api_management_id`.
-        pub api_management_id: Option<String>,
+        /// `api_management_id` (found through ARM at import: Vault does not record it).
+        pub api_management_id: Known<Option<String>>,
         /// `identity` (default `SystemAssigned`).
         pub identity: Option<String>,
         /// `principal_id` (resolved from the instance).
@@ -460,7 +460,7 @@ impl Resource<ProviderData> for VaultAzureRole {
                     .attr(Attribute::string("name").required().requires_replace().validate(validate_name).describe("Role name."))
                     .attr(Attribute::string("backend").default("jwt").requires_replace().validate(validate_mount_path).describe("Mount path of the auth method (an `apim_vault_auth_backend`)."))
                     .attr(Attribute::string("auth_type").default("jwt").requires_replace().one_of(&["jwt", "azure"]).describe("`jwt`: a JWT-auth role (Vault and OpenBao). `azure`: a role of HashiCorp Vault's azure auth method, bound with `bound_service_principal_ids` (not available in OpenBao)."))
-                    .attr(Attribute::string("api_management_id").validate(validate_service_id).describe("ARM ID of the API Management instance whose managed identity logs in, e.g. `azurerm_api_management.main.id`. Resolved during plan."))
+                    .attr(Attribute::string("api_management_id").optional_computed().validate(validate_service_id).describe("ARM ID of the API Management instance whose managed identity logs in, e.g. `azurerm_api_management.main.id`. Resolved during plan. An import finds it through Azure Resource Manager: the instance of the provider's subscription whose identity the role is bound to."))
                     .attr(Attribute::string("identity").default("SystemAssigned").validate(validate_identity).describe("With `api_management_id`: `SystemAssigned`, or the ARM ID of one of the instance's user-assigned identities."))
                     .attr(Attribute::string("principal_id").optional_computed().validate(validate_guid).describe("Object ID of the identity. Resolved from `api_management_id`, or given with `tenant_id`."))
                     .attr(Attribute::string("tenant_id").optional_computed().validate(validate_guid).describe("Entra tenant of the identity. Resolved from `api_management_id`, or given with `principal_id`."))
@@ -547,6 +547,20 @@ impl Resource<ProviderData> for VaultAzureRole {
             // The instance is created in the same run: the identity is known at apply.
             st.principal_id = Known::Unknown;
             st.tenant_id = Known::Unknown;
+        } else {
+            // Given by object ID and tenant: the instance an import found stays in state
+            // while the identity is the same one; otherwise there is none.
+            let same = req.prior.filter(|p| {
+                p.principal_id.value() == cfg.principal_id.value()
+                    && p.tenant_id.value() == cfg.tenant_id.value()
+            });
+            match same {
+                Some(p) => {
+                    st.api_management_id = Known::Value(p.api_management_id.value().cloned());
+                    st.identity = Known::Value(p.identity.clone());
+                }
+                None => st.api_management_id = Known::Value(None),
+            }
         }
         st.bound_claims = match (st.principal_id.as_str(), st.tenant_id.as_str()) {
             (Some(p), Some(t)) => Known::Value(BTreeMap::from([
@@ -625,7 +639,7 @@ impl Resource<ProviderData> for VaultAzureRole {
         if planned.principal_id.is_unknown() || planned.tenant_id.is_unknown() {
             let target = planned
                 .api_management_id
-                .as_deref()
+                .as_str()
                 .and_then(|id| ServiceId::parse(id).ok())
                 .zip(
                     IdentitySelector::parse(
@@ -773,7 +787,7 @@ impl Resource<ProviderData> for VaultAzureRole {
 
     fn config_from_state(&self, _ctx: &Ctx<ProviderData>, s: &mut RoleModel) {
         // The identity as the user gives it: the instance, or the object ID and tenant.
-        if s.api_management_id.is_some() {
+        if s.api_management_id.as_str().is_some() {
             s.principal_id = Known::Value(None);
             s.tenant_id = Known::Value(None);
         } else {
@@ -811,10 +825,14 @@ impl Resource<ProviderData> for VaultAzureRole {
             name: name.to_string(),
             identity: Some("SystemAssigned".into()),
             auth_type: Some(kind.into()),
+            api_management_id: Known::Value(None),
             ..RoleModel::default()
         };
         match self.read_role(vault, &prior, d).await {
-            Some(Some(s)) => Some(s),
+            Some(Some(mut s)) => {
+                instance_of(ctx, &mut s, d).await;
+                Some(s)
+            }
             Some(None) => {
                 d.error(
                     format!("Unable to import {TYPE}"),
@@ -841,10 +859,47 @@ crate::model! {
 /// instance whose managed identity it is bound to, when there is one.
 pub struct VaultAzureRoleList;
 
+/// Fills in an imported role's `api_management_id` (and `identity`) when its bound object ID
+/// is the managed identity of exactly one API Management instance of the provider's
+/// subscription, so that a configuration naming the instance plans empty after the import.
+/// Without an `azure` configuration, or without such an instance, the role keeps only
+/// `principal_id` and `tenant_id`.
+async fn instance_of(ctx: &Ctx<ProviderData>, s: &mut RoleModel, d: &mut Diags) {
+    let Some(principal) = s.principal_id.as_str().map(str::to_string) else {
+        return;
+    };
+    let Some(azure) = ctx.data(d).and_then(|p| p.azure(&mut Diags::new())) else {
+        return;
+    };
+    let ids = match apim_identities(azure).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            d.warning(
+                format!("API Management instance of {TYPE} not looked up"),
+                format!("The imported role keeps `principal_id` and `tenant_id` only: {e}. A configuration that names `api_management_id` plans that attribute once."),
+            );
+            return;
+        }
+    };
+    let found: Vec<&ApimIdentity> = ids
+        .iter()
+        .filter(|i| i.principal.eq_ignore_ascii_case(&principal))
+        .collect();
+    if let [one] = found.as_slice() {
+        let Ok(service) = ServiceId::parse_insensitive(&one.service_id) else {
+            return;
+        };
+        s.api_management_id = Known::Value(Some(service.arm_id()));
+        s.identity = Some(one.selector.clone());
+    }
+}
+
 /// A managed identity of an API Management instance.
 struct ApimIdentity {
     /// Its object ID.
     principal: String,
+    /// What `identity` says for it: `SystemAssigned`, or the user-assigned identity's ARM ID.
+    selector: String,
     /// The instance's ARM ID.
     service_id: String,
     /// The instance's name.
@@ -865,6 +920,7 @@ async fn apim_identities(
         if let Some(p) = identity.principal_id {
             out.push(ApimIdentity {
                 principal: p,
+                selector: "SystemAssigned".into(),
                 service_id: svc.id.clone(),
                 service: svc.name.clone(),
                 which: "system-assigned identity".into(),
@@ -875,6 +931,9 @@ async fn apim_identities(
                 let name = id.rsplit('/').next().unwrap_or(&id).to_string();
                 out.push(ApimIdentity {
                     principal: p,
+                    selector: UserAssignedIdentityId::parse_insensitive(&id)
+                        .map(|u| u.arm_id())
+                        .unwrap_or_else(|_| id.clone()),
                     service_id: svc.id.clone(),
                     service: svc.name.clone(),
                     which: format!("user-assigned identity {name}"),
