@@ -29,6 +29,13 @@ below. Credentials are acquired once per provider process and renewed before the
 
 Requires Terraform 1.11 or later (protocol 6).";
 
+const LIST_NOTES: &str = "\
+For `terraform query` (Terraform 1.14 or later), in a `.tfquery.hcl` file. Each result is \
+shown with the resource's identity; `terraform query -generate-config-out=FILE` writes an \
+`import` block by identity and a `resource` block for each, as a user would write it, which \
+`terraform apply` imports and the next plan leaves unchanged. See the guide \
+[Adopting existing bindings, roles and policies](../guides/adopting-existing-objects.md).";
+
 /// Every generated page: its path under the repository and its content.
 pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
     let p = ApimProvider::new();
@@ -93,6 +100,40 @@ pub fn pages(root: &Path) -> Vec<(PathBuf, String)> {
                     &format!("examples/ephemeral-resources/{n}/ephemeral-resource.tf"),
                 )
                 .as_deref(),
+                import: None,
+                import_by_identity: None,
+                notes: None,
+            }),
+        ));
+    }
+    for l in p.list_resources() {
+        let n = l.type_name();
+        out.push((
+            PathBuf::from(format!("docs/list-resources/{}.md", short(n))),
+            render(&Page {
+                kind: Kind::ListResource,
+                name: n,
+                schema: l.schema(),
+                example: read(
+                    root,
+                    &format!("examples/list-resources/{n}/list-resource.tfquery.hcl"),
+                )
+                .as_deref(),
+                import: None,
+                import_by_identity: None,
+                notes: Some(LIST_NOTES),
+            }),
+        ));
+    }
+    for a in p.actions() {
+        let n = a.type_name();
+        out.push((
+            PathBuf::from(format!("docs/actions/{}.md", short(n))),
+            render(&Page {
+                kind: Kind::Action,
+                name: n,
+                schema: a.schema(),
+                example: read(root, &format!("examples/actions/{n}/action.tf")).as_deref(),
                 import: None,
                 import_by_identity: None,
                 notes: None,

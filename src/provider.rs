@@ -11,9 +11,11 @@ use url::Url;
 use crate::clients::azure::{Azure, AzureSettings, Environment};
 use crate::clients::vault::{JwtLogin, JwtSource, Vault, VaultSettings};
 use crate::context::{AzureCloud, ProviderData};
+use crate::framework::action::ActionType;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::function::Function;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
+use crate::framework::list::ListType;
 use crate::framework::model::Known;
 use crate::framework::resource::Provider;
 use crate::framework::schema::{Attribute, Block, Constraint, NestedBlock, Schema};
@@ -28,7 +30,9 @@ pub struct ApimProvider {
     resources: Vec<Box<dyn ResourceType<ProviderData>>>,
     data_sources: Vec<Box<dyn DataSourceType<ProviderData>>>,
     ephemeral: Vec<Box<dyn EphemeralType<ProviderData>>>,
+    lists: Vec<Box<dyn ListType<ProviderData>>>,
     functions: Vec<Box<dyn Function>>,
+    actions: Vec<Box<dyn ActionType<ProviderData>>>,
 }
 
 impl ApimProvider {
@@ -38,7 +42,9 @@ impl ApimProvider {
             resources: resources::resources(),
             data_sources: resources::data_sources(),
             ephemeral: resources::ephemeral_resources(),
+            lists: resources::list_resources(),
             functions: resources::functions::functions(),
+            actions: resources::actions(),
         }
     }
 }
@@ -563,8 +569,14 @@ impl Provider for ApimProvider {
     fn ephemeral_resources(&self) -> &[Box<dyn EphemeralType<ProviderData>>] {
         &self.ephemeral
     }
+    fn list_resources(&self) -> &[Box<dyn ListType<ProviderData>>] {
+        &self.lists
+    }
     fn functions(&self) -> &[Box<dyn Function>] {
         &self.functions
+    }
+    fn actions(&self) -> &[Box<dyn ActionType<ProviderData>>] {
+        &self.actions
     }
     async fn shutdown(&self, data: Option<std::sync::Arc<ProviderData>>) {
         if let Some(d) = data {

@@ -81,6 +81,13 @@ pub fn handle(app: &App, req: &Req) -> Response<Body> {
             app.gateway.log.clear();
             Ok(json_response(200, &json!({"cleared": true})))
         }
+        ("GET", ["gateway", "telemetry"]) => {
+            Ok(json_response(200, &json!(app.gateway.telemetry.all())))
+        }
+        ("DELETE", ["gateway", "telemetry"]) => {
+            app.gateway.telemetry.clear();
+            Ok(json_response(200, &json!({"cleared": true})))
+        }
         ("DELETE", ["gateway", "cache"]) => {
             app.gateway.cache.clear();
             Ok(json_response(200, &json!({"cleared": true})))
@@ -177,6 +184,8 @@ fn identity(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
             principal_id: uuid(),
             client_id: uuid(),
         });
+        // The gateway's tokens were issued to the identity that is gone.
+        app.gateway.forget_tokens();
     }
     match v.get("token_version") {
         None => {}
@@ -287,6 +296,9 @@ fn inventory(app: &App) -> Value {
                 o.remove("primaryKey");
                 o.remove("secondaryKey");
             }
+            if e.type_name == crate::arm::logger::TYPE {
+                o.remove("credentials");
+            }
         }
         out.insert(
             e.id.clone(),
@@ -324,8 +336,10 @@ fn add_client(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
     Ok(json_response(200, &json!(client)))
 }
 
-/// `POST /_emulator/entra {"token_lifetime": seconds}`: the lifetime of the access tokens the
-/// token endpoint issues (`null`: Entra's 3599).
+/// `POST /_emulator/entra {"token_lifetime": seconds, "mi_token_lifetime": seconds}`: the
+/// lifetime of the access tokens the token endpoint issues (`null`: Entra's 3599), and of the
+/// managed-identity tokens the gateway obtains (`null`: 24 h; zero or negative: expired when
+/// issued). Changing the latter forgets the gateway's cached tokens.
 fn set_entra(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
     let v = body_json(req)?;
     let mut st = lock(&app.state);
@@ -339,10 +353,23 @@ fn set_entra(app: &App, req: &Req) -> Result<Response<Body>, Response<Body>> {
         }
         None => {}
     }
+    match v.get("mi_token_lifetime") {
+        Some(Value::Null) => st.settings.mi_token_lifetime = None,
+        Some(n) => {
+            let n = n
+                .as_i64()
+                .ok_or_else(|| error(400, "`mi_token_lifetime` must be a number of seconds"))?;
+            st.settings.mi_token_lifetime = Some(n);
+        }
+        None => {}
+    }
+    if v.get("mi_token_lifetime").is_some() {
+        app.gateway.forget_tokens();
+    }
     app.persist(&st);
     Ok(json_response(
         200,
-        &json!({"token_lifetime": st.settings.token_lifetime}),
+        &json!({"token_lifetime": st.settings.token_lifetime, "mi_token_lifetime": st.settings.mi_token_lifetime}),
     ))
 }
 

@@ -201,6 +201,11 @@ pub struct Settings {
     /// when absent); shorter ones make clients renew within a test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_lifetime: Option<i64>,
+    /// Lifetime in seconds of the managed-identity tokens the gateway's
+    /// `authentication-managed-identity` obtains (24 h when absent); zero or negative: already
+    /// expired when issued, as a Vault whose clock runs ahead sees them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mi_token_lifetime: Option<i64>,
 }
 
 fn enforced() -> bool {
@@ -489,6 +494,7 @@ impl Seed {
                 lro_retry_after: 0,
                 enforce_rules: true,
                 token_lifetime: None,
+                mi_token_lifetime: None,
             },
             etag_counter: 0,
             keys,

@@ -580,6 +580,88 @@ fn backends_crud() {
 }
 
 #[test]
+fn loggers_crud_with_write_only_credentials() {
+    let emu = Emu::start();
+    let id = format!("{}/loggers/vault-events", emu.apim());
+    let b = json!({"properties": {"loggerType": "azureEventHub", "credentials": {"name": "hub", "connectionString": "Endpoint=sb://x/;SharedAccessKey=k3y"}}});
+    let (s, etag, v) = emu.arm(Method::PUT, &format!("{id}?{V}"), Some(&b), &[]);
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["type"], "Microsoft.ApiManagement/service/loggers");
+    let (s, _, v) = emu.arm(Method::GET, &format!("{id}?{V}"), None, &[]);
+    assert_eq!(s, 200);
+    assert_eq!(v["properties"]["loggerType"], "azureEventHub");
+    assert_eq!(v["properties"]["isBuffered"], true);
+    assert!(
+        !v.to_string().contains("k3y"),
+        "credentials are write-only: {v}"
+    );
+    assert_eq!(
+        v["properties"]["credentials"]["connectionString"],
+        "{{Logger-Credentials--vault-events-connectionString}}"
+    );
+    let inventory = emu.ctl(Method::GET, "inventory", None);
+    assert!(!inventory.to_string().contains("k3y"), "{inventory}");
+    let (s, _, v) = emu.arm(
+        Method::PATCH,
+        &format!("{id}?{V}"),
+        Some(&json!({"properties": {"description": "d"}})),
+        &[("If-Match", &etag.expect("etag"))],
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["properties"]["description"], "d");
+    for (body, target) in [
+        (
+            json!({"properties": {"loggerType": "splunk"}}),
+            "loggerType",
+        ),
+        (json!({"properties": {}}), "loggerType"),
+        (
+            json!({"properties": {"loggerType": "applicationInsights"}}),
+            "credentials",
+        ),
+        (
+            json!({"properties": {"loggerType": "azureEventHub", "credentials": {"name": "hub"}}}),
+            "credentials",
+        ),
+    ] {
+        let (s, _, v) = emu.arm(
+            Method::PUT,
+            &format!("{}/loggers/bad?{V}", emu.apim()),
+            Some(&body),
+            &[],
+        );
+        assert_eq!(s, 400, "{body}: {v}");
+        assert_eq!(v["error"]["details"][0]["target"], target, "{v}");
+    }
+    let (s, _, _) = emu.arm(
+        Method::PUT,
+        &format!("{}/loggers/metrics?{V}", emu.apim()),
+        Some(&json!({"properties": {"loggerType": "azureMonitor"}})),
+        &[],
+    );
+    assert_eq!(s, 201);
+    let (s, _, v) = emu.arm(
+        Method::GET,
+        &format!(
+            "{}/loggers?{V}&$filter=properties/loggerType eq 'azureMonitor'",
+            emu.apim()
+        ),
+        None,
+        &[],
+    );
+    assert_eq!((s, v["count"].as_u64()), (200, Some(1)), "{v}");
+    let (s, _, _) = emu.arm(
+        Method::DELETE,
+        &format!("{id}?{V}"),
+        None,
+        &[("If-Match", "*")],
+    );
+    assert_eq!(s, 200);
+    let (s, _, _) = emu.arm(Method::GET, &format!("{id}?{V}"), None, &[]);
+    assert_eq!(s, 404);
+}
+
+#[test]
 fn service_identity_changes_and_managed_identity_tokens() {
     let emu = Emu::start();
     let id = emu.apim();

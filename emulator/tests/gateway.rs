@@ -522,3 +522,68 @@ fn a_vault_secret_reaches_the_backend_through_openbao() {
         "{log}"
     );
 }
+
+/// `trace`, `emit-metric` and `log-to-eventhub` leave their evaluated content in the telemetry
+/// (and only their shape in the request log).
+#[test]
+fn trace_metric_and_event_contents_reach_the_telemetry() {
+    let emu = Emu::start_with(&["--lro-polls", "0"]);
+    let echo = Echo::start();
+    let svc = emu.apim();
+    put(
+        &emu,
+        &format!("{svc}/apis/orders"),
+        &json!({"properties": {"displayName": "Orders", "path": "orders", "serviceUrl": echo.url, "subscriptionRequired": false}}),
+    );
+    put(
+        &emu,
+        &format!("{svc}/loggers/hub"),
+        &json!({"properties": {"loggerType": "azureEventHub", "credentials": {"name": "h", "connectionString": "c"}}}),
+    );
+    policy(
+        &emu,
+        &format!("{svc}/apis/orders"),
+        r#"<policies>
+  <inbound>
+    <base />
+    <trace source="probe" severity="error">
+      <message>@("path " + context.Request.Url.Path)</message>
+      <metadata name="api" value="@(context.Api.Name)" />
+      <metadata name="fixed" value="yes" />
+    </trace>
+    <emit-metric name="hits" namespace="probes" value="@(2 + 1)">
+      <dimension name="api" value="@(context.Api.Name)" />
+    </emit-metric>
+    <log-to-eventhub logger-id="hub">@("event for " + context.Api.Name)</log-to-eventhub>
+  </inbound>
+  <backend><forward-request timeout="10" /></backend>
+</policies>"#,
+    );
+    emu.ctl(Method::DELETE, "gateway/telemetry", None);
+    let (s, _, body) = get(&emu, &format!("{}/orders/x", emu.s("gateway_url")), &[]);
+    assert_eq!(s, 200, "{body}");
+    let t = emu.ctl(Method::GET, "gateway/telemetry", None);
+    let all = t.as_array().expect("an array");
+    assert_eq!(all.len(), 3, "{t}");
+    assert_eq!(all[0]["kind"], "trace");
+    assert_eq!(all[0]["api"], "orders");
+    assert_eq!(all[0]["source"], "probe");
+    assert_eq!(all[0]["severity"], "error");
+    assert_eq!(all[0]["message"], "path /x");
+    assert_eq!(all[0]["metadata"], json!({"api": "Orders", "fixed": "yes"}));
+    assert_eq!(all[1]["kind"], "metric");
+    assert_eq!(all[1]["name"], "hits");
+    assert_eq!(all[1]["namespace"], "probes");
+    assert_eq!(all[1]["value"], "3");
+    assert_eq!(all[1]["dimensions"], json!({"api": "Orders"}));
+    assert_eq!(all[2]["kind"], "event");
+    assert_eq!(all[2]["logger_id"], "hub");
+    assert_eq!(all[2]["message"], "event for Orders");
+    let log = emu.ctl(Method::GET, "gateway/log", None).to_string();
+    assert!(
+        !log.contains("path /x\"") && !log.contains("event for Orders"),
+        "{log}"
+    );
+    emu.ctl(Method::DELETE, "gateway/telemetry", None);
+    assert_eq!(emu.ctl(Method::GET, "gateway/telemetry", None), json!([]));
+}

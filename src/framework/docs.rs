@@ -18,6 +18,10 @@ pub enum Kind {
     DataSource,
     /// An ephemeral resource.
     Ephemeral,
+    /// A list resource (`terraform query`): the schema is its `config` block's.
+    ListResource,
+    /// An action (Terraform 1.14+); its schema is the `config` block's.
+    Action,
 }
 
 impl Kind {
@@ -27,6 +31,8 @@ impl Kind {
             Kind::Resource => "Resource",
             Kind::DataSource => "Data Source",
             Kind::Ephemeral => "Ephemeral Resource",
+            Kind::ListResource => "List Resource",
+            Kind::Action => "Action",
         }
     }
 }
@@ -221,7 +227,20 @@ pub fn render(page: &Page<'_>) -> String {
             ex.trim_end()
         );
     }
-    out.push_str("## Schema\n\n");
+    if page.kind == Kind::ListResource {
+        // The schema of a list resource is that of the `config` block of a `list` block.
+        out.push_str(
+            "## Configuration Schema\n\nThe arguments of the `config` block of a `list` block.\n\n",
+        );
+        block_section(&mut out, &page.schema.block, None);
+        let trimmed = out.trim_end();
+        return format!("{trimmed}\n");
+    }
+    if page.kind == Kind::Action {
+        out.push_str("## Schema\n\nThe arguments of the action's `config` block.\n\n");
+    } else {
+        out.push_str("## Schema\n\n");
+    }
     block_section(&mut out, &page.schema.block, None);
     if let Some(imp) = page.import {
         let _ = writeln!(
@@ -353,5 +372,25 @@ mod tests {
             md.contains("```shell\nterraform import apim_thing.x x\n```"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_list_resource_page_documents_its_config_block() {
+        let s = Schema::new(
+            Block::new("Things.").attr(Attribute::string("prefix").describe("Only these.")),
+        );
+        let md = render(&Page {
+            kind: Kind::ListResource,
+            name: "apim_thing",
+            schema: &s,
+            example: Some("list \"apim_thing\" \"all\" {\n  provider = apim\n}"),
+            import: None,
+            import_by_identity: None,
+            notes: None,
+        });
+        assert!(md.contains("# apim_thing (List Resource)"), "{md}");
+        assert!(md.contains("## Configuration Schema"), "{md}");
+        assert!(md.contains("- `prefix` (String) Only these."), "{md}");
+        assert!(!md.contains("## Schema\n"), "{md}");
     }
 }

@@ -525,6 +525,23 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             }
         }
     }
+    for l in p.list_resources() {
+        push(check_fields(
+            &format!("list {}", l.type_name()),
+            &l.model_shape(),
+            &l.schema().block,
+        ));
+        // A list resource shares its resource type's identity.
+        if p.resources()
+            .iter()
+            .all(|r| r.type_name() != l.type_name() || r.identity_schema().is_none())
+        {
+            push(Err(format!(
+                "list {}: no resource type of that name with an identity",
+                l.type_name()
+            )));
+        }
+    }
     for s in p.data_sources() {
         push(check_fields(
             s.type_name(),
@@ -537,6 +554,13 @@ pub fn check_models<P: Provider>(p: &P) -> Result<(), String> {
             e.type_name(),
             &e.model_shape(),
             &e.schema().block,
+        ));
+    }
+    for a in p.actions() {
+        push(check_fields(
+            a.type_name(),
+            &a.model_shape(),
+            &a.schema().block,
         ));
     }
     if errors.is_empty() {

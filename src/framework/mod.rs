@@ -1,6 +1,7 @@
 //! The protocol-agnostic core: values, schemas, diagnostics, generic validation and planning,
 //! the resource traits, and the docs renderer. Knows nothing of tfplugin6, Vault or Azure.
 
+pub mod action;
 pub mod cancel;
 pub mod diag;
 pub mod docs;
@@ -8,6 +9,7 @@ pub mod function;
 pub mod generate;
 pub mod identity;
 pub mod lifecycle;
+pub mod list;
 pub mod model;
 pub mod plan;
 pub mod resource;

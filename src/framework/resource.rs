@@ -223,6 +223,14 @@ pub trait Provider: Send + Sync + 'static {
     fn data_sources(&self) -> &[Box<dyn super::lifecycle::DataSourceType<Self::Data>>];
     /// Ephemeral resource types.
     fn ephemeral_resources(&self) -> &[Box<dyn super::lifecycle::EphemeralType<Self::Data>>];
+    /// List resource types (`terraform query`).
+    fn list_resources(&self) -> &[Box<dyn super::list::ListType<Self::Data>>] {
+        &[]
+    }
+    /// Action types (Terraform 1.14+).
+    fn actions(&self) -> &[Box<dyn super::action::ActionType<Self::Data>>] {
+        &[]
+    }
     /// Provider functions.
     fn functions(&self) -> &[Box<dyn super::function::Function>] {
         &[]

@@ -95,7 +95,7 @@ impl Function for PolicyGrants {
         "Whether a Vault ACL policy grants a capability on a path."
     }
     fn description(&self) -> &'static str {
-        "Evaluates the Vault ACL `policy` (HCL or JSON, as `apim_vault_policy_document.hcl` or the Vault provider's `vault_policy.policy`) for the API `path` (without `/v1/`) as Vault does (exact paths, `*` globs, `+` segments, Vault's priority rules, `deny` wins) and answers whether it grants `capability` (`create`, `read`, `update`, `patch`, `delete`, `list`, `sudo`). The same evaluator a binding's plan uses to check that its role's policies let it read its secret."
+        "Evaluates the Vault ACL `policy` (HCL or JSON, as `apim_vault_policy_document.hcl` or the Vault provider's `vault_policy.policy`) for the API `path` (without `/v1/`) as Vault does (exact paths, `*` globs, `+` segments, Vault's priority rules, `deny` wins) and answers whether it grants `capability` (`create`, `read`, `update`, `patch`, `delete`, `list`, `sudo`, `subscribe`). The same evaluator a binding's plan uses to check that its role's policies let it read its secret."
     }
     fn params(&self) -> Vec<Param> {
         vec![
@@ -125,13 +125,16 @@ impl Function for PolicyGrants {
         })?;
         let path = string_arg(args, 1)?;
         let capability = string_arg(args, 2)?;
-        const KNOWN: [&str; 8] = [
-            "create", "read", "update", "patch", "delete", "list", "sudo", "deny",
-        ];
-        if !KNOWN.contains(&capability) {
+        // Every capability a rule can grant; `deny` only takes the others away.
+        let grantable = acl::CAPABILITIES.iter().filter(|c| **c != "deny");
+        if !grantable.clone().any(|c| *c == capability) {
+            let list: Vec<&str> = grantable.copied().collect();
             return Err(FunctionError::argument(
                 2,
-                format!("capability is {capability:?}: use one of create, read, update, patch, delete, list, sudo."),
+                format!(
+                    "capability is {capability:?}: use one of {}.",
+                    list.join(", ")
+                ),
             ));
         }
         let granted = acl::capabilities_on(&[rules], path);
@@ -231,5 +234,17 @@ path "kv/data/+/shared" { capabilities = ["read"] }
         )
         .unwrap_err();
         assert_eq!(cap.argument, Some(2));
+        assert!(cap.text.contains("subscribe"), "{}", cap.text);
+        // Every capability a rule may grant can be asked about, `subscribe` included.
+        let events = r#"path "sys/events/subscribe/*" { capabilities = ["read", "subscribe"] }"#;
+        let subscribe = call(
+            &PolicyGrants,
+            &[
+                Value::string(events),
+                Value::string("sys/events/subscribe/kv*"),
+                Value::string("subscribe"),
+            ],
+        );
+        assert_eq!(subscribe.unwrap(), Value::Bool(true));
     }
 }

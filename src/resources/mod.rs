@@ -12,10 +12,13 @@ pub mod vault_binding;
 pub mod vault_lease;
 pub mod vault_policy;
 pub mod vault_policy_document;
+pub mod vault_rotate;
 pub mod vault_secret;
 
 use crate::context::ProviderData;
+use crate::framework::action::ActionType;
 use crate::framework::lifecycle::{DataSourceType, EphemeralType, ResourceType};
+use crate::framework::list::ListType;
 
 /// Every managed resource type.
 pub fn resources() -> Vec<Box<dyn ResourceType<ProviderData>>> {
@@ -36,9 +39,24 @@ pub fn data_sources() -> Vec<Box<dyn DataSourceType<ProviderData>>> {
     ]
 }
 
+/// Every list resource type (`terraform query`).
+pub fn list_resources() -> Vec<Box<dyn ListType<ProviderData>>> {
+    vec![
+        Box::new(vault_policy::VaultPolicyList),
+        Box::new(vault_auth_backend::VaultAuthBackendList),
+        Box::new(vault_azure_role::VaultAzureRoleList),
+        Box::new(vault_binding::VaultBindingList),
+    ]
+}
+
 /// Every ephemeral resource type.
 pub fn ephemeral_resources() -> Vec<Box<dyn EphemeralType<ProviderData>>> {
     vec![Box::new(vault_secret::VaultSecret)]
+}
+
+/// Every action type.
+pub fn actions() -> Vec<Box<dyn ActionType<ProviderData>>> {
+    vec![Box::new(vault_rotate::VaultRotate)]
 }
 
 /// The uniform diagnostic for a failed API call: "Unable to <action> <type>", with the

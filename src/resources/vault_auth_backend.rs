@@ -13,6 +13,7 @@ use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::identity::IdentitySchema;
+use crate::framework::list::{ListResource, Listed};
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -533,6 +534,69 @@ impl Resource<ProviderData> for VaultAuthBackend {
                 None
             }
         }
+    }
+}
+
+crate::model! {
+    /// The `config` block of `list "apim_vault_auth_backend"`.
+    pub struct AuthBackendListConfig, plan AuthBackendListConfigPlan {
+        /// `path_prefix`.
+        pub path_prefix: Option<String>,
+    }
+}
+
+/// `list "apim_vault_auth_backend"`: the JWT/OIDC auth mounts of the provider's Vault.
+pub struct VaultAuthBackendList;
+
+#[async_trait]
+impl ListResource<ProviderData> for VaultAuthBackendList {
+    type Resource = VaultAuthBackend;
+    type Config = AuthBackendListConfig;
+
+    fn resource(&self) -> &VaultAuthBackend {
+        &VaultAuthBackend
+    }
+
+    fn schema(&self) -> &Schema {
+        static S: OnceLock<Schema> = OnceLock::new();
+        S.get_or_init(|| {
+            Schema::new(
+                Block::new("The JWT/OIDC auth mounts of the provider's Vault (and namespace), whether a configuration manages them or not. Mounts of other auth methods are left out.")
+                    .attr(Attribute::string("path_prefix").describe("Only the mounts whose path starts with this.")),
+            )
+        })
+    }
+
+    async fn list(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        config: AuthBackendListConfig,
+        limit: usize,
+        d: &mut Diags,
+    ) -> Vec<Listed> {
+        let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
+            return Vec::new();
+        };
+        let mounts = match vault.list_auth_mounts().await {
+            Ok(m) => m,
+            Err(e) => {
+                api_error(d, "list", TYPE, "auth mounts", &e);
+                return Vec::new();
+            }
+        };
+        let prefix = config.path_prefix.unwrap_or_default();
+        mounts
+            .into_iter()
+            .filter(|(path, m)| is_jwt(m) && path.starts_with(&prefix))
+            .take(limit)
+            .map(|(path, m)| Listed {
+                import_id: path.clone(),
+                display_name: match m.description.as_str() {
+                    "" => path,
+                    desc => format!("{path} ({desc})"),
+                },
+            })
+            .collect()
     }
 }
 

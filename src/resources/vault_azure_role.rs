@@ -19,6 +19,7 @@ use crate::clients::vault::Vault;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::identity::IdentitySchema;
+use crate::framework::list::{ListResource, Listed};
 use crate::framework::model::{Known, Model};
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -823,6 +824,200 @@ impl Resource<ProviderData> for VaultAzureRole {
             }
             None => None,
         }
+    }
+}
+
+crate::model! {
+    /// The `config` block of `list "apim_vault_azure_role"`.
+    pub struct RoleListConfig, plan RoleListConfigPlan {
+        /// `backend` (default `jwt`).
+        pub backend: Option<String>,
+        /// `api_management_id`: only the roles of this instance's identities.
+        pub api_management_id: Option<String>,
+    }
+}
+
+/// `list "apim_vault_azure_role"`: the roles of an auth mount, each with the API Management
+/// instance whose managed identity it is bound to, when there is one.
+pub struct VaultAzureRoleList;
+
+/// A managed identity of an API Management instance.
+struct ApimIdentity {
+    /// Its object ID.
+    principal: String,
+    /// The instance's ARM ID.
+    service_id: String,
+    /// The instance's name.
+    service: String,
+    /// "system-assigned", or the user-assigned identity's name.
+    which: String,
+}
+
+/// The managed identities of the instances of the provider's subscription.
+async fn apim_identities(
+    azure: &crate::clients::azure::Azure,
+) -> Result<Vec<ApimIdentity>, crate::clients::azure::AzureError> {
+    let mut out = Vec::new();
+    for svc in azure.list_services().await? {
+        let Some(identity) = svc.identity else {
+            continue;
+        };
+        if let Some(p) = identity.principal_id {
+            out.push(ApimIdentity {
+                principal: p,
+                service_id: svc.id.clone(),
+                service: svc.name.clone(),
+                which: "system-assigned identity".into(),
+            });
+        }
+        for (id, u) in identity.user_assigned_identities {
+            if let Some(p) = u.principal_id {
+                let name = id.rsplit('/').next().unwrap_or(&id).to_string();
+                out.push(ApimIdentity {
+                    principal: p,
+                    service_id: svc.id.clone(),
+                    service: svc.name.clone(),
+                    which: format!("user-assigned identity {name}"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl ListResource<ProviderData> for VaultAzureRoleList {
+    type Resource = VaultAzureRole;
+    type Config = RoleListConfig;
+
+    fn resource(&self) -> &VaultAzureRole {
+        &VaultAzureRole
+    }
+
+    fn schema(&self) -> &Schema {
+        static S: OnceLock<Schema> = OnceLock::new();
+        S.get_or_init(|| {
+            Schema::new(
+                Block::new("The roles of a JWT/OIDC (or azure) auth mount, whether a configuration manages them or not. Each shows whether the object ID it is bound to (`oid`) is the managed identity of an API Management instance in the provider's subscription, looked up through Azure Resource Manager when the provider has an `azure` configuration.")
+                    .attr(Attribute::string("backend").validate(validate_mount_path).describe("Mount path of the auth method. Defaults to `jwt`."))
+                    .attr(Attribute::string("api_management_id").validate(validate_service_id).describe("Only the roles bound to an identity of this API Management instance (its ARM ID). Needs the provider's `azure` configuration.")),
+            )
+        })
+    }
+
+    async fn list(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        config: RoleListConfig,
+        limit: usize,
+        d: &mut Diags,
+    ) -> Vec<Listed> {
+        let Some(data) = ctx.data(d) else {
+            return Vec::new();
+        };
+        let Some(vault) = data.vault(d) else {
+            return Vec::new();
+        };
+        let backend = config.backend.unwrap_or_else(|| "jwt".into());
+        let method = match vault.read_auth_mount(&backend).await {
+            Ok(Some(m)) if m.kind == "azure" => RoleMethod::Azure,
+            Ok(Some(m)) if matches!(m.kind.as_str(), "jwt" | "oidc") => RoleMethod::Jwt,
+            Ok(Some(m)) => {
+                d.attr_error(
+                    AttrPath::root("backend"),
+                    format!("Unable to list {TYPE}"),
+                    format!("The auth mount {backend:?} is of type {:?}, not a JWT/OIDC or azure mount. Set `backend` to the mount path of the roles' auth method.", m.kind),
+                );
+                return Vec::new();
+            }
+            Ok(None) => {
+                d.attr_error(
+                    AttrPath::root("backend"),
+                    format!("Unable to list {TYPE}"),
+                    format!("Nothing is mounted at auth path {backend:?}. Set `backend` to the mount path of the roles' auth method (the default is `jwt`)."),
+                );
+                return Vec::new();
+            }
+            Err(e) => {
+                api_error(d, "list", TYPE, &format!("roles of mount {backend:?}"), &e);
+                return Vec::new();
+            }
+        };
+        // The instances' identities, when Azure is configured (a filter needs it).
+        let wanted = config.api_management_id.as_deref();
+        let mut no_azure = Diags::new();
+        let identities = match data.azure(&mut no_azure) {
+            Some(azure) => match apim_identities(azure).await {
+                Ok(ids) => Some(ids),
+                Err(e) => {
+                    d.warning(
+                        format!("API Management identities not resolved for {TYPE}"),
+                        format!("The roles are listed without saying which API Management instance each is bound to: {e}."),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if wanted.is_some() && identities.is_none() {
+            d.attr_error(
+                AttrPath::root("api_management_id"),
+                format!("Unable to list {TYPE}"),
+                format!("Listing the roles of an API Management instance needs its identities from Azure Resource Manager. {}", no_azure.0.first().map(|x| x.detail.as_str()).unwrap_or("Check the provider's `azure` configuration.")),
+            );
+            return Vec::new();
+        }
+        let mut names = match vault.list_roles(&backend).await {
+            Ok(n) => n,
+            Err(e) => {
+                api_error(d, "list", TYPE, &format!("roles of mount {backend:?}"), &e);
+                return Vec::new();
+            }
+        };
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if out.len() >= limit {
+                break;
+            }
+            let role = match vault.read_role(&backend, &name, method).await {
+                Ok(Some(r)) => r,
+                // Deleted since it was listed.
+                Ok(None) => continue,
+                Err(e) => {
+                    d.warning(
+                        format!("{TYPE} {backend}/{name} left out"),
+                        format!("The role could not be read: {e}."),
+                    );
+                    continue;
+                }
+            };
+            let bound = identities
+                .as_ref()
+                .and_then(|ids| ids.iter().find(|i| role.binds_principal(&i.principal)));
+            if let Some(w) = wanted {
+                if !bound.is_some_and(|b| b.service_id.eq_ignore_ascii_case(w)) {
+                    continue;
+                }
+            }
+            let about = match (bound, &identities) {
+                (Some(b), _) => format!(
+                    "bound to the {} of API Management instance {}",
+                    b.which, b.service
+                ),
+                (None, Some(_)) => {
+                    "not bound to an API Management identity of the subscription".into()
+                }
+                (None, None) => {
+                    "API Management identity not looked up (no azure configuration)".into()
+                }
+            };
+            out.push(Listed {
+                import_id: format!("{backend}/{name}"),
+                display_name: format!("{backend}/{name}: {about}"),
+            });
+        }
+        out
     }
 }
 

@@ -9,6 +9,7 @@ use crate::clients::vault::acl;
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
 use crate::framework::identity::IdentitySchema;
+use crate::framework::list::{ListResource, Listed};
 use crate::framework::model::Known;
 use crate::framework::resource::{Ctx, Plan, PlanRequest, Resource};
 use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema};
@@ -320,5 +321,73 @@ impl Resource<ProviderData> for VaultPolicy {
                 None
             }
         }
+    }
+}
+
+crate::model! {
+    /// The `config` block of `list "apim_vault_policy"`.
+    pub struct PolicyListConfig, plan PolicyListConfigPlan {
+        /// `name_prefix`.
+        pub name_prefix: Option<String>,
+    }
+}
+
+/// `list "apim_vault_policy"`: the ACL policies Vault holds, but its built-in `root` and
+/// `default` (which cannot be deleted, so no configuration can own them).
+pub struct VaultPolicyList;
+
+/// Policies every Vault has and no configuration can own.
+const BUILT_IN: [&str; 2] = ["root", "default"];
+
+#[async_trait]
+impl ListResource<ProviderData> for VaultPolicyList {
+    type Resource = VaultPolicy;
+    type Config = PolicyListConfig;
+
+    fn resource(&self) -> &VaultPolicy {
+        &VaultPolicy
+    }
+
+    fn schema(&self) -> &Schema {
+        static S: OnceLock<Schema> = OnceLock::new();
+        S.get_or_init(|| {
+            Schema::new(
+                Block::new("The Vault ACL policies of the provider's Vault (and namespace), whether a configuration manages them or not; Vault's built-in `root` and `default` policies are left out.")
+                    .attr(Attribute::string("name_prefix").describe("Only the policies whose name starts with this.")),
+            )
+        })
+    }
+
+    async fn list(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        config: PolicyListConfig,
+        limit: usize,
+        d: &mut Diags,
+    ) -> Vec<Listed> {
+        let Some(vault) = ctx.data(d).and_then(|p| p.vault(d)) else {
+            return Vec::new();
+        };
+        let names = match vault.list_policies().await {
+            Ok(n) => n,
+            Err(e) => {
+                api_error(d, "list", TYPE, "policies", &e);
+                return Vec::new();
+            }
+        };
+        let prefix = config.name_prefix.unwrap_or_default();
+        let mut names: Vec<String> = names
+            .into_iter()
+            .filter(|n| !BUILT_IN.contains(&n.as_str()) && n.starts_with(&prefix))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .take(limit)
+            .map(|name| Listed {
+                import_id: name.clone(),
+                display_name: name,
+            })
+            .collect()
     }
 }

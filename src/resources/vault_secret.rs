@@ -109,7 +109,7 @@ fn as_text(v: &serde_json::Value) -> String {
 }
 
 /// The API path to read, and whether it is a KV version 2 secret.
-async fn resolve(vault: &Vault, path: &str) -> Result<(String, bool), VaultError> {
+pub(crate) async fn resolve(vault: &Vault, path: &str) -> Result<(String, bool), VaultError> {
     let clean = path.trim_matches('/');
     // A token that may not ask which mount serves the path reads it as given.
     let mount = match vault.mount_of(clean).await {

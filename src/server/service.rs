@@ -212,20 +212,15 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         r: Request<pb::list_resource::Request>,
     ) -> Result<Response<Self::ListResourceStream>, Status> {
-        let event = pb::list_resource::Event {
-            diagnostic: rpc::unsupported::diag(&format!("Listing {}", r.into_inner().type_name)),
-            ..Default::default()
-        };
-        ok(Box::pin(tokio_stream::once(Ok(event))))
+        let events = rpc::list::list(self, r.into_inner()).await;
+        ok(Box::pin(tokio_stream::iter(events.into_iter().map(Ok))))
     }
 
     async fn validate_list_resource_config(
         &self,
         r: Request<pb::validate_list_resource_config::Request>,
     ) -> Result<Response<pb::validate_list_resource_config::Response>, Status> {
-        ok(pb::validate_list_resource_config::Response {
-            diagnostics: rpc::unsupported::diag(&format!("Listing {}", r.into_inner().type_name)),
-        })
+        ok(rpc::list::validate(self, r.into_inner()))
     }
 
     async fn get_functions(
@@ -328,13 +323,7 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         r: Request<pb::plan_action::Request>,
     ) -> Result<Response<pb::plan_action::Response>, Status> {
-        ok(pb::plan_action::Response {
-            diagnostics: rpc::unsupported::diag(&format!(
-                "The action {}",
-                r.into_inner().action_type
-            )),
-            deferred: None,
-        })
+        ok(rpc::action::plan(self, r.into_inner()).await)
     }
 
     type InvokeActionStream = Stream<pb::invoke_action::Event>;
@@ -343,28 +332,18 @@ impl<P: Provider> Rpc for ProviderService<P> {
         &self,
         r: Request<pb::invoke_action::Request>,
     ) -> Result<Response<Self::InvokeActionStream>, Status> {
-        use pb::invoke_action::event::{Completed, Type};
-        let event = pb::invoke_action::Event {
-            r#type: Some(Type::Completed(Completed {
-                diagnostics: rpc::unsupported::diag(&format!(
-                    "The action {}",
-                    r.into_inner().action_type
-                )),
-            })),
-        };
-        ok(Box::pin(tokio_stream::once(Ok(event))))
+        use tokio_stream::StreamExt;
+        let events = rpc::action::invoke(self, r.into_inner());
+        ok(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(events).map(Ok),
+        ))
     }
 
     async fn validate_action_config(
         &self,
         r: Request<pb::validate_action_config::Request>,
     ) -> Result<Response<pb::validate_action_config::Response>, Status> {
-        ok(pb::validate_action_config::Response {
-            diagnostics: rpc::unsupported::diag(&format!(
-                "The action {}",
-                r.into_inner().type_name
-            )),
-        })
+        ok(rpc::action::validate(self, r.into_inner()))
     }
 
     async fn stop_provider(

@@ -192,6 +192,7 @@ fn front_matter_is_what_tfplugindocs_validate_accepts() {
         "ephemeral-resources",
         "guides",
         "functions",
+        "list-resources",
     ] {
         if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
             pages.extend(entries.flatten().map(|e| e.path()));

@@ -1019,3 +1019,210 @@ async fn binding_injection_vectors_are_refused_on_their_attribute() {
     let errors = validate(&config).await;
     assert!(!errors.is_empty(), "a quote in inject.header is accepted");
 }
+
+/// The list resources over the wire: advertised in GetMetadata and GetProviderSchema; a
+/// `config` block that is wrong gets a diagnostic on its attribute, an unknown type and a
+/// listing before configuration get a diagnostic event, never a transport error.
+#[tokio::test]
+async fn list_resources_answer_with_diagnostics_not_errors() {
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let lists = [
+        "apim_vault_auth_backend",
+        "apim_vault_azure_role",
+        "apim_vault_binding",
+        "apim_vault_policy",
+    ];
+    let meta = c
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names: Vec<_> = meta
+        .list_resources
+        .iter()
+        .map(|l| l.type_name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, lists);
+    let schema = c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names: Vec<_> = schema
+        .list_resource_schemas
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(names, lists);
+
+    let ty = Type::object([
+        ("api_management_id", Type::String),
+        ("api_id", Type::String),
+    ]);
+    let config = Value::object([
+        ("api_management_id", Value::from("contoso-apim")),
+        ("api_id", Value::Null),
+    ]);
+    let resp = c
+        .validate_list_resource_config(pb::validate_list_resource_config::Request {
+            type_name: "apim_vault_binding".into(),
+            config: dv(&config, &ty),
+            ..Default::default()
+        })
+        .await
+        .expect("a diagnostic, not a transport error")
+        .into_inner();
+    let on_attribute = resp.diagnostics.iter().any(|d| {
+        d.attribute.as_ref().is_some_and(|a| {
+            matches!(
+                a.steps.first().and_then(|s| s.selector.as_ref()),
+                Some(pb::attribute_path::step::Selector::AttributeName(n)) if n == "api_management_id"
+            )
+        })
+    });
+    assert!(on_attribute, "{:?}", resp.diagnostics);
+
+    let events = |r: pb::list_resource::Request| {
+        let mut c = c.clone();
+        async move {
+            let mut stream = c.list_resource(r).await.expect("a stream").into_inner();
+            let mut out = Vec::new();
+            while let Some(ev) = stream.message().await.expect("events, not an error") {
+                out.push(ev);
+            }
+            out
+        }
+    };
+    let out = events(pb::list_resource::Request {
+        type_name: "apim_no_such_thing".into(),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].diagnostic[0]
+        .summary
+        .contains("Unknown list resource type"));
+    let policy_ty = Type::object([("name_prefix", Type::String)]);
+    let out = events(pb::list_resource::Request {
+        type_name: "apim_vault_policy".into(),
+        config: dv(&Value::object([("name_prefix", Value::Null)]), &policy_ty),
+        limit: 10,
+        include_resource_object: true,
+    })
+    .await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].identity.is_none());
+    assert_eq!(out[0].diagnostic[0].summary, "Provider not configured");
+}
+
+/// The events of an InvokeAction stream, to its end.
+async fn invoke_events(
+    c: &mut ProviderClient<Channel>,
+    action_type: &str,
+    config: Option<pb::DynamicValue>,
+) -> Vec<pb::invoke_action::Event> {
+    let mut stream = c
+        .invoke_action(pb::invoke_action::Request {
+            action_type: action_type.into(),
+            config,
+            client_capabilities: None,
+        })
+        .await
+        .expect("a stream, not a transport error")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(ev) = stream.message().await.expect("the stream ends cleanly") {
+        events.push(ev);
+    }
+    events
+}
+
+/// The diagnostics' summaries of the stream's one completed event, which must be its last.
+fn completed(events: &[pb::invoke_action::Event]) -> Vec<String> {
+    use pb::invoke_action::event::Type;
+    let completions: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.r#type {
+            Some(Type::Completed(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completions.len(), 1, "one completed event: {events:?}");
+    assert!(
+        matches!(
+            events.last().and_then(|e| e.r#type.as_ref()),
+            Some(Type::Completed(_))
+        ),
+        "the completed event comes last: {events:?}"
+    );
+    completions[0]
+        .diagnostics
+        .iter()
+        .map(|d| d.summary.clone())
+        .collect()
+}
+
+/// Actions are declared in the schema (the value of `kv.data` write-only and sensitive) and the
+/// metadata; InvokeAction answers with a stream that ends in one completed event carrying the
+/// diagnostics, for an unknown type and for a real action on a provider never configured
+/// (which does nothing, so reports no progress).
+#[tokio::test]
+async fn actions_are_declared_and_invoke_streams_a_completed_event() {
+    use apim_provider::framework::action::Action;
+    let p = start(None);
+    let mut c = ProviderClient::new(channel(&p, None).await.unwrap());
+    let schema = c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let block = schema.action_schemas["apim_vault_rotate"]
+        .schema
+        .as_ref()
+        .and_then(|s| s.block.as_ref())
+        .expect("the action's schema");
+    let kv = block
+        .block_types
+        .iter()
+        .find(|b| b.type_name == "kv")
+        .and_then(|b| b.block.as_ref())
+        .expect("the kv block");
+    let data = kv.attributes.iter().find(|a| a.name == "data").unwrap();
+    assert!(data.write_only && data.sensitive, "{data:?}");
+    let meta = c
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(meta
+        .actions
+        .iter()
+        .any(|a| a.type_name == "apim_vault_rotate"));
+
+    let events = invoke_events(&mut c, "apim_no_such_action", None).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(completed(&events), ["Unknown action type"]);
+
+    let ty = apim_provider::resources::vault_rotate::VaultRotate
+        .schema()
+        .block
+        .object_type();
+    let mut config = Value::object([(
+        "api_management_id",
+        Value::from("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim"),
+    )]);
+    config.set(
+        "kv",
+        Value::object([
+            ("path", Value::from("secret/data/orders/backend")),
+            ("data", Value::object([("api_key", Value::from("v"))])),
+        ]),
+    );
+    let events = invoke_events(&mut c, "apim_vault_rotate", dv(&config, &ty)).await;
+    assert_eq!(events.len(), 1, "no progress: nothing was done: {events:?}");
+    assert_eq!(completed(&events), ["Provider not configured"]);
+}

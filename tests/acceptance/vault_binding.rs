@@ -603,7 +603,9 @@ fn vault_binding_plan_time_refusals() {
     let big = policy_of_size(15 * 1024);
     emu.put_api_policy("big-api", &big);
     emu.create_api("full-api");
-    emu.put_api_policy("full-api", &policy_of_size(10 * 1024));
+    // With one binding's block (about 9 KB, failure records included), over four fifths of
+    // 16 KiB and under it.
+    emu.put_api_policy("full-api", &policy_of_size(6 * 1024));
     // The trio's policy reads `<mount>/<x>/orders...`: the KV secret and the database
     // credentials, not `secret/data/payments/db`.
     let cfg = |binding: &str, role_ttl: i64| config_reading(&emu, "+/+/orders*", binding, role_ttl);

@@ -294,6 +294,27 @@ pub fn clear_log(emu: &Emulator) {
     );
 }
 
+/// What the gateway's `trace`, `emit-metric` and `log-to-eventhub` policies emitted, oldest
+/// first, with their content (`GET /_emulator/gateway/telemetry`): records with `kind`
+/// `trace` (`source`, `severity`, `message`, `metadata`), `metric` (`name`, `namespace`,
+/// `value`, `dimensions`) or `event` (`logger_id`, `message`), each with `api` and `time`.
+#[track_caller]
+pub fn telemetry(emu: &Emulator) -> Vec<Value> {
+    let (status, body) = emu.call("GET", "/_emulator/gateway/telemetry", None);
+    assert_eq!(status, 200, "gateway telemetry: {body}");
+    body.as_array().cloned().unwrap_or_default()
+}
+
+/// Empties the gateway's telemetry.
+#[track_caller]
+pub fn clear_telemetry(emu: &Emulator) {
+    let (status, body) = emu.call("DELETE", "/_emulator/gateway/telemetry", None);
+    assert!(
+        (200..300).contains(&status),
+        "clear the gateway telemetry: {body}"
+    );
+}
+
 /// Empties the gateway's internal cache (as when every entry expires).
 #[track_caller]
 pub fn clear_cache(emu: &Emulator) {

@@ -63,7 +63,7 @@ pub use collector::Collector;
 pub use emulator::Emulator;
 pub use fault_proxy::FaultProxy;
 pub use postgres::Postgres;
-pub use testcase::{run, Step, TestCase};
+pub use testcase::{run, run_with, Step, TestCase};
 pub use tools::{terraform_versions, TerraformBin, Tools};
 pub use workdir::{TfOutput, Workdir, PROVIDER_SOURCE};
 

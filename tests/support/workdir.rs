@@ -222,6 +222,7 @@ impl Workdir {
                     | "output"
                     | "console"
                     | "graph"
+                    | "query"
             ) && !rest.contains(&"-no-color")
             {
                 full.push("-no-color".into());

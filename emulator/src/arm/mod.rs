@@ -23,6 +23,7 @@ pub(crate) mod response;
 pub mod api;
 pub mod backend;
 pub mod filter;
+pub mod logger;
 pub mod named_value;
 pub mod operation;
 pub mod policy;
@@ -154,6 +155,7 @@ fn route(app: &App, req: &Req) -> ArmResult {
             &rest[1..],
         ),
         "backends" => crud::entity_routes(app, req, &backend::Backends, &scope, &rest[1..]),
+        "loggers" => crud::entity_routes(app, req, &logger::Loggers, &scope, &rest[1..]),
         "subscriptions" => {
             crud::entity_routes(app, req, &subscription::Subscriptions, &scope, &rest[1..])
         }

@@ -87,9 +87,18 @@ pub async fn token(
         return Err(format!("the managed-identity endpoint answered {status}"));
     }
     let (id, tenant) = identity(app, service_key, client_id)?;
-    let claims = msi::claims(app, &tenant, &id, resource, id.token_version, MI_LIFETIME);
+    let lifetime = lock(&app.state)
+        .settings
+        .mi_token_lifetime
+        .unwrap_or(MI_LIFETIME);
+    let mut claims = msi::claims(app, &tenant, &id, resource, id.token_version, lifetime);
+    if lifetime <= 0 {
+        // Issued an hour before it ran out, as a token that has expired would have been.
+        claims["iat"] = serde_json::json!(now + lifetime - 3600);
+        claims["nbf"] = serde_json::json!(now + lifetime - 3600);
+    }
     let t = app.signer.sign(&claims)?;
-    lock(&app.gateway.tokens).insert(key, (t.clone(), now + MI_LIFETIME));
+    lock(&app.gateway.tokens).insert(key, (t.clone(), now + lifetime));
     Ok((t, false))
 }
 

@@ -7,6 +7,7 @@
 //!   (`send-request`, `forward-request`); `identity` managed-identity tokens; `cache`.
 //! - `document`, `compose`, `instance`: the documents and what the store holds about them;
 //!   `scopes`: operation matching and products.
+//! - `telemetry`: what `trace`, `emit-metric` and `log-to-eventhub` emitted, with content.
 //! - `rules`: the documented rules (the table) and their save-time check; `expr`: expressions.
 
 pub mod cache;
@@ -23,6 +24,7 @@ mod pipeline;
 mod policies;
 pub mod rules;
 pub mod scopes;
+pub mod telemetry;
 
 use crate::server::App;
 use hyper_util::rt::TokioIo;
@@ -46,6 +48,8 @@ pub struct Gateway {
     pub cache: cache::Cache,
     /// The request log.
     pub log: log::Log,
+    /// What `trace`, `emit-metric` and `log-to-eventhub` emitted.
+    pub telemetry: telemetry::Telemetry,
     client: reqwest::Client,
     client_follow: reqwest::Client,
     /// Managed-identity tokens.
@@ -80,14 +84,16 @@ impl Gateway {
             https_url,
             cache: cache::Cache::default(),
             log: log::Log::default(),
+            telemetry: telemetry::Telemetry::default(),
             client: client(roots, false)?,
             client_follow: client(roots, true)?,
             tokens: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Forgets every managed-identity token held (as when they expire): the next
-    /// `authentication-managed-identity` asks the endpoint again.
+    /// Forgets every managed-identity token held (as when they expire, or after their lifetime
+    /// setting or the identity changed): the next `authentication-managed-identity` asks the
+    /// endpoint again.
     pub fn forget_tokens(&self) {
         crate::faults::lock(&self.tokens).clear();
     }

@@ -8,6 +8,8 @@ use super::expr::eval::truthy;
 use super::expr::value::{Ty, Val};
 use super::pipeline::{paths, Flow, Fut, Run};
 use super::rules::policies::Section;
+use super::telemetry::Record;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 macro_rules! tri {
@@ -324,10 +326,29 @@ impl Run<'_> {
         Flow::Next
     }
 
-    /// `trace`, `emit-metric`, `log-to-eventhub`: recorded in the request log. Their content is
-    /// not (it may carry secrets): only what it is made of.
+    /// The `value` attributes of `node`'s `child` elements by their `name`, evaluated.
+    fn named_values(
+        &mut self,
+        node: &Node,
+        path: &str,
+        child: &str,
+    ) -> Result<BTreeMap<String, String>, Flow> {
+        let mut out = BTreeMap::new();
+        for c in node.elems().filter(|e| e.name == child) {
+            let name = c.attr("name").unwrap_or_default().to_string();
+            let value = self.attr_text(c, path, "value", "")?;
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
+
+    /// `trace`, `emit-metric`, `log-to-eventhub`: recorded in the request log without their
+    /// content (it may carry secrets): only what it is made of; and, with their content, in
+    /// the telemetry an operator would read (`telemetry.rs`).
     fn record(&mut self, node: &Node, path: &str) -> Flow {
-        let outcome = match node.name.as_str() {
+        let time = crate::util::now_rfc3339();
+        let api = self.ctx.matched.api_id.clone();
+        let (outcome, record) = match node.name.as_str() {
             "trace" => {
                 let msg = node
                     .elems()
@@ -335,42 +356,63 @@ impl Run<'_> {
                     .map(|m| m.text())
                     .unwrap_or_default();
                 let text = tri!(self.text(node, path, &msg));
-                let meta: Vec<&str> = node
-                    .elems()
-                    .filter(|e| e.name == "metadata")
-                    .filter_map(|m| m.attr("name"))
-                    .collect();
-                format!(
-                    "trace from '{}' ({}), message of {} characters, metadata [{}]",
-                    node.attr("source").unwrap_or_default(),
-                    node.attr("severity").unwrap_or("verbose"),
+                let metadata = tri!(self.named_values(node, path, "metadata"));
+                let source = node.attr("source").unwrap_or_default().to_string();
+                let severity = node.attr("severity").unwrap_or("verbose").to_string();
+                let outcome = format!(
+                    "trace from '{source}' ({severity}), message of {} characters, metadata [{}]",
                     text.chars().count(),
-                    meta.join(", ")
-                )
+                    metadata.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+                let r = Record::Trace {
+                    time,
+                    api,
+                    source,
+                    severity,
+                    message: text,
+                    metadata,
+                };
+                (outcome, r)
             }
             "emit-metric" => {
                 let value = tri!(self.attr_text(node, path, "value", "1"));
-                let dims: Vec<&str> = node
-                    .elems()
-                    .filter(|e| e.name == "dimension")
-                    .filter_map(|d| d.attr("name"))
-                    .collect();
-                format!(
-                    "metric '{}' in '{}' = {value}, dimensions [{}]",
-                    node.attr("name").unwrap_or_default(),
-                    node.attr("namespace").unwrap_or("API Management"),
-                    dims.join(", ")
-                )
+                let dimensions = tri!(self.named_values(node, path, "dimension"));
+                let name = node.attr("name").unwrap_or_default().to_string();
+                let namespace = node
+                    .attr("namespace")
+                    .unwrap_or("API Management")
+                    .to_string();
+                let outcome = format!(
+                    "metric '{name}' in '{namespace}' = {value}, dimensions [{}]",
+                    dimensions.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+                let r = Record::Metric {
+                    time,
+                    api,
+                    name,
+                    namespace,
+                    value,
+                    dimensions,
+                };
+                (outcome, r)
             }
             _ => {
                 let text = tri!(self.text(node, path, &node.text()));
-                format!(
-                    "event of {} characters for logger '{}'",
-                    text.chars().count(),
-                    node.attr("logger-id").unwrap_or_default()
-                )
+                let logger_id = node.attr("logger-id").unwrap_or_default().to_string();
+                let outcome = format!(
+                    "event of {} characters for logger '{logger_id}'",
+                    text.chars().count()
+                );
+                let r = Record::Event {
+                    time,
+                    api,
+                    logger_id,
+                    message: text,
+                };
+                (outcome, r)
             }
         };
+        self.app.gateway.telemetry.push(record);
         self.step(&node.name, outcome);
         Flow::Next
     }

@@ -7,6 +7,11 @@
 # after `<base />`, shared with the API's other bindings; the rest of the policy is left as it
 # is. After rotating the secret in Vault, bump `rotation` so that the gateway fetches it on the
 # next request instead of when its cache expires.
+#
+# When the gateway cannot get the secret, the caller gets a bare 502 and the gateway records
+# why in a `trace` (source `apim-vault-binding`). With `logger_id` naming an APIM logger (for
+# example `azurerm_api_management_logger.vault.id`), each failure is also an Event Hubs event
+# or an Application Insights metric, depending on the logger's type.
 resource "apim_vault_binding" "orders" {
   api_management_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-apis/providers/Microsoft.ApiManagement/service/contoso-apim"
   api_id            = "orders-api"

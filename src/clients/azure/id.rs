@@ -190,6 +190,10 @@ fn check_api_or_backend(s: &str) -> Result<(), String> {
     check_entity_name(80)(s)
 }
 
+fn check_logger(s: &str) -> Result<(), String> {
+    check_entity_name(256)(s)
+}
+
 fn check_api(s: &str) -> Result<(), String> {
     // A revision (`echo;rev=2`) may be up to 256 characters.
     check_entity_name(if s.contains(";rev=") { 256 } else { 80 })(s)
@@ -332,6 +336,14 @@ impl ServiceId {
         }
     }
 
+    /// A logger of this instance.
+    pub fn logger(&self, name: impl Into<String>) -> LoggerId {
+        LoggerId {
+            service: self.clone(),
+            name: name.into(),
+        }
+    }
+
     /// The instance's global (all APIs) policy.
     pub fn policy(&self) -> ServicePolicyId {
         ServicePolicyId {
@@ -447,6 +459,11 @@ child_id!(
 child_id!(
     /// A backend: `{service}/backends/{backendId}`.
     BackendId, "backends", "backend ID", check_api_or_backend, "backend", "backend"
+);
+
+child_id!(
+    /// A logger: `{service}/loggers/{loggerId}`.
+    LoggerId, "loggers", "logger ID", check_logger, "logger", "logger"
 );
 
 impl ApiId {

@@ -106,6 +106,29 @@ fn config_path(mount: &str) -> Result<String, VaultError> {
 }
 
 impl Vault {
+    /// `GET sys/auth`: every enabled auth mount by path, without the trailing `/`.
+    /// API reference: <https://openbao.org/api-docs/system/auth/#list-auth-methods>.
+    pub async fn list_auth_mounts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, AuthMount>, VaultError> {
+        let path = "sys/auth";
+        let resp: Data<std::collections::BTreeMap<String, Json>> =
+            self.send(Method::GET, path, None).await?;
+        let mut out = std::collections::BTreeMap::new();
+        for (key, v) in resp.data {
+            // Mounts are objects with a `type`; nothing else is.
+            if v.get("type").and_then(Json::as_str).is_none() {
+                continue;
+            }
+            let mount: AuthMount = serde_json::from_value(v).map_err(|e| VaultError::Decode {
+                path: path.to_string(),
+                message: format!("auth mount {key:?}: {e}"),
+            })?;
+            out.insert(key.trim_end_matches('/').to_string(), mount);
+        }
+        Ok(out)
+    }
+
     /// `GET sys/auth/<path>`: the mount, or `None` when nothing is mounted there.
     pub async fn read_auth_mount(&self, path: &str) -> Result<Option<AuthMount>, VaultError> {
         match self

@@ -16,6 +16,7 @@ pub mod mounts;
 mod path;
 pub mod policy;
 pub mod role;
+pub mod secrets;
 mod token;
 mod transport;
 

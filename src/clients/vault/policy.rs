@@ -32,6 +32,12 @@ fn acl_path(name: &str) -> Result<String, VaultError> {
 }
 
 impl Vault {
+    /// LIST `sys/policies/acl`: the names of every ACL policy, `root` and `default` included.
+    /// API reference: <https://openbao.org/api-docs/system/policies/#list-acl-policies>.
+    pub async fn list_policies(&self) -> Result<Vec<String>, VaultError> {
+        self.list("sys/policies/acl").await
+    }
+
     /// GET `sys/policies/acl/<name>`: the policy text, or `None` when there is no such policy.
     pub async fn read_policy(&self, name: &str) -> Result<Option<String>, VaultError> {
         match self

@@ -232,6 +232,15 @@ impl Role {
         }
     }
 
+    /// Whether the role binds the object ID `principal` (its `oid`, or one of its
+    /// `bound_service_principal_ids`), whatever tenant it binds.
+    pub fn binds_principal(&self, principal: &str) -> bool {
+        match self {
+            Role::Jwt(r) => r.admits("oid", principal) == Some(true),
+            Role::Azure(r) => r.bound_service_principal_ids.iter().any(|p| p == principal),
+        }
+    }
+
     /// Whether the identity with object ID `principal` in `tenant` can log in with the role:
     /// a JWT role binds `oid` to it (and `tid`, when bound, to `tenant`); an azure role lists
     /// it in `bound_service_principal_ids`.

@@ -58,6 +58,22 @@ pub(super) fn record_of(doc: &str, api: &str, name: &str) -> Option<(BindingSpec
     Some((spec, super::render::block_intact(doc, api)))
 }
 
+/// The names of the bindings whose records the managed block of an API's policy holds
+/// (sorted), and of those whose record could not be read (edited by hand); both empty when
+/// the API has no policy or no block.
+pub(super) async fn bindings_of(
+    azure: &Azure,
+    id: &ApiPolicyId,
+) -> Result<(Vec<String>, Vec<String>), AzureError> {
+    let Some((doc, _)) = read_policy_shared(azure, id).await? else {
+        return Ok(Default::default());
+    };
+    Ok(find_block(&doc).map_or_else(Default::default, |found| {
+        let names = found.block.bindings.into_iter().map(|s| s.name).collect();
+        (names, found.unreadable)
+    }))
+}
+
 /// How an edit of the block ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Edited {
@@ -132,6 +148,34 @@ pub(super) async fn edit_block(
             drop(turn);
         }
     }
+}
+
+/// Bumps the rotation generation of the bindings of `api` that `reads` picks (the
+/// `apim_vault_rotate` action, after it wrote their secret): a new cache key, so the gateway
+/// fetches the secret on the next request. The edit goes through the API's queue like every
+/// binding's, with its ETag; the bindings' settings, and so their state, stay as they are.
+/// Returns the names of the bindings bumped (none: nothing was written).
+pub(crate) async fn bump_generation(
+    azure: &Azure,
+    service: &ServiceId,
+    api: &str,
+    reads: impl Fn(&BindingSpec) -> bool + Send + Sync + 'static,
+) -> Result<Vec<String>, AzureError> {
+    let bumped = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = bumped.clone();
+    let change = move |block: &mut Block| {
+        let mut names = Vec::new();
+        for s in block.bindings.iter_mut().filter(|s| reads(s)) {
+            s.generation = s.generation.wrapping_add(1);
+            names.push(s.name.clone());
+        }
+        // The change is applied again after another writer's edit: the last one is written.
+        *lock(&out) = names;
+        Ok(())
+    };
+    edit_block(azure, service, api, change).await?;
+    let names = std::mem::take(&mut *lock(&bumped));
+    Ok(names)
 }
 
 /// How long the writer waits for more edits to join its batch, at most, and for the next one

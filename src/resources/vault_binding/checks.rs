@@ -16,7 +16,7 @@ use crate::resources::policy_xml;
 
 use super::apim::{api_policy_id, api_reads, read_policy_shared, service_reads};
 use super::model::{api_name, service_of, BindingModel};
-use super::render::{find_block, with_block, BindingSpec};
+use super::render::{find_block, with_block, BindingSpec, Logger, LoggerKind};
 use super::{VaultBinding, TYPE};
 
 pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
@@ -213,6 +213,74 @@ impl VaultBinding {
             leased: mount.is_leased(),
             bound_identity: facts.bound_identity,
         })
+    }
+}
+
+impl VaultBinding {
+    /// The binding's logger (`logger_id`), looked up in its instance: `Some(None)` without
+    /// one; `None` (with an error) when it cannot be used or looked up.
+    pub(super) async fn check_logger(
+        &self,
+        data: &ProviderData,
+        v: &BindingModel,
+        d: &mut Diags,
+    ) -> Option<Option<Logger>> {
+        let Some(written) = &v.logger_id else {
+            return Some(None);
+        };
+        let at = AttrPath::root("logger_id");
+        let service = service_of(v)?;
+        let name = match written.rsplit_once("/loggers/") {
+            Some((instance, name)) => {
+                if !instance.eq_ignore_ascii_case(&service.arm_id()) {
+                    d.attr_error(
+                        at,
+                        "The logger is in another instance",
+                        format!("`logger_id` is {written:?}, a logger of another API Management instance than the binding's ({service}); the gateway can only send to the instance's own loggers. Name a logger of {service}."),
+                    );
+                    return None;
+                }
+                name
+            }
+            None => written.as_str(),
+        };
+        let azure = data.azure(d)?;
+        let id = service.logger(name);
+        match azure.get_logger(&id).await {
+            Ok(l) => {
+                let kind = match l.value.properties.logger_type.as_str() {
+                    "azureEventHub" => LoggerKind::EventHub,
+                    "applicationInsights" | "azureMonitor" => LoggerKind::Metric,
+                    other => {
+                        d.attr_error(
+                            at,
+                            "Logger of an unknown type",
+                            format!("Logger {name:?} of {service} has type {other:?}; a binding sends to an `azureEventHub` (events), `applicationInsights` or `azureMonitor` (metrics) logger. Name one of those."),
+                        );
+                        return None;
+                    }
+                };
+                Some(Some(Logger {
+                    id: written.clone(),
+                    kind,
+                }))
+            }
+            Err(e) if e.is_not_found() => {
+                d.attr_error(
+                    at,
+                    "Logger not found",
+                    format!("{service} has no logger {name:?}. Check `logger_id` (the logger's name, or its ARM ID), or create the logger first and reference it (`logger_id = azurerm_api_management_logger.<name>.id`)."),
+                );
+                None
+            }
+            Err(e) => {
+                d.error(
+                    format!("Unable to check {TYPE}"),
+                    format!("Reading logger {name:?}: {e}"),
+                );
+                None
+            }
+        }
     }
 }
 

@@ -435,6 +435,32 @@ pub(crate) fn validate_inject_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     check(v, p, d, "Invalid name", name_problem, &rule);
 }
 
+/// An APIM logger (`logger_id`): its name in the binding's instance (letters, digits, `_`, `-`
+/// and `.`, up to 256), or its ARM ID
+/// (`/subscriptions/…/providers/Microsoft.ApiManagement/service/<name>/loggers/<logger>`)
+/// whose last segment is such a name. The name is written into `log-to-eventhub`'s
+/// `logger-id`, where APIM allows no expression.
+pub(crate) fn validate_logger_id(v: &Value, p: &AttrPath, d: &mut Diags) {
+    let problem = |s: &str| {
+        let name = match s.rsplit_once("/loggers/") {
+            Some((service, name)) => {
+                if let Err(e) = crate::clients::azure::id::ServiceId::parse(service) {
+                    return Some(format!(
+                        "its instance part is not an API Management instance's ARM ID: {e}"
+                    ));
+                }
+                name
+            }
+            None => s,
+        };
+        if name.chars().count() > 256 {
+            return Some("the logger's name is longer than 256 characters".to_string());
+        }
+        name_problem(name)
+    };
+    check(v, p, d, "Invalid logger", problem, "A logger is named by its name in the instance (letters, digits, `_`, `-` and `.`), e.g. \"vault-failures\", or by its ARM ID, e.g. `azurerm_api_management_logger.<name>.id`.");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Escapers
 
@@ -903,6 +929,34 @@ mod tests {
                 ("", "root namespace"),
             ],
         );
+    }
+
+    #[test]
+    fn logger_ids() {
+        let p = AttrPath::root("logger_id");
+        let service = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim";
+        for good in [
+            "vault-failures",
+            "ai_logger.1",
+            &format!("{service}/loggers/vault-events"),
+        ] {
+            assert!(run(validate_logger_id, &p, good).is_empty(), "{good}");
+        }
+        for (s, why) in [
+            ("vault events", "a space"),
+            ("a\"b", "a quote"),
+            ("{{name}}", "named-value"),
+            ("@(x)", "policy expression"),
+            ("", "it is empty"),
+            (
+                "/subscriptions/x/loggers/a",
+                "not an API Management instance's ARM ID",
+            ),
+            (&format!("{service}/loggers/a b"), "a space"),
+            (&"a".repeat(257), "longer than 256"),
+        ] {
+            refused_at(validate_logger_id, &p, s, why);
+        }
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! - `model.rs`: the binding's model, its record, its ID;
 //! - `checks.rs`: the attributes' grammar and the checks against Vault and Azure;
 //! - `apim.rs`: reading and editing the block with ETags;
-//! - `render.rs`: the block and the binding's part of it.
+//! - `render.rs`: the block and the binding's part of it;
+//! - `list.rs`: the bindings of an instance, for `terraform query`.
 
 mod apim;
 mod checks;
 pub(crate) mod grammar;
+mod list;
 mod model;
 pub mod render;
 
@@ -37,12 +39,17 @@ use super::policy_xml::{self, Format};
 use apim::{azure_err, edit_block, record_of, Edited};
 use checks::validate_name;
 use grammar::{
-    validate_audience, validate_inject_name, validate_mount_path, validate_namespace,
-    validate_secret_field, validate_secret_path, validate_vault_address, validate_vault_name,
+    validate_audience, validate_inject_name, validate_logger_id, validate_mount_path,
+    validate_namespace, validate_secret_field, validate_secret_path, validate_vault_address,
+    validate_vault_name,
 };
-use model::{api_name, binding_id, from_record, service_of, spec};
+pub use list::VaultBindingList;
+pub(crate) use model::api_name;
+use model::{binding_id, from_record, service_of, spec};
 pub use model::{BindingModel, BindingPlan, InjectBlock, InjectBlockPlan};
-use render::binding_part;
+use render::{binding_part, BindingSpec};
+
+pub(crate) use apim::bump_generation;
 
 const TYPE: &str = "apim_vault_binding";
 
@@ -116,10 +123,11 @@ impl VaultBinding {
             return None;
         };
         let facts = self.check_vault(data, &planned, true, d).await?;
+        let logger = self.check_logger(data, &planned, d).await?;
         if d.has_errors() {
             return None;
         }
-        let Some(mine) = spec(&planned, facts.kv_v2, facts.leased) else {
+        let Some(mine) = spec(&planned, facts.kv_v2, facts.leased, logger) else {
             d.error(
                 format!("Unable to {action} {TYPE}"),
                 "The binding needs an `inject` target and a Vault address (`vault_address`, or the provider's `vault.address`).",
@@ -143,8 +151,12 @@ impl VaultBinding {
                 match existing {
                     // Adopting a binding made elsewhere would hide it: ask for an import.
                     Some(_) if create => Err(format!("exists:{import_id}")),
+                    // The rotation generation is no setting: the record keeps it.
                     Some(i) => {
-                        block.bindings[i] = mine.clone();
+                        block.bindings[i] = BindingSpec {
+                            generation: block.bindings[i].generation,
+                            ..mine.clone()
+                        };
                         Ok(())
                     }
                     None => {
@@ -237,7 +249,7 @@ impl Resource<ProviderData> for VaultBinding {
         static S: OnceLock<Schema> = OnceLock::new();
         S.get_or_init(|| {
             Schema::new(
-                Block::new("Makes one API Management API fetch one Vault secret at request time: APIM logs in to Vault with its managed identity, reads the secret, caches it and injects it into the request to the backend. The binding lives in a block the provider manages in the API's inbound policy, shared by all the bindings of that API (one cache lookup, one login per role, one read per secret); no named values or policy fragments are used. Plan checks that the binding can work: the role exists, its policies grant `read` on `secret_path`, `cache_ttl` fits the token and lease TTLs, and the API exists.")
+                Block::new("Makes one API Management API fetch one Vault secret at request time: APIM logs in to Vault with its managed identity, reads the secret, caches it and injects it into the request to the backend. The binding lives in a block the provider manages in the API's inbound policy, shared by all the bindings of that API (one cache lookup, one login per role, one read per secret); no named values or policy fragments are used. Plan checks that the binding can work: the role exists, its policies grant `read` on `secret_path`, `cache_ttl` fits the token and lease TTLs, and the API exists. When a fetch fails at request time, the gateway records why (a `trace`, and a metric or event for a named `logger_id`); the caller gets a bare 502.")
                     .attr(Attribute::string("id").computed().use_state_for_unknown().describe("`<api_management_id>/apis/<api_id>/vaultBindings/<name>`; the import ID."))
                     .attr(Attribute::string("api_management_id").required().requires_replace().validate(validate_service_id).describe("ARM ID of the API Management instance."))
                     .attr(Attribute::string("api_id").required().requires_replace().describe("The API (its name, or its ARM ID) whose inbound policy runs the binding, right after `<base />`."))
@@ -261,8 +273,9 @@ impl Resource<ProviderData> for VaultBinding {
                         .items(1, 1),
                     )
                     .attr(Attribute::number("cache_ttl").default(300).validate(validators::non_negative_int).describe("Seconds the gateway caches the secret (never longer than the lease Vault gives with it); 0 fetches it on every request, which is refused for leased secrets (each read would be a new credential)."))
-                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires."))
-                    .attr(Attribute::string("on_error").default("fail").one_of(&["fail", "continue"]).describe("When Vault cannot be reached or refuses: `fail` answers 502 without telling why; `continue` forwards the request without the secret."))
+                    .attr(Attribute::number("rotation").default(0).validate(validators::non_negative_int).describe("A number that is part of the cache key: change it (for example after rotating the secret) and the gateway fetches the secret again on the next request instead of when the cache expires. The `apim_vault_rotate` action does the same for every binding that reads a secret it rotates, without a change here."))
+                    .attr(Attribute::string("on_error").default("fail").one_of(&["fail", "continue"]).describe("When Vault cannot be reached or refuses: `fail` answers 502 without telling why; `continue` forwards the request without the secret. Either way the gateway records why in a `trace` (source `apim-vault-binding`: the binding, the step that failed, Vault's status and error text; never a token or a secret)."))
+                    .attr(Attribute::string("logger_id").validate(validate_logger_id).describe("An APIM logger of the instance (its name, or its ARM ID, e.g. `azurerm_api_management_logger.<name>.id`) that failures are also sent to: an `azureEventHub` logger gets a `log-to-eventhub` event per failed binding, an `applicationInsights` or `azureMonitor` logger an `emit-metric` `apim-vault-binding-failures` (namespace `apim-vault`, dimensions `binding` and `outcome`). Plan checks that the logger exists."))
                     .attr(Attribute::string("policy_xml").computed().describe("The binding's part of the managed block (`rawxml`): its read and its injection. An edit of the block outside Terraform shows as a change here, which apply repairs.")),
             )
         })
@@ -325,7 +338,11 @@ impl Resource<ProviderData> for VaultBinding {
         // refused even when the binding itself stays as it is.
         plan.refuse_unchanged = data.this_run.is_changing();
         let facts = self.check_vault(data, &known, false, d).await;
-        let mine = facts.as_ref().and_then(|f| spec(&known, f.kv_v2, f.leased));
+        let logger = self.check_logger(data, &known, d).await;
+        let mine = facts
+            .as_ref()
+            .zip(logger)
+            .and_then(|(f, l)| spec(&known, f.kv_v2, f.leased, l));
         self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), d)
             .await;
         if let Some(mine) = mine {

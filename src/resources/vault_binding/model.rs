@@ -3,7 +3,7 @@
 use crate::clients::azure::id::{ResourceId, ServiceId};
 use crate::framework::model::Known;
 
-use super::render::{binding_part, BindingSpec, Inject};
+use super::render::{binding_part, BindingSpec, Inject, Logger};
 
 crate::model! {
     /// An `apim_vault_binding`.
@@ -38,6 +38,8 @@ crate::model! {
         pub api_id: String,
         /// `on_error` (default `fail`).
         pub on_error: Option<String>,
+        /// `logger_id`: the APIM logger failures are also sent to.
+        pub logger_id: Option<String>,
         /// The binding's part of the managed block.
         pub policy_xml: Known<String>,
     }
@@ -65,8 +67,14 @@ impl BindingModel {
 }
 
 /// The binding's settings as the block records them, given what the secret's mount is
-/// (`kv_v2`, `leased`); `None` without an `inject` target or a Vault address.
-pub(super) fn spec(v: &BindingModel, kv_v2: bool, leased: bool) -> Option<BindingSpec> {
+/// (`kv_v2`, `leased`) and what its logger is; `None` without an `inject` target or a Vault
+/// address.
+pub(super) fn spec(
+    v: &BindingModel,
+    kv_v2: bool,
+    leased: bool,
+    logger: Option<Logger>,
+) -> Option<BindingSpec> {
     let inject = v.inject.as_ref()?;
     let inject = if let Some(h) = &inject.header {
         Inject::Header(h.clone())
@@ -91,6 +99,9 @@ pub(super) fn spec(v: &BindingModel, kv_v2: bool, leased: bool) -> Option<Bindin
         rotation: v.rotation.unwrap_or(0),
         fail_on_error: v.on_error.as_deref() != Some("continue"),
         api_ref: Some(v.api_id.clone()),
+        logger,
+        // Not a setting: an edit keeps what the block holds (`apim::keep_generation`).
+        generation: 0,
     })
 }
 
@@ -99,7 +110,7 @@ pub(super) fn service_of(v: &BindingModel) -> Option<ServiceId> {
 }
 
 /// The API name from `api_id` (a name, or an API's full ARM ID).
-pub(super) fn api_name(api_id: &str) -> &str {
+pub(crate) fn api_name(api_id: &str) -> &str {
     api_id
         .trim_end_matches('/')
         .rsplit('/')
@@ -164,6 +175,7 @@ pub(super) fn from_record(
             }
             .to_string(),
         ),
+        logger_id: spec.logger.as_ref().map(|l| l.id.clone()),
         // A block edited by hand shows as a change of every binding's part, which apply
         // repairs by rendering the block again.
         policy_xml: Known::Value(if intact {

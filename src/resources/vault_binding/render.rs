@@ -16,6 +16,14 @@
 //!    (`on_error = "fail"`) or the request going on without the secret (`continue`);
 //! 4. every variable that held a token, a Vault answer or the secrets, cleared.
 //!
+//! A fetch that fails leaves a record of why, with APIM's own means ([`failure`]): a `trace`
+//! (source `apim-vault-binding`, severity `error`) naming the bindings, the step that failed
+//! (the managed-identity token, the login, the read, the field) and Vault's HTTP status and
+//! `errors` text (bounded; never a body that could hold a token or a secret: only failed calls
+//! are described, and only their `errors`); and, for a binding that names a logger, an
+//! `emit-metric` (dimensions `binding`, `outcome`) or a `log-to-eventhub` event. The caller
+//! still gets a bare 502.
+//!
 //! No named values and no policy fragments: the number of bindings is bounded only by the
 //! policy document's size. Every value from the configuration is escaped for where it goes
 //! (`grammar.rs`), and the text never contains `{{` or `}}`, which APIM would substitute.
@@ -38,6 +46,32 @@ pub enum Inject {
     Query(String),
     /// A context variable for other policies.
     Variable(String),
+}
+
+/// What a binding's logger is sent, decided by the logger's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoggerKind {
+    /// An `azureEventHub` logger: `log-to-eventhub` events.
+    EventHub,
+    /// An `applicationInsights` or `azureMonitor` logger: `emit-metric` custom metrics.
+    Metric,
+}
+
+/// The APIM logger a binding's failures are sent to, besides the `trace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logger {
+    /// `logger_id` as the configuration writes it: the logger's name, or its ARM ID.
+    pub id: String,
+    /// What it is sent.
+    pub kind: LoggerKind,
+}
+
+impl Logger {
+    /// The logger's name in its instance (what `logger-id` takes).
+    pub fn name(&self) -> &str {
+        self.id.rsplit('/').next().unwrap_or(&self.id)
+    }
 }
 
 /// Everything the block needs of one binding; stored in its record.
@@ -76,6 +110,18 @@ pub struct BindingSpec {
     /// gives back the same spelling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_ref: Option<String>,
+    /// The logger its failures are sent to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logger: Option<Logger>,
+    /// The rotation generation: bumped by the `apim_vault_rotate` action after it wrote the
+    /// secret, part of the cache key like `rotation`, but no setting of the binding (its
+    /// state never shows it, and an edit of the binding keeps it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The bindings of one API, and whether their first one created the API's policy.
@@ -98,6 +144,15 @@ const CACHED: &str = "apim-vault";
 const LIVE: &str = "apim-vault-live";
 /// Seconds a `send-request` to Vault may take.
 const TIMEOUT: u32 = 10;
+/// The variable holding what Vault said about a failed call, while it is recorded.
+const FAILURE: &str = "apim-vault-failure";
+/// The `source` of the block's traces.
+const TRACE_SOURCE: &str = "apim-vault-binding";
+/// The name and namespace of the block's custom metric.
+const METRIC: &str = "apim-vault-binding-failures";
+const METRIC_NAMESPACE: &str = "apim-vault";
+/// At most this many characters of Vault's `errors` are recorded.
+const ERRORS_MAX: usize = 300;
 
 /// FNV-1a over `parts`: stable across builds and platforms, unlike the standard hasher.
 fn hash(parts: &[&str]) -> u64 {
@@ -261,7 +316,6 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
              {indent}    </set-header>{ns}\n\
              {indent}    <set-body>@(new JObject(new JProperty(\"role\", {role}), new JProperty(\"jwt\", context.Variables.GetValueOrDefault<string>(\"{mi}\", \"\"))).ToString())</set-body>\n\
              {indent}</send-request>\n\
-             {indent}<set-variable name=\"{mi}\" value=\"\" />\n\
              {indent}<choose>\n\
              {indent}    <when condition=\"@({ok})\">\n",
             aud = xml_attr(&first.audience),
@@ -281,7 +335,18 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
                 clear.push(var);
             }
         }
-        let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
+        x.push_str(&read_failures(members, &format!("{indent}        ")));
+        let _ = writeln!(x, "{indent}    </when>");
+        x.push_str(&login_failures(
+            members,
+            &mi,
+            &login,
+            &format!("{indent}    "),
+        ));
+        let _ = writeln!(
+            x,
+            "{indent}</choose>\n{indent}<set-variable name=\"{mi}\" value=\"\" />"
+        );
         clear.push(login);
     }
     let mut json = String::from("\"{\"");
@@ -302,6 +367,216 @@ fn fetch(set: &[&BindingSpec], var: &str, indent: &str) -> (String, Vec<String>)
     (x, clear)
 }
 
+/// The step of a fetch that failed: its `step` metadata and its `outcome` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No managed-identity token for the audience.
+    ManagedIdentity,
+    /// Vault refused the login, or did not answer.
+    Login,
+    /// Vault refused the read, or did not answer.
+    Read,
+    /// The read succeeded, without the binding's field.
+    Field,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::ManagedIdentity => "managed-identity",
+            Step::Login => "login",
+            Step::Read => "read",
+            Step::Field => "field",
+        }
+    }
+    fn outcome(self) -> &'static str {
+        match self {
+            Step::ManagedIdentity => "managed-identity-failed",
+            Step::Login => "login-failed",
+            Step::Read => "read-failed",
+            Step::Field => "field-missing",
+        }
+    }
+}
+
+/// A `@{...}` expression: what Vault answered to the `send-request` into `var`, as
+/// `HTTP <status> <errors>` (Vault's `errors` array as JSON, at most [`ERRORS_MAX`]
+/// characters), or that there was no answer. Only Vault's `errors` are taken from the body,
+/// and only from a JSON answer: the block describes failed calls, whose answers hold no
+/// token and no secret.
+fn vault_said(var: &str) -> String {
+    let r = response(var);
+    [
+        "@{ ".to_string(),
+        format!("if (!context.Variables.ContainsKey(\"{var}\") || {r} == null) {{ return \"no answer (timeout or connection failure)\"; }} "),
+        format!("var r = {r}; "),
+        "string errors = \"\"; ".to_string(),
+        "if (r.Headers.GetValueOrDefault(\"Content-Type\", \"\").Contains(\"json\")) { errors = JsonConvert.SerializeObject(r.Body.As<JObject>(preserveContent: true)[\"errors\"]); } ".to_string(),
+        format!("if (errors.Length > {ERRORS_MAX}) {{ errors = errors.Substring(0, {ERRORS_MAX}) + \"...\"; }} "),
+        "return \"HTTP \" + r.StatusCode + \" \" + errors; }".to_string(),
+    ]
+    .concat()
+}
+
+/// The record of a failure of `step` for `bindings`: a `trace` whose message is `what` (a C#
+/// string literal) followed by `detail` (a `@{...}` expression setting [`FAILURE`] first, or
+/// none), with the bindings and the step as metadata; and, per binding that names a logger,
+/// its metric or event.
+fn failure(
+    bindings: &[&BindingSpec],
+    step: Step,
+    what: &str,
+    detail: Option<String>,
+    indent: &str,
+) -> String {
+    let names = bindings
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut x = String::new();
+    let text = match &detail {
+        Some(expr) => {
+            let _ = writeln!(
+                x,
+                "{indent}<set-variable name=\"{FAILURE}\" value=\"{expr}\" />"
+            );
+            format!(
+                "{} + context.Variables.GetValueOrDefault<string>(\"{FAILURE}\", \"\")",
+                cs_string(what)
+            )
+        }
+        None => cs_string(what),
+    };
+    let _ = writeln!(
+        x,
+        "{indent}<trace source=\"{TRACE_SOURCE}\" severity=\"error\">\n\
+         {indent}    <message>@({} + {text})</message>\n\
+         {indent}    <metadata name=\"binding\" value=\"{}\" />\n\
+         {indent}    <metadata name=\"step\" value=\"{}\" />\n\
+         {indent}</trace>",
+        cs_string(&format!("{names}: ")),
+        xml_attr(&names),
+        step.name(),
+    );
+    for s in bindings {
+        let Some(logger) = &s.logger else { continue };
+        match logger.kind {
+            LoggerKind::Metric => {
+                let _ = writeln!(
+                    x,
+                    "{indent}<emit-metric name=\"{METRIC}\" namespace=\"{METRIC_NAMESPACE}\" value=\"1\">\n\
+                     {indent}    <dimension name=\"binding\" value=\"{}\" />\n\
+                     {indent}    <dimension name=\"outcome\" value=\"{}\" />\n\
+                     {indent}</emit-metric>",
+                    xml_attr(&s.name),
+                    step.outcome(),
+                );
+            }
+            LoggerKind::EventHub => {
+                let _ = writeln!(
+                    x,
+                    "{indent}<log-to-eventhub logger-id=\"{}\">@(JsonConvert.SerializeObject(new JObject(new JProperty(\"source\", \"{TRACE_SOURCE}\"), new JProperty(\"api\", context.Api.Id), new JProperty(\"binding\", {}), new JProperty(\"step\", \"{}\"), new JProperty(\"outcome\", \"{}\"), new JProperty(\"detail\", {text}))))</log-to-eventhub>",
+                    xml_attr(logger.name()),
+                    cs_string(&s.name),
+                    step.name(),
+                    step.outcome(),
+                );
+            }
+        }
+    }
+    if detail.is_some() {
+        let _ = writeln!(x, "{indent}<set-variable name=\"{FAILURE}\" value=\"\" />");
+    }
+    x
+}
+
+/// The branches of a login group's `choose` that run when its login did not succeed: no
+/// managed-identity token (the login was sent without one), or Vault's refusal.
+fn login_failures(members: &[&BindingSpec], mi: &str, login: &str, indent: &str) -> String {
+    let first = members[0];
+    let inner = format!("{indent}    ");
+    format!(
+        "{indent}<when condition=\"@(string.IsNullOrEmpty(context.Variables.GetValueOrDefault<string>(\"{mi}\", \"\")))\">\n\
+         {}\
+         {indent}</when>\n\
+         {indent}<otherwise>\n\
+         {}\
+         {indent}</otherwise>\n",
+        failure(
+            members,
+            Step::ManagedIdentity,
+            &format!(
+                "no managed-identity token for audience {}: the gateway could not log in to Vault",
+                first.audience
+            ),
+            None,
+            &inner,
+        ),
+        failure(
+            members,
+            Step::Login,
+            &format!(
+                "Vault login as role {} at auth/{} failed: ",
+                first.role, first.backend
+            ),
+            Some(vault_said(login)),
+            &inner,
+        ),
+    )
+}
+
+/// After a login group's reads: per read that did not succeed, its record; per binding whose
+/// read succeeded without its field, its record.
+fn read_failures(members: &[&BindingSpec], indent: &str) -> String {
+    let mut x = String::new();
+    let mut seen: Vec<String> = Vec::new();
+    for s in members {
+        let var = read_var(s);
+        if seen.contains(&var) {
+            continue;
+        }
+        let sharing: Vec<&BindingSpec> = members
+            .iter()
+            .filter(|m| read_var(m) == var)
+            .copied()
+            .collect();
+        let _ = write!(
+            x,
+            "{indent}<choose>\n{indent}    <when condition=\"@(!({}))\">\n{}{indent}    </when>\n{indent}</choose>\n",
+            answered(&var),
+            failure(
+                &sharing,
+                Step::Read,
+                &format!("Vault read of {} failed: ", s.secret_path),
+                Some(vault_said(&var)),
+                &format!("{indent}        "),
+            ),
+        );
+        seen.push(var);
+    }
+    for s in members {
+        let var = read_var(s);
+        let _ = write!(
+            x,
+            "{indent}<choose>\n{indent}    <when condition=\"@({} && {} == null)\">\n{}{indent}    </when>\n{indent}</choose>\n",
+            answered(&var),
+            field(s),
+            failure(
+                &[s],
+                Step::Field,
+                &format!(
+                    "Vault read of {} succeeded, without the field {}",
+                    s.secret_path, s.secret_field
+                ),
+                None,
+                &format!("{indent}        "),
+            ),
+        );
+    }
+    x
+}
+
 /// The cache key of the API's cached secrets: it changes with every setting that decides a
 /// secret and with every `rotation`, so a change is never answered from the cache.
 fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
@@ -319,6 +594,9 @@ fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
             s.kv_v2.to_string(),
             s.rotation.to_string(),
         ]);
+        if s.generation > 0 {
+            parts.push(format!("generation {}", s.generation));
+        }
     }
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     format!("apim-vault-{:016x}", hash(&refs))
@@ -542,6 +820,8 @@ mod tests {
             rotation: 0,
             fail_on_error: true,
             api_ref: None,
+            generation: 0,
+            logger: None,
         }
     }
 
@@ -666,6 +946,116 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_key_changes_with_the_generation_which_the_record_keeps() {
+        let a = spec("a");
+        let mut bumped = spec("a");
+        bumped.generation = 1;
+        assert_ne!(cache_key("orders", &[&a]), cache_key("orders", &[&bumped]));
+        // Generation 0 is not written: records and keys of bindings never rotated stay as
+        // they were.
+        assert!(!record(&a).contains("generation"));
+        let doc = with_block(None, "orders", &block(vec![bumped.clone()]))
+            .unwrap()
+            .unwrap();
+        let found = find_block(&doc).unwrap();
+        assert_eq!(found.block.bindings, vec![bumped]);
+        assert!(block_intact(&doc, "orders"));
+    }
+
+    #[test]
+    fn every_failed_step_leaves_a_trace_and_the_loggers_record() {
+        let mut events = spec("a");
+        events.logger = Some(Logger {
+            id: "vault-events".into(),
+            kind: LoggerKind::EventHub,
+        });
+        let mut metrics = spec("b");
+        metrics.logger = Some(Logger {
+            id: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim/loggers/vault-metrics".into(),
+            kind: LoggerKind::Metric,
+        });
+        let x = render_block("orders", &block(vec![events, metrics]), "");
+        // One login for both (one role), one read (one secret): managed identity and login
+        // name both bindings, the read too; each binding's field has its own.
+        assert_eq!(x.matches("<trace ").count(), 5, "{x}");
+        let lines: Vec<&str> = x.lines().map(str::trim).collect();
+        for step in ["managed-identity", "login", "read"] {
+            let at = lines
+                .iter()
+                .position(|l| *l == format!("<metadata name=\"step\" value=\"{step}\" />"))
+                .unwrap_or_else(|| panic!("no {step} trace: {x}"));
+            assert_eq!(
+                lines[at - 1],
+                "<metadata name=\"binding\" value=\"a, b\" />"
+            );
+        }
+        assert_eq!(
+            x.matches("<metadata name=\"step\" value=\"field\" />")
+                .count(),
+            2
+        );
+        // Each binding's logger: its three shared steps and its own field.
+        assert_eq!(
+            x.matches("<log-to-eventhub logger-id=\"vault-events\">")
+                .count(),
+            4
+        );
+        assert_eq!(x.matches("<emit-metric ").count(), 4, "{x}");
+        assert_eq!(
+            x.matches("<dimension name=\"binding\" value=\"b\" />")
+                .count(),
+            4
+        );
+        for outcome in [
+            "managed-identity-failed",
+            "login-failed",
+            "read-failed",
+            "field-missing",
+        ] {
+            assert!(
+                x.contains(&format!(
+                    "<dimension name=\"outcome\" value=\"{outcome}\" />"
+                )),
+                "{outcome}"
+            );
+        }
+        assert!(!x.contains("{{") && !x.contains("}}"), "{x}");
+        // What Vault said comes from failed calls only, and only their `errors`: the login's
+        // token is read once, by the read it authorises.
+        assert_eq!(x.matches("client_token").count(), 1, "{x}");
+        assert_eq!(x.matches("[\"errors\"]").count(), 2, "login and read: {x}");
+        // The variable holding it is emptied where it is set.
+        assert_eq!(
+            x.matches(&format!("<set-variable name=\"{FAILURE}\" value=\"@{{"))
+                .count(),
+            x.matches(&format!("<set-variable name=\"{FAILURE}\" value=\"\" />"))
+                .count()
+        );
+        let doc = with_block(None, "orders", &block(vec![spec("c")]))
+            .unwrap()
+            .unwrap();
+        assert!(policy_xml::canonical(&doc, Format::Raw).is_ok(), "{doc}");
+        assert!(block_intact(&doc, "orders"));
+    }
+
+    #[test]
+    fn a_record_without_a_logger_reads_back_and_one_with_it_round_trips() {
+        let mut s = spec("a");
+        let doc = with_block(None, "orders", &block(vec![s.clone()]))
+            .unwrap()
+            .unwrap();
+        assert!(!doc.contains("<emit-metric") && !doc.contains("<log-to-eventhub"));
+        s.logger = Some(Logger {
+            id: "vault-events".into(),
+            kind: LoggerKind::EventHub,
+        });
+        let doc = with_block(None, "orders", &block(vec![s.clone()]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(find_block(&doc).unwrap().block.bindings, vec![s]);
+    }
+
     mod properties {
         use super::*;
         use crate::framework::diag::{AttrPath, Diags};
@@ -758,6 +1148,8 @@ mod tests {
                 namespace in proptest::option::of(prop_oneof![4 => "[a-z0-9_\\-]{1,8}", 1 => "[a-z0-9_.\\-/\"{}@]{1,10}"]),
                 header in prop_oneof![4 => "[A-Za-z0-9_.\\-]{1,10}", 1 => "[A-Za-z0-9_.\\-\"{}:@<& ]{1,10}"],
                 field in prop_oneof![4 => "[a-z0-9_.\\-]{1,10}", 1 => "[a-z0-9_.\\-\"{}@<]{1,10}"],
+                logger in proptest::option::of(prop_oneof![4 => "[A-Za-z0-9_.\\-]{1,12}", 1 => "[A-Za-z0-9_.\\-\"{}@<&/ ]{1,12}"]),
+                metric in any::<bool>(),
             ) {
                 prop_assume!(accepted(validate_vault_name, &role));
                 prop_assume!(accepted(validate_secret_path, &path));
@@ -765,6 +1157,7 @@ mod tests {
                 prop_assume!(namespace.as_deref().is_none_or(|n| accepted(validate_namespace, n)));
                 prop_assume!(accepted(validate_inject_name, &header));
                 prop_assume!(accepted(validate_secret_field, &field));
+                prop_assume!(logger.as_deref().is_none_or(|l| accepted(validate_logger_id, l)));
                 let mut s = spec("b");
                 s.role = role;
                 s.secret_path = path.clone();
@@ -772,6 +1165,10 @@ mod tests {
                 s.vault_namespace = namespace.clone();
                 s.inject = Inject::Header(header.clone());
                 s.secret_field = field;
+                s.logger = logger.clone().map(|id| Logger {
+                    id,
+                    kind: if metric { LoggerKind::Metric } else { LoggerKind::EventHub },
+                });
                 let doc = with_block(None, "orders", &block(vec![s.clone()])).unwrap().unwrap();
                 prop_assert!(!doc.contains("{{") && !doc.contains("}}"));
                 let found = find_block(&doc).unwrap();
@@ -783,6 +1180,21 @@ mod tests {
                 prop_assert_eq!(count("cache-lookup-value"), 1);
                 prop_assert_eq!(count("cache-store-value"), 1);
                 prop_assert_eq!(count("set-header"), 3 + 2 * usize::from(namespace.is_some()));
+                // A trace per failed step (managed identity, login, read, field), naming the
+                // binding; and per step the logger's metric or event.
+                prop_assert_eq!(count("trace"), 4);
+                let meta: Vec<(String, String)> = els.iter().filter(|(n, _, _)| n == "metadata")
+                    .map(|(_, a, _)| (a[0].1.clone(), a[1].1.clone())).collect();
+                prop_assert_eq!(meta.iter().filter(|(k, v)| k == "binding" && v == "b").count(), 4);
+                let per_step = usize::from(logger.is_some()) * 4;
+                prop_assert_eq!(count("emit-metric"), if metric { per_step } else { 0 });
+                prop_assert_eq!(count("log-to-eventhub"), if metric { 0 } else { per_step });
+                let ids: Vec<String> = els.iter().filter(|(n, _, _)| n == "log-to-eventhub")
+                    .filter_map(|(_, a, _)| a.iter().find(|(k, _)| k == "logger-id").map(|(_, v)| v.clone())).collect();
+                if let (Some(l), false) = (&logger, metric) {
+                    let name = l.rsplit('/').next().unwrap_or(l).to_string();
+                    prop_assert_eq!(ids, vec![name; 4]);
+                }
                 let urls: Vec<&str> = els.iter().filter(|(n, _, _)| n == "set-url").map(|(_, _, t)| t.as_str()).collect();
                 prop_assert_eq!(urls, vec![
                     "https://vault.example.com:8200/v1/auth/jwt/login".to_string(),

@@ -38,7 +38,24 @@ pub fn provider_schema<P: Provider>(s: &ProviderService<P>) -> &pb::get_provider
                 .iter()
                 .map(|r| (r.type_name().to_string(), convert::schema(r.schema())))
                 .collect(),
+            list_resource_schemas: p
+                .list_resources()
+                .iter()
+                .map(|r| (r.type_name().to_string(), convert::schema(r.schema())))
+                .collect(),
             functions: super::function::definitions(s),
+            action_schemas: p
+                .actions()
+                .iter()
+                .map(|a| {
+                    (
+                        a.type_name().to_string(),
+                        pb::ActionSchema {
+                            schema: Some(convert::schema(a.schema())),
+                        },
+                    )
+                })
+                .collect(),
             server_capabilities: Some(capabilities()),
             ..Default::default()
         }
@@ -72,11 +89,25 @@ pub fn metadata<P: Provider>(s: &ProviderService<P>) -> pb::get_metadata::Respon
                 type_name: r.type_name().into(),
             })
             .collect(),
+        list_resources: p
+            .list_resources()
+            .iter()
+            .map(|r| m::ListResourceMetadata {
+                type_name: r.type_name().into(),
+            })
+            .collect(),
         functions: p
             .functions()
             .iter()
             .map(|f| m::FunctionMetadata {
                 name: f.name().into(),
+            })
+            .collect(),
+        actions: p
+            .actions()
+            .iter()
+            .map(|a| m::ActionMetadata {
+                type_name: a.type_name().into(),
             })
             .collect(),
         ..Default::default()

@@ -1,11 +1,11 @@
 //! APIs: `{service}/apis/{apiId}` — apimapis.json (`ApiCreateOrUpdateParameter`,
-//! `ApiContract` in definitions.json). The provider reads APIs (a binding's `api_id`) and
+//! `ApiContract` in definitions.json). The provider reads APIs (a binding's `api_id`), lists them (the rotate action) and
 //! creates minimal ones in tests.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::clients::azure::id::{ApiId, ResourceId};
+use crate::clients::azure::id::{ApiId, ResourceId, ServiceId};
 use crate::clients::azure::{Azure, AzureError, Tagged};
 
 /// Body of `PUT {service}/apis/{apiId}` (`ApiCreateOrUpdateProperties`, the minimal part).
@@ -60,6 +60,16 @@ pub struct ApiProperties {
 }
 
 impl Azure {
+    /// `GET {service}/apis`, every page (`Api_ListByService` in apimapis.json).
+    pub async fn list_apis(&self, service: &ServiceId) -> Result<Vec<Api>, AzureError> {
+        self.list_json(
+            &format!("{}/apis", service.arm_id()),
+            &[],
+            &format!("listing the APIs of {service}"),
+        )
+        .await
+    }
+
     /// `GET {service}/apis/{apiId}`.
     pub async fn get_api(&self, id: &ApiId) -> Result<Tagged<Api>, AzureError> {
         self.get_json(&id.arm_id(), &[], &format!("reading {id}"))

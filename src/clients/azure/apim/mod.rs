@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_policy;
 pub mod backend;
+pub mod logger;
 pub mod named_value;
 pub mod policy_fragment;
 pub mod service;

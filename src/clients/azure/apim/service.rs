@@ -228,6 +228,19 @@ struct Subscription {
 }
 
 impl Azure {
+    /// `GET /subscriptions/{sub}/providers/Microsoft.ApiManagement/service`, every page:
+    /// the instances of the configured subscription, with their identities
+    /// (`ApiManagementService_List` in apimdeployment.json).
+    pub async fn list_services(&self) -> Result<Vec<Service>, AzureError> {
+        let sub = self.subscription_id().to_string();
+        self.list_json(
+            &format!("/subscriptions/{sub}/providers/Microsoft.ApiManagement/service"),
+            &[],
+            &format!("listing the API Management instances of subscription {sub}"),
+        )
+        .await
+    }
+
     /// `GET {service}`: the instance, with its identities.
     pub async fn get_service(&self, id: &ServiceId) -> Result<Tagged<Service>, AzureError> {
         self.get_json(&id.arm_id(), &[], &format!("reading {id}"))
