@@ -361,10 +361,10 @@ fn runtime_each_failure_leaves_a_trace_and_its_loggers_record_and_no_secret() {
     assert_nothing_secret(&emu, &bao, &seen);
 }
 
-/// `logger_id` naming a logger the instance does not have is refused at plan, naming the
-/// attribute and the fix.
+/// `logger_id` naming a logger the instance does not have, or a logger of another instance,
+/// is refused at plan, naming the attribute and the fix.
 #[test]
-fn binding_with_a_missing_logger_is_refused_at_plan() {
+fn binding_with_a_logger_it_cannot_use_is_refused_at_plan() {
     let bao = Bao::start();
     let emu = Emulator::start();
     let echo = Echo::start();
@@ -380,8 +380,15 @@ fn binding_with_a_missing_logger_is_refused_at_plan() {
             "logger_id         = \"no-such-logger\""
         ),
     );
+    let elsewhere = emu
+        .api_management_id()
+        .rsplit_once('/')
+        .map(|(rg, _)| format!("{rg}/another-apim/loggers/vault-events"))
+        .expect("an ARM ID");
+    let other_instance = config.replace("no-such-logger", &elsewhere);
     run(TestCase::new(vec![
-        Step::config(config).expect_error("has no logger \"no-such-logger\". Check `logger_id`")
+        Step::config(config).expect_error("has no logger \"no-such-logger\". Check `logger_id`"),
+        Step::config(other_instance).expect_error("a logger of another API Management instance"),
     ])
     .envs(bao.env())
     .envs(emu.env()));
