@@ -745,7 +745,7 @@ fn leases(bao: &Bao, prefix: &str) -> usize {
 }
 
 /// Requests at 30 a second to a KV v2 secret (cached 300 s) and to database credentials
-/// (cached 120 s, leases of 4 s), while the KV secret gets a new version and its binding's
+/// (cached 4 s, leases of 4 s), while the KV secret gets a new version and its binding's
 /// `rotation` is bumped by an apply, and the database leases are revoked early, followed by
 /// an apply bumping that binding's `rotation`. No request that started after an apply bumped
 /// a generation gets the old value; no request gets a credential after its lease can have
@@ -760,9 +760,9 @@ fn gateway_load_rotation_and_lease_end_never_serve_a_stale_secret() {
     let emu = Emulator::start();
     let echo = Echo::start_quiet();
     let proxy = FaultProxy::start(bao.addr());
-    // Leases of 4 s: the role's `max_ttl` caps its 120 s `default_ttl` (the plan checks
-    // `cache_ttl` against the default), so the lease, not `cache_ttl`, bounds the cache.
-    bao.enable_database(&pg, &[("orders", "120s", "4s")]);
+    // Leases of 4 s (the plan holds `cache_ttl` to them): credentials are replaced every
+    // lease, and none may be served after its lease ended.
+    bao.enable_database(&pg, &[("orders", "4s", "4s")]);
     let kv = |v: &str| {
         bao.api_ok("POST", KV_PATH, Some(json!({"data": {"value": v}})));
     };
@@ -790,7 +790,7 @@ fn gateway_load_rotation_and_lease_end_never_serve_a_stale_secret() {
                 "db",
                 DB_PATH,
                 proxy.addr(),
-                &format!("cache_ttl = 120\nrotation = {db_rotation}")
+                &format!("cache_ttl = 4\nrotation = {db_rotation}")
             )
             .replace(
                 "secret_field      = \"value\"",

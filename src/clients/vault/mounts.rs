@@ -63,6 +63,24 @@ struct EngineRole {
     /// PKI roles.
     #[serde(default, deserialize_with = "super::fields::seconds")]
     ttl: i64,
+    /// Both: the most a lease may last, which caps the default.
+    #[serde(default, deserialize_with = "super::fields::seconds")]
+    max_ttl: i64,
+}
+
+impl EngineRole {
+    /// The lease its secrets get: the role's default (or `mount_default` where it sets
+    /// none), never more than its `max_ttl` when it sets one.
+    fn lease_ttl(&self, mount_default: Option<i64>) -> Option<i64> {
+        let base = match self.default_ttl.max(self.ttl) {
+            0 => mount_default?,
+            ttl => ttl,
+        };
+        Some(match self.max_ttl {
+            0 => base,
+            max => base.min(max),
+        })
+    }
 }
 
 impl Vault {
@@ -110,8 +128,8 @@ impl Vault {
 
     /// The lease TTL a leased secret at `path` gets from its engine's role: a database role
     /// (`<mount>creds/<role>`: its `default_ttl`) or a PKI role (`<mount>issue/<role>`: its
-    /// `ttl`); the mount's default where the role sets none. `None` for other engines and
-    /// paths, or when the role cannot be read.
+    /// `ttl`); the mount's default where the role sets none; capped by the role's `max_ttl`.
+    /// `None` for other engines and paths, or when the role cannot be read.
     pub async fn engine_role_ttl(&self, mount: &MountInfo, path: &str) -> Option<i64> {
         let rest = path.strip_prefix(mount.path.as_str())?;
         let role = match mount.kind.as_str() {
@@ -134,10 +152,12 @@ impl Vault {
             )
             .await
             .ok()?;
-        match r.data.default_ttl.max(r.data.ttl) {
-            0 => self.default_lease_ttl(&mount.path).await.ok(),
-            ttl => Some(ttl),
-        }
+        let mount_default = if r.data.default_ttl.max(r.data.ttl) == 0 {
+            self.default_lease_ttl(&mount.path).await.ok()
+        } else {
+            None
+        };
+        r.data.lease_ttl(mount_default)
     }
 }
 
@@ -154,6 +174,26 @@ mod tests {
         let m: MountInfo =
             serde_json::from_str(r#"{"path":"pki/","type":"pki","options":null}"#).unwrap();
         assert!(!m.is_kv_v2());
+    }
+
+    #[test]
+    fn a_role_max_ttl_caps_its_lease() {
+        let role = |j: &str| serde_json::from_str::<EngineRole>(j).unwrap();
+        // A database role whose `max_ttl` is below its default issues leases of `max_ttl`.
+        let r = role(r#"{"default_ttl":120,"max_ttl":4}"#);
+        assert_eq!(r.lease_ttl(None), Some(4));
+        assert_eq!(
+            role(r#"{"default_ttl":"2m","max_ttl":"1h"}"#).lease_ttl(None),
+            Some(120)
+        );
+        // PKI's `ttl`, and the mount's default where the role sets none, capped the same way.
+        assert_eq!(
+            role(r#"{"ttl":"30s","max_ttl":"10s"}"#).lease_ttl(None),
+            Some(10)
+        );
+        assert_eq!(role(r#"{"max_ttl":60}"#).lease_ttl(Some(3600)), Some(60));
+        assert_eq!(role(r#"{}"#).lease_ttl(Some(3600)), Some(3600));
+        assert_eq!(role(r#"{}"#).lease_ttl(None), None);
     }
 
     #[test]
