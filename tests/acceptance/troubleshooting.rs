@@ -194,7 +194,7 @@ fn assert_nothing_secret(emu: &Emulator, bao: &Bao, seen: &[Value]) {
 }
 
 /// Every classic cause of a failed fetch, one after the other on one apply, each leaving the
-/// record that names it: the role's policy no longer grants the read (read, 403 permission
+/// record that names it: the secret lacks the binding's field (field), the role's policy no longer grants the read (read, 403 permission
 /// denied), the role is gone (login, 400, not found), the role expects another audience or
 /// another identity (login, 400, Vault's validation error), the managed-identity token has run
 /// out as Vault's clock sees it (login, 400, expired), the instance gets no token at all
@@ -248,6 +248,28 @@ fn runtime_each_failure_leaves_a_trace_and_its_loggers_record_and_no_secret() {
         Vec::<Value>::new(),
         "a working fetch records nothing"
     );
+
+    // A secret without the binding's field: the read succeeds, the field is missing.
+    bao.api_ok("POST", KV_PATH, Some(json!({"data": {"other_key": KEY}})));
+    let all = assert_cause(
+        &emu,
+        &echo,
+        "field",
+        "field-missing",
+        &["Vault read of secret/data/orders/backend succeeded, without the field"],
+    );
+    for api in ["orders", "billing"] {
+        let trace = &records(&all, "trace", api)[0];
+        assert!(
+            trace["message"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("succeeded, without the field api_key"),
+            "the field trace names the field: {trace}"
+        );
+    }
+    seen.extend(all);
+    bao.api_ok("POST", KV_PATH, Some(json!({"data": {"api_key": KEY}})));
 
     // A missing policy: the role's policy no longer grants the read.
     let granted = bao.policy("orders-reader").expect("the trio's policy");

@@ -459,6 +459,17 @@ fn failure(
         xml_attr(&names),
         step.name(),
     );
+    x.push_str(&logger_records(bindings, step, &text, indent));
+    if detail.is_some() {
+        let _ = writeln!(x, "{indent}<set-variable name=\"{FAILURE}\" value=\"\" />");
+    }
+    x
+}
+
+/// The records a failure of `step` leaves in the loggers of `bindings` that name one: an
+/// `emit-metric`, or a `log-to-eventhub` event whose `detail` is `text` (a C# expression).
+fn logger_records(bindings: &[&BindingSpec], step: Step, text: &str, indent: &str) -> String {
+    let mut x = String::new();
     for s in bindings {
         let Some(logger) = &s.logger else { continue };
         match logger.kind {
@@ -484,9 +495,6 @@ fn failure(
                 );
             }
         }
-    }
-    if detail.is_some() {
-        let _ = writeln!(x, "{indent}<set-variable name=\"{FAILURE}\" value=\"\" />");
     }
     x
 }
@@ -555,24 +563,87 @@ fn read_failures(members: &[&BindingSpec], indent: &str) -> String {
         );
         seen.push(var);
     }
+    x.push_str(&field_failures(members, indent));
+    x
+}
+
+/// A read that succeeded without a binding's field: one check per read, whose trace names
+/// the bindings whose field is missing (a few characters per binding, so that many bindings
+/// on one secret stay within the policy document's size); a binding with a logger also gets
+/// its own metric or event.
+fn field_failures(members: &[&BindingSpec], indent: &str) -> String {
+    let mut x = String::new();
+    let mut seen: Vec<String> = Vec::new();
+    let i2 = format!("{indent}        ");
     for s in members {
         let var = read_var(s);
+        if seen.contains(&var) {
+            continue;
+        }
+        seen.push(var.clone());
+        let sharing: Vec<&BindingSpec> = members
+            .iter()
+            .filter(|m| read_var(m) == var)
+            .copied()
+            .collect();
+        let data = if s.kv_v2 {
+            format!("{}[\"data\"][\"data\"]", body(&var))
+        } else {
+            format!("{}[\"data\"]", body(&var))
+        };
+        let missing =
+            |m: &BindingSpec| format!("d == null || d[{}] == null", cs_string(&m.secret_field));
+        let any = sharing
+            .iter()
+            .map(|m| missing(m))
+            .collect::<Vec<_>>()
+            .join(" || ");
+        // `n`: the bindings whose field is missing, `f`: their fields.
+        let mut list = String::new();
+        for m in &sharing {
+            let _ = write!(
+                list,
+                "if ({}) {{ n = n + (n == \"\" ? \"\" : \", \") + {}; f = f + (f == \"\" ? \"\" : \", \") + {}; }} ",
+                missing(m),
+                cs_string(&m.name),
+                cs_string(&m.secret_field),
+            );
+        }
+        let names = sharing
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = write!(
             x,
-            "{indent}<choose>\n{indent}    <when condition=\"@({} && {} == null)\">\n{}{indent}    </when>\n{indent}</choose>\n",
-            answered(&var),
-            field(s),
-            failure(
-                &[s],
-                Step::Field,
-                &format!(
-                    "Vault read of {} succeeded, without the field {}",
-                    s.secret_path, s.secret_field
-                ),
-                None,
-                &format!("{indent}        "),
-            ),
+            "{indent}<choose>\n\
+             {indent}    <when condition=\"@{{ if (!({answered})) {{ return false; }} var d = {data}; return {any}; }}\">\n\
+             {indent}        <trace source=\"{TRACE_SOURCE}\" severity=\"error\">\n\
+             {indent}            <message>@{{ var d = {data}; string n = \"\"; string f = \"\"; {list}return n + {what} + f; }}</message>\n\
+             {indent}            <metadata name=\"binding\" value=\"{}\" />\n\
+             {indent}            <metadata name=\"step\" value=\"{}\" />\n\
+             {indent}        </trace>\n",
+            xml_attr(&names),
+            Step::Field.name(),
+            answered = answered(&var),
+            what = cs_string(&format!(
+                ": Vault read of {} succeeded, without the field ",
+                s.secret_path
+            )),
         );
+        for m in sharing.iter().filter(|m| m.logger.is_some()) {
+            let what = cs_string(&format!(
+                "Vault read of {} succeeded, without the field {}",
+                m.secret_path, m.secret_field
+            ));
+            let _ = write!(
+                x,
+                "{i2}<choose>\n{i2}    <when condition=\"@{{ var d = {data}; return {}; }}\">\n{}{i2}    </when>\n{i2}</choose>\n",
+                missing(m),
+                logger_records(&[m], Step::Field, &what, &format!("{i2}        ")),
+            );
+        }
+        let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
     }
     x
 }
@@ -976,11 +1047,12 @@ mod tests {
             kind: LoggerKind::Metric,
         });
         let x = render_block("orders", &block(vec![events, metrics]), "");
-        // One login for both (one role), one read (one secret): managed identity and login
-        // name both bindings, the read too; each binding's field has its own.
-        assert_eq!(x.matches("<trace ").count(), 5, "{x}");
+        // One login for both (one role), one read (one secret): managed identity, login, read
+        // and the field check each name both bindings (the field trace's message says whose
+        // field is missing).
+        assert_eq!(x.matches("<trace ").count(), 4, "{x}");
         let lines: Vec<&str> = x.lines().map(str::trim).collect();
-        for step in ["managed-identity", "login", "read"] {
+        for step in ["managed-identity", "login", "read", "field"] {
             let at = lines
                 .iter()
                 .position(|l| *l == format!("<metadata name=\"step\" value=\"{step}\" />"))
@@ -990,11 +1062,10 @@ mod tests {
                 "<metadata name=\"binding\" value=\"a, b\" />"
             );
         }
-        assert_eq!(
-            x.matches("<metadata name=\"step\" value=\"field\" />")
-                .count(),
-            2
-        );
+        for name in ["a", "b"] {
+            let listed = format!("n = n + (n == \"\" ? \"\" : \", \") + {};", cs_string(name));
+            assert!(x.contains(&listed), "{listed}: {x}");
+        }
         // Each binding's logger: its three shared steps and its own field.
         assert_eq!(
             x.matches("<log-to-eventhub logger-id=\"vault-events\">")
