@@ -3,7 +3,7 @@
 
 use super::body::opt_str;
 use super::error::ArmError;
-use super::kind::{string_values, Kind};
+use super::kind::{check_id, string_values, Kind};
 use crate::store::Entity;
 use serde_json::{json, Map, Value};
 
@@ -89,16 +89,7 @@ impl Kind for Backends {
         true
     }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
-        if name.is_empty()
-            || name.chars().count() > 80
-            || name.contains(['*', '#', '&', '+', ':', '<', '>', '?', '/'])
-        {
-            return Err(ArmError::validation(
-                "backendId",
-                format!("The backend id '{name}' is invalid: 1-80 characters."),
-            ));
-        }
-        Ok(())
+        check_id(name, 80, "backendId", "backend")
     }
     fn filter_field(&self, e: &Entity, field: &str) -> Option<Vec<String>> {
         let s = |k: &str| string_values(&e.properties, k);

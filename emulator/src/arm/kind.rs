@@ -131,11 +131,11 @@ pub(super) fn string_values(props: &Value, key: &str) -> Vec<String> {
 pub(super) fn check_id(name: &str, max: usize, target: &str, noun: &str) -> Result<(), ArmError> {
     if name.is_empty()
         || name.chars().count() > max
-        || name.contains(['*', '#', '&', '+', ':', '<', '>', '?'])
+        || name.contains(['*', '#', '&', '+', ':', '<', '>', '?', '/'])
     {
         return Err(ArmError::validation(
             target,
-            format!("The {noun} id '{name}' is invalid: 1-{max} characters, none of '*#&+:<>?'."),
+            format!("The {noun} id '{name}' is invalid: 1-{max} characters, none of '*#&+:<>?/'."),
         ));
     }
     Ok(())

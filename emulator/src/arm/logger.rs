@@ -6,7 +6,7 @@
 
 use super::body::opt_str;
 use super::error::ArmError;
-use super::kind::{string_values, Kind, Render};
+use super::kind::{check_id, string_values, Kind, Render};
 use crate::server::Req;
 use crate::store::Entity;
 use serde_json::{json, Map, Value};
@@ -95,16 +95,7 @@ impl Kind for Loggers {
         true
     }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
-        if name.is_empty()
-            || name.chars().count() > 256
-            || name.contains(['*', '#', '&', '+', ':', '<', '>', '?', '/'])
-        {
-            return Err(ArmError::validation(
-                "loggerId",
-                format!("The logger id '{name}' is invalid: 1-256 characters, none of *#&+:<>?"),
-            ));
-        }
-        Ok(())
+        check_id(name, 256, "loggerId", "logger")
     }
     fn render(&self, e: &Entity, _req: &Req, _mode: Render) -> Result<Value, ArmError> {
         let mut p = e.properties.clone();

@@ -5,7 +5,7 @@
 use super::body::{opt_str, properties, req_str};
 use super::error::{method_not_allowed, ArmError, ArmResult};
 use super::etag::with_etag;
-use super::kind::{entity_json, not_found, string_values, Kind, Render};
+use super::kind::{check_id, entity_json, not_found, string_values, Kind, Render};
 use super::Scope;
 use crate::gateway::instance;
 use crate::gateway::rules::limits;
@@ -138,18 +138,7 @@ impl Kind for NamedValues {
         true
     }
     fn validate_name(&self, name: &str) -> Result<(), ArmError> {
-        if name.is_empty()
-            || name.chars().count() > 256
-            || name.contains(['*', '#', '&', '+', ':', '<', '>', '?'])
-        {
-            return Err(ArmError::validation(
-                "namedValueId",
-                format!(
-                    "The named value id '{name}' is invalid: 1-256 characters, none of '*#&+:<>?'."
-                ),
-            ));
-        }
-        Ok(())
+        check_id(name, 256, "namedValueId", "named value")
     }
     fn before_create(&self, st: &State, scope: &Scope) -> Result<(), ArmError> {
         let max = limits::NAMED_VALUES_PER_INSTANCE;

@@ -9,21 +9,32 @@ use tokio::sync::mpsc;
 use crate::framework::action::{ActionType, Progress};
 use crate::framework::diag::Diags;
 use crate::framework::resource::Provider;
+use crate::framework::value::Value;
 use crate::server::proto::tfplugin6 as pb;
 
 use super::unsupported::unknown_type;
 use crate::server::convert;
 use crate::server::service::ProviderService;
 
-fn find<'a, D: Send + Sync>(
+/// The action `name` and its configuration decoded against its schema; `None`, with the
+/// diagnostics in `d`, for an unknown type or a configuration that does not fit.
+fn configured<'a, D: Send + Sync>(
     actions: &'a [Box<dyn ActionType<D>>],
     name: &str,
-) -> Result<&'a dyn ActionType<D>, Diags> {
-    actions
-        .iter()
-        .find(|a| a.type_name() == name)
-        .map(|a| a.as_ref())
-        .ok_or_else(|| unknown_type("action", name))
+    config: Option<&pb::DynamicValue>,
+    d: &mut Diags,
+) -> Option<(&'a dyn ActionType<D>, Value)> {
+    let Some(a) = actions.iter().find(|a| a.type_name() == name) else {
+        d.extend(unknown_type("action", name));
+        return None;
+    };
+    let config = convert::decode(
+        config,
+        &a.schema().block.object_type(),
+        "action configuration",
+        d,
+    );
+    (!d.has_errors()).then_some((a.as_ref(), config))
 }
 
 /// ValidateActionConfig.
@@ -32,16 +43,13 @@ pub fn validate<P: Provider>(
     r: pb::validate_action_config::Request,
 ) -> pb::validate_action_config::Response {
     let mut d = Diags::new();
-    if let Ok(a) = find(s.provider.actions(), &r.type_name).map_err(|x| d.extend(x)) {
-        let config = convert::decode(
-            r.config.as_ref(),
-            &a.schema().block.object_type(),
-            "action configuration",
-            &mut d,
-        );
-        if !d.has_errors() {
-            d.extend(a.validate(&config));
-        }
+    if let Some((a, config)) = configured(
+        s.provider.actions(),
+        &r.type_name,
+        r.config.as_ref(),
+        &mut d,
+    ) {
+        d.extend(a.validate(&config));
     }
     pb::validate_action_config::Response {
         diagnostics: convert::diags(&d),
@@ -54,16 +62,13 @@ pub async fn plan<P: Provider>(
     r: pb::plan_action::Request,
 ) -> pb::plan_action::Response {
     let mut d = Diags::new();
-    if let Ok(a) = find(s.provider.actions(), &r.action_type).map_err(|x| d.extend(x)) {
-        let config = convert::decode(
-            r.config.as_ref(),
-            &a.schema().block.object_type(),
-            "action configuration",
-            &mut d,
-        );
-        if !d.has_errors() {
-            a.plan(&s.ctx(), &config, &mut d).await;
-        }
+    if let Some((a, config)) = configured(
+        s.provider.actions(),
+        &r.action_type,
+        r.config.as_ref(),
+        &mut d,
+    ) {
+        a.plan(&s.ctx(), &config, &mut d).await;
     }
     pb::plan_action::Response {
         diagnostics: convert::diags(&d),
@@ -99,31 +104,28 @@ pub fn invoke<P: Provider>(
     let ctx = s.ctx();
     tokio::spawn(async move {
         let mut d = Diags::new();
-        let found = find(provider.actions(), &r.action_type).map_err(|x| d.extend(x));
-        if let Ok(a) = found {
-            let config = convert::decode(
-                r.config.as_ref(),
-                &a.schema().block.object_type(),
-                "action configuration",
-                &mut d,
-            );
-            if !d.has_errors() {
-                let (progress, mut lines) = Progress::channel();
-                let forward = {
-                    let tx = tx.clone();
-                    async move {
-                        while let Some(line) = lines.recv().await {
-                            // Terraform gone: the action still runs to its end.
-                            let _ = tx.send(progress_event(line)).await;
-                        }
+        let found = configured(
+            provider.actions(),
+            &r.action_type,
+            r.config.as_ref(),
+            &mut d,
+        );
+        if let Some((a, config)) = found {
+            let (progress, mut lines) = Progress::channel();
+            let forward = {
+                let tx = tx.clone();
+                async move {
+                    while let Some(line) = lines.recv().await {
+                        // Terraform gone: the action still runs to its end.
+                        let _ = tx.send(progress_event(line)).await;
                     }
-                };
-                let work = async {
-                    a.invoke(&ctx, &config, &progress, &mut d).await;
-                    drop(progress);
-                };
-                tokio::join!(work, forward);
-            }
+                }
+            };
+            let work = async {
+                a.invoke(&ctx, &config, &progress, &mut d).await;
+                drop(progress);
+            };
+            tokio::join!(work, forward);
         }
         let _ = tx.send(completed_event(&d)).await;
     });
