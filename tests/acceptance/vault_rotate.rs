@@ -346,9 +346,9 @@ fn vault_rotate_arm_failure_after_the_write_says_what_was_done_and_to_run_again(
 
 /// A database static role: the action has Vault rotate its password and bumps the binding
 /// reading `database/static-creds/<role>`, which serves the new password on the next request;
-/// the new password logs in to PostgreSQL, the old one no longer does. (Static credentials
-/// come without a lease duration, so the binding keeps them for 0 s today: the cache's part
-/// is proven by the KV test above.)
+/// the new password logs in to PostgreSQL, the old one no longer does. The password is
+/// cached (static credentials come without a lease; the block keeps them until shortly before
+/// Vault's next rotation, `data.ttl`), so only the bump explains the new one.
 #[test]
 fn vault_rotate_database_static_role_reaches_the_gateway_on_the_next_request() {
     if !Postgres::available() {
@@ -406,6 +406,12 @@ fn vault_rotate_database_static_role_reaches_the_gateway_on_the_next_request() {
         let before = creds(&bao);
         let (got, hit) = request(&emu, &echo, "/orders/1", "X-Db-Password");
         assert_eq!((got.as_deref(), hit), (Some(before.as_str()), false));
+        let (got, hit) = request(&emu, &echo, "/orders/2", "X-Db-Password");
+        assert_eq!(
+            (got.as_deref(), hit),
+            (Some(before.as_str()), true),
+            "the static credentials are cached"
+        );
 
         let out = wd.run(&[
             "apply",

@@ -673,8 +673,8 @@ fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
     format!("apim-vault-{:016x}", hash(&refs))
 }
 
-/// How long the cached secrets may be kept: the shortest `cache_ttl`, and no longer than
-/// any lease Vault gave with this fetch.
+/// How long the cached secrets may be kept: the shortest `cache_ttl`, and less than any
+/// lease Vault gave with this fetch (or the time until it rotates static credentials).
 fn duration(set: &[&BindingSpec]) -> String {
     let ttl = set.iter().map(|s| s.cache_ttl).min().unwrap_or(0);
     let mut expr = ttl.to_string();
@@ -684,9 +684,12 @@ fn duration(set: &[&BindingSpec]) -> String {
             continue;
         }
         seen.push(read_var(s));
+        let b = body(&read_var(s));
+        // A lease's duration; database static credentials come without one and say in
+        // `data.ttl` how long until Vault rotates them. One second less, as the clock runs
+        // from Vault's answer, not from the store.
         expr = format!(
-            "Math.Min({expr}, {}.Value<int>(\"lease_duration\"))",
-            body(&read_var(s))
+            "Math.Min({expr}, Math.Max(0, ({b}.Value<int>(\"lease_duration\") > 0 ? {b}.Value<int>(\"lease_duration\") : ({b}[\"data\"][\"ttl\"] != null ? {b}[\"data\"].Value<int>(\"ttl\") : 0)) - 1))"
         );
     }
     if set.iter().any(|s| s.leased) {
@@ -1002,7 +1005,8 @@ mod tests {
             1,
             "{x}"
         );
-        assert_eq!(x.matches("lease_duration").count(), 1, "{x}");
+        // One lease read (named twice: tested, then taken).
+        assert_eq!(x.matches("lease_duration").count(), 2, "{x}");
     }
 
     #[test]
