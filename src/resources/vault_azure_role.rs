@@ -28,7 +28,9 @@ use crate::log;
 
 use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
-use super::vault_binding::grammar::{validate_mount_path, validate_vault_name};
+use super::vault_binding::grammar::{
+    validate_mount_path, validate_service_id, validate_vault_name,
+};
 use super::{already_exists, api_error};
 
 const TYPE: &str = "apim_vault_azure_role";
@@ -53,14 +55,6 @@ fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
         } else {
             Ok(())
         }
-    });
-}
-
-fn validate_service_id(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid API Management ID", |s| {
-        ServiceId::parse(s)
-            .map(|_| ())
-            .map_err(|e| format!("`api_management_id`: {e}"))
     });
 }
 

@@ -31,7 +31,9 @@ use crate::framework::resource::Ctx;
 use crate::framework::schema::{validators, Attribute, Block, Constraint, NestedBlock, Schema};
 use crate::framework::value::{Type, Value};
 
-use super::vault_binding::grammar::{validate_secret_path, validate_vault_name};
+use super::vault_binding::grammar::{
+    validate_secret_path, validate_service_id, validate_vault_name,
+};
 use super::vault_binding::{api_name, bump_generation};
 use super::vault_secret::resolve;
 
@@ -72,14 +74,6 @@ crate::model! {
         /// `name`: the static role.
         pub name: String,
     }
-}
-
-fn validate_service_id(v: &Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid API Management ID", |s| {
-        ServiceId::parse(s)
-            .map(|_| ())
-            .map_err(|e| format!("`api_management_id`: {e}"))
-    });
 }
 
 /// A secrets engine's mount path: segments of letters, digits, `_`, `-` and `.` separated by

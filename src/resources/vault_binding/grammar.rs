@@ -249,6 +249,16 @@ pub(crate) fn dot_segment_problem(s: &str) -> Option<String> {
     })
 }
 
+/// `api_management_id`: an API Management instance's ARM ID, read strictly (exact segment
+/// casing, a UUID subscription), as every type that names an instance takes it.
+pub(crate) fn validate_service_id(v: &Value, p: &AttrPath, d: &mut Diags) {
+    validators::string(v, p, d, "Invalid API Management ID", |s| {
+        crate::clients::azure::id::ServiceId::parse(s)
+            .map(|_| ())
+            .map_err(|e| format!("`api_management_id`: {e}"))
+    });
+}
+
 /// A field of the secret's JSON (`secret_field`): letters, digits, `_`, `-` and `.`. It is
 /// written into a C# string (an indexer of the answer's JSON).
 pub(crate) fn validate_secret_field(v: &Value, p: &AttrPath, d: &mut Diags) {

@@ -14,8 +14,9 @@ use crate::framework::resource::Ctx;
 use crate::framework::schema::{Attribute, Block, Schema};
 
 use super::apim::{api_policy_id, azure_err, bindings_of};
+use super::grammar::validate_service_id;
 use super::model::{api_name, binding_id};
-use super::{validate_service_id, VaultBinding, TYPE};
+use super::{VaultBinding, TYPE};
 
 crate::model! {
     /// The `config` block of `list "apim_vault_binding"`.

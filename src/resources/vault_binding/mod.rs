@@ -40,8 +40,8 @@ use apim::{azure_err, edit_block, record_of, Edited};
 use checks::validate_name;
 use grammar::{
     validate_audience, validate_inject_name, validate_logger_id, validate_mount_path,
-    validate_namespace, validate_secret_field, validate_secret_path, validate_vault_address,
-    validate_vault_name,
+    validate_namespace, validate_secret_field, validate_secret_path, validate_service_id,
+    validate_vault_address, validate_vault_name,
 };
 pub use list::VaultBindingList;
 pub(crate) use model::api_name;
@@ -55,14 +55,6 @@ const TYPE: &str = "apim_vault_binding";
 
 /// The resource.
 pub struct VaultBinding;
-
-fn validate_service_id(v: &crate::framework::Value, p: &AttrPath, d: &mut Diags) {
-    validators::string(v, p, d, "Invalid API Management ID", |s| {
-        ServiceId::parse(s)
-            .map(|_| ())
-            .map_err(|e| format!("`api_management_id`: {e}"))
-    });
-}
 
 /// The import ID's parts: the instance, the API, the binding's name.
 fn parse_id(id: &str) -> Result<(ServiceId, String, String), String> {
