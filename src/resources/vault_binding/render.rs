@@ -206,11 +206,15 @@ fn read_var(s: &BindingSpec) -> String {
 }
 
 fn field(s: &BindingSpec) -> String {
-    let f = cs_string(&s.secret_field);
+    format!("{}[{}]", data_of(s), cs_string(&s.secret_field))
+}
+
+/// The secret's fields in its read's answer: `data.data` for KV version 2, else `data`.
+fn data_of(s: &BindingSpec) -> String {
     if s.kv_v2 {
-        format!("{}[\"data\"][\"data\"][{f}]", body(&read_var(s)))
+        format!("{}[\"data\"][\"data\"]", body(&read_var(s)))
     } else {
-        format!("{}[\"data\"][{f}]", body(&read_var(s)))
+        format!("{}[\"data\"]", body(&read_var(s)))
     }
 }
 
@@ -538,17 +542,8 @@ fn login_failures(members: &[&BindingSpec], mi: &str, login: &str, indent: &str)
 /// read succeeded without its field, its record.
 fn read_failures(members: &[&BindingSpec], indent: &str) -> String {
     let mut x = String::new();
-    let mut seen: Vec<String> = Vec::new();
-    for s in members {
-        let var = read_var(s);
-        if seen.contains(&var) {
-            continue;
-        }
-        let sharing: Vec<&BindingSpec> = members
-            .iter()
-            .filter(|m| read_var(m) == var)
-            .copied()
-            .collect();
+    for (var, sharing) in by_read(members) {
+        let s = sharing[0];
         let _ = write!(
             x,
             "{indent}<choose>\n{indent}    <when condition=\"@(!({}))\">\n{}{indent}    </when>\n{indent}</choose>\n",
@@ -561,10 +556,23 @@ fn read_failures(members: &[&BindingSpec], indent: &str) -> String {
                 &format!("{indent}        "),
             ),
         );
-        seen.push(var);
     }
     x.push_str(&field_failures(members, indent));
     x
+}
+
+/// The bindings of `members` grouped by the read they share (`read_var`), in the order of
+/// their first binding.
+fn by_read<'a>(members: &[&'a BindingSpec]) -> Vec<(String, Vec<&'a BindingSpec>)> {
+    let mut groups: Vec<(String, Vec<&'a BindingSpec>)> = Vec::new();
+    for s in members {
+        let var = read_var(s);
+        match groups.iter_mut().find(|(v, _)| *v == var) {
+            Some((_, group)) => group.push(s),
+            None => groups.push((var, vec![s])),
+        }
+    }
+    groups
 }
 
 /// A read that succeeded without a binding's field: one check per read, whose trace names
@@ -573,24 +581,10 @@ fn read_failures(members: &[&BindingSpec], indent: &str) -> String {
 /// its own metric or event.
 fn field_failures(members: &[&BindingSpec], indent: &str) -> String {
     let mut x = String::new();
-    let mut seen: Vec<String> = Vec::new();
     let i2 = format!("{indent}        ");
-    for s in members {
-        let var = read_var(s);
-        if seen.contains(&var) {
-            continue;
-        }
-        seen.push(var.clone());
-        let sharing: Vec<&BindingSpec> = members
-            .iter()
-            .filter(|m| read_var(m) == var)
-            .copied()
-            .collect();
-        let data = if s.kv_v2 {
-            format!("{}[\"data\"][\"data\"]", body(&var))
-        } else {
-            format!("{}[\"data\"]", body(&var))
-        };
+    for (var, sharing) in by_read(members) {
+        let s = sharing[0];
+        let data = data_of(s);
         let missing =
             |m: &BindingSpec| format!("d == null || d[{}] == null", cs_string(&m.secret_field));
         let any = sharing
