@@ -587,3 +587,74 @@ fn trace_metric_and_event_contents_reach_the_telemetry() {
     emu.ctl(Method::DELETE, "gateway/telemetry", None);
     assert_eq!(emu.ctl(Method::GET, "gateway/telemetry", None), json!([]));
 }
+
+#[test]
+fn retry_runs_its_children_again_while_its_condition_holds() {
+    let emu = Emu::start();
+    let echo = Echo::start();
+    let svc = emu.apim();
+    let gw = emu.s("gateway_url");
+    put(
+        &emu,
+        &format!("{svc}/apis/open"),
+        &json!({"properties": {"displayName": "Open", "path": "open", "serviceUrl": echo.url, "subscriptionRequired": false}}),
+    );
+    // The children run once, then again while the condition holds: three runs, the first
+    // retry at once, the second after `interval`. A `cache-store-value` written once in the
+    // section runs on each pass.
+    policy(
+        &emu,
+        &format!("{svc}/apis/open"),
+        r#"<policies>
+  <inbound>
+    <base />
+    <set-variable name="n" value="@(0)" />
+    <retry condition="@((int)context.Variables["n"] < 3)" count="5" interval="1" first-fast-retry="true">
+      <set-variable name="n" value="@((int)context.Variables["n"] + 1)" />
+      <cache-store-value key="@("pass-" + context.Variables["n"])" value="stored" duration="60" caching-type="internal" />
+    </retry>
+    <cache-lookup-value key="pass-2" variable-name="second" caching-type="internal" />
+    <set-header name="X-Runs" exists-action="override"><value>@(context.Variables["n"] + "," + context.Variables.GetValueOrDefault<string>("second", "none"))</value></set-header>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+</policies>"#,
+    );
+    let started = std::time::Instant::now();
+    let (s, _, body) = get(&emu, &format!("{gw}/open/x"), &[]);
+    let took = started.elapsed();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(echo.last().header("x-runs"), Some("3,stored"));
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5),
+        "one wait of 1 s (the first retry is at once): {took:?}"
+    );
+    // `count` bounds the retries: a condition that stays true runs 1 + count times.
+    policy(
+        &emu,
+        &format!("{svc}/apis/open"),
+        r#"<policies>
+  <inbound>
+    <base />
+    <set-variable name="n" value="@(0)" />
+    <retry condition="true" count="1" interval="1" first-fast-retry="true">
+      <set-variable name="n" value="@((int)context.Variables["n"] + 1)" />
+    </retry>
+    <set-header name="X-Runs" exists-action="override"><value>@(context.Variables["n"].ToString())</value></set-header>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+</policies>"#,
+    );
+    let (s, _, body) = get(&emu, &format!("{gw}/open/x"), &[]);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(echo.last().header("x-runs"), Some("2"));
+    // A count outside 1 to 50 fails the request when it runs.
+    policy(
+        &emu,
+        &format!("{svc}/apis/open"),
+        "<policies><inbound><base /><retry condition=\"true\" count=\"@(51)\" interval=\"1\"><set-variable name=\"a\" value=\"b\" /></retry></inbound><backend><base /></backend><outbound><base /></outbound></policies>",
+    );
+    let (s, _, body) = get(&emu, &format!("{gw}/open/x"), &[]);
+    assert_eq!(s, 500, "count 51: {body}");
+}

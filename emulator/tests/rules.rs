@@ -180,9 +180,9 @@ fn policy_documents_are_judged_by_the_documented_rules() {
         api_policy(
             &emu,
             &svc,
-            &policies("<retry condition=\"@(true)\" count=\"1\" interval=\"1\" />"),
+            &policies("<limit-concurrency key=\"k\" max-count=\"1\"><set-variable name=\"a\" value=\"b\" /></limit-concurrency>"),
         ),
-        "does not execute 'retry'",
+        "does not execute 'limit-concurrency'",
     );
     // Expressions: types outside the allow-list, C# errors, and what the evaluator lacks.
     refused(api_policy(&emu, &svc, &policies("<set-variable name=\"a\" value=\"@(System.IO.File.ReadAllText(&quot;/etc/passwd&quot;))\" />").replace("&quot;", "\"")), "The type 'System.IO.File' is not allowed in policy expressions");

@@ -38,6 +38,7 @@ impl Run<'_> {
             match node.name.as_str() {
                 "base" => Flow::Next,
                 "choose" => self.choose(node, path).await,
+                "retry" => self.retry(node, path).await,
                 "set-variable" => self.set_variable(node, path),
                 "set-header" => self.set_header(node, path, self.section_is_request()),
                 "set-query-parameter" => self.set_query(node, path),
@@ -73,23 +74,28 @@ impl Run<'_> {
         matches!(self.section, Section::Inbound | Section::Backend)
     }
 
+    /// A boolean attribute (`condition`, `first-fast-retry`): a literal or an expression.
+    fn flag(&mut self, node: &Node, path: &str, name: &str, default: &str) -> Result<bool, Flow> {
+        let v = self.value(node, path, node.attr(name).unwrap_or(default))?;
+        match v {
+            Val::Str(s) => Ok(s.trim().eq_ignore_ascii_case("true")),
+            v => truthy(&v).map_err(|e| {
+                self.fail(
+                    node,
+                    path,
+                    "ExpressionValueEvaluationFailure",
+                    format!("Expression evaluation failed. {}", e.message),
+                )
+            }),
+        }
+    }
+
     async fn choose(&mut self, node: &Node, path: &str) -> Flow {
         let kids: Vec<&Node> = node.elems().collect();
         let kid_paths = paths(path, &kids);
         for (k, kp) in kids.into_iter().zip(kid_paths) {
             let take = match k.name.as_str() {
-                "when" => {
-                    let v = tri!(self.value(k, &kp, k.attr("condition").unwrap_or("false")));
-                    match v {
-                        Val::Str(s) => s.trim().eq_ignore_ascii_case("true"),
-                        v => tri!(truthy(&v).map_err(|e| self.fail(
-                            k,
-                            &kp,
-                            "ExpressionValueEvaluationFailure",
-                            format!("Expression evaluation failed. {}", e.message)
-                        ))),
-                    }
-                }
+                "when" => tri!(self.flag(k, &kp, "condition", "false")),
                 _ => true,
             };
             if take {
@@ -102,6 +108,62 @@ impl Run<'_> {
         }
         self.step("choose", "no branch taken".into());
         Flow::Next
+    }
+
+    /// `retry`: the children once, then again while `condition` is true, at most `count`
+    /// (1 to 50) more times, waiting `interval` seconds between attempts (growing by `delta`:
+    /// linearly, or exponentially up to `max-interval` when that is set; the docs' random
+    /// factor of 0.8 to 1.2 on `delta` is left out), the first retry at once with
+    /// `first-fast-retry`. The condition is evaluated after each run of the children.
+    async fn retry(&mut self, node: &Node, path: &str) -> Flow {
+        let count = tri!(self.attr_int(node, path, "count", 0));
+        if !(1..=50).contains(&count) {
+            return self.fail(
+                node,
+                path,
+                "ExpressionValueEvaluationFailure",
+                format!("retry: 'count' is {count}; it must be between 1 and 50."),
+            );
+        }
+        let interval = tri!(self.attr_int(node, path, "interval", 0));
+        if interval < 1 {
+            return self.fail(
+                node,
+                path,
+                "ExpressionValueEvaluationFailure",
+                format!(
+                    "retry: 'interval' is {interval}; it must be a positive number of seconds."
+                ),
+            );
+        }
+        let delta = tri!(self.attr_int(node, path, "delta", 0));
+        let max = tri!(self.attr_int(node, path, "max-interval", 0));
+        let fast = tri!(self.flag(node, path, "first-fast-retry", "false"));
+        let mut flow = self.block(node, path).await;
+        let mut attempt: i64 = 0;
+        while matches!(flow, Flow::Next) && attempt < count {
+            if !tri!(self.flag(node, path, "condition", "false")) {
+                break;
+            }
+            attempt += 1;
+            let wait = if attempt == 1 && fast {
+                0
+            } else if max > 0 && delta > 0 {
+                let growth = 1_i64 << (attempt - 1).min(30);
+                (interval + growth * delta).min(max)
+            } else {
+                interval + (attempt - 1) * delta
+            };
+            self.step(
+                "retry",
+                format!("attempt {attempt} of {count} after {wait} s"),
+            );
+            if wait > 0 {
+                tokio::time::sleep(std::time::Duration::from_secs(wait.unsigned_abs())).await;
+            }
+            flow = self.block(node, path).await;
+        }
+        flow
     }
 
     fn set_variable(&mut self, node: &Node, path: &str) -> Flow {

@@ -187,6 +187,11 @@ pub fn bind_call(
         ));
     }
     let bound = match (rty, name) {
+        (Ty::DateTime, "ToString") => {
+            return Err(not_impl(
+                "'DateTime.ToString()' (its text depends on the gateway's culture)",
+            ))
+        }
         (_, "ToString") if a.irs.is_empty() && target.is_none() => {
             (call(M::ToString, Vec::new(), Ty::Void), Ty::String)
         }

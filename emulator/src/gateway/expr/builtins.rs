@@ -66,6 +66,7 @@ pub fn get(m: M, recv: Val, ctx: &Ctx) -> R {
         (M::ReqBody, _) => Val::Body(ctx.req_body.clone()),
         (M::ReqIp, _) => s(ctx.ip.clone()),
         (M::RespStatus, Val::Response(r)) => Val::Int(i32::from(r.status)),
+        (M::DateTicks, Val::DateTime(t)) => Val::Long(*t),
         (M::RespReason, Val::Response(r)) => s(r.reason.clone()),
         (M::RespHeaders, Val::Response(r)) => Val::Headers(Arc::new(r.headers.clone())),
         (M::RespBody, Val::Response(r)) => Val::Body(r.body.clone()),
@@ -315,6 +316,7 @@ pub fn static_call(m: M, args: Vec<Val>, t: Ty) -> R {
     let a0 = || req_text(&args, 0, "value");
     Ok(match m {
         M::StrEmpty => s(""),
+        M::DateUtcNow => Val::DateTime(super::value::utc_now_ticks()),
         M::StrIsNullOrEmpty => Val::Bool(text_arg(&args, 0)?.is_none_or(|x| x.is_empty())),
         M::StrIsNullOrWhiteSpace => {
             Val::Bool(text_arg(&args, 0)?.is_none_or(|x| x.trim().is_empty()))

@@ -53,6 +53,7 @@ pub fn dotnet(t: Ty) -> &'static str {
         Ty::JArray => "Newtonsoft.Json.Linq.JArray",
         Ty::JValue => "Newtonsoft.Json.Linq.JValue",
         Ty::JProperty => "Newtonsoft.Json.Linq.JProperty",
+        Ty::DateTime => "System.DateTime",
         other => other.name(),
     }
 }

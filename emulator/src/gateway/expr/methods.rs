@@ -241,8 +241,10 @@ pub const STATICS: &[(&str, &str, Option<&[Ty]>, Ty, M)] = &[
 ];
 
 /// Static fields: declaring type, name, type, member.
-pub const STATIC_FIELDS: &[(&str, &str, Ty, M)] =
-    &[("System.String", "Empty", Ty::String, M::StrEmpty)];
+pub const STATIC_FIELDS: &[(&str, &str, Ty, M)] = &[
+    ("System.String", "Empty", Ty::String, M::StrEmpty),
+    ("System.DateTime", "UtcNow", Ty::DateTime, M::DateUtcNow),
+];
 
 /// Whether an entry declared on `on` applies to a receiver of static type `recv`.
 pub fn applies(on: Ty, recv: Ty) -> bool {
@@ -261,6 +263,7 @@ pub fn ty_of(full: &str) -> Option<Ty> {
         "System.Double" => Ty::Double,
         "System.Char" => Ty::Char,
         "System.Object" => Ty::Object,
+        "System.DateTime" => Ty::DateTime,
         "Newtonsoft.Json.Linq.JToken" => Ty::JToken,
         "Newtonsoft.Json.Linq.JObject" => Ty::JObject,
         "Newtonsoft.Json.Linq.JArray" => Ty::JArray,

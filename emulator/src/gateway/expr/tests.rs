@@ -233,6 +233,26 @@ fn blocks_with_locals() {
 }
 
 #[test]
+fn utc_now_counts_ticks_from_year_one() {
+    let secs: i64 = ok("@(DateTime.UtcNow.Ticks / 10000000)")
+        .parse()
+        .expect("a number");
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // 62,135,596,800 seconds from 0001-01-01 to 1970-01-01.
+    let unix = i64::try_from(unix).expect("fits") + 62_135_596_800;
+    assert!((secs - unix).abs() <= 2, "{secs} vs {unix}");
+    assert_eq!(
+        ok("@(DateTime.UtcNow.Ticks > 0L ? \"later\" : \"earlier\")"),
+        "later"
+    );
+    assert!(compile_err("@(DateTime.UtcNow.ToString())").contains("does not implement"));
+    assert!(compile_err("@(DateTime.UtcNow + 1)").contains("cannot be applied"));
+}
+
+#[test]
 fn compile_errors_name_the_problem() {
     for (src, want) in [
         (
@@ -243,7 +263,7 @@ fn compile_errors_name_the_problem() {
             "@(JsonConvert.PopulateObject(\"a\", null))",
             "The member 'Newtonsoft.Json.JsonConvert.PopulateObject' is not allowed",
         ),
-        ("@(DateTime.UtcNow)", "does not implement"),
+        ("@(DateTime.Now)", "does not implement"),
         (
             "@(context.Variables[\"s\"].Length)",
             "'object' does not contain a definition for 'Length'",
@@ -266,7 +286,7 @@ fn compile_errors_name_the_problem() {
         ),
         ("@(x => x)", "lambda"),
         (
-            "@((DateTime)context.Variables[\"s\"])",
+            "@((DateTimeOffset)context.Variables[\"s\"])",
             "does not implement",
         ),
         ("@(new Random())", "does not implement"),

@@ -60,6 +60,8 @@ pub enum Ty {
     Api,
     /// `context.Subscription`.
     Subscription,
+    /// `DateTime` (UTC).
+    DateTime,
     /// No value (a method returning `void`).
     Void,
 }
@@ -94,6 +96,7 @@ impl Ty {
             Ty::Deployment => "IDeployment",
             Ty::Api => "IApi",
             Ty::Subscription => "ISubscription",
+            Ty::DateTime => "DateTime",
             Ty::Void => "void",
         }
     }
@@ -107,7 +110,7 @@ impl Ty {
     pub fn is_value(self) -> bool {
         matches!(
             self,
-            Ty::Bool | Ty::Int | Ty::Long | Ty::Double | Ty::Char | Ty::Void
+            Ty::Bool | Ty::Int | Ty::Long | Ty::Double | Ty::Char | Ty::DateTime | Ty::Void
         )
     }
 
@@ -169,6 +172,8 @@ pub enum Val {
     Headers(Arc<Vec<(String, String)>>),
     /// A member of `context`.
     Ctx(CtxObj),
+    /// A UTC `DateTime`, in ticks (100 ns) since 0001-01-01.
+    DateTime(i64),
 }
 
 impl Val {
@@ -191,6 +196,7 @@ impl Val {
             Val::Response(_) => Ty::Response,
             Val::Body(_) => Ty::Body,
             Val::Headers(_) => Ty::Headers,
+            Val::DateTime(_) => Ty::DateTime,
             Val::Ctx(o) => match o {
                 CtxObj::Context => Ty::Context,
                 CtxObj::Request => Ty::Request,
@@ -236,6 +242,7 @@ impl Val {
                 "System.Collections.Generic.Dictionary`2[System.String,System.String[]]".into()
             }
             Val::Ctx(o) => format!("{o:?}"),
+            Val::DateTime(t) => datetime_text(*t),
         }
     }
 }
@@ -320,4 +327,37 @@ mod tests {
         assert!(Val::Json(Arc::new(J::Obj(vec![]))).is_instance_of(Ty::JToken));
         assert!(!Val::Int(1).is_instance_of(Ty::Long));
     }
+}
+
+/// Ticks (100 ns) from 0001-01-01 to 1970-01-01, as .NET counts them.
+pub const UNIX_EPOCH_TICKS: i64 = 621_355_968_000_000_000;
+
+/// `DateTime.UtcNow` in ticks.
+pub fn utc_now_ticks() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    UNIX_EPOCH_TICKS + i64::try_from(since.as_nanos() / 100).unwrap_or(i64::MAX / 2)
+}
+
+/// `DateTime.ToString()` in the invariant culture: `MM/dd/yyyy HH:mm:ss`.
+fn datetime_text(ticks: i64) -> String {
+    let secs = (ticks - UNIX_EPOCH_TICKS).div_euclid(10_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{month:02}/{day:02}/{year:04} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

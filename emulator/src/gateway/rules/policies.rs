@@ -291,7 +291,7 @@ pub const POLICIES: &[Policy] = &[
         source: "AD log-to-eventhub-policy.md @08965de3 (07/23/2024): logger-id required without expressions; partition-id without expressions, partition-key with" },
     Policy { name: "retry", sections: ALL4, scopes: ALL5, fragment: true, once_per_section: false, once_per_document: false,
         attrs: &[a("condition", true, true, Bool), a("count", true, true, Int), a("interval", true, true, Int), a("max-interval", false, true, Int), a("delta", false, true, Int), a("first-fast-retry", false, true, Bool)],
-        content: Content::Policies, implemented: false, source: "AD retry-policy.md @03acc2f3 (12/08/2022): count 1-50, condition, interval required" },
+        content: Content::Policies, implemented: true, source: "AD retry-policy.md @03acc2f3 (12/08/2022): count 1-50, condition, interval required" },
     Policy { name: "validate-jwt", sections: &[I], scopes: ALL5, fragment: true, once_per_section: false, once_per_document: false, attrs: &[], content: Content::Policies, implemented: false,
         source: "AD validate-jwt-policy.md @01e7c604 (03/18/2024): inbound only" },
     Policy { name: "limit-concurrency", sections: ALL4, scopes: ALL5, fragment: true, once_per_section: false, once_per_document: false,
