@@ -934,15 +934,52 @@ fn gateway_load_rotation_and_lease_end_never_serve_a_stale_secret() {
     get(&emu, "/kv/after-herd");
     let after_logins = proxy.received("POST", "/login") - after_herd;
 
+    // Expiry under load: callers without pause on the database binding, whose entry lasts
+    // 3 s (a lease of 4 s, less one). Each entry is refreshed once, by the first request of
+    // its last quarter, while the others keep using it: one login per refresh, however many
+    // requests are in flight when it comes due.
+    const CALLERS: usize = 16;
+    let steady = phase(10);
+    get(&emu, "/db/steady-warm");
+    let before = proxy.received("POST", "/login");
+    let started = Instant::now();
+    let steady_statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let emu = &emu;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    let mut n = 0;
+                    while started.elapsed() < steady {
+                        out.push(get(emu, &format!("/db/steady-{i}-{n}")).status);
+                        n += 1;
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let steady_logins = proxy.received("POST", "/login") - before;
+    let steady_wall = started.elapsed();
+    // An entry of 3 s is due for refresh after 2.25 s: at most one login per 2.25 s, and the
+    // one in flight when the run ended.
+    let windows = (steady_wall.as_secs_f64() / 2.25).ceil() as usize + 1;
+
     figures.report(
         &["kv", "db"],
         &format!(
-            "; KV: the old version served {kv_old_after_new_version} times after Vault had the new one and before the rotation apply returned, never after; database: {} credentials, the oldest served {:.1} s after first (lease {} s), a revoked one served {served_revoked} times between the revocation and the rotation apply ({:.1} s), never after; {} leases left; herd: {HERD} concurrent requests on a cold cache made {herd_logins} logins, the next request {after_logins}",
+            "; KV: the old version served {kv_old_after_new_version} times after Vault had the new one and before the rotation apply returned, never after; database: {} credentials, the oldest served {:.1} s after first (lease {} s), a revoked one served {served_revoked} times between the revocation and the rotation apply ({:.1} s), never after; {} leases left; herd: {HERD} concurrent requests on a cold cache made {herd_logins} logins, the next request {after_logins}; expiry under load: {CALLERS} callers, {} requests in {:.1} s on a 3 s cache made {steady_logins} logins (at most {windows}: one per refresh)",
             first_answered.len(),
             db_age.as_secs_f64(),
             LEASE.as_secs(),
             db_bumped.duration_since(revoked).as_secs_f64(),
             leases(&bao, "database/creds/orders/"),
+            steady_statuses.len(),
+            steady_wall.as_secs_f64(),
         ),
     );
     figures.all_served("baseline");
@@ -966,6 +1003,16 @@ fn gateway_load_rotation_and_lease_end_never_serve_a_stale_secret() {
         "{herd_logins} logins for {HERD} requests"
     );
     assert_eq!(after_logins, 0, "a warm cache makes no login");
+    assert!(
+        steady_statuses.iter().all(|s| *s == 200),
+        "every request of the steady load served: {:?}",
+        steady_statuses.iter().filter(|s| **s != 200).count()
+    );
+    assert!(
+        (1..=windows).contains(&steady_logins),
+        "{steady_logins} logins in {:.1} s of {CALLERS} callers on a 3 s cache: a refresh comes due once per entry, and only the request that claims it logs in",
+        steady_wall.as_secs_f64()
+    );
 }
 
 /// Resident memory (kB) and open file descriptors of process `pid`, from `/proc`.

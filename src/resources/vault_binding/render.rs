@@ -144,6 +144,20 @@ const CACHED: &str = "apim-vault";
 const LIVE: &str = "apim-vault-live";
 /// Seconds a `send-request` to Vault may take.
 const TIMEOUT: u32 = 10;
+/// What the cached part does next: `fetch`, `claim`, `store` or `done`.
+const STEP: &str = "apim-vault-step";
+/// The value and the seconds of the cached part's one `cache-store-value`.
+const STORE: &str = "apim-vault-store";
+const STORE_FOR: &str = "apim-vault-store-for";
+/// The secrets a fetch got, as JSON.
+const FETCHED: &str = "apim-vault-fetched";
+/// Milliseconds a claim to refresh lasts: a login and a read, each within [`TIMEOUT`].
+const CLAIM_MS: u32 = (2 * TIMEOUT + 1) * 1000;
+/// A cached entry is refreshed in its last quarter, at most this many milliseconds before it
+/// ends.
+const REFRESH_MS: u32 = 30_000;
+/// The time in the cached entry's clock: milliseconds (a C# `long`).
+const NOW_MS: &str = "(DateTime.UtcNow.Ticks / 10000)";
 /// The variable holding what Vault said about a failed call, while it is recorded.
 const FAILURE: &str = "apim-vault-failure";
 /// The `source` of the block's traces.
@@ -645,7 +659,8 @@ fn field_failures(members: &[&BindingSpec], indent: &str) -> String {
 /// The cache key of the API's cached secrets: it changes with every setting that decides a
 /// secret and with every `rotation`, so a change is never answered from the cache.
 fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
-    let mut parts: Vec<String> = vec![api.to_string()];
+    // The entry's format is part of the key: a block of another format never reads it.
+    let mut parts: Vec<String> = vec![api.to_string(), "refresh-at:ends-at:json".to_string()];
     for s in set {
         parts.extend([
             s.name.clone(),
@@ -667,8 +682,9 @@ fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
     format!("apim-vault-{:016x}", hash(&refs))
 }
 
-/// How long the cached secrets may be kept: the shortest `cache_ttl`, and less than any
-/// lease Vault gave with this fetch (or the time until it rotates static credentials).
+/// How long the cached secrets may be kept, in seconds (a C# `int` expression): the shortest
+/// `cache_ttl`, and less than any lease Vault gave with this fetch (or the time until it
+/// rotates static credentials).
 fn duration(set: &[&BindingSpec]) -> String {
     let ttl = set.iter().map(|s| s.cache_ttl).min().unwrap_or(0);
     let mut expr = ttl.to_string();
@@ -686,11 +702,7 @@ fn duration(set: &[&BindingSpec]) -> String {
             "Math.Min({expr}, Math.Max(0, ({b}.Value<int>(\"lease_duration\") > 0 ? {b}.Value<int>(\"lease_duration\") : ({b}[\"data\"][\"ttl\"] != null ? {b}[\"data\"].Value<int>(\"ttl\") : 0)) - 1))"
         );
     }
-    if set.iter().any(|s| s.leased) {
-        format!("@({expr})")
-    } else {
-        expr
-    }
+    expr
 }
 
 fn record(s: &BindingSpec) -> String {
@@ -700,6 +712,100 @@ fn record(s: &BindingSpec) -> String {
         s.name,
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     )
+}
+
+/// The text of a cached entry in the C# local `c` is `<refresh at>:<ends at>:<secrets JSON>`
+/// (times in milliseconds of [`NOW_MS`]); this declares `r` (what follows the first `:`) and
+/// `until` (when the entry ends).
+fn until_of_c() -> &'static str {
+    "var r = c.Substring(c.IndexOf(\":\") + 1); var until = long.Parse(r.Substring(0, r.IndexOf(\":\")));"
+}
+
+/// The cached bindings' part of the block: one lookup of the API's cached secrets, and, stale
+/// while revalidated, one store:
+///
+/// - a fresh entry is used as it is (`done`);
+/// - an entry in its last quarter (at most [`REFRESH_MS`] before it ends) is claimed by the
+///   first request that sees it: that request stores the same entry, due again only after
+///   [`CLAIM_MS`] and still ending when it ended, then fetches the secrets and stores them
+///   (`claim`, then `fetch`, then `store`); the requests that come meanwhile use the entry
+///   they find, which is still within its lease. A refresh that fails keeps the entry (and
+///   records why); the entry still ends when it would have;
+/// - no entry, or one past its end (the cache keeps an entry up to a second longer, as its
+///   durations are whole seconds; the part never uses it): fetch, use and store (`fetch`).
+///
+/// APIM allows one `cache-store-value` per policy section; the claim and the store are that
+/// one element, run twice by a `retry` whose condition asks for the second pass only after a
+/// claim. An entry never outlives its first store's duration: the claim keeps its end.
+fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
+    let key = xml_attr(&cache_key(api, cached));
+    let (i1, i2, i3, i4) = (
+        format!("{indent}    "),
+        format!("{indent}        "),
+        format!("{indent}            "),
+        format!("{indent}                "),
+    );
+    let var = |v: &str| format!("context.Variables.GetValueOrDefault<string>(\"{v}\", \"\")");
+    let step = var(STEP);
+    let (fetched, used) = fetch(cached, FETCHED, &i3);
+    let all_ok = cached
+        .iter()
+        .map(|s| format!("({})", read_ok(s)))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let dur = format!("(long)({})", duration(cached));
+    let until = until_of_c();
+    let mut x = String::new();
+    let _ = write!(
+        x,
+        "{indent}<cache-lookup-value key=\"{key}\" variable-name=\"{CACHED}\" caching-type=\"internal\" />\n\
+         {indent}<set-variable name=\"{STEP}\" value=\"@{{ var c = {cached_text}; if (c == \"\") {{ return \"fetch\"; }} var now = {NOW_MS}; {until} if (now >= until) {{ return \"fetch\"; }} return now < long.Parse(c.Substring(0, c.IndexOf(\":\"))) ? \"done\" : \"claim\"; }}\" />\n\
+         {indent}<choose>\n\
+         {i1}<when condition=\"@({step} == \"claim\")\">\n\
+         {i2}<set-variable name=\"{STORE}\" value=\"@{{ var c = {cached_text}; return ({NOW_MS} + {CLAIM_MS}).ToString() + c.Substring(c.IndexOf(\":\")); }}\" />\n\
+         {i1}</when>\n\
+         {indent}</choose>\n\
+         {indent}<retry condition=\"@({step} == \"fetch\")\" count=\"1\" interval=\"1\" first-fast-retry=\"true\">\n\
+         {i1}<choose>\n\
+         {i2}<when condition=\"@({step} == \"fetch\")\">\n\
+         {fetched}\
+         {i3}<choose>\n\
+         {i4}<when condition=\"@({all_ok})\">\n\
+         {i4}    <set-variable name=\"{STORE}\" value=\"@{{ var now = {NOW_MS}; var d = {dur}; return (now + d * 1000 - (d * 250 < {REFRESH_MS}L ? d * 250 : {REFRESH_MS}L)).ToString() + \":\" + (now + d * 1000).ToString() + \":\" + {fetched_text}; }}\" />\n\
+         {i4}    <set-variable name=\"{CACHED}\" value=\"@({store_text})\" />\n\
+         {i4}    <set-variable name=\"{STEP}\" value=\"store\" />\n\
+         {i4}</when>\n\
+         {i4}<otherwise>\n\
+         {i4}    <set-variable name=\"{CACHED}\" value=\"@{{ var c = {cached_text}; if (c != \"\") {{ {until} if ({NOW_MS} < until) {{ return c; }} }} return \"0:0:\" + {fetched_text}; }}\" />\n\
+         {i4}    <set-variable name=\"{STEP}\" value=\"done\" />\n\
+         {i4}</otherwise>\n\
+         {i3}</choose>\n",
+        cached_text = var(CACHED),
+        fetched_text = var(FETCHED),
+        store_text = var(STORE),
+    );
+    for v in used {
+        let _ = writeln!(x, "{i3}<set-variable name=\"{v}\" value=\"\" />");
+    }
+    let _ = write!(
+        x,
+        "{i2}</when>\n\
+         {i1}</choose>\n\
+         {i1}<choose>\n\
+         {i2}<when condition=\"@({step} == \"claim\" || {step} == \"store\")\">\n\
+         {i3}<set-variable name=\"{STORE_FOR}\" value=\"@{{ var c = {store_text}; {until} return (until - {NOW_MS} + 999) / 1000; }}\" />\n\
+         {i3}<cache-store-value key=\"{key}\" value=\"@({store_text})\" duration=\"@((long)context.Variables[\"{STORE_FOR}\"])\" caching-type=\"internal\" />\n\
+         {i2}</when>\n\
+         {i1}</choose>\n\
+         {i1}<set-variable name=\"{STEP}\" value=\"@({step} == \"claim\" ? \"fetch\" : \"done\")\" />\n\
+         {indent}</retry>\n\
+         {indent}<set-variable name=\"{CACHED}\" value=\"@({cached_text}.Substring({cached_text}.IndexOf(\":\") + 1))\" />\n\
+         {indent}<set-variable name=\"{CACHED}\" value=\"@({cached_text}.Substring({cached_text}.IndexOf(\":\") + 1))\" />\n",
+        store_text = var(STORE),
+        cached_text = var(CACHED),
+        until = until_of_c(),
+    );
+    x
 }
 
 /// The whole block for `api`, each line starting with `indent`.
@@ -714,32 +820,8 @@ pub fn render_block(api: &str, block: &Block, indent: &str) -> String {
     let live: Vec<&BindingSpec> = block.bindings.iter().filter(|s| s.cache_ttl <= 0).collect();
     let mut clear = Vec::new();
     if !cached.is_empty() {
-        let key = xml_attr(&cache_key(api, &cached));
-        let i2 = format!("{indent}        ");
-        let (fetched, used) = fetch(&cached, CACHED, &i2);
-        let all_ok = cached
-            .iter()
-            .map(|s| format!("({})", read_ok(s)))
-            .collect::<Vec<_>>()
-            .join(" && ");
-        let _ = write!(
-            x,
-            "{indent}<cache-lookup-value key=\"{key}\" variable-name=\"{CACHED}\" caching-type=\"internal\" />\n\
-             {indent}<choose>\n\
-             {indent}    <when condition=\"@(!context.Variables.ContainsKey(\"{CACHED}\"))\">\n\
-             {fetched}\
-             {i2}<choose>\n\
-             {i2}    <when condition=\"@({all_ok})\">\n\
-             {i2}        <cache-store-value key=\"{key}\" value=\"@((string)context.Variables[\"{CACHED}\"])\" duration=\"{dur}\" caching-type=\"internal\" />\n\
-             {i2}    </when>\n\
-             {i2}</choose>\n",
-            dur = duration(&cached),
-        );
-        for v in used {
-            let _ = writeln!(x, "{i2}<set-variable name=\"{v}\" value=\"\" />");
-        }
-        let _ = writeln!(x, "{indent}    </when>\n{indent}</choose>");
-        clear.push(CACHED.to_string());
+        x.push_str(&cached_part(api, &cached, indent));
+        clear.extend([CACHED, STEP, STORE, STORE_FOR, FETCHED].map(String::from));
     }
     if !live.is_empty() {
         let (fetched, used) = fetch(&live, LIVE, indent);

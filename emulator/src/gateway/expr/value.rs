@@ -308,27 +308,6 @@ pub fn to_json(v: &Val) -> Result<J, String> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn texts() {
-        assert_eq!(Val::Bool(true).to_text(), "True");
-        assert_eq!(Val::Double(1.5).to_text(), "1.5");
-        assert_eq!(Val::Double(2.0).to_text(), "2");
-        assert_eq!(Val::Double(1e21).to_text(), "1E+21");
-        assert_eq!(Val::Json(Arc::new(J::Str("x".into()))).to_text(), "x");
-        assert_eq!(Val::Json(Arc::new(J::Null)).to_text(), "");
-        assert_eq!(
-            Val::Prop(Arc::new(("a".into(), J::Int(1)))).to_text(),
-            "\"a\": 1"
-        );
-        assert!(Val::Json(Arc::new(J::Obj(vec![]))).is_instance_of(Ty::JToken));
-        assert!(!Val::Int(1).is_instance_of(Ty::Long));
-    }
-}
-
 /// Ticks (100 ns) from 0001-01-01 to 1970-01-01, as .NET counts them.
 pub const UNIX_EPOCH_TICKS: i64 = 621_355_968_000_000_000;
 
@@ -360,4 +339,25 @@ fn datetime_text(ticks: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts() {
+        assert_eq!(Val::Bool(true).to_text(), "True");
+        assert_eq!(Val::Double(1.5).to_text(), "1.5");
+        assert_eq!(Val::Double(2.0).to_text(), "2");
+        assert_eq!(Val::Double(1e21).to_text(), "1E+21");
+        assert_eq!(Val::Json(Arc::new(J::Str("x".into()))).to_text(), "x");
+        assert_eq!(Val::Json(Arc::new(J::Null)).to_text(), "");
+        assert_eq!(
+            Val::Prop(Arc::new(("a".into(), J::Int(1)))).to_text(),
+            "\"a\": 1"
+        );
+        assert!(Val::Json(Arc::new(J::Obj(vec![]))).is_instance_of(Ty::JToken));
+        assert!(!Val::Int(1).is_instance_of(Ty::Long));
+    }
 }
