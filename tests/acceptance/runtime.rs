@@ -86,6 +86,21 @@ fn stores(entry: &serde_json::Value) -> Vec<String> {
     outcomes(entry, "cache-store-value")
 }
 
+/// What a request stored after claiming the empty cache entry: its first store is the claim
+/// (a `pending` entry for 21 s: a login and a read within their 10 s timeouts), then the
+/// secrets, or a `failed` entry for 1 s when the fetch failed.
+#[track_caller]
+fn stored_after_claim(entry: &serde_json::Value) -> Vec<String> {
+    let all = stores(entry);
+    assert!(
+        all.first()
+            .is_some_and(|c| c.starts_with("stored for 21 s")),
+        "the claim comes first:\n{}",
+        steps_text(entry)
+    );
+    all.into_iter().skip(1).collect()
+}
+
 /// Neither the secrets nor any token is in the gateway's request log.
 #[track_caller]
 fn assert_log_clean(emu: &Emulator, secrets: &[(&str, &str)]) {
@@ -181,8 +196,9 @@ fn runtime_kv_v2_secret_reaches_the_backend_as_header_query_and_variable() {
                 1,
                 "one read per secret (the three bindings read one):\n{steps}"
             );
-            assert_eq!(stores(&first).len(), 1, "{steps}");
-            assert!(stores(&first)[0].starts_with("stored for 300 s"), "{steps}");
+            let stored = stored_after_claim(&first);
+            assert_eq!(stored.len(), 1, "{steps}");
+            assert!(stored[0].starts_with("stored for 300 s"), "{steps}");
 
             // Within cache_ttl: from the cache, even after Vault's value changed.
             bao.api_ok("POST", KV_PATH, Some(json!({"data": {"api_key": ROTATED}})));
@@ -292,7 +308,11 @@ resource "apim_vault_binding" "billing" {{
         assert_eq!(logins(&e).len(), 2, "one login per role:\n{steps}");
         assert!(logins(&e).iter().all(|l| l.ends_with("-> 200")), "{steps}");
         assert_eq!(reads(&e).len(), 2, "{steps}");
-        assert_eq!(stores(&e).len(), 1, "one store for both: {steps}");
+        assert_eq!(
+            stored_after_claim(&e).len(),
+            1,
+            "one store for both: {steps}"
+        );
         let (_, e) = request(&emu, "/orders/2", 200);
         assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
         let got = echo.last();
@@ -360,10 +380,11 @@ fn runtime_leased_secret_is_cached_no_longer_than_its_lease() {
         assert!(!first.is_empty());
         let steps = steps_text(&e);
         assert_eq!(logins(&e).len(), 1, "{steps}");
-        assert_eq!(stores(&e).len(), 1, "{steps}");
+        let stored = stored_after_claim(&e);
+        assert_eq!(stored.len(), 1, "{steps}");
         // One second less than the lease: its clock ran from Vault's answer.
         assert!(
-            stores(&e)[0].starts_with("stored for 5 s"),
+            stored[0].starts_with("stored for 5 s"),
             "min(cache_ttl, lease_duration - 1):\n{steps}"
         );
         assert_eq!(leases(&bao, "database/creds/orders/"), before + 1);
@@ -465,7 +486,12 @@ fn runtime_failures_answer_502_or_go_on_without_the_secret() {
         logins(&e).len() == 1 && logins(&e)[0].contains("failed (Timeout); ignored"),
         "{steps}"
     );
-    assert!(reads(&e).is_empty() && stores(&e).is_empty(), "{steps}");
+    // No secrets cached: the failed claim is marked for a second.
+    assert!(reads(&e).is_empty(), "{steps}");
+    assert!(
+        stored_after_claim(&e)[0].starts_with("stored for 1 s"),
+        "{steps}"
+    );
     assert_eq!(
         echo.received().len(),
         forwarded,
@@ -489,7 +515,10 @@ fn runtime_failures_answer_502_or_go_on_without_the_secret() {
         reads(&e).len() == 1 && reads(&e)[0].ends_with("-> 403"),
         "{steps}"
     );
-    assert!(stores(&e).is_empty(), "nothing cached: {steps}");
+    assert!(
+        stored_after_claim(&e)[0].starts_with("stored for 1 s"),
+        "nothing cached, the failed claim marked for a second: {steps}"
+    );
     assert_eq!(
         echo.received().len(),
         forwarded,
@@ -497,7 +526,11 @@ fn runtime_failures_answer_502_or_go_on_without_the_secret() {
     );
     assert_absent("the 502 answer", &answer.text(), &secrets);
     let (answer, e) = request(&emu, "/lenient/2", 200);
-    assert!(stores(&e).is_empty(), "{}", steps_text(&e));
+    assert!(
+        stored_after_claim(&e)[0].starts_with("stored for 1 s"),
+        "{}",
+        steps_text(&e)
+    );
     let got = echo.last();
     assert_eq!(
         got.header("X-Api-Key"),

@@ -282,7 +282,7 @@ fn vault_binding_lifecycle() {
             assert_block_after_base(&policy, ORIGINAL_POLICY);
             assert_eq!(records(&policy), ["orders"]);
             assert_one_cache_lookup_and_store(&policy);
-            assert!(policy.contains("duration=\"120\""), "{policy}");
+            assert!(policy.contains("var d = (long)(120);"), "{policy}");
             assert!(
                 policy.contains("<set-header name=\"X-Api-Key\""),
                 "{policy}"
@@ -319,7 +319,7 @@ fn vault_binding_lifecycle() {
             assert_block_after_base(&policy, ORIGINAL_POLICY);
             assert_eq!(records(&policy), ["orders"]);
             assert_one_cache_lookup_and_store(&policy);
-            assert!(policy.contains("duration=\"60\""), "{policy}");
+            assert!(policy.contains("var d = (long)(60);"), "{policy}");
             assert!(!policy.contains("X-Api-Key"), "{policy}");
             assert!(
                 policy.contains("<set-query-parameter name=\"key\""),
@@ -336,10 +336,10 @@ fn vault_binding_lifecycle() {
         // The block edited by hand: an update of policy_xml.
         Step::drift(|| {
             let policy = emu.api_policy("orders-api").unwrap();
-            assert_eq!(policy.matches("duration=\"60\"").count(), 1);
+            assert_eq!(policy.matches("var d = (long)(60);").count(), 1);
             emu.put_api_policy(
                 "orders-api",
-                &policy.replace("duration=\"60\"", "duration=\"86400\""),
+                &policy.replace("var d = (long)(60);", "var d = (long)(86400);"),
             );
         })
         .plan_contains("apim_vault_binding.orders will be updated in-place")
@@ -604,9 +604,9 @@ fn vault_binding_plan_time_refusals() {
     let big = policy_of_size(15 * 1024);
     emu.put_api_policy("big-api", &big);
     emu.create_api("full-api");
-    // With one binding's block (about 9 KB, failure records included), over four fifths of
-    // 16 KiB and under it.
-    emu.put_api_policy("full-api", &policy_of_size(6 * 1024));
+    // With one binding's block (about 14 KB: failure records, and the cache entry's claim and
+    // refresh), over four fifths of 16 KiB and under it.
+    emu.put_api_policy("full-api", &policy_of_size(1024));
     // The trio's policy reads `<mount>/<x>/orders...`: the KV secret and the database
     // credentials, not `secret/data/payments/db`.
     let cfg = |binding: &str, role_ttl: i64| config_reading(&emu, "+/+/orders*", binding, role_ttl);
@@ -1097,7 +1097,7 @@ fn vault_binding_with_a_leased_secret() {
                     policy.contains(&format!("{}/v1/database/creds/orders", bao.addr())),
                     "{policy}"
                 );
-                assert!(policy.contains("duration=\"@(Math.Min(120, "), "{policy}");
+                assert!(policy.contains("var d = (long)(Math.Min(120, "), "{policy}");
                 assert!(
                     policy.contains("Value<int>(\"lease_duration\")"),
                     "{policy}"
@@ -1142,7 +1142,7 @@ fn vault_binding_update_keeps_a_concurrent_edit() {
         policy.contains("<value>orders-portal</value>"),
         "the portal's edit is still there: {policy}"
     );
-    assert!(policy.contains("duration=\"90\""), "{policy}");
+    assert!(policy.contains("var d = (long)(90);"), "{policy}");
     assert_eq!(records(&policy), ["orders"]);
     let out = wd.destroy();
     assert!(out.success(), "{out}");
@@ -1376,7 +1376,7 @@ fn vault_binding_leased_kv_version_1_counts_as_leased() {
     let destroyed = wd.destroy();
     assert!(destroyed.success(), "{destroyed}");
     assert!(
-        policy.contains("duration=\"@(Math.Min(120, ")
+        policy.contains("var d = (long)(Math.Min(120, ")
             && policy.contains("Value<int>(\"lease_duration\")"),
         "the cache lasts no longer than the lease: {policy}"
     );

@@ -151,7 +151,11 @@ const STORE: &str = "apim-vault-store";
 const STORE_FOR: &str = "apim-vault-store-for";
 /// The secrets a fetch got, as JSON.
 const FETCHED: &str = "apim-vault-fetched";
-/// Milliseconds a claim to refresh lasts: a login and a read, each within [`TIMEOUT`].
+/// Which pass of the cached part's `retry` runs.
+const PASS: &str = "apim-vault-pass";
+/// `yes` when this request claimed the cached entry.
+const CLAIMED: &str = "apim-vault-claimed";
+/// Milliseconds a claim lasts: a login and a read, each within [`TIMEOUT`].
 const CLAIM_MS: u32 = (2 * TIMEOUT + 1) * 1000;
 /// A cached entry is refreshed in its last quarter, at most this many milliseconds before it
 /// ends.
@@ -714,98 +718,143 @@ fn record(s: &BindingSpec) -> String {
     )
 }
 
-/// The text of a cached entry in the C# local `c` is `<refresh at>:<ends at>:<secrets JSON>`
-/// (times in milliseconds of [`NOW_MS`]); this declares `r` (what follows the first `:`) and
-/// `until` (when the entry ends).
-fn until_of_c() -> &'static str {
-    "var r = c.Substring(c.IndexOf(\":\") + 1); var until = long.Parse(r.Substring(0, r.IndexOf(\":\")));"
+/// C# statements reading the cached entry in the local `c`, whose text is
+/// `<due>:<until>:<body>` (times in milliseconds of [`NOW_MS`]; the body is the secrets' JSON,
+/// or `pending` or `failed`): `r` (what follows the first `:`), `until` and `body`.
+const PARSE_C: &str = "var r = c.Substring(c.IndexOf(\":\") + 1); var until = long.Parse(r.Substring(0, r.IndexOf(\":\"))); var body = r.Substring(r.IndexOf(\":\") + 1);";
+
+/// The C# condition "the entry parsed by [`PARSE_C`] holds secrets and has not ended".
+const HOLDS_SECRETS: &str = "now < until && body != \"pending\" && body != \"failed\"";
+
+/// `template` with each `@@NAME@@` replaced by its value, in one pass: a value is never
+/// searched for placeholders (it may hold text from the configuration).
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(i) = rest.find("@@") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("@@") else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        match values.iter().find(|(n, _)| *n == &after[..j]) {
+            Some((_, v)) => out.push_str(v),
+            None => out.push_str(&rest[i..i + 2 + j + 2]),
+        }
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
-/// The cached bindings' part of the block: one lookup of the API's cached secrets, and, stale
-/// while revalidated, one store:
+/// The cached bindings' part of the block. The API's cached secrets are one cache entry (one
+/// `cache-lookup-value`, one `cache-store-value`, as APIM allows one of each per policy
+/// section), which the part reads and writes in a `retry` of at most three passes:
 ///
-/// - a fresh entry is used as it is (`done`);
+/// - a fresh entry is used as it is;
 /// - an entry in its last quarter (at most [`REFRESH_MS`] before it ends) is claimed by the
-///   first request that sees it: that request stores the same entry, due again only after
-///   [`CLAIM_MS`] and still ending when it ended, then fetches the secrets and stores them
-///   (`claim`, then `fetch`, then `store`); the requests that come meanwhile use the entry
-///   they find, which is still within its lease. A refresh that fails keeps the entry (and
-///   records why); the entry still ends when it would have;
-/// - no entry, or one past its end (the cache keeps an entry up to a second longer, as its
-///   durations are whole seconds; the part never uses it): fetch, use and store (`fetch`).
+///   first request that sees it: it stores the same entry, due again only after
+///   [`CLAIM_MS`] and still ending when it ended, then fetches the secrets and stores them.
+///   The requests that come meanwhile use the entry, which is still within its lease. A
+///   refresh that fails keeps the entry (and records why);
+/// - no entry (or one that ended) is claimed the same way with a `pending` entry; requests
+///   that find it pending look again after the claim's fetch had time to finish (at once,
+///   then after a second) and use what it stored; if it is still pending then, or the claim
+///   failed (its `failed` entry lasts a second), they fetch on their own.
 ///
-/// APIM allows one `cache-store-value` per policy section; the claim and the store are that
-/// one element, run twice by a `retry` whose condition asks for the second pass only after a
-/// claim. An entry never outlives its first store's duration: the claim keeps its end.
+/// So a login comes from a claim: one per entry and refresh, however many requests are in
+/// flight; other logins only when a claim's fetch is slower than a second or failed. Nothing
+/// is served after its entry ended: every use compares the entry's end with the clock (the
+/// cache keeps an entry up to a second longer, as its durations are whole seconds).
 fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
-    let key = xml_attr(&cache_key(api, cached));
-    let (i1, i2, i3, i4) = (
-        format!("{indent}    "),
-        format!("{indent}        "),
-        format!("{indent}            "),
-        format!("{indent}                "),
-    );
-    let var = |v: &str| format!("context.Variables.GetValueOrDefault<string>(\"{v}\", \"\")");
-    let step = var(STEP);
-    let (fetched, used) = fetch(cached, FETCHED, &i3);
+    // Every variable the part reads is set before (the entry to "" before its lookup), but
+    // `CLAIMED`, which only a claim sets.
+    let var = |v: &str| format!("((string)context.Variables[\"{v}\"])");
+    let (fetched, used) = fetch(cached, FETCHED, "            ");
     let all_ok = cached
         .iter()
         .map(|s| format!("({})", read_ok(s)))
         .collect::<Vec<_>>()
         .join(" && ");
-    let dur = format!("(long)({})", duration(cached));
-    let until = until_of_c();
-    let mut x = String::new();
-    let _ = write!(
-        x,
-        "{indent}<cache-lookup-value key=\"{key}\" variable-name=\"{CACHED}\" caching-type=\"internal\" />\n\
-         {indent}<set-variable name=\"{STEP}\" value=\"@{{ var c = {cached_text}; if (c == \"\") {{ return \"fetch\"; }} var now = {NOW_MS}; {until} if (now >= until) {{ return \"fetch\"; }} return now < long.Parse(c.Substring(0, c.IndexOf(\":\"))) ? \"done\" : \"claim\"; }}\" />\n\
-         {indent}<choose>\n\
-         {i1}<when condition=\"@({step} == \"claim\")\">\n\
-         {i2}<set-variable name=\"{STORE}\" value=\"@{{ var c = {cached_text}; return ({NOW_MS} + {CLAIM_MS}).ToString() + c.Substring(c.IndexOf(\":\")); }}\" />\n\
-         {i1}</when>\n\
-         {indent}</choose>\n\
-         {indent}<retry condition=\"@({step} == \"fetch\")\" count=\"1\" interval=\"1\" first-fast-retry=\"true\">\n\
-         {i1}<choose>\n\
-         {i2}<when condition=\"@({step} == \"fetch\")\">\n\
-         {fetched}\
-         {i3}<choose>\n\
-         {i4}<when condition=\"@({all_ok})\">\n\
-         {i4}    <set-variable name=\"{STORE}\" value=\"@{{ var now = {NOW_MS}; var d = {dur}; return (now + d * 1000 - (d * 250 < {REFRESH_MS}L ? d * 250 : {REFRESH_MS}L)).ToString() + \":\" + (now + d * 1000).ToString() + \":\" + {fetched_text}; }}\" />\n\
-         {i4}    <set-variable name=\"{CACHED}\" value=\"@({store_text})\" />\n\
-         {i4}    <set-variable name=\"{STEP}\" value=\"store\" />\n\
-         {i4}</when>\n\
-         {i4}<otherwise>\n\
-         {i4}    <set-variable name=\"{CACHED}\" value=\"@{{ var c = {cached_text}; if (c != \"\") {{ {until} if ({NOW_MS} < until) {{ return c; }} }} return \"0:0:\" + {fetched_text}; }}\" />\n\
-         {i4}    <set-variable name=\"{STEP}\" value=\"done\" />\n\
-         {i4}</otherwise>\n\
-         {i3}</choose>\n",
-        cached_text = var(CACHED),
-        fetched_text = var(FETCHED),
-        store_text = var(STORE),
+    let clears: String = used
+        .iter()
+        .map(|v| format!("            <set-variable name=\"{v}\" value=\"\" />\n"))
+        .collect();
+    let template = r#"<set-variable name="@@STEP@@" value="look" />
+<set-variable name="@@PASS@@" value="@(0)" />
+<retry condition="@(@@V_STEP@@ == "look" || @@V_STEP@@ == "fetch")" count="2" interval="1" first-fast-retry="true">
+    <set-variable name="@@PASS@@" value="@((int)context.Variables["@@PASS@@"] + 1)" />
+    <choose>
+        <when condition="@(@@V_STEP@@ == "look")">
+            <set-variable name="@@CACHED@@" value="" />
+            <cache-lookup-value key="@@KEY@@" variable-name="@@CACHED@@" caching-type="internal" />
+            <set-variable name="@@STEP@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; var s = "claim"; if (c != "") { @@PARSE_C@@ if (now < until) { var due = long.Parse(c.Substring(0, c.IndexOf(":"))); if (body == "pending") { s = now < due ? "look" : "claim"; } else if (body == "failed") { s = "fetch"; } else { s = now < due ? "done" : "claim"; } } } return (int)context.Variables["@@PASS@@"] >= 3 && s != "done" ? "fetch" : s; }" />
+        </when>
+    </choose>
+    <choose>
+        <when condition="@(@@V_STEP@@ == "claim")">
+            <set-variable name="@@STORE@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; if (c != "") { @@PARSE_C@@ if (@@HOLDS_SECRETS@@) { return (now + @@CLAIM@@).ToString() + ":" + r; } } return (now + @@CLAIM@@).ToString() + ":" + (now + @@CLAIM@@).ToString() + ":pending"; }" />
+            <set-variable name="@@CLAIMED@@" value="yes" />
+        </when>
+    </choose>
+    <choose>
+        <when condition="@(@@V_STEP@@ == "fetch")">
+@@FETCH@@            <choose>
+                <when condition="@(@@ALL_OK@@)">
+                    <set-variable name="@@STORE@@" value="@{ var now = @@NOW@@; var d = (long)(@@DUR@@); return (now + d * 1000 - (d * 250 < @@REFRESHL@@ ? d * 250 : @@REFRESHL@@)).ToString() + ":" + (now + d * 1000).ToString() + ":" + @@V_FETCHED@@; }" />
+                    <set-variable name="@@CACHED@@" value="@(@@V_STORE@@)" />
+                    <set-variable name="@@STEP@@" value="store" />
+                </when>
+                <otherwise>
+                    <set-variable name="@@CACHED@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; if (c != "") { @@PARSE_C@@ if (@@HOLDS_SECRETS@@) { return c; } } return "0:0:" + @@V_FETCHED@@; }" />
+                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIMED@@ != "yes" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; return now.ToString() + ":" + (now + 1000).ToString() + ":failed"; }" />
+                    <set-variable name="@@STEP@@" value="@(@@V_STORE@@ == "" ? "done" : "store")" />
+                </otherwise>
+            </choose>
+@@CLEARS@@        </when>
+    </choose>
+    <choose>
+        <when condition="@(@@V_STEP@@ == "claim" || @@V_STEP@@ == "store")">
+            <set-variable name="@@STORE_FOR@@" value="@{ var c = @@V_STORE@@; @@PARSE_C@@ return (until - @@NOW@@ + 999) / 1000; }" />
+            <cache-store-value key="@@KEY@@" value="@(@@V_STORE@@)" duration="@((long)context.Variables["@@STORE_FOR@@"])" caching-type="internal" />
+        </when>
+    </choose>
+    <set-variable name="@@STEP@@" value="@(@@V_STEP@@ == "claim" ? "fetch" : @@V_STEP@@ == "look" ? "look" : "done")" />
+</retry>
+<set-variable name="@@CACHED@@" value="@(@@V_CACHED@@.Substring(@@V_CACHED@@.IndexOf(":") + 1))" />
+<set-variable name="@@CACHED@@" value="@(@@V_CACHED@@.Substring(@@V_CACHED@@.IndexOf(":") + 1))" />
+"#;
+    let text = fill(
+        template,
+        &[
+            ("FETCH", fetched),
+            ("CLEARS", clears),
+            ("PARSE_C", PARSE_C.to_string()),
+            ("HOLDS_SECRETS", HOLDS_SECRETS.to_string()),
+            ("ALL_OK", all_ok),
+            ("DUR", duration(cached)),
+            ("KEY", xml_attr(&cache_key(api, cached))),
+            ("NOW", NOW_MS.to_string()),
+            ("CLAIM", CLAIM_MS.to_string()),
+            ("REFRESHL", format!("{REFRESH_MS}L")),
+            ("V_STEP", var(STEP)),
+            ("V_CACHED", var(CACHED)),
+            ("V_STORE", var(STORE)),
+            ("V_FETCHED", var(FETCHED)),
+            (
+                "V_CLAIMED",
+                format!("context.Variables.GetValueOrDefault<string>(\"{CLAIMED}\", \"\")"),
+            ),
+            ("STORE_FOR", STORE_FOR.to_string()),
+            ("STEP", STEP.to_string()),
+            ("PASS", PASS.to_string()),
+            ("CACHED", CACHED.to_string()),
+            ("STORE", STORE.to_string()),
+            ("CLAIMED", CLAIMED.to_string()),
+        ],
     );
-    for v in used {
-        let _ = writeln!(x, "{i3}<set-variable name=\"{v}\" value=\"\" />");
-    }
-    let _ = write!(
-        x,
-        "{i2}</when>\n\
-         {i1}</choose>\n\
-         {i1}<choose>\n\
-         {i2}<when condition=\"@({step} == \"claim\" || {step} == \"store\")\">\n\
-         {i3}<set-variable name=\"{STORE_FOR}\" value=\"@{{ var c = {store_text}; {until} return (until - {NOW_MS} + 999) / 1000; }}\" />\n\
-         {i3}<cache-store-value key=\"{key}\" value=\"@({store_text})\" duration=\"@((long)context.Variables[\"{STORE_FOR}\"])\" caching-type=\"internal\" />\n\
-         {i2}</when>\n\
-         {i1}</choose>\n\
-         {i1}<set-variable name=\"{STEP}\" value=\"@({step} == \"claim\" ? \"fetch\" : \"done\")\" />\n\
-         {indent}</retry>\n\
-         {indent}<set-variable name=\"{CACHED}\" value=\"@({cached_text}.Substring({cached_text}.IndexOf(\":\") + 1))\" />\n\
-         {indent}<set-variable name=\"{CACHED}\" value=\"@({cached_text}.Substring({cached_text}.IndexOf(\":\") + 1))\" />\n",
-        store_text = var(STORE),
-        cached_text = var(CACHED),
-        until = until_of_c(),
-    );
-    x
+    text.lines().map(|l| format!("{indent}{l}\n")).collect()
 }
 
 /// The whole block for `api`, each line starting with `indent`.
@@ -821,7 +870,7 @@ pub fn render_block(api: &str, block: &Block, indent: &str) -> String {
     let mut clear = Vec::new();
     if !cached.is_empty() {
         x.push_str(&cached_part(api, &cached, indent));
-        clear.extend([CACHED, STEP, STORE, STORE_FOR, FETCHED].map(String::from));
+        clear.extend([CACHED, STEP, PASS, CLAIMED, STORE, STORE_FOR, FETCHED].map(String::from));
     }
     if !live.is_empty() {
         let (fetched, used) = fetch(&live, LIVE, indent);
