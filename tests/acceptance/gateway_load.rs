@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::support::fixtures::{provider_from_env, trio_binding, vault_trio};
 use crate::support::gateway::{
     add_leftover_probe, api_policy_document, clear_cache, create_api, forget_tokens, gateway_url,
-    get, leftovers, log, Echo, Received,
+    get, leftovers, log, telemetry, Echo, Received,
 };
 use crate::support::{
     jwts_in, Bao, BaoCluster, Emulator, FaultProxy, Postgres, TerraformBin, Workdir,
@@ -640,6 +640,12 @@ fn gateway_load_vault_outages_answer_as_on_error_says() {
     let load = Load::start(&emu, &["strict", "lenient"], 40.0);
     std::thread::sleep(phase(4));
     let baseline_undisturbed = leadership(&cluster) == leader_before;
+    // Why a baseline fetch failed, if one did: shown with a failure of the baseline's check.
+    let baseline_traces: Vec<String> = telemetry(&emu)
+        .iter()
+        .filter(|t| t["kind"] == "trace")
+        .map(|t| format!("{} {}", t["time"], t["message"]))
+        .collect();
     let mut faults = Vec::new();
     let mut fault = |name: &'static str, inject: &mut dyn FnMut(), lift: &mut dyn FnMut()| {
         load.phase(name);
@@ -746,6 +752,9 @@ fn gateway_load_vault_outages_answer_as_on_error_says() {
         ),
     );
     if baseline_undisturbed {
+        if !baseline_traces.is_empty() {
+            eprintln!("gateway load: the baseline's failed fetches: {baseline_traces:#?}");
+        }
         figures.all_served("baseline");
     } else {
         eprintln!("gateway load: the baseline is not judged: the cluster elected a new leader during it (before: {leader_before:?})");

@@ -151,6 +151,8 @@ const STORE: &str = "apim-vault-store";
 const STORE_FOR: &str = "apim-vault-store-for";
 /// The secrets a fetch got, as JSON.
 const FETCHED: &str = "apim-vault-fetched";
+/// How long a fetch's secrets may be kept, in seconds (`long`).
+const DURATION: &str = "apim-vault-duration";
 /// Which pass of the cached part's `retry` runs.
 const PASS: &str = "apim-vault-pass";
 /// `yes` when this request claimed the cached entry.
@@ -160,6 +162,13 @@ const CLAIM_MS: u32 = (2 * TIMEOUT + 1) * 1000;
 /// A cached entry is refreshed in its last quarter, at most this many milliseconds before it
 /// ends.
 const REFRESH_MS: u32 = 30_000;
+/// A failed fetch's result is kept this many milliseconds (never longer than its leases), so
+/// that the requests waiting for it, and those of the next moment, answer as `on_error` says
+/// without calling Vault themselves.
+const HOLD_MS: u32 = 1000;
+/// Passes after the first of the cached part's `retry`, a second apart but the first: a
+/// request waits for another's claim at most this long, past the claim's end.
+const WAIT_PASSES: u32 = CLAIM_MS / 1000 + 2;
 /// The time in the cached entry's clock: milliseconds (a C# `long`).
 const NOW_MS: &str = "(DateTime.UtcNow.Ticks / 10000)";
 /// The variable holding what Vault said about a failed call, while it is recorded.
@@ -688,7 +697,7 @@ fn cache_key(api: &str, set: &[&BindingSpec]) -> String {
 
 /// How long the cached secrets may be kept, in seconds (a C# `int` expression): the shortest
 /// `cache_ttl`, and less than any lease Vault gave with this fetch (or the time until it
-/// rotates static credentials).
+/// rotates static credentials); reads that failed are left out.
 fn duration(set: &[&BindingSpec]) -> String {
     let ttl = set.iter().map(|s| s.cache_ttl).min().unwrap_or(0);
     let mut expr = ttl.to_string();
@@ -702,8 +711,10 @@ fn duration(set: &[&BindingSpec]) -> String {
         // A lease's duration; database static credentials come without one and say in
         // `data.ttl` how long until Vault rotates them. One second less, as the clock runs
         // from Vault's answer, not from the store.
+        // A read that failed bounds nothing (what it would have given is not kept).
         expr = format!(
-            "Math.Min({expr}, Math.Max(0, ({b}.Value<int>(\"lease_duration\") > 0 ? {b}.Value<int>(\"lease_duration\") : ({b}[\"data\"][\"ttl\"] != null ? {b}[\"data\"].Value<int>(\"ttl\") : 0)) - 1))"
+            "Math.Min({expr}, !({ok}) ? {ttl} : Math.Max(0, ({b}.Value<int>(\"lease_duration\") > 0 ? {b}.Value<int>(\"lease_duration\") : ({b}[\"data\"][\"ttl\"] != null ? {b}[\"data\"].Value<int>(\"ttl\") : 0)) - 1))",
+            ok = answered(&read_var(s)),
         );
     }
     expr
@@ -720,11 +731,12 @@ fn record(s: &BindingSpec) -> String {
 
 /// C# statements reading the cached entry in the local `c`, whose text is
 /// `<due>:<until>:<body>` (times in milliseconds of [`NOW_MS`]; the body is the secrets' JSON,
-/// or `pending` or `failed`): `r` (what follows the first `:`), `until` and `body`.
+/// `pending`, or `!` and the JSON of what a failed fetch got): `r` (what follows the first
+/// `:`), `until` and `body`.
 const PARSE_C: &str = "var r = c.Substring(c.IndexOf(\":\") + 1); var until = long.Parse(r.Substring(0, r.IndexOf(\":\"))); var body = r.Substring(r.IndexOf(\":\") + 1);";
 
 /// The C# condition "the entry parsed by [`PARSE_C`] holds secrets and has not ended".
-const HOLDS_SECRETS: &str = "now < until && body != \"pending\" && body != \"failed\"";
+const HOLDS_SECRETS: &str = "now < until && body != \"pending\" && !body.StartsWith(\"!\")";
 
 /// `template` with each `@@NAME@@` replaced by its value, in one pass: a value is never
 /// searched for placeholders (it may hold text from the configuration).
@@ -750,23 +762,25 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
 
 /// The cached bindings' part of the block. The API's cached secrets are one cache entry (one
 /// `cache-lookup-value`, one `cache-store-value`, as APIM allows one of each per policy
-/// section), which the part reads and writes in a `retry` of at most three passes:
+/// section), which the part reads and writes from a `retry` whose passes are a second apart
+/// (the second at once), so that one request fetches while the others wait for it:
 ///
 /// - a fresh entry is used as it is;
 /// - an entry in its last quarter (at most [`REFRESH_MS`] before it ends) is claimed by the
-///   first request that sees it: it stores the same entry, due again only after
-///   [`CLAIM_MS`] and still ending when it ended, then fetches the secrets and stores them.
-///   The requests that come meanwhile use the entry, which is still within its lease. A
-///   refresh that fails keeps the entry (and records why);
-/// - no entry (or one that ended) is claimed the same way with a `pending` entry; requests
-///   that find it pending look again after the claim's fetch had time to finish (at once,
-///   then after a second) and use what it stored; if it is still pending then, or the claim
-///   failed (its `failed` entry lasts a second), they fetch on their own.
+///   first request that sees it: that request stores the same entry, due again only after
+///   [`CLAIM_MS`] and ending when it ended, then fetches the secrets and stores them. The
+///   requests that come meanwhile use the entry, which is still within its lease. A refresh
+///   that fails keeps the entry (and records why) until it ends;
+/// - no entry (or one that ended) is claimed with a `pending` entry; requests that find it
+///   pending look again each second until the claim's fetch stored its result, and use it:
+///   the secrets, or what a failed fetch got (kept [`HOLD_MS`]: those requests answer as
+///   `on_error` says without calling Vault). A claim whose fetch never stored anything ends
+///   after [`CLAIM_MS`], and the next request claims again.
 ///
 /// So a login comes from a claim: one per entry and refresh, however many requests are in
-/// flight; other logins only when a claim's fetch is slower than a second or failed. Nothing
-/// is served after its entry ended: every use compares the entry's end with the clock (the
-/// cache keeps an entry up to a second longer, as its durations are whole seconds).
+/// flight, and one per [`HOLD_MS`] and fetch time while Vault fails. Nothing is served after
+/// its entry ended: every use compares the entry's end with the clock (the cache may keep an
+/// entry up to a second longer, as its durations are whole seconds).
 fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
     // Every variable the part reads is set before (the entry to "" before its lookup), but
     // `CLAIMED`, which only a claim sets.
@@ -783,13 +797,13 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
         .collect();
     let template = r#"<set-variable name="@@STEP@@" value="look" />
 <set-variable name="@@PASS@@" value="@(0)" />
-<retry condition="@(@@V_STEP@@ == "look" || @@V_STEP@@ == "fetch")" count="2" interval="1" first-fast-retry="true">
+<retry condition="@(@@V_STEP@@ == "look" || @@V_STEP@@ == "fetch")" count="@@COUNT@@" interval="1" first-fast-retry="true">
     <set-variable name="@@PASS@@" value="@((int)context.Variables["@@PASS@@"] + 1)" />
     <choose>
         <when condition="@(@@V_STEP@@ == "look")">
             <set-variable name="@@CACHED@@" value="" />
             <cache-lookup-value key="@@KEY@@" variable-name="@@CACHED@@" caching-type="internal" />
-            <set-variable name="@@STEP@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; var s = "claim"; if (c != "") { @@PARSE_C@@ if (now < until) { var due = long.Parse(c.Substring(0, c.IndexOf(":"))); if (body == "pending") { s = now < due ? "look" : "claim"; } else if (body == "failed") { s = "fetch"; } else { s = now < due ? "done" : "claim"; } } } return (int)context.Variables["@@PASS@@"] >= 3 && s != "done" ? "fetch" : s; }" />
+            <set-variable name="@@STEP@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; var s = "claim"; if (c != "") { @@PARSE_C@@ if (now < until) { var due = long.Parse(c.Substring(0, c.IndexOf(":"))); if (body == "pending") { s = now < due ? "look" : "claim"; } else if (body.StartsWith("!")) { s = "done"; } else { s = now < due ? "done" : "claim"; } } } return (int)context.Variables["@@PASS@@"] > @@COUNT@@ && s != "done" ? "fetch" : s; }" />
         </when>
     </choose>
     <choose>
@@ -800,15 +814,16 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
     </choose>
     <choose>
         <when condition="@(@@V_STEP@@ == "fetch")">
-@@FETCH@@            <choose>
+@@FETCH@@            <set-variable name="@@DURATION@@" value="@((long)(@@DUR@@))" />
+            <choose>
                 <when condition="@(@@ALL_OK@@)">
-                    <set-variable name="@@STORE@@" value="@{ var now = @@NOW@@; var d = (long)(@@DUR@@); return (now + d * 1000 - (d * 250 < @@REFRESHL@@ ? d * 250 : @@REFRESHL@@)).ToString() + ":" + (now + d * 1000).ToString() + ":" + @@V_FETCHED@@; }" />
+                    <set-variable name="@@STORE@@" value="@{ var now = @@NOW@@; var d = (long)context.Variables["@@DURATION@@"]; return (now + d * 1000 - (d * 250 < @@REFRESHL@@ ? d * 250 : @@REFRESHL@@)).ToString() + ":" + (now + d * 1000).ToString() + ":" + @@V_FETCHED@@; }" />
                     <set-variable name="@@CACHED@@" value="@(@@V_STORE@@)" />
                     <set-variable name="@@STEP@@" value="store" />
                 </when>
                 <otherwise>
                     <set-variable name="@@CACHED@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; if (c != "") { @@PARSE_C@@ if (@@HOLDS_SECRETS@@) { return c; } } return "0:0:" + @@V_FETCHED@@; }" />
-                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIMED@@ != "yes" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; return now.ToString() + ":" + (now + 1000).ToString() + ":failed"; }" />
+                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIMED@@ != "yes" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; var hold = (long)context.Variables["@@DURATION@@"] * 1000; if (hold > @@HOLD@@) { hold = @@HOLD@@; } return now.ToString() + ":" + (now + hold).ToString() + ":!" + @@V_FETCHED@@; }" />
                     <set-variable name="@@STEP@@" value="@(@@V_STORE@@ == "" ? "done" : "store")" />
                 </otherwise>
             </choose>
@@ -822,8 +837,7 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
     </choose>
     <set-variable name="@@STEP@@" value="@(@@V_STEP@@ == "claim" ? "fetch" : @@V_STEP@@ == "look" ? "look" : "done")" />
 </retry>
-<set-variable name="@@CACHED@@" value="@(@@V_CACHED@@.Substring(@@V_CACHED@@.IndexOf(":") + 1))" />
-<set-variable name="@@CACHED@@" value="@(@@V_CACHED@@.Substring(@@V_CACHED@@.IndexOf(":") + 1))" />
+<set-variable name="@@CACHED@@" value="@{ var c = @@V_CACHED@@; @@PARSE_C@@ return body.StartsWith("!") ? body.Substring(1) : body; }" />
 "#;
     let text = fill(
         template,
@@ -838,6 +852,9 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
             ("NOW", NOW_MS.to_string()),
             ("CLAIM", CLAIM_MS.to_string()),
             ("REFRESHL", format!("{REFRESH_MS}L")),
+            ("COUNT", WAIT_PASSES.to_string()),
+            ("DURATION", DURATION.to_string()),
+            ("HOLD", format!("{HOLD_MS}L")),
             ("V_STEP", var(STEP)),
             ("V_CACHED", var(CACHED)),
             ("V_STORE", var(STORE)),
@@ -870,7 +887,9 @@ pub fn render_block(api: &str, block: &Block, indent: &str) -> String {
     let mut clear = Vec::new();
     if !cached.is_empty() {
         x.push_str(&cached_part(api, &cached, indent));
-        clear.extend([CACHED, STEP, PASS, CLAIMED, STORE, STORE_FOR, FETCHED].map(String::from));
+        clear.extend(
+            [CACHED, STEP, PASS, CLAIMED, STORE, STORE_FOR, FETCHED, DURATION].map(String::from),
+        );
     }
     if !live.is_empty() {
         let (fetched, used) = fetch(&live, LIVE, indent);
