@@ -202,6 +202,79 @@ fn a_portal_edit_during_an_apply_is_kept_and_the_next_plan_converges() {
     );
 }
 
+/// The edits of one apply's later bindings start from what its earlier write left (the
+/// policy and the ETag APIM gave it), not from a new read: a portal edit after that write is
+/// still kept, because the next write carries that ETag, is refused (412), and is redone on
+/// what APIM holds.
+#[test]
+fn a_portal_edit_between_two_writes_of_one_apply_is_kept() {
+    let bao = Bao::start();
+    let emu = Emulator::start();
+    vault_side(&bao, &emu);
+    // Team q is applied after team p (depends_on): two writes of the policy, one after the
+    // other.
+    let later = format!(
+        r#"
+resource "apim_vault_binding" "q" {{
+  count             = 2
+  depends_on        = [apim_vault_binding.b]
+  api_management_id = "{}"
+  api_id            = "{API}"
+  name              = "q-${{count.index}}"
+  role              = "app"
+  backend           = "jwt"
+  audience          = "{AUDIENCE}"
+  secret_path       = "secret/data/app"
+  secret_field      = "key"
+  inject {{
+    header = "X-q-${{count.index}}"
+  }}
+}}
+"#,
+        emu.api_management_id()
+    );
+    let wd = workdir(&bao, &emu, &format!("{}{later}", team(&emu, "p", 2)));
+    // Each of the two writes waits 2 s in the emulator before it is handled.
+    emu.fault(json!({"method": "PUT", "path": "*/apis/shared/policies/policy", "latency_ms": 2000, "count": 2}));
+    let portal_edit = "<set-header name=\"X-Portal\" exists-action=\"override\">\n\t\t\t<value>edited</value>\n\t\t</set-header>";
+    let first = std::thread::scope(|s| {
+        let apply = s.spawn(|| wd.run(&["apply", "-auto-approve"]));
+        // The rule goes away when the second write arrives: then edit in the "portal", after
+        // the first write and before the second is handled.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, rules) = emu.call("GET", "/_emulator/faults", None);
+            if rules.as_array().is_some_and(Vec::is_empty) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the apply never wrote the policy twice"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let now = emu.api_policy(API).unwrap();
+        let edited = now.replacen("<base />", &format!("<base />\n\t\t{portal_edit}"), 1);
+        emu.put_api_policy(API, &edited);
+        apply.join().unwrap()
+    });
+    let conflicts = emu
+        .requests()
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|x| x["status"] == 412).count());
+    assert!(conflicts >= 1, "the second write was refused by its ETag");
+    assert!(first.success(), "the apply completes:\n{first}");
+    let policy = emu.api_policy(API).unwrap();
+    assert!(
+        policy.contains("X-Portal"),
+        "the portal edit is not overwritten:\n{policy}"
+    );
+    let mut want = names("p", 2);
+    want.extend(names("q", 2));
+    assert_eq!(recorded(&emu), want);
+    assert_eq!(wd.plan(true), 0, "the next plan is empty");
+}
+
 /// The requests `method` of the emulator's log, from the `from`th on, to a path ending with
 /// `suffix` (case-insensitive).
 fn calls_to(emu: &Emulator, method: &str, suffix: &str, from: usize) -> usize {

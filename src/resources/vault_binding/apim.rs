@@ -1,8 +1,9 @@
 //! The binding's place in API Management: its record and part in the managed block of its
-//! API's inbound policy. Every change reads the policy, edits the block, and writes it back
-//! with the ETag it read (`If-Match`), so a concurrent edit, by another binding of this
-//! process, another pipeline or the portal, is never overwritten: a 412 reads again and
-//! re-applies the change, which only touches the block.
+//! API's inbound policy. Every change reads the policy (or starts from what this process
+//! last wrote to it), edits the block, and writes it back with the ETag it read or was given
+//! (`If-Match`), so a concurrent edit, by another binding of this process, another pipeline
+//! or the portal, is never overwritten: a 412 reads again and re-applies the change, which
+//! only touches the block.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -100,12 +101,19 @@ struct Waiting {
     done: oneshot::Sender<Result<Edited, AzureError>>,
 }
 
-/// One API policy's edits in this process: those waiting, and whose turn it is.
+/// One API policy's edits in this process: those waiting, whose turn it is, and what the
+/// last batch wrote.
 #[derive(Default)]
 struct Queue {
     waiting: std::sync::Mutex<Vec<Waiting>>,
     turn: tokio::sync::Mutex<()>,
+    written: std::sync::Mutex<Written>,
 }
+
+/// The policy document this process last wrote and the ETag APIM gave it. The next batch
+/// starts from it instead of reading the policy again: its write carries that ETag, so when
+/// anyone else wrote in between, APIM answers 412 and the batch reads the policy afresh.
+type Written = Option<(String, String)>;
 
 /// Edits the block of `api`'s policy with `change`, which may refuse (an error message).
 ///
@@ -140,10 +148,19 @@ pub(super) async fn edit_block(
                 Err(oneshot::error::TryRecvError::Closed) => break,
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            linger(&queue).await;
+            // Without a policy this process wrote to start from, the batch's read goes while
+            // it lingers: edits that join later are applied to it all the same.
+            let remembered = lock(&queue.written).is_some();
+            let read = async {
+                match remembered {
+                    true => None,
+                    false => read_policy(azure, &id).await.ok(),
+                }
+            };
+            let ((), read) = tokio::join!(linger(&queue), read);
             let batch = std::mem::take(&mut *lock(&queue.waiting));
             if !batch.is_empty() {
-                write_batch(azure, &id, api, batch).await;
+                write_batch(azure, &id, api, &queue, batch, read).await;
             }
             drop(turn);
         }
@@ -202,15 +219,34 @@ async fn linger(queue: &Queue) {
 
 /// Applies `batch` to the block of the policy `id` in one write (reading again and applying
 /// again when another writer changed it in between), and sends each edit its outcome.
-async fn write_batch(azure: &Azure, id: &ApiPolicyId, api: &str, batch: Vec<Waiting>) {
+async fn write_batch(
+    azure: &Azure,
+    id: &ApiPolicyId,
+    api: &str,
+    queue: &Queue,
+    batch: Vec<Waiting>,
+    read: Option<PolicyRead>,
+) {
     let changes: Vec<Arc<Change>> = batch.iter().map(|w| w.change.clone()).collect();
-    let outcomes = match apply_changes(azure, id, api, &changes).await {
+    // Taken: a batch that ends in an error leaves nothing to start from.
+    let mut written = lock(&queue.written).take();
+    let mut read = read;
+    let outcomes = match apply_changes(azure, id, api, &changes, &mut written, &mut read).await {
         // A document that the changes together cannot make (too large, say): each alone.
         Err(e) if changes.len() > 1 && matches!(e, AzureError::Config(_)) => {
             let mut each = Vec::with_capacity(changes.len());
             for c in &changes {
                 each.push(
-                    match apply_changes(azure, id, api, std::slice::from_ref(c)).await {
+                    match apply_changes(
+                        azure,
+                        id,
+                        api,
+                        std::slice::from_ref(c),
+                        &mut written,
+                        &mut None,
+                    )
+                    .await
+                    {
                         Ok(mut one) => one.remove(0),
                         Err(e) => Err(e),
                     },
@@ -221,28 +257,49 @@ async fn write_batch(azure: &Azure, id: &ApiPolicyId, api: &str, batch: Vec<Wait
         Err(e) => changes.iter().map(|_| Err(e.clone())).collect(),
         Ok(outcomes) => outcomes,
     };
-    forget_read(id);
+    // The shared read of the policy is now what was written (the checks of the bindings
+    // Terraform plans next judge it), or forgotten when that is not known.
+    match &written {
+        Some((doc, etag)) => {
+            policy_reads().put(&id.arm_id(), Some((doc.clone(), Some(etag.clone()))))
+        }
+        None => forget_read(id),
+    }
+    *lock(&queue.written) = written;
     for (waiting, outcome) in batch.into_iter().zip(outcomes) {
         // The edit's caller may have stopped waiting; its change is written either way.
         let _ = waiting.done.send(outcome);
     }
 }
 
-/// Reads the policy, applies every change that does not refuse, writes the policy once with
-/// the ETag it read (trying again on a 412), and says how each change ended. An error of
-/// the whole (reading, writing, a block that cannot be edited) is the `Err`.
+/// Reads the policy (or starts from what this process last wrote, `written`, or from a read
+/// made for it, `read`), applies every change that does not refuse, writes the policy once
+/// with the ETag it read (trying again on a 412), and says how each change ended; `written`
+/// is then what it wrote, if anything. An error of the whole (reading, writing, a block that
+/// cannot be edited) is the `Err`.
 async fn apply_changes(
     azure: &Azure,
     id: &ApiPolicyId,
     api: &str,
     changes: &[Arc<Change>],
+    written: &mut Written,
+    read: &mut Option<PolicyRead>,
 ) -> Result<Vec<Result<Edited, AzureError>>, AzureError> {
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        let current = read_policy(azure, id).await?;
+        // What this process wrote is trusted only by a write (its ETag decides): any other
+        // ending is judged again on what APIM holds now.
+        let remembered = written.take();
+        let from_memory = remembered.is_some();
+        let current = match (remembered, read.take()) {
+            (Some((doc, etag)), _) => Some((doc, Some(etag))),
+            (None, Some(fresh)) => fresh,
+            (None, None) => read_policy(azure, id).await?,
+        };
         let doc = current.as_ref().map(|(d, _)| d.as_str());
         let mut block = match doc.and_then(find_block) {
+            Some(found) if !found.unreadable.is_empty() && from_memory => continue,
             Some(found) if !found.unreadable.is_empty() => {
                 return Err(AzureError::Config(format!(
                     "the managed block in the policy of API {:?} has records that were edited by hand and cannot be read ({}); restore them, or remove the block and apply every binding of that API again",
@@ -265,12 +322,16 @@ async fn apply_changes(
             }
         }
         block.bindings.sort_by(|a, b| a.name.cmp(&b.name));
-        let edited = with_block(doc, api_name(api), &block).map_err(|m| {
-            AzureError::Config(format!(
-                "the policy of API {:?} cannot be edited: {m}",
-                api_name(api)
-            ))
-        })?;
+        let edited = match with_block(doc, api_name(api), &block) {
+            Ok(edited) => edited,
+            Err(_) if from_memory => continue,
+            Err(m) => {
+                return Err(AzureError::Config(format!(
+                    "the policy of API {:?} cannot be edited: {m}",
+                    api_name(api)
+                )))
+            }
+        };
         let each = |ok: Edited| -> Vec<Result<Edited, AzureError>> {
             refused
                 .iter()
@@ -281,35 +342,48 @@ async fn apply_changes(
                 .collect()
         };
         if edited.as_deref() == doc {
+            if from_memory {
+                continue;
+            }
+            // Unchanged: what was read is what the next batch may start from.
+            *written = current.and_then(|(doc, etag)| etag.map(|e| (doc, e)));
             return Ok(each(Edited::Unchanged));
         }
         let etag = current.as_ref().and_then(|(_, e)| e.clone());
-        let outcome = match &edited {
+        let outcome = match edited {
             Some(text) => {
                 let body = PolicyCreate {
-                    value: text.clone(),
+                    value: text,
                     format: PolicyFormat::Rawxml,
                 };
                 azure
                     .put_api_policy(id, &body, etag.as_deref())
                     .await
-                    .map(|_| ())
+                    .map(|etag| etag.map(|e| (body.value, e)))
             }
             None => azure
                 .delete_api_policy(id, etag.as_deref().unwrap_or("*"))
                 .await
-                .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
+                .map(|()| None)
+                .or_else(|e| if e.is_not_found() { Ok(None) } else { Err(e) }),
         };
         match outcome {
             Err(e) if e.is_precondition_failed() && attempt < CONFLICT_ATTEMPTS => {
                 // Another writer (a pipeline with its own state, the portal) wrote in
                 // between: read again after a short random pause, so that two writers
                 // retrying in step do not refuse each other again.
-                let pause = random_u64() % (CONFLICT_PAUSE_MS * u64::from(attempt));
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                // (A write from what this process wrote before met another writer's: no
+                // one to step aside for.)
+                if !from_memory {
+                    let pause = random_u64() % (CONFLICT_PAUSE_MS * u64::from(attempt));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
             }
             Err(e) => return Err(e),
-            Ok(()) => return Ok(each(Edited::Written)),
+            Ok(now) => {
+                *written = now;
+                return Ok(each(Edited::Written));
+            }
         }
     }
 }
@@ -330,8 +404,9 @@ fn queue_of(arm_id: &str) -> Arc<Queue> {
 
 /// Reads of ARM objects shared by the bindings of one process (one Terraform operation): the
 /// bindings that refresh or are checked together read each object once, for at most
-/// [`SHARED_READ_FOR`]. A failed read is not kept. Edits never use them: they read afresh for
-/// the ETag, and a write forgets the read of what it wrote.
+/// [`SHARED_READ_FOR`]. A failed read is not kept. Edits never use them (they start from a
+/// fresh read, or from what this process wrote, with its ETag); a write of a policy replaces
+/// its shared read with what was written.
 pub(super) struct SharedReads<T> {
     reads: std::sync::Mutex<HashMap<String, (Instant, SharedRead<T>)>>,
 }
@@ -370,13 +445,19 @@ impl<T: Clone> SharedReads<T> {
         cell.get_or_try_init(read).await.cloned()
     }
 
+    /// Shares `value` as the object at `arm_id` (this process wrote it).
+    fn put(&self, arm_id: &str, value: T) {
+        let cell = Arc::new(tokio::sync::OnceCell::new_with(Some(value)));
+        lock(&self.reads).insert(arm_id.to_ascii_lowercase(), (Instant::now(), cell));
+    }
+
     fn forget(&self, arm_id: &str) {
         lock(&self.reads).remove(&arm_id.to_ascii_lowercase());
     }
 }
 
 /// An API policy and its ETag; `None` when the API has none.
-type PolicyRead = Option<(String, Option<String>)>;
+pub(super) type PolicyRead = Option<(String, Option<String>)>;
 
 fn policy_reads() -> &'static SharedReads<PolicyRead> {
     static READS: OnceLock<SharedReads<PolicyRead>> = OnceLock::new();

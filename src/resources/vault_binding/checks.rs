@@ -14,7 +14,11 @@ use crate::resources::this_run::RoleFacts;
 
 use crate::resources::policy_xml;
 
-use super::apim::{api_policy_id, api_reads, read_policy_shared, service_reads};
+use crate::clients::azure::apim::api::Api;
+use crate::clients::azure::apim::service::Service;
+use crate::clients::azure::{AzureError, Tagged};
+
+use super::apim::{api_policy_id, api_reads, read_policy_shared, service_reads, PolicyRead};
 use super::model::{api_name, service_of, BindingModel};
 use super::render::{find_block, with_block, BindingSpec, Logger, LoggerKind};
 use super::{VaultBinding, TYPE};
@@ -294,28 +298,59 @@ fn document_limit(sku: &str) -> usize {
     }
 }
 
+/// The ARM objects the plan-time checks judge: the instance, the API and its policy.
+pub(super) struct AzureReads {
+    instance: Result<Tagged<Service>, AzureError>,
+    api: Result<Tagged<Api>, AzureError>,
+    policy: Result<PolicyRead, AzureError>,
+}
+
+/// Reads the instance, the API and its policy of binding `v` at once (each shared by the
+/// bindings of this process, [`super::apim::SharedReads`]); `None` without Azure or with an
+/// instance ID that is not one.
+pub(super) async fn read_azure(data: &ProviderData, v: &BindingModel) -> Option<AzureReads> {
+    let azure = data.azure(&mut Diags::new())?;
+    let service = service_of(v)?;
+    let api_id = service.api(api_name(&v.api_id));
+    let policy_id = api_policy_id(&service, &v.api_id);
+    let (service_key, api_key) = (service.arm_id(), api_id.arm_id());
+    let (instance, api, policy) = tokio::join!(
+        service_reads().get(&service_key, || azure.get_service(&service)),
+        api_reads().get(&api_key, || azure.get_api(&api_id)),
+        read_policy_shared(azure, &policy_id),
+    );
+    Some(AzureReads {
+        instance,
+        api,
+        policy,
+    })
+}
+
 impl VaultBinding {
-    /// Plan-time checks on the Azure side: the API exists, its policy has no cache lookup or
-    /// store of its own in `<inbound>` (APIM allows one of each per section), and with this
-    /// binding (`mine`, when its mount is known) the policy fits the instance's document size.
-    pub(super) async fn check_azure(
+    /// Plan-time checks on the Azure side, on what [`read_azure`] read: the role is bound to
+    /// the instance's identity, the API exists, its policy has no cache lookup or store of its
+    /// own in `<inbound>` (APIM allows one of each per section), and with this binding
+    /// (`mine`, when its mount is known) the policy fits the instance's document size.
+    pub(super) fn check_azure(
         &self,
         data: &ProviderData,
         v: &BindingModel,
         vault: Option<&VaultFacts>,
         mine: Option<&BindingSpec>,
+        reads: Option<AzureReads>,
         d: &mut Diags,
     ) {
-        let Some(azure) = data.azure(d) else { return };
-        let Some(service) = service_of(v) else { return };
+        if data.azure(d).is_none() {
+            return;
+        }
+        let (Some(service), Some(reads)) = (service_of(v), reads) else {
+            return;
+        };
         let api = api_name(&v.api_id);
         // The gateway logs in with the instance's system-assigned identity: the role must be
         // bound to it (the commonest real failure: a role bound to another instance).
         if let Some((oid, tid)) = vault.and_then(|f| f.bound_identity.as_ref()) {
-            let instance = service_reads()
-                .get(&service.arm_id(), || azure.get_service(&service))
-                .await;
-            if let Ok(id) = instance.and_then(|s| {
+            if let Ok(id) = reads.instance.as_ref().map_err(Clone::clone).and_then(|s| {
                 s.value
                     .resolve_identity(&service, &IdentitySelector::SystemAssigned, None)
             }) {
@@ -328,11 +363,7 @@ impl VaultBinding {
                 }
             }
         }
-        let api_id = service.api(api);
-        match api_reads()
-            .get(&api_id.arm_id(), || azure.get_api(&api_id))
-            .await
-        {
+        match reads.api {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {
                 d.attr_error(
@@ -350,7 +381,7 @@ impl VaultBinding {
                 return;
             }
         }
-        let doc = match read_policy_shared(azure, &api_policy_id(&service, api)).await {
+        let doc = match reads.policy {
             Ok(doc) => doc.map(|(text, _)| text),
             Err(e) => {
                 d.error(
@@ -390,10 +421,7 @@ impl VaultBinding {
         let Ok(Some(after)) = with_block(doc.as_deref(), api, &block) else {
             return;
         };
-        let sku = match service_reads()
-            .get(&service.arm_id(), || azure.get_service(&service))
-            .await
-        {
+        let sku = match reads.instance {
             Ok(s) => s.value.sku.map(|s| s.name).unwrap_or_default(),
             Err(_) => String::new(),
         };

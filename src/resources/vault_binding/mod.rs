@@ -114,8 +114,17 @@ impl VaultBinding {
             );
             return None;
         };
-        let facts = self.check_vault(data, &planned, true, d).await?;
-        let logger = self.check_logger(data, &planned, d).await?;
+        // The Vault checks and the logger's lookup (ARM) are independent: asked at once,
+        // their diagnostics kept in this order.
+        let (mut on_vault, mut on_logger) = (Diags::new(), Diags::new());
+        let (facts, logger) = tokio::join!(
+            self.check_vault(data, &planned, true, &mut on_vault),
+            self.check_logger(data, &planned, &mut on_logger),
+        );
+        d.extend(on_vault);
+        let facts = facts?;
+        d.extend(on_logger);
+        let logger = logger?;
         if d.has_errors() {
             return None;
         }
@@ -329,14 +338,21 @@ impl Resource<ProviderData> for VaultBinding {
         // Objects this run changes are judged as they will be: a binding they would break is
         // refused even when the binding itself stays as it is.
         plan.refuse_unchanged = data.this_run.is_changing();
-        let facts = self.check_vault(data, &known, false, d).await;
-        let logger = self.check_logger(data, &known, d).await;
+        // Vault's answers, the logger and the ARM objects are independent: asked at once,
+        // their diagnostics kept in this order.
+        let (mut on_vault, mut on_logger) = (Diags::new(), Diags::new());
+        let (facts, logger, reads) = tokio::join!(
+            self.check_vault(data, &known, false, &mut on_vault),
+            self.check_logger(data, &known, &mut on_logger),
+            checks::read_azure(data, &known),
+        );
+        d.extend(on_vault);
+        d.extend(on_logger);
         let mine = facts
             .as_ref()
             .zip(logger)
             .and_then(|(f, l)| spec(&known, f.kv_v2, f.leased, l));
-        self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), d)
-            .await;
+        self.check_azure(data, &known, facts.as_ref(), mine.as_ref(), reads, d);
         if let Some(mine) = mine {
             let part = binding_part(&mine);
             // Formatting-only differences from what APIM holds keep the prior text.
@@ -366,10 +382,18 @@ impl Resource<ProviderData> for VaultBinding {
         d: &mut Diags,
     ) -> Option<BindingModel> {
         let service = service_of(&state)?;
-        match self
-            .read_binding(ctx, &service, &state.api_id, &state.name, Some(&state), d)
-            .await
-        {
+        // A refresh is followed by the plan's checks, which judge the instance and the API
+        // too: read with the policy (shared reads), not after it.
+        let ahead = async {
+            if let Some(data) = ctx.data(&mut Diags::new()) {
+                checks::read_azure(data, &state).await;
+            }
+        };
+        let (found, ()) = tokio::join!(
+            self.read_binding(ctx, &service, &state.api_id, &state.name, Some(&state), d),
+            ahead,
+        );
+        match found {
             Ok(found) => found,
             Err(()) => Some(state),
         }

@@ -66,15 +66,23 @@ impl Azure {
             .await
     }
 
-    /// `PUT {api}/policies/policy`, then reads it back with `format=rawxml`.
+    /// `PUT {api}/policies/policy`, not read back: the ETag APIM gave the new policy, when it
+    /// sent one.
     pub async fn put_api_policy(
         &self,
         id: &ApiPolicyId,
         body: &PolicyCreate,
         if_match: Option<&str>,
-    ) -> Result<Tagged<Policy>, AzureError> {
-        self.put_policy_at(&id.arm_id(), body, if_match, &format!("writing the {id}"))
-            .await
+    ) -> Result<Option<String>, AzureError> {
+        let put: Tagged<serde_json::Value> = self
+            .put_json(
+                &id.arm_id(),
+                json!({ "properties": body }),
+                if_match,
+                &format!("writing the {id}"),
+            )
+            .await?;
+        Ok(put.etag)
     }
 
     /// `DELETE {api}/policies/policy` with `If-Match` (`*` for unconditional); success when
