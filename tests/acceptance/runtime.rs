@@ -87,14 +87,13 @@ fn stores(entry: &serde_json::Value) -> Vec<String> {
 }
 
 /// What a request stored after claiming the empty cache entry: its first store is the claim
-/// (a `pending` entry for 21 s: a login and a read within their 10 s timeouts), then the
+/// (a `pending` entry for 3 s, after which another request may claim it), then the
 /// secrets, or a `failed` entry for 1 s when the fetch failed.
 #[track_caller]
 fn stored_after_claim(entry: &serde_json::Value) -> Vec<String> {
     let all = stores(entry);
     assert!(
-        all.first()
-            .is_some_and(|c| c.starts_with("stored for 21 s")),
+        all.first().is_some_and(|c| c.starts_with("stored for 3 s")),
         "the claim comes first:\n{}",
         steps_text(entry)
     );

@@ -282,7 +282,10 @@ fn vault_binding_lifecycle() {
             assert_block_after_base(&policy, ORIGINAL_POLICY);
             assert_eq!(records(&policy), ["orders"]);
             assert_one_cache_lookup_and_store(&policy);
-            assert!(policy.contains("var d = (long)(120);"), "{policy}");
+            assert!(
+                policy.contains("name=\"apim-vault-duration\" value=\"@((long)(120))\""),
+                "{policy}"
+            );
             assert!(
                 policy.contains("<set-header name=\"X-Api-Key\""),
                 "{policy}"
@@ -319,7 +322,10 @@ fn vault_binding_lifecycle() {
             assert_block_after_base(&policy, ORIGINAL_POLICY);
             assert_eq!(records(&policy), ["orders"]);
             assert_one_cache_lookup_and_store(&policy);
-            assert!(policy.contains("var d = (long)(60);"), "{policy}");
+            assert!(
+                policy.contains("name=\"apim-vault-duration\" value=\"@((long)(60))\""),
+                "{policy}"
+            );
             assert!(!policy.contains("X-Api-Key"), "{policy}");
             assert!(
                 policy.contains("<set-query-parameter name=\"key\""),
@@ -336,10 +342,18 @@ fn vault_binding_lifecycle() {
         // The block edited by hand: an update of policy_xml.
         Step::drift(|| {
             let policy = emu.api_policy("orders-api").unwrap();
-            assert_eq!(policy.matches("var d = (long)(60);").count(), 1);
+            assert_eq!(
+                policy
+                    .matches("name=\"apim-vault-duration\" value=\"@((long)(60))\"")
+                    .count(),
+                1
+            );
             emu.put_api_policy(
                 "orders-api",
-                &policy.replace("var d = (long)(60);", "var d = (long)(86400);"),
+                &policy.replace(
+                    "name=\"apim-vault-duration\" value=\"@((long)(60))\"",
+                    "name=\"apim-vault-duration\" value=\"@((long)(86400))\"",
+                ),
             );
         })
         .plan_contains("apim_vault_binding.orders will be updated in-place")
@@ -1097,7 +1111,10 @@ fn vault_binding_with_a_leased_secret() {
                     policy.contains(&format!("{}/v1/database/creds/orders", bao.addr())),
                     "{policy}"
                 );
-                assert!(policy.contains("var d = (long)(Math.Min(120, "), "{policy}");
+                assert!(
+                    policy.contains("name=\"apim-vault-duration\" value=\"@((long)(Math.Min(120, "),
+                    "{policy}"
+                );
                 assert!(
                     policy.contains("Value<int>(\"lease_duration\")"),
                     "{policy}"
@@ -1142,7 +1159,10 @@ fn vault_binding_update_keeps_a_concurrent_edit() {
         policy.contains("<value>orders-portal</value>"),
         "the portal's edit is still there: {policy}"
     );
-    assert!(policy.contains("var d = (long)(90);"), "{policy}");
+    assert!(
+        policy.contains("name=\"apim-vault-duration\" value=\"@((long)(90))\""),
+        "{policy}"
+    );
     assert_eq!(records(&policy), ["orders"]);
     let out = wd.destroy();
     assert!(out.success(), "{out}");
@@ -1376,7 +1396,7 @@ fn vault_binding_leased_kv_version_1_counts_as_leased() {
     let destroyed = wd.destroy();
     assert!(destroyed.success(), "{destroyed}");
     assert!(
-        policy.contains("var d = (long)(Math.Min(120, ")
+        policy.contains("name=\"apim-vault-duration\" value=\"@((long)(Math.Min(120, ")
             && policy.contains("Value<int>(\"lease_duration\")"),
         "the cache lasts no longer than the lease: {policy}"
     );

@@ -157,8 +157,11 @@ const DURATION: &str = "apim-vault-duration";
 const PASS: &str = "apim-vault-pass";
 /// `yes` when this request claimed the cached entry.
 const CLAIMED: &str = "apim-vault-claimed";
-/// Milliseconds a claim lasts: a login and a read, each within [`TIMEOUT`].
-const CLAIM_MS: u32 = (2 * TIMEOUT + 1) * 1000;
+/// Milliseconds a claim lasts. A fetch normally takes milliseconds; one that takes longer (a
+/// Vault that hangs until the timeouts, or is electing a leader) is taken over by the next
+/// request that looks after this: one more login every few seconds, so that the gateway
+/// serves again soon after Vault does.
+const CLAIM_MS: u32 = 3000;
 /// A cached entry is refreshed in its last quarter, at most this many milliseconds before it
 /// ends.
 const REFRESH_MS: u32 = 30_000;
@@ -166,9 +169,10 @@ const REFRESH_MS: u32 = 30_000;
 /// that the requests waiting for it, and those of the next moment, answer as `on_error` says
 /// without calling Vault themselves.
 const HOLD_MS: u32 = 1000;
-/// Passes after the first of the cached part's `retry`, a second apart but the first: a
-/// request waits for another's claim at most this long, past the claim's end.
-const WAIT_PASSES: u32 = CLAIM_MS / 1000 + 2;
+/// Passes after the first of the cached part's `retry`, a second apart but the first: longer
+/// than any fetch (a login and a read, each within [`TIMEOUT`]), so a waiting request always
+/// sees a claim's result, or takes the claim over, before its last pass.
+const WAIT_PASSES: u32 = 2 * TIMEOUT + 3;
 /// The time in the cached entry's clock: milliseconds (a C# `long`).
 const NOW_MS: &str = "(DateTime.UtcNow.Ticks / 10000)";
 /// The variable holding what Vault said about a failed call, while it is recorded.
@@ -774,11 +778,13 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
 /// - no entry (or one that ended) is claimed with a `pending` entry; requests that find it
 ///   pending look again each second until the claim's fetch stored its result, and use it:
 ///   the secrets, or what a failed fetch got (kept [`HOLD_MS`]: those requests answer as
-///   `on_error` says without calling Vault). A claim whose fetch never stored anything ends
-///   after [`CLAIM_MS`], and the next request claims again.
+///   `on_error` says without calling Vault). A claim ends after [`CLAIM_MS`]: the next
+///   request to look claims again (a slow fetch is then run twice, and the later result is
+///   the one kept, even a failure after a success: a second of `on_error` at most).
 ///
 /// So a login comes from a claim: one per entry and refresh, however many requests are in
-/// flight, and one per [`HOLD_MS`] and fetch time while Vault fails. Nothing is served after
+/// flight; while Vault fails, one per [`HOLD_MS`] and fetch time, or per [`CLAIM_MS`] while
+/// it hangs. Nothing is served after
 /// its entry ended: every use compares the entry's end with the clock (the cache may keep an
 /// entry up to a second longer, as its durations are whole seconds).
 fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
@@ -888,7 +894,10 @@ pub fn render_block(api: &str, block: &Block, indent: &str) -> String {
     if !cached.is_empty() {
         x.push_str(&cached_part(api, &cached, indent));
         clear.extend(
-            [CACHED, STEP, PASS, CLAIMED, STORE, STORE_FOR, FETCHED, DURATION].map(String::from),
+            [
+                CACHED, STEP, PASS, CLAIMED, STORE, STORE_FOR, FETCHED, DURATION,
+            ]
+            .map(String::from),
         );
     }
     if !live.is_empty() {
