@@ -8,7 +8,7 @@ resource "apim_vault_azure_role" "orders" {
 
   token_policies = ["orders-reader"]
 
-  # The defaults fit the gateway's single-use logins (one login and one read per cache miss):
+  # The defaults fit the gateway's single-use logins (one login and one read per fetch):
   # token_type              = "batch" # not stored by Vault; never renewed, no child tokens
   # token_no_default_policy = true    # only token_policies, not Vault's `default` policy
   # token_ttl               = 300     # a binding's cache_ttl must not exceed it

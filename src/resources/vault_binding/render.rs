@@ -5,13 +5,15 @@
 //!
 //! 1. one record comment per binding, holding its settings (so that any provider process, in
 //!    any pipeline, can render the block again from what APIM holds);
-//! 2. at most one `cache-lookup-value` of all the API's cached secrets under one key
-//!    (`caching-type="internal"`: secrets never leave the gateway for an external cache); on a
-//!    miss, per distinct (address, namespace, mount, role, audience) one managed-identity
-//!    token and one Vault JWT login, one read per secret, the secrets kept together as one
-//!    JSON value, and one `cache-store-value` for min(`cache_ttl`, every lease's
-//!    `lease_duration`) when every read succeeded. Bindings with `cache_ttl = 0` are fetched
-//!    on every request, after the cached ones;
+//! 2. at most one `cache-lookup-value` and one `cache-store-value` of all the API's cached
+//!    secrets, kept together as one JSON value under one key (`caching-type="internal"`:
+//!    secrets never leave the gateway for an external cache), run from a `retry` so that one
+//!    request fetches while the others wait for it or keep using what they have (the entry
+//!    is claimed before a fetch, refreshed in its last quarter, and a failed fetch's result
+//!    held for a second: [`cached_part`]). A fetch makes, per distinct (address, namespace,
+//!    mount, role, audience), one managed-identity token and one Vault JWT login, then one
+//!    read per secret; the entry lasts min(`cache_ttl`, every lease's `lease_duration` - 1).
+//!    Bindings with `cache_ttl = 0` are fetched on every request, after the cached ones;
 //! 3. each binding's injection (header, query parameter or variable), or its failure: 502
 //!    (`on_error = "fail"`) or the request going on without the secret (`continue`);
 //! 4. every variable that held a token, a Vault answer or the secrets, cleared.
