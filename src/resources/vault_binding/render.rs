@@ -175,8 +175,9 @@ const HOLD_MS: u32 = 1000;
 /// than any fetch (a login and a read, each within [`TIMEOUT`]), so a waiting request always
 /// sees a claim's result, or takes the claim over, before its last pass.
 const WAIT_PASSES: u32 = 2 * TIMEOUT + 3;
-/// The time in the cached entry's clock: milliseconds (a C# `long`).
-const NOW_MS: &str = "(DateTime.UtcNow.Ticks / 10000)";
+/// The time in the cached entry's clock: ticks of 100 ns (a C# `long`), fine enough that two
+/// claims are told apart by the time they were made.
+const NOW: &str = "DateTime.UtcNow.Ticks";
 /// The variable holding what Vault said about a failed call, while it is recorded.
 const FAILURE: &str = "apim-vault-failure";
 /// The `source` of the block's traces.
@@ -736,13 +737,14 @@ fn record(s: &BindingSpec) -> String {
 }
 
 /// C# statements reading the cached entry in the local `c`, whose text is
-/// `<due>:<until>:<body>` (times in milliseconds of [`NOW_MS`]; the body is the secrets' JSON,
+/// `<due>:<until>:<body>` (times in ticks of [`NOW`]; the body is the secrets' JSON,
 /// `pending`, or `!` and the JSON of what a failed fetch got): `r` (what follows the first
 /// `:`), `until` and `body`.
 const PARSE_C: &str = "var r = c.Substring(c.IndexOf(\":\") + 1); var until = long.Parse(r.Substring(0, r.IndexOf(\":\"))); var body = r.Substring(r.IndexOf(\":\") + 1);";
 
 /// The C# condition "the entry parsed by [`PARSE_C`] holds secrets and has not ended".
-const HOLDS_SECRETS: &str = "now < until && body != \"pending\" && !body.StartsWith(\"!\")";
+const HOLDS_SECRETS: &str =
+    "now < until && !body.StartsWith(\"pending\") && !body.StartsWith(\"!\")";
 
 /// `template` with each `@@NAME@@` replaced by its value, in one pass: a value is never
 /// searched for placeholders (it may hold text from the configuration).
@@ -777,6 +779,9 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
 ///   [`CLAIM_MS`] and ending when it ended, then fetches the secrets and stores them. The
 ///   requests that come meanwhile use the entry, which is still within its lease. A refresh
 ///   that fails keeps the entry (and records why) until it ends;
+/// - a request that stored a claim looks again at once and fetches only if the entry is still
+///   its claim (claims are told apart by their time, in ticks): of two requests that claimed
+///   together, the later claim wins and the other waits for it;
 /// - no entry (or one that ended) is claimed with a `pending` entry; requests that find it
 ///   pending look again each second until the claim's fetch stored its result, and use it:
 ///   the secrets, or what a failed fetch got (kept [`HOLD_MS`]: those requests answer as
@@ -805,13 +810,13 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
         .collect();
     let template = r#"<set-variable name="@@STEP@@" value="look" />
 <set-variable name="@@PASS@@" value="@(0)" />
-<retry condition="@(@@V_STEP@@ == "look" || @@V_STEP@@ == "fetch")" count="@@COUNT@@" interval="1" first-fast-retry="true">
+<retry condition="@(@@V_STEP@@ == "look" || @@V_STEP@@ == "verify" || @@V_STEP@@ == "fetch")" count="@@COUNT@@" interval="1" first-fast-retry="true">
     <set-variable name="@@PASS@@" value="@((int)context.Variables["@@PASS@@"] + 1)" />
     <choose>
-        <when condition="@(@@V_STEP@@ == "look")">
+        <when condition="@(@@V_STEP@@ == "look" || @@V_STEP@@ == "verify")">
             <set-variable name="@@CACHED@@" value="" />
             <cache-lookup-value key="@@KEY@@" variable-name="@@CACHED@@" caching-type="internal" />
-            <set-variable name="@@STEP@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; var s = "claim"; if (c != "") { @@PARSE_C@@ if (now < until) { var due = long.Parse(c.Substring(0, c.IndexOf(":"))); if (body == "pending") { s = now < due ? "look" : "claim"; } else if (body.StartsWith("!")) { s = "done"; } else { s = now < due ? "done" : "claim"; } } } return (int)context.Variables["@@PASS@@"] > @@COUNT@@ && s != "done" ? "fetch" : s; }" />
+            <set-variable name="@@STEP@@" value="@{ var c = @@V_CACHED@@; if (@@V_STEP@@ == "verify" && c == @@V_STORE@@) { return "fetch"; } var now = @@NOW@@; var s = "claim"; if (c != "") { @@PARSE_C@@ if (now < until) { var due = long.Parse(c.Substring(0, c.IndexOf(":"))); if (body.StartsWith("pending")) { s = now < due ? "look" : "claim"; } else if (body.StartsWith("!")) { s = "done"; } else { s = now < due ? "done" : "claim"; } } } return (int)context.Variables["@@PASS@@"] > @@COUNT@@ && s != "done" ? "fetch" : s; }" />
         </when>
     </choose>
     <choose>
@@ -825,13 +830,13 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
 @@FETCH@@            <set-variable name="@@DURATION@@" value="@((long)(@@DUR@@))" />
             <choose>
                 <when condition="@(@@ALL_OK@@)">
-                    <set-variable name="@@STORE@@" value="@{ var now = @@NOW@@; var d = (long)context.Variables["@@DURATION@@"]; return (now + d * 1000 - (d * 250 < @@REFRESHL@@ ? d * 250 : @@REFRESHL@@)).ToString() + ":" + (now + d * 1000).ToString() + ":" + @@V_FETCHED@@; }" />
+                    <set-variable name="@@STORE@@" value="@{ var now = @@NOW@@; var d = (long)context.Variables["@@DURATION@@"]; return (now + d * 10000000 - (d * 2500000 < @@REFRESHL@@ ? d * 2500000 : @@REFRESHL@@)).ToString() + ":" + (now + d * 10000000).ToString() + ":" + @@V_FETCHED@@; }" />
                     <set-variable name="@@CACHED@@" value="@(@@V_STORE@@)" />
                     <set-variable name="@@STEP@@" value="store" />
                 </when>
                 <otherwise>
                     <set-variable name="@@CACHED@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; if (c != "") { @@PARSE_C@@ if (@@HOLDS_SECRETS@@) { return c; } } return "0:0:" + @@V_FETCHED@@; }" />
-                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIMED@@ != "yes" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; var hold = (long)context.Variables["@@DURATION@@"] * 1000; if (hold > @@HOLD@@) { hold = @@HOLD@@; } return now.ToString() + ":" + (now + hold).ToString() + ":!" + @@V_FETCHED@@; }" />
+                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIMED@@ != "yes" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; var hold = (long)context.Variables["@@DURATION@@"] * 10000000; if (hold > @@HOLD@@) { hold = @@HOLD@@; } return now.ToString() + ":" + (now + hold).ToString() + ":!" + @@V_FETCHED@@; }" />
                     <set-variable name="@@STEP@@" value="@(@@V_STORE@@ == "" ? "done" : "store")" />
                 </otherwise>
             </choose>
@@ -839,11 +844,11 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
     </choose>
     <choose>
         <when condition="@(@@V_STEP@@ == "claim" || @@V_STEP@@ == "store")">
-            <set-variable name="@@STORE_FOR@@" value="@{ var c = @@V_STORE@@; @@PARSE_C@@ return (until - @@NOW@@ + 999) / 1000; }" />
+            <set-variable name="@@STORE_FOR@@" value="@{ var c = @@V_STORE@@; @@PARSE_C@@ return (until - @@NOW@@ + 9999999) / 10000000; }" />
             <cache-store-value key="@@KEY@@" value="@(@@V_STORE@@)" duration="@((long)context.Variables["@@STORE_FOR@@"])" caching-type="internal" />
         </when>
     </choose>
-    <set-variable name="@@STEP@@" value="@(@@V_STEP@@ == "claim" ? "fetch" : @@V_STEP@@ == "look" ? "look" : "done")" />
+    <set-variable name="@@STEP@@" value="@(@@V_STEP@@ == "claim" ? "verify" : @@V_STEP@@ == "look" ? "look" : "done")" />
 </retry>
 <set-variable name="@@CACHED@@" value="@{ var c = @@V_CACHED@@; @@PARSE_C@@ return body.StartsWith("!") ? body.Substring(1) : body; }" />
 "#;
@@ -857,12 +862,12 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
             ("ALL_OK", all_ok),
             ("DUR", duration(cached)),
             ("KEY", xml_attr(&cache_key(api, cached))),
-            ("NOW", NOW_MS.to_string()),
-            ("CLAIM", CLAIM_MS.to_string()),
-            ("REFRESHL", format!("{REFRESH_MS}L")),
+            ("NOW", NOW.to_string()),
+            ("CLAIM", format!("{}L", u64::from(CLAIM_MS) * 10_000)),
+            ("REFRESHL", format!("{}L", u64::from(REFRESH_MS) * 10_000)),
             ("COUNT", WAIT_PASSES.to_string()),
             ("DURATION", DURATION.to_string()),
-            ("HOLD", format!("{HOLD_MS}L")),
+            ("HOLD", format!("{}L", u64::from(HOLD_MS) * 10_000)),
             ("V_STEP", var(STEP)),
             ("V_CACHED", var(CACHED)),
             ("V_STORE", var(STORE)),
