@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::fixtures::{provider_from_env, AUDIENCE};
-use crate::support::{Bao, Emulator, TerraformBin, Workdir};
+use crate::support::{Bao, Emulator, TerraformBin, TfOutput, Workdir};
 use crate::vault_binding::records;
 
 /// The API both pipelines bind to.
@@ -155,28 +155,9 @@ fn a_portal_edit_during_an_apply_is_kept_and_the_next_plan_converges() {
     let wd = workdir(&bao, &emu, &team(&emu, "p", 3));
     // The apply's first write of the policy waits 3 s in the emulator before it is handled.
     emu.fault(json!({"method": "PUT", "path": "*/apis/shared/policies/policy", "latency_ms": 3000, "count": 1}));
-    let portal_edit = "<set-header name=\"X-Portal\" exists-action=\"override\">\n\t\t\t<value>edited</value>\n\t\t</set-header>";
-    let first = std::thread::scope(|s| {
-        let apply = s.spawn(|| wd.run(&["apply", "-auto-approve"]));
-        // The fault rule goes away when the write arrives: then edit in the "portal", before
-        // the delayed write is handled.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (_, rules) = emu.call("GET", "/_emulator/faults", None);
-            if rules.as_array().is_some_and(Vec::is_empty) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the apply never wrote the policy"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let now = emu.api_policy(API).unwrap();
-        let edited = now.replacen("<base />", &format!("<base />\n\t\t{portal_edit}"), 1);
-        emu.put_api_policy(API, &edited);
-        apply.join().unwrap()
-    });
+    // The fault rule goes away when the write arrives: then edit in the "portal", before the
+    // delayed write is handled.
+    let first = apply_with_portal_edit(&emu, &wd, "the apply never wrote the policy");
     let conflicts = emu
         .requests()
         .as_array()
@@ -236,28 +217,9 @@ resource "apim_vault_binding" "q" {{
     let wd = workdir(&bao, &emu, &format!("{}{later}", team(&emu, "p", 2)));
     // Each of the two writes waits 2 s in the emulator before it is handled.
     emu.fault(json!({"method": "PUT", "path": "*/apis/shared/policies/policy", "latency_ms": 2000, "count": 2}));
-    let portal_edit = "<set-header name=\"X-Portal\" exists-action=\"override\">\n\t\t\t<value>edited</value>\n\t\t</set-header>";
-    let first = std::thread::scope(|s| {
-        let apply = s.spawn(|| wd.run(&["apply", "-auto-approve"]));
-        // The rule goes away when the second write arrives: then edit in the "portal", after
-        // the first write and before the second is handled.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (_, rules) = emu.call("GET", "/_emulator/faults", None);
-            if rules.as_array().is_some_and(Vec::is_empty) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the apply never wrote the policy twice"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let now = emu.api_policy(API).unwrap();
-        let edited = now.replacen("<base />", &format!("<base />\n\t\t{portal_edit}"), 1);
-        emu.put_api_policy(API, &edited);
-        apply.join().unwrap()
-    });
+    // The rule goes away when the second write arrives: then edit in the "portal", after the
+    // first write and before the second is handled.
+    let first = apply_with_portal_edit(&emu, &wd, "the apply never wrote the policy twice");
     let conflicts = emu
         .requests()
         .as_array()
@@ -273,6 +235,30 @@ resource "apim_vault_binding" "q" {{
     want.extend(names("q", 2));
     assert_eq!(recorded(&emu), want);
     assert_eq!(wd.plan(true), 0, "the next plan is empty");
+}
+
+/// Runs `terraform apply` while the emulator holds back the policy writes a fault rule
+/// delays; when the rule is used up (its last write arrived), edits the policy as the portal
+/// would (an `X-Portal` header after `<base />`) before that write is handled. The apply's
+/// output.
+fn apply_with_portal_edit(emu: &Emulator, wd: &Workdir, never: &str) -> TfOutput {
+    let portal_edit = "<set-header name=\"X-Portal\" exists-action=\"override\">\n\t\t\t<value>edited</value>\n\t\t</set-header>";
+    std::thread::scope(|s| {
+        let apply = s.spawn(|| wd.run(&["apply", "-auto-approve"]));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, rules) = emu.call("GET", "/_emulator/faults", None);
+            if rules.as_array().is_some_and(Vec::is_empty) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{never}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let now = emu.api_policy(API).unwrap();
+        let edited = now.replacen("<base />", &format!("<base />\n\t\t{portal_edit}"), 1);
+        emu.put_api_policy(API, &edited);
+        apply.join().unwrap()
+    })
 }
 
 /// The requests `method` of the emulator's log, from the `from`th on, to a path ending with

@@ -323,16 +323,7 @@ pub fn utc_now_ticks() -> i64 {
 fn datetime_text(ticks: i64) -> String {
     let secs = (ticks - UNIX_EPOCH_TICKS).div_euclid(10_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::util::civil_from_days(days);
     format!(
         "{month:02}/{day:02}/{year:04} {:02}:{:02}:{:02}",
         rem / 3600,
