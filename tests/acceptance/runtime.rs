@@ -14,7 +14,8 @@ use crate::support::fixtures::{
 };
 use crate::support::gateway::{
     add_leftover_probe, api_policy_document, clear_cache, clear_log, create_api, get, last_entry,
-    leftovers, log, logins, outcomes, reads, steps_text, Answer, Blackhole, Echo, Received,
+    leftovers, log, logins, outcomes, reads, served_from_cache, steps_text, Answer, Blackhole,
+    Echo, Received,
 };
 use crate::support::{
     assert_absent, jwts_in, run, Bao, Emulator, Postgres, Step, TerraformBin, TestCase, Workdir,
@@ -71,19 +72,6 @@ fn request(emu: &Emulator, path: &str, status: u16) -> (Answer, serde_json::Valu
         steps_text(&entry)
     );
     (answer, entry)
-}
-
-/// The request was served from the cache entry it looked up, without claiming it (`true`).
-#[track_caller]
-fn cache_hit(entry: &serde_json::Value) -> bool {
-    let lookups = outcomes(entry, "cache-lookup-value");
-    // A hit is one lookup; a claim is a miss (or a due entry), then the look at its own claim.
-    assert!(
-        (1..=2).contains(&lookups.len()),
-        "one lookup, two with a claim:\n{}",
-        steps_text(entry)
-    );
-    lookups.len() == 1 && lookups[0].starts_with("cache hit")
 }
 
 /// The `cache-store-value` outcomes of the entry.
@@ -187,7 +175,7 @@ fn runtime_kv_v2_secret_reaches_the_backend_as_header_query_and_variable() {
             let (_, first) = request(&emu, "/orders/42", 200);
             arrived(&echo.last(), KEY);
             let steps = steps_text(&first);
-            assert!(!cache_hit(&first), "{steps}");
+            assert!(!served_from_cache(&first), "{steps}");
             assert_eq!(
                 outcomes(&first, "authentication-managed-identity").len(),
                 1,
@@ -209,7 +197,7 @@ fn runtime_kv_v2_secret_reaches_the_backend_as_header_query_and_variable() {
             for _ in 0..3 {
                 let (_, e) = request(&emu, "/orders/42", 200);
                 arrived(&echo.last(), KEY);
-                assert!(cache_hit(&e), "{}", steps_text(&e));
+                assert!(served_from_cache(&e), "{}", steps_text(&e));
                 assert!(logins(&e).is_empty() && reads(&e).is_empty());
                 assert!(outcomes(&e, "authentication-managed-identity").is_empty());
                 assert!(stores(&e).is_empty());
@@ -229,10 +217,10 @@ fn runtime_kv_v2_secret_reaches_the_backend_as_header_query_and_variable() {
         Step::config(config(1)).check(|_| {
             let (_, e) = request(&emu, "/orders/42", 200);
             arrived(&echo.last(), ROTATED);
-            assert!(!cache_hit(&e), "{}", steps_text(&e));
+            assert!(!served_from_cache(&e), "{}", steps_text(&e));
             assert_eq!(logins(&e).len(), 1, "{}", steps_text(&e));
             let (_, e) = request(&emu, "/orders/42", 200);
-            assert!(cache_hit(&e));
+            assert!(served_from_cache(&e));
             arrived(&echo.last(), ROTATED);
             assert_log_clean(&emu, &[("the secret", KEY), ("the new secret", ROTATED)]);
         }),
@@ -318,7 +306,11 @@ resource "apim_vault_binding" "billing" {{
             "one store for both: {steps}"
         );
         let (_, e) = request(&emu, "/orders/2", 200);
-        assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
+        assert!(
+            served_from_cache(&e) && logins(&e).is_empty(),
+            "{}",
+            steps_text(&e)
+        );
         let got = echo.last();
         assert_eq!(got.header("X-Api-Key").as_deref(), Some(KEY));
         assert_eq!(got.header("X-Billing-Key").as_deref(), Some(BILLING_KEY));
@@ -395,7 +387,11 @@ fn runtime_leased_secret_is_cached_no_longer_than_its_lease() {
 
         // Within the lease: the same credential, no new one.
         let (_, e) = request(&emu, "/orders/2", 200);
-        assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
+        assert!(
+            served_from_cache(&e) && logins(&e).is_empty(),
+            "{}",
+            steps_text(&e)
+        );
         assert_eq!(
             echo.last().header("X-Db-Password").as_deref(),
             Some(first.as_str())
@@ -407,7 +403,7 @@ fn runtime_leased_secret_is_cached_no_longer_than_its_lease() {
             std::thread::sleep(left);
         }
         let (_, e) = request(&emu, "/orders/3", 200);
-        assert!(!cache_hit(&e), "{}", steps_text(&e));
+        assert!(!served_from_cache(&e), "{}", steps_text(&e));
         assert_eq!(logins(&e).len(), 1, "{}", steps_text(&e));
         let second = echo.last().header("X-Db-Password").expect("a password");
         assert_ne!(second, first, "a new credential after the lease");
@@ -552,7 +548,11 @@ fn runtime_failures_answer_502_or_go_on_without_the_secret() {
     request(&emu, "/strict/3", 200);
     drop(bao);
     let (_, e) = request(&emu, "/strict/4", 200);
-    assert!(cache_hit(&e) && logins(&e).is_empty(), "{}", steps_text(&e));
+    assert!(
+        served_from_cache(&e) && logins(&e).is_empty(),
+        "{}",
+        steps_text(&e)
+    );
     assert_eq!(echo.last().header("X-Api-Key").as_deref(), Some(KEY));
     clear_cache(&emu);
     let (answer, e) = request(&emu, "/strict/5", 502);

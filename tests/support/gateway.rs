@@ -336,6 +336,20 @@ pub fn outcomes(entry: &Value, policy: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the request of a log entry was served from the cache entry it looked up (`true`),
+/// or claimed the entry to fetch (`false`): a hit is one lookup; a claim is a miss (or an
+/// entry due for refresh), then the look at its own claim.
+#[track_caller]
+pub fn served_from_cache(entry: &Value) -> bool {
+    let lookups = outcomes(entry, "cache-lookup-value");
+    assert!(
+        (1..=2).contains(&lookups.len()),
+        "one lookup, two with a claim:\n{}",
+        steps_text(entry)
+    );
+    lookups.len() == 1 && lookups[0].starts_with("cache hit")
+}
+
 /// The Vault logins of a log entry: its `send-request`s to `.../login`.
 pub fn logins(entry: &Value) -> Vec<String> {
     outcomes(entry, "send-request")
