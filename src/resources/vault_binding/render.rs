@@ -157,8 +157,6 @@ const FETCHED: &str = "apim-vault-fetched";
 const DURATION: &str = "apim-vault-duration";
 /// Which pass of the cached part's `retry` runs.
 const PASS: &str = "apim-vault-pass";
-/// `yes` when this request claimed the cached entry.
-const CLAIMED: &str = "apim-vault-claimed";
 /// Milliseconds a claim lasts. A fetch normally takes milliseconds; one that takes longer (a
 /// Vault that hangs until the timeouts, or is electing a leader) is taken over by the next
 /// request that looks after this: one more login every few seconds, so that the gateway
@@ -795,8 +793,9 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
 /// its entry ended: every use compares the entry's end with the clock (the cache may keep an
 /// entry up to a second longer, as its durations are whole seconds).
 fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
-    // Every variable the part reads is set before (the entry to "" before its lookup), but
-    // `CLAIMED`, which only a claim sets.
+    // Every variable the part reads is set before it is read (the entry to "" before its
+    // lookup). Before a fetch, `STORE` is set only by a claim: `V_CLAIM` is this request's
+    // claim, or "".
     let var = |v: &str| format!("((string)context.Variables[\"{v}\"])");
     let (fetched, used) = fetch(cached, FETCHED, "            ");
     let all_ok = cached
@@ -822,7 +821,6 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
     <choose>
         <when condition="@(@@V_STEP@@ == "claim")">
             <set-variable name="@@STORE@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; if (c != "") { @@PARSE_C@@ if (@@HOLDS_SECRETS@@) { return (now + @@CLAIM@@).ToString() + ":" + r; } } return (now + @@CLAIM@@).ToString() + ":" + (now + @@CLAIM@@).ToString() + ":pending"; }" />
-            <set-variable name="@@CLAIMED@@" value="yes" />
         </when>
     </choose>
     <choose>
@@ -836,7 +834,7 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
                 </when>
                 <otherwise>
                     <set-variable name="@@CACHED@@" value="@{ var c = @@V_CACHED@@; var now = @@NOW@@; if (c != "") { @@PARSE_C@@ if (@@HOLDS_SECRETS@@) { return c; } } return "0:0:" + @@V_FETCHED@@; }" />
-                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIMED@@ != "yes" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; var hold = (long)context.Variables["@@DURATION@@"] * 10000000; if (hold > @@HOLD@@) { hold = @@HOLD@@; } return now.ToString() + ":" + (now + hold).ToString() + ":!" + @@V_FETCHED@@; }" />
+                    <set-variable name="@@STORE@@" value="@{ if (@@V_CLAIM@@ == "" || !@@V_CACHED@@.StartsWith("0:0:")) { return ""; } var now = @@NOW@@; var hold = (long)context.Variables["@@DURATION@@"] * 10000000; if (hold > @@HOLD@@) { hold = @@HOLD@@; } return now.ToString() + ":" + (now + hold).ToString() + ":!" + @@V_FETCHED@@; }" />
                     <set-variable name="@@STEP@@" value="@(@@V_STORE@@ == "" ? "done" : "store")" />
                 </otherwise>
             </choose>
@@ -873,15 +871,14 @@ fn cached_part(api: &str, cached: &[&BindingSpec], indent: &str) -> String {
             ("V_STORE", var(STORE)),
             ("V_FETCHED", var(FETCHED)),
             (
-                "V_CLAIMED",
-                format!("context.Variables.GetValueOrDefault<string>(\"{CLAIMED}\", \"\")"),
+                "V_CLAIM",
+                format!("context.Variables.GetValueOrDefault<string>(\"{STORE}\", \"\")"),
             ),
             ("STORE_FOR", STORE_FOR.to_string()),
             ("STEP", STEP.to_string()),
             ("PASS", PASS.to_string()),
             ("CACHED", CACHED.to_string()),
             ("STORE", STORE.to_string()),
-            ("CLAIMED", CLAIMED.to_string()),
         ],
     );
     text.lines().map(|l| format!("{indent}{l}\n")).collect()
@@ -900,12 +897,7 @@ pub fn render_block(api: &str, block: &Block, indent: &str) -> String {
     let mut clear = Vec::new();
     if !cached.is_empty() {
         x.push_str(&cached_part(api, &cached, indent));
-        clear.extend(
-            [
-                CACHED, STEP, PASS, CLAIMED, STORE, STORE_FOR, FETCHED, DURATION,
-            ]
-            .map(String::from),
-        );
+        clear.extend([CACHED, STEP, PASS, STORE, STORE_FOR, FETCHED, DURATION].map(String::from));
     }
     if !live.is_empty() {
         let (fetched, used) = fetch(&live, LIVE, indent);
