@@ -598,6 +598,21 @@ fn gateway_load_vault_outages_answer_as_on_error_says() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The standby the gateway reads through answers 400 "Waiting for the primary to upgrade
+    // from non-versioned to versioned data" until it has seen the upgrade (seen in the
+    // baseline: a read failed, and the requests of the second after it went on without the
+    // secret): wait until it reads the secret too.
+    loop {
+        let (s, b) = cluster.api(1, "GET", KV_PATH, None);
+        if s == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && b.to_string().contains("upgrade"),
+            "read the secret through the standby: {s} {b}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for api in ["strict", "lenient"] {
         create_api(&emu, api, api, echo.url(), Some(&api_policy_document("")));
     }
