@@ -1,6 +1,7 @@
 //! One file per Terraform type, plus this registry. Resources use the framework and the
 //! typed clients; they never see the protocol.
 
+mod arm_reads;
 pub mod functions;
 pub mod policy_xml;
 mod rules;

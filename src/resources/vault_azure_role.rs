@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 
-use crate::clients::azure::apim::service::IdentitySelector;
+use crate::clients::azure::apim::service::{IdentitySelector, ResolvedIdentity};
 use crate::clients::azure::id::{ResourceId, ServiceId, UserAssignedIdentityId};
+use crate::clients::azure::{Azure, AzureError};
 use crate::clients::vault::role::{
     AzureRoleRequest, BoundClaimsType, JwtRoleRequest, Role, RoleMethod, RoleRequest, RoleType,
     TokenFields, TokenFieldsRequest,
@@ -26,6 +27,7 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema}
 use crate::framework::value::{Type, Value};
 use crate::log;
 
+use super::arm_reads::service_reads;
 use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
 use super::vault_binding::grammar::{
@@ -268,6 +270,19 @@ fn planned_facts(s: &RolePlan) -> RoleFacts {
     }
 }
 
+/// Resolves `which` identity of the instance `service`, from the read of it this process
+/// shares with the bindings' checks (one read per operation, not one per resource).
+async fn resolve_identity(
+    azure: &Azure,
+    service: &ServiceId,
+    which: &IdentitySelector,
+) -> Result<ResolvedIdentity, AzureError> {
+    let read = service_reads()
+        .get(&service.arm_id(), || azure.get_service(service))
+        .await?;
+    azure.identity_of(service, &read.value, which).await
+}
+
 /// The APIM instance and identity a configuration names, when both are known.
 fn identity_target(v: &RolePlan) -> Option<(ServiceId, IdentitySelector)> {
     let id = ServiceId::parse(v.api_management_id.as_str()?).ok()?;
@@ -493,7 +508,7 @@ impl Resource<ProviderData> for VaultAzureRole {
                 let Some(azure) = data.azure(d) else { return };
                 match ctx
                     .cancel
-                    .run(azure.resolve_identity(&service, &which))
+                    .run(resolve_identity(azure, &service, &which))
                     .await
                 {
                     Ok(Ok(identity)) => {
@@ -646,7 +661,7 @@ impl Resource<ProviderData> for VaultAzureRole {
                 return None;
             };
             let azure = data.azure(d)?;
-            match azure.resolve_identity(&service, &which).await {
+            match resolve_identity(azure, &service, &which).await {
                 Ok(identity) => {
                     planned.principal_id = Known::Value(Some(identity.principal_id));
                     planned.tenant_id = Known::Value(Some(identity.tenant_id));

@@ -13,13 +13,14 @@ use tokio::sync::oneshot;
 
 use crate::clients::azure::apim::api::Api;
 use crate::clients::azure::apim::api_policy::PolicyCreate;
-use crate::clients::azure::apim::service::Service;
 
 use crate::clients::azure::apim::PolicyFormat;
 use crate::clients::azure::id::{ApiPolicyId, ResourceId, ServiceId};
 use crate::clients::azure::{Azure, AzureError, Tagged};
 use crate::clients::backoff::random_u64;
 use crate::framework::diag::Diags;
+
+use crate::resources::arm_reads::SharedReads;
 
 use super::model::api_name;
 use super::render::{find_block, with_block, BindingSpec, Block};
@@ -139,6 +140,7 @@ pub(super) async fn edit_block(
             change: change.clone(),
             done,
         });
+        lock(&PACE).arrived(Instant::now());
         loop {
             let turn = queue.turn.lock().await;
             match outcome.try_recv() {
@@ -154,10 +156,15 @@ pub(super) async fn edit_block(
             let read = async {
                 match remembered {
                     true => None,
-                    false => read_policy(azure, &id).await.ok(),
+                    // The plan's checks of this binding read the policy a moment ago, as a
+                    // rule: its ETag guards the write all the same.
+                    false => match policy_reads().fresh(&id.arm_id(), FRESH_READ) {
+                        Some(read) => Some(read),
+                        None => read_policy(azure, &id).await.ok(),
+                    },
                 }
             };
-            let ((), read) = tokio::join!(linger(&queue), read);
+            let ((), read) = tokio::join!(linger(), read);
             let batch = std::mem::take(&mut *lock(&queue.waiting));
             if !batch.is_empty() {
                 write_batch(azure, &id, api, &queue, batch, read).await;
@@ -195,25 +202,148 @@ pub(crate) async fn bump_generation(
     Ok(names)
 }
 
-/// How long the writer waits for more edits to join its batch, at most, and for the next one
-/// to arrive: the edits Terraform starts when a write completes reach the queue a few
-/// milliseconds apart (their apply-time checks), and one write of a policy takes about a
-/// second in Azure, so waiting a little lets them go together instead of in alternating
-/// half-batches.
-const LINGER_MAX: Duration = Duration::from_millis(100);
+/// How the writer of a batch waits for more edits before it writes. Terraform starts the next
+/// bindings (`-parallelism` at a time) as the applies before them end, that is, as policy
+/// writes end, and their edits reach the queues a few milliseconds later. A write takes about
+/// a second in Azure, and an edit that reaches its API's queue while that policy is being
+/// written waits for the whole write and then for its own: so the writer lingers while edits
+/// keep joining ([`LINGER_GAP`] apart), and, when another policy write of this process is
+/// about to end ([`ALIGN`]), until it has ended and the edits it lets Terraform start have
+/// arrived. The writes of a process then start together, one wave per round of Terraform's
+/// applies, instead of drifting apart (an API's first write starts later than the others, after
+/// its read) until every new edit meets a write in flight. Never more than [`LINGER_MAX`].
 const LINGER_GAP: Duration = Duration::from_millis(25);
+const ALIGN: Duration = Duration::from_millis(300);
+const LINGER_MAX: Duration = Duration::from_millis(450);
 
-/// Waits, up to [`LINGER_MAX`], while edits keep joining `queue` less than [`LINGER_GAP`] apart.
-async fn linger(queue: &Queue) {
-    let started = Instant::now();
-    let mut seen = lock(&queue.waiting).len();
-    while started.elapsed() < LINGER_MAX {
-        tokio::time::sleep(LINGER_GAP).await;
-        let now = lock(&queue.waiting).len();
-        if now == seen {
-            return;
+/// The arrivals of edits in this process, and the answers that free Terraform's slots: each
+/// binding's apply that ends lets Terraform start another (`-parallelism`), whose edit arrives
+/// some tens of milliseconds later, whatever its API.
+#[derive(Default)]
+struct Pace {
+    last_arrival: Option<Instant>,
+    last_answer: Option<Instant>,
+    /// Edits answered whose successors have not arrived yet, while answers are recent.
+    owed: usize,
+}
+
+static PACE: std::sync::Mutex<Pace> = std::sync::Mutex::new(Pace {
+    last_arrival: None,
+    last_answer: None,
+    owed: 0,
+});
+
+/// How long after an answer its successor is waited for: Terraform plans it again (the
+/// binding's checks: Vault reads, the first read of an API) before it applies it.
+const SUCCESSOR_WITHIN: Duration = Duration::from_millis(150);
+
+impl Pace {
+    fn arrived(&mut self, now: Instant) {
+        self.last_arrival = Some(now);
+        self.owed = self.owed.saturating_sub(1);
+    }
+
+    fn answered(&mut self, n: usize, now: Instant) {
+        self.last_answer = Some(now);
+        self.owed += n;
+    }
+
+    /// How long to wait yet, at `now`, for edits to arrive; zero when none is expected.
+    fn wait(&mut self, now: Instant) -> Duration {
+        let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        let recent = since(self.last_answer).is_some_and(|d| d < SUCCESSOR_WITHIN);
+        if !recent {
+            self.owed = 0;
         }
-        seen = now;
+        match (recent, self.owed) {
+            // Answers' successors still to come: poll.
+            (true, 1..) => Duration::from_millis(5),
+            // Every slot the last answers freed is back: nothing more comes before a write ends.
+            (true, 0) => Duration::ZERO,
+            // Arrivals not caused by answers here (the first round): until they pause.
+            (false, _) => LINGER_GAP.saturating_sub(since(self.last_arrival).unwrap_or(LINGER_GAP)),
+        }
+    }
+}
+
+/// Waits (see [`LINGER_GAP`]) before a batch is taken: while edits are still expected to join
+/// the queues of this process, and for a write of another API ending soon.
+async fn linger() {
+    let started = Instant::now();
+    loop {
+        let Some(left) = LINGER_MAX.checked_sub(started.elapsed()) else {
+            return;
+        };
+        let wait = lock(&PACE).wait(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait.min(left)).await;
+            continue;
+        }
+        match writes().ending_within(ALIGN, Instant::now()) {
+            // Then the edits that its end lets Terraform start.
+            Some(rest) => tokio::time::sleep((rest + Duration::from_millis(5)).min(left)).await,
+            None => return,
+        }
+    }
+}
+
+/// The policy writes of this process in flight (when each started), and how long one takes
+/// (a moving average of those that ended).
+#[derive(Default)]
+struct Writes {
+    inner: std::sync::Mutex<WritesInner>,
+}
+
+#[derive(Default)]
+struct WritesInner {
+    next: u64,
+    in_flight: HashMap<u64, Instant>,
+    typical: Option<Duration>,
+}
+
+fn writes() -> &'static Writes {
+    static WRITES: OnceLock<Writes> = OnceLock::new();
+    WRITES.get_or_init(Writes::default)
+}
+
+impl Writes {
+    /// Runs `write`, counted in flight while it runs.
+    async fn track<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let key = {
+            let mut w = lock(&self.inner);
+            w.next += 1;
+            let key = w.next;
+            w.in_flight.insert(key, started);
+            key
+        };
+        // Taken out of the count however the write ends, a dropped future too.
+        struct Done<'a>(&'a Writes, u64, Instant);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut w = lock(&self.0.inner);
+                w.in_flight.remove(&self.1);
+                let took = self.2.elapsed();
+                w.typical = Some(match w.typical {
+                    Some(t) => (t * 3 + took) / 4,
+                    None => took,
+                });
+            }
+        }
+        let _done = Done(self, key, started);
+        write.await
+    }
+
+    /// How long from `now` until the first write in flight is expected to end, when that is
+    /// within `within` (and not past already).
+    fn ending_within(&self, within: Duration, now: Instant) -> Option<Duration> {
+        let w = lock(&self.inner);
+        let typical = w.typical?;
+        w.in_flight
+            .values()
+            .filter_map(|started| typical.checked_sub(now.saturating_duration_since(*started)))
+            .filter(|rest| !rest.is_zero() && *rest <= within)
+            .min()
     }
 }
 
@@ -266,6 +396,7 @@ async fn write_batch(
         None => forget_read(id),
     }
     *lock(&queue.written) = written;
+    lock(&PACE).answered(batch.len(), Instant::now());
     for (waiting, outcome) in batch.into_iter().zip(outcomes) {
         // The edit's caller may have stopped waiting; its change is written either way.
         let _ = waiting.done.send(outcome);
@@ -356,13 +487,13 @@ async fn apply_changes(
                     value: text,
                     format: PolicyFormat::Rawxml,
                 };
-                azure
-                    .put_api_policy(id, &body, etag.as_deref())
+                writes()
+                    .track(azure.put_api_policy(id, &body, etag.as_deref()))
                     .await
                     .map(|etag| etag.map(|e| (body.value, e)))
             }
-            None => azure
-                .delete_api_policy(id, etag.as_deref().unwrap_or("*"))
+            None => writes()
+                .track(azure.delete_api_policy(id, etag.as_deref().unwrap_or("*")))
                 .await
                 .map(|()| None)
                 .or_else(|e| if e.is_not_found() { Ok(None) } else { Err(e) }),
@@ -402,71 +533,16 @@ fn queue_of(arm_id: &str) -> Arc<Queue> {
         .clone()
 }
 
-/// Reads of ARM objects shared by the bindings of one process (one Terraform operation): the
-/// bindings that refresh or are checked together read each object once, for at most
-/// [`SHARED_READ_FOR`]. A failed read is not kept. Edits never use them (they start from a
-/// fresh read, or from what this process wrote, with its ETag); a write of a policy replaces
-/// its shared read with what was written.
-pub(super) struct SharedReads<T> {
-    reads: std::sync::Mutex<HashMap<String, (Instant, SharedRead<T>)>>,
-}
-
-/// One shared read: done once, by whoever comes first.
-type SharedRead<T> = Arc<tokio::sync::OnceCell<T>>;
-
-/// How long a shared read serves: a refresh or a plan's checks, not a long apply.
-const SHARED_READ_FOR: Duration = Duration::from_secs(30);
-
-impl<T: Clone> SharedReads<T> {
-    fn new() -> Self {
-        SharedReads {
-            reads: std::sync::Mutex::default(),
-        }
-    }
-
-    /// The object at `arm_id`, read by `read` unless a read of it is shared.
-    pub(super) async fn get<F, Fut>(&self, arm_id: &str, read: F) -> Result<T, AzureError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<T, AzureError>>,
-    {
-        let key = arm_id.to_ascii_lowercase();
-        let cell = {
-            let mut reads = lock(&self.reads);
-            match reads.get(&key) {
-                Some((at, cell)) if at.elapsed() < SHARED_READ_FOR => cell.clone(),
-                _ => {
-                    let cell = Arc::new(tokio::sync::OnceCell::new());
-                    reads.insert(key, (Instant::now(), cell.clone()));
-                    cell
-                }
-            }
-        };
-        cell.get_or_try_init(read).await.cloned()
-    }
-
-    /// Shares `value` as the object at `arm_id` (this process wrote it).
-    fn put(&self, arm_id: &str, value: T) {
-        let cell = Arc::new(tokio::sync::OnceCell::new_with(Some(value)));
-        lock(&self.reads).insert(arm_id.to_ascii_lowercase(), (Instant::now(), cell));
-    }
-
-    fn forget(&self, arm_id: &str) {
-        lock(&self.reads).remove(&arm_id.to_ascii_lowercase());
-    }
-}
+/// How old a shared read of a policy may be for an edit to start from it (the read of the
+/// binding's own plan-time checks, in the apply): a policy written since is caught by its
+/// ETag; one created since (no ETag to send) only within this window, as after any read.
+const FRESH_READ: Duration = Duration::from_secs(2);
 
 /// An API policy and its ETag; `None` when the API has none.
 pub(super) type PolicyRead = Option<(String, Option<String>)>;
 
 fn policy_reads() -> &'static SharedReads<PolicyRead> {
     static READS: OnceLock<SharedReads<PolicyRead>> = OnceLock::new();
-    READS.get_or_init(SharedReads::new)
-}
-
-/// The instances the bindings of this process are on.
-pub(super) fn service_reads() -> &'static SharedReads<Tagged<Service>> {
-    static READS: OnceLock<SharedReads<Tagged<Service>>> = OnceLock::new();
     READS.get_or_init(SharedReads::new)
 }
 
@@ -489,4 +565,75 @@ pub(super) async fn read_policy_shared(
 /// Forgets the shared read of the policy `id`, after this process wrote it.
 fn forget_read(id: &ApiPolicyId) {
     policy_reads().forget(&id.arm_id());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_writer_waits_for_the_successors_of_the_edits_just_answered() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.answered(3, t0);
+        pace.arrived(t0 + 10 * MS);
+        pace.arrived(t0 + 20 * MS);
+        // One successor still to come, within the window: keep polling.
+        assert!(!pace.wait(t0 + 30 * MS).is_zero());
+        pace.arrived(t0 + 40 * MS);
+        // Every slot the answers freed is back: write now, without a quiet gap.
+        assert_eq!(pace.wait(t0 + 41 * MS), Duration::ZERO);
+    }
+
+    #[test]
+    fn successors_that_never_come_are_waited_for_a_bounded_time() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.answered(2, t0);
+        assert!(!pace.wait(t0 + SUCCESSOR_WITHIN - MS).is_zero());
+        assert_eq!(
+            pace.wait(t0 + SUCCESSOR_WITHIN + LINGER_GAP),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn without_answers_a_writer_waits_for_arrivals_to_pause() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.arrived(t0);
+        assert_eq!(pace.wait(t0 + 10 * MS), LINGER_GAP - 10 * MS);
+        pace.arrived(t0 + 20 * MS);
+        assert_eq!(pace.wait(t0 + 30 * MS), LINGER_GAP - 10 * MS);
+        assert_eq!(pace.wait(t0 + 20 * MS + LINGER_GAP), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_write_about_to_end_is_waited_for_and_a_young_or_late_one_is_not() {
+        let w = Writes::default();
+        let t0 = Instant::now();
+        {
+            let mut inner = lock(&w.inner);
+            inner.typical = Some(1000 * MS);
+            inner.in_flight.insert(1, t0);
+        }
+        // Just started: it ends in a second, too far to wait for.
+        assert_eq!(w.ending_within(ALIGN, t0 + 100 * MS), None);
+        assert_eq!(w.ending_within(ALIGN, t0 + 800 * MS), Some(200 * MS));
+        // Past its usual length: no telling when it ends.
+        assert_eq!(w.ending_within(ALIGN, t0 + 1200 * MS), None);
+        lock(&w.inner).in_flight.insert(2, t0 + 900 * MS);
+        assert_eq!(w.ending_within(ALIGN, t0 + 800 * MS), Some(200 * MS));
+    }
+
+    #[tokio::test]
+    async fn a_tracked_write_counts_while_it_runs_and_sets_the_usual_length() {
+        let w = Writes::default();
+        w.track(tokio::time::sleep(20 * MS)).await;
+        let inner = lock(&w.inner);
+        assert!(inner.in_flight.is_empty());
+        assert!(inner.typical.is_some_and(|t| t >= 20 * MS));
+    }
 }

@@ -18,10 +18,11 @@ use crate::clients::azure::apim::api::Api;
 use crate::clients::azure::apim::service::Service;
 use crate::clients::azure::{AzureError, Tagged};
 
-use super::apim::{api_policy_id, api_reads, read_policy_shared, service_reads, PolicyRead};
+use super::apim::{api_policy_id, api_reads, read_policy_shared, PolicyRead};
 use super::model::{api_name, service_of, BindingModel};
 use super::render::{find_block, with_block, BindingSpec, Logger, LoggerKind};
 use super::{VaultBinding, TYPE};
+use crate::resources::arm_reads::service_reads;
 
 pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     validators::string(v, p, d, "Invalid binding name", |s| {
@@ -306,7 +307,7 @@ pub(super) struct AzureReads {
 }
 
 /// Reads the instance, the API and its policy of binding `v` at once (each shared by the
-/// bindings of this process, [`super::apim::SharedReads`]); `None` without Azure or with an
+/// bindings of this process, [`crate::resources::arm_reads::SharedReads`]); `None` without Azure or with an
 /// instance ID that is not one.
 pub(super) async fn read_azure(data: &ProviderData, v: &BindingModel) -> Option<AzureReads> {
     let azure = data.azure(&mut Diags::new())?;

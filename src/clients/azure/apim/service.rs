@@ -255,6 +255,17 @@ impl Azure {
         which: &IdentitySelector,
     ) -> Result<ResolvedIdentity, AzureError> {
         let service = self.get_service(id).await?.value;
+        self.identity_of(id, &service, which).await
+    }
+
+    /// Resolves `which` identity of `service` (the instance `id`, read already) as
+    /// [`Azure::resolve_identity`] does.
+    pub async fn identity_of(
+        &self,
+        id: &ServiceId,
+        service: &Service,
+        which: &IdentitySelector,
+    ) -> Result<ResolvedIdentity, AzureError> {
         let needs_tenant = service
             .identity
             .as_ref()
