@@ -535,6 +535,7 @@ impl Provider for ApimProvider {
         _terraform_version: &str,
         d: &mut Diags,
     ) -> Option<ProviderData> {
+        crate::resources::shared_reads::new_operation();
         let vault = vault_settings(&config.vault, d).and_then(|s| {
             Vault::new(s)
                 .map(Arc::new)

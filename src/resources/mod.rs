@@ -1,10 +1,10 @@
 //! One file per Terraform type, plus this registry. Resources use the framework and the
 //! typed clients; they never see the protocol.
 
-mod arm_reads;
 pub mod functions;
 pub mod policy_xml;
 mod rules;
+pub(crate) mod shared_reads;
 pub mod this_run;
 pub mod vault_audit;
 pub mod vault_auth_backend;

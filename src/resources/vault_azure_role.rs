@@ -27,7 +27,7 @@ use crate::framework::schema::{validators, Attribute, Block, Constraint, Schema}
 use crate::framework::value::{Type, Value};
 use crate::log;
 
-use super::arm_reads::service_reads;
+use super::shared_reads::service_reads;
 use super::this_run::RoleFacts;
 use super::vault_auth_backend::is_guid;
 use super::vault_binding::grammar::{

@@ -20,7 +20,7 @@ use crate::clients::azure::{Azure, AzureError, Tagged};
 use crate::clients::backoff::random_u64;
 use crate::framework::diag::Diags;
 
-use crate::resources::arm_reads::SharedReads;
+use crate::resources::shared_reads::SharedReads;
 
 use super::model::api_name;
 use super::render::{find_block, with_block, BindingSpec, Block};

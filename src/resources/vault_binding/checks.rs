@@ -5,6 +5,9 @@
 use crate::clients::azure::apim::service::IdentitySelector;
 use crate::clients::azure::id::ResourceId;
 use crate::clients::vault::acl;
+use std::sync::OnceLock;
+
+use crate::clients::vault::mounts::MountInfo;
 use crate::clients::vault::role::{Role, RoleMethod};
 use crate::context::ProviderData;
 use crate::framework::diag::{AttrPath, Diags};
@@ -22,7 +25,7 @@ use super::apim::{api_policy_id, api_reads, read_policy_shared, PolicyRead};
 use super::model::{api_name, service_of, BindingModel};
 use super::render::{find_block, with_block, BindingSpec, Logger, LoggerKind};
 use super::{VaultBinding, TYPE};
-use crate::resources::arm_reads::service_reads;
+use crate::resources::shared_reads::{service_reads, SharedReads};
 
 pub(super) fn validate_name(v: &Value, p: &AttrPath, d: &mut Diags) {
     validators::string(v, p, d, "Invalid binding name", |s| {
@@ -50,6 +53,25 @@ pub(super) struct VaultFacts {
     pub bound_identity: Option<(String, String)>,
 }
 
+/// What the Vault-side checks read, shared by the bindings of this process: a role, a policy,
+/// a secret's mount is read once per operation, not once per binding.
+struct VaultReads {
+    roles: SharedReads<Role>,
+    policies: SharedReads<String>,
+    mounts: SharedReads<MountInfo>,
+    auth_ttls: SharedReads<i64>,
+}
+
+fn vault_reads() -> &'static VaultReads {
+    static READS: OnceLock<VaultReads> = OnceLock::new();
+    READS.get_or_init(|| VaultReads {
+        roles: SharedReads::exact(),
+        policies: SharedReads::exact(),
+        mounts: SharedReads::exact(),
+        auth_ttls: SharedReads::exact(),
+    })
+}
+
 impl VaultBinding {
     pub(super) async fn check_vault(
         &self,
@@ -65,7 +87,13 @@ impl VaultBinding {
         let planned = data.this_run.find_role(backend, role);
         let facts = match planned {
             Some(f) => Some(f),
-            None => match vault.read_role(backend, role, RoleMethod::Jwt).await {
+            None => match vault_reads()
+                .roles
+                .get_found(&format!("{backend}/{role}"), || {
+                    vault.read_role(backend, role, RoleMethod::Jwt)
+                })
+                .await
+            {
                 Ok(Some(r)) => Some(RoleFacts {
                     token_policies: Some(r.token().effective_policies()),
                     token_ttl: Some(r.token().token_ttl),
@@ -110,7 +138,11 @@ impl VaultBinding {
                         unknown = true;
                         None
                     }
-                    None => match vault.read_policy(n).await {
+                    None => match vault_reads()
+                        .policies
+                        .get_found(n, || vault.read_policy(n))
+                        .await
+                    {
                         Ok(t) => t,
                         Err(e) => {
                             d.error(
@@ -152,8 +184,9 @@ impl VaultBinding {
         // The cache must not outlive the token it was fetched with: the role's TTL, or, when
         // it sets none, its auth mount's.
         let token_ttl = match facts.token_ttl {
-            Some(0) => vault
-                .auth_default_ttl(backend)
+            Some(0) => vault_reads()
+                .auth_ttls
+                .get(backend, || vault.auth_default_ttl(backend))
                 .await
                 .ok()
                 .map(|t| (t, "the auth mount's default token TTL")),
@@ -170,7 +203,11 @@ impl VaultBinding {
             }
         }
         // The secret's mount: KV v2 or leased.
-        let mount = match vault.mount_of(path).await {
+        let mount = match vault_reads()
+            .mounts
+            .get_found(path, || vault.mount_of(path))
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
                 d.error(
@@ -307,7 +344,7 @@ pub(super) struct AzureReads {
 }
 
 /// Reads the instance, the API and its policy of binding `v` at once (each shared by the
-/// bindings of this process, [`crate::resources::arm_reads::SharedReads`]); `None` without Azure or with an
+/// bindings of this process, [`crate::resources::shared_reads::SharedReads`]); `None` without Azure or with an
 /// instance ID that is not one.
 pub(super) async fn read_azure(data: &ProviderData, v: &BindingModel) -> Option<AzureReads> {
     let azure = data.azure(&mut Diags::new())?;
