@@ -204,14 +204,15 @@ pub(crate) async fn bump_generation(
 
 /// How the writer of a batch waits for more edits before it writes. Terraform starts the next
 /// bindings (`-parallelism` at a time) as the applies before them end, that is, as policy
-/// writes end, and their edits reach the queues a few milliseconds later. A write takes about
-/// a second in Azure, and an edit that reaches its API's queue while that policy is being
-/// written waits for the whole write and then for its own: so the writer lingers while edits
-/// keep joining ([`LINGER_GAP`] apart), and, when another policy write of this process is
-/// about to end ([`ALIGN`]), until it has ended and the edits it lets Terraform start have
-/// arrived. The writes of a process then start together, one wave per round of Terraform's
-/// applies, instead of drifting apart (an API's first write starts later than the others, after
-/// its read) until every new edit meets a write in flight. Never more than [`LINGER_MAX`].
+/// writes end, and their edits reach the queues some tens of milliseconds later. A write takes
+/// about a second in Azure, and an edit that reaches its API's queue while that policy is being
+/// written waits for the whole write and then for its own. So the writer waits for the
+/// successors of the edits just answered ([`Pace`]), or, with no recent answers, until edits
+/// stop arriving for [`LINGER_GAP`]; and, when another policy write of this process is about
+/// to end ([`ALIGN`]), until it has ended and its successors have arrived. The writes of a
+/// process then start together, one wave per round of Terraform's applies, instead of drifting
+/// apart (an API's first write starts later than the others, after its read) until every new
+/// edit meets a write in flight. Never more than [`LINGER_MAX`].
 const LINGER_GAP: Duration = Duration::from_millis(25);
 const ALIGN: Duration = Duration::from_millis(300);
 const LINGER_MAX: Duration = Duration::from_millis(450);
