@@ -19,6 +19,18 @@ fn unify(a: Ty, b: Ty) -> Option<Ty> {
     }
 }
 
+/// Refuses a value of type `t` made text (string concatenation, an interpolation,
+/// `String.Concat`/`Join`) when its text depends on the gateway's culture (C# calls its
+/// `ToString()`, refused as well).
+pub(super) fn as_text(t: Ty) -> Result<(), String> {
+    match t {
+        Ty::DateTime => Err(not_impl(
+            "a 'DateTime' made text (its text depends on the gateway's culture; use its 'Ticks')",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn op_error(op: BinOp, l: Ty, r: Ty) -> String {
     format!(
         "Operator '{}' cannot be applied to operands of type '{}' and '{}'",
@@ -79,6 +91,7 @@ impl Binder {
                             if ty == Ty::Void {
                                 return Err("An interpolation hole has no value".into());
                             }
+                            as_text(ty)?;
                             out.push(ir);
                         }
                     }
@@ -158,6 +171,8 @@ impl Binder {
             BinOp::Add
                 if (lt == Ty::String || rt == Ty::String) && lt != Ty::Void && rt != Ty::Void =>
             {
+                as_text(lt)?;
+                as_text(rt)?;
                 let mut parts = Vec::new();
                 for ir in [li, ri] {
                     match ir {

@@ -368,6 +368,10 @@ fn bind_static(
                 if *m == M::StrJoin && a.tys.first() != Some(&Ty::String) {
                     return Err(not_impl("'String.Join' without a string separator"));
                 }
+                // Both make their arguments text.
+                for t in &a.tys {
+                    super::bind_expr::as_text(*t)?;
+                }
                 return Ok((Ir::Static(*m, irs, *ret), *ret));
             }
             Some(params) => {

@@ -250,6 +250,17 @@ fn utc_now_counts_ticks_from_year_one() {
     );
     assert!(compile_err("@(DateTime.UtcNow.ToString())").contains("does not implement"));
     assert!(compile_err("@(DateTime.UtcNow + 1)").contains("cannot be applied"));
+    // Made text another way, its text is the culture's all the same.
+    for src in [
+        "@(\"at \" + DateTime.UtcNow)",
+        "@(DateTime.UtcNow + \"\")",
+        "@($\"at {DateTime.UtcNow}\")",
+        "@(string.Concat(\"at \", DateTime.UtcNow))",
+        "@(string.Join(\",\", DateTime.UtcNow, 1))",
+    ] {
+        assert!(compile_err(src).contains("culture"), "{src}");
+    }
+    assert_eq!(ok("@(\"\" + (DateTime.UtcNow.Ticks > 0L))"), "True");
 }
 
 #[test]
