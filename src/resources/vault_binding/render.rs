@@ -1026,7 +1026,7 @@ pub fn block_intact(doc: &str, api: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     pub(crate) fn spec(name: &str) -> BindingSpec {
