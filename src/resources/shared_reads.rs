@@ -160,7 +160,9 @@ pub(crate) fn service_reads() -> &'static SharedReads<Tagged<Service>> {
     READS.get_or_init(SharedReads::new)
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, whatever a thread that panicked while holding it left: what the provider keeps
+/// behind these locks (reads, queues, counts) stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::fixtures::{provider_from_env, trio_binding, vault_trio};
 use crate::support::gateway::{
@@ -587,32 +587,28 @@ fn gateway_load_vault_outages_answer_as_on_error_says() {
     // A new KV v2 mount upgrades itself in the background on a server that is not in dev
     // mode, answering 400 "Upgrading from non-versioned to versioned data" meanwhile.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (s, b) = cluster.api(0, "POST", KV_PATH, Some(json!({"data": {"value": KEY}})));
+    // Calls `call` until it answers 200, while it answers what the upgrade says.
+    let until_upgraded = |what: &str, upgrading: &str, call: &dyn Fn() -> (u16, Value)| loop {
+        let (s, b) = call();
         if s == 200 {
             break;
         }
         assert!(
-            Instant::now() < deadline && b.to_string().contains("Upgrading"),
-            "write the secret: {s} {b}"
+            Instant::now() < deadline && b.to_string().contains(upgrading),
+            "{what}: {s} {b}"
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    until_upgraded("write the secret", "Upgrading", &|| {
+        cluster.api(0, "POST", KV_PATH, Some(json!({"data": {"value": KEY}})))
+    });
     // The standby the gateway reads through answers 400 "Waiting for the primary to upgrade
     // from non-versioned to versioned data" until it has seen the upgrade (seen in the
     // baseline: a read failed, and the requests of the second after it went on without the
     // secret): wait until it reads the secret too.
-    loop {
-        let (s, b) = cluster.api(1, "GET", KV_PATH, None);
-        if s == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && b.to_string().contains("upgrade"),
-            "read the secret through the standby: {s} {b}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    until_upgraded("read the secret through the standby", "upgrade", &|| {
+        cluster.api(1, "GET", KV_PATH, None)
+    });
     for api in ["strict", "lenient"] {
         create_api(&emu, api, api, echo.url(), Some(&api_policy_document("")));
     }

@@ -20,7 +20,7 @@ use crate::clients::azure::{Azure, AzureError, Tagged};
 use crate::clients::backoff::random_u64;
 use crate::framework::diag::Diags;
 
-use crate::resources::shared_reads::SharedReads;
+use crate::resources::shared_reads::{lock, SharedReads};
 
 use super::model::api_name;
 use super::render::{find_block, with_block, BindingSpec, Block};
@@ -562,10 +562,6 @@ async fn apply_changes(
             }
         }
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The queue of this process's edits of one API policy.

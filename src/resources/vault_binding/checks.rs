@@ -344,8 +344,8 @@ pub(super) struct AzureReads {
 }
 
 /// Reads the instance, the API and its policy of binding `v` at once (each shared by the
-/// bindings of this process, [`crate::resources::shared_reads::SharedReads`]); `None` without Azure or with an
-/// instance ID that is not one.
+/// bindings of this process, [`SharedReads`]); `None` without Azure or with an instance ID
+/// that is not one.
 pub(super) async fn read_azure(data: &ProviderData, v: &BindingModel) -> Option<AzureReads> {
     let azure = data.azure(&mut Diags::new())?;
     let service = service_of(v)?;
